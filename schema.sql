@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS watermarks (
     PRIMARY KEY (account, dataset)
 );
 
+-- Small facts the collector keeps between passes (e.g. the fingerprint of the aliases file).
+CREATE TABLE IF NOT EXISTS collector_state (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS products (
     account     TEXT NOT NULL,
     sku         INTEGER NOT NULL,
@@ -207,3 +214,49 @@ SELECT a.account, a.label, a.marketplace, d.dataset,
          ORDER BY f.id DESC LIMIT 1) AS last_error
 FROM accounts a
 CROSS JOIN (SELECT 'stocks' AS dataset UNION ALL SELECT 'orders' UNION ALL SELECT 'sales') d;
+
+-- ---------------------------------------------------------------------------------------------
+-- Views for the viewer's canned queries (metadata.yml).
+
+-- Every figure the canned queries add up, from every source, in one shape. `measure` says what
+-- a row is:
+--   stock_now                   the current quantity of one stock key (stock_current);
+--   ordered, bought, returned   units of an account x sku x day (x warehouse for ordered), from
+--                               daily_ordered and daily_sales, so what counts is decided there.
+-- Stock history (the `stock` table) is not here: "stock at the end of day D" is a per-key lookup
+-- that the queries make themselves (see `history`).
+-- Queries filter on `measure` and `day`. SQLite pushes such filters into every branch of the
+-- UNION ALL: a branch whose constant measure does not match is skipped without being read, and
+-- the others use their `day` index, so asking for one day never scans the history.
+DROP VIEW IF EXISTS sku_figures;
+CREATE VIEW sku_figures AS
+SELECT 'stock_now' AS measure, account, sku, size, warehouse, NULL AS day, quantity AS units
+FROM stock_current
+UNION ALL
+SELECT 'ordered', account, sku, NULL, warehouse, day, ordered FROM daily_ordered
+UNION ALL
+SELECT 'bought', account, sku, NULL, NULL, day, bought FROM daily_sales
+UNION ALL
+SELECT 'returned', account, sku, NULL, NULL, day, returned FROM daily_sales;
+
+-- sku_figures with each row's marketplace, article and alias. The alias is resolved exactly as
+-- in sku_groups (the SKU's alias, else its article's alias, else the article, else the SKU), but
+-- row by row through primary keys: joining sku_groups would build the whole catalog, which
+-- reads every order and sale ever stored. `sku_text` is the SKU as text, for the `alias` filter
+-- of the canned queries: `:alias IN ('', alias, article, sku_text)`.
+DROP VIEW IF EXISTS alias_figures;
+CREATE VIEW alias_figures AS
+SELECT f.measure, f.account, f.marketplace, f.sku, f.sku_text, f.article, f.size, f.warehouse,
+       f.day, f.units,
+       coalesce(by_sku.alias, by_article.alias, f.article, f.sku_text) AS alias,
+       coalesce(by_sku.position, by_article.position, 1000000000) AS alias_position
+FROM (SELECT sf.*, a.marketplace, CAST(sf.sku AS TEXT) AS sku_text,
+             (SELECT p.article FROM products p
+               WHERE p.account = sf.account AND p.sku = sf.sku AND p.article IS NOT NULL
+               ORDER BY p.updated_at DESC LIMIT 1) AS article
+      FROM sku_figures sf
+      JOIN accounts a ON a.account = sf.account) AS f
+LEFT JOIN sku_aliases by_sku
+       ON by_sku.marketplace = f.marketplace AND by_sku.key = f.sku_text
+LEFT JOIN sku_aliases by_article
+       ON by_article.marketplace = f.marketplace AND by_article.key = f.article;

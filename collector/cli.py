@@ -1,0 +1,147 @@
+"""`mp-collector`: a thin click CLI over the pipeline, storage and sandbox.
+
+Exit codes: 0 all succeeded; 2 some dataset failed (the others are saved); 1 nothing could run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from collector import __version__, logs
+from collector.aliases import AliasFileError, read_aliases
+from collector.config import ConfigError, Settings, load_settings
+from collector.pipeline import DATASETS, AlreadyRunning, run_lock, run_pass
+from collector.storage import Storage, StorageError
+
+EXIT_OK, EXIT_NOTHING_RAN, EXIT_PARTIAL = 0, 1, 2
+
+
+class Failure(click.ClickException):
+    """A message for the person at the terminal, and exit code 1."""
+    exit_code = EXIT_NOTHING_RAN
+
+    def show(self, file=None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="mp-collector")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), default=".env", show_default=True,
+              help="Variables file; the real environment wins over it.")
+@click.option("--log-format", type=click.Choice(["auto", "text", "json"]), default="auto", show_default=True,
+              help="auto: JSON under systemd, text on a terminal.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              default="INFO", show_default=True)
+@click.pass_context
+def cli(ctx: click.Context, env_file: Path, log_format: str, log_level: str) -> None:
+    """MP Dashboard collector: Wildberries and Ozon FBO stocks, orders and sales into SQLite."""
+    ctx.obj = {"env_file": env_file, "log_format": log_format, "log_level": log_level}
+    logs.configure(log_format, log_level)
+
+
+def settings_from(ctx: click.Context, need_accounts: bool = True) -> Settings:
+    try:
+        settings = load_settings(ctx.obj["env_file"])
+    except ConfigError as exc:
+        raise Failure(f"configuration: {exc}") from None
+    logs.configure(ctx.obj["log_format"], ctx.obj["log_level"], settings.secrets)
+    for warning in settings.warnings:
+        logs.event(logging.WARNING, warning, event="config")
+    if need_accounts and not settings.accounts:
+        raise Failure("no marketplace account is configured: set WB_API_TOKEN, or OZON_CLIENT_ID_1 and "
+                      "OZON_API_KEY_1 (see .env.example)")
+    return settings
+
+
+@contextmanager
+def open_storage(settings: Settings):
+    try:
+        storage = Storage(settings.database_path)
+        storage.migrate()
+    except StorageError as exc:
+        raise Failure(str(exc)) from None
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+@cli.command()
+@click.option("--trigger", type=click.Choice(["manual", "timer", "schedule", "demo"]), default="manual",
+              show_default=True, help="Recorded in the runs table.")
+@click.option("--dataset", "datasets", type=click.Choice(DATASETS), multiple=True,
+              help="Only these datasets (repeatable); all by default.")
+@click.pass_context
+def run(ctx: click.Context, trigger: str, datasets: tuple[str, ...]) -> None:
+    """One pass over every configured account and dataset."""
+    settings = settings_from(ctx)
+    try:
+        with run_lock(settings.database_path), open_storage(settings) as storage:
+            result = run_pass(settings, storage, trigger, datasets or DATASETS)
+    except AlreadyRunning as exc:
+        raise Failure(str(exc)) from None
+    for item in result.datasets:
+        if item.error:
+            click.echo(item.error, err=True)
+    sys.exit(result.exit_code)
+
+
+@cli.command("init-db")
+@click.pass_context
+def init_db(ctx: click.Context) -> None:
+    """Create or migrate the database from schema.sql."""
+    settings = settings_from(ctx, need_accounts=False)
+    with open_storage(settings) as storage:
+        click.echo(f"{settings.database_path}: schema version {storage.schema_version}")
+
+
+@cli.group("aliases")
+def aliases_group() -> None:
+    """SKU aliases (groups shown as one row)."""
+
+
+@aliases_group.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def aliases_load(ctx: click.Context, file: Path) -> None:
+    """Replace the alias table from a CSV with the header marketplace,key,alias."""
+    settings = settings_from(ctx, need_accounts=False)
+    try:
+        rows = read_aliases(file)
+    except AliasFileError as exc:
+        raise Failure(str(exc)) from None
+    with open_storage(settings) as storage:
+        storage.replace_aliases(rows)
+    click.echo(f"{len(rows)} keys in {len({row[2] for row in rows})} aliases loaded from {file}")
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate the configuration and reach each API once; writes nothing."""
+    from collector.checks import check_accounts
+
+    settings = settings_from(ctx)
+    problems = 0
+    for line, ok in check_accounts(settings):
+        click.echo(("ok    " if ok else "FAIL  ") + line)
+        problems += not ok
+    sys.exit(EXIT_PARTIAL if problems else EXIT_OK)
+
+
+def _attach_optional_commands() -> None:
+    """Commands that live in their own modules, so the core CLI imports stay light."""
+    from collector.sandbox.command import sandbox_command
+
+    cli.add_command(sandbox_command, "sandbox")
+
+
+try:
+    _attach_optional_commands()
+except ImportError:  # the sandbox package is optional at import time only while it is being built
+    pass

@@ -1,0 +1,220 @@
+"""Configuration from the environment and `.env`.
+
+A variable already set in the environment wins over `.env` (as with systemd's
+EnvironmentFile=), and a variable set to an empty value counts as not configured.
+Secrets live in `Secret` objects whose repr never shows them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+DEFAULT_URLS = {
+    "WB_STATISTICS_URL": "https://statistics-api.wildberries.ru",
+    "WB_ANALYTICS_URL": "https://seller-analytics-api.wildberries.ru",
+    "OZON_API_URL": "https://api-seller.ozon.ru",
+}
+
+# Every name the project reads; used to point at likely typos.
+KNOWN_VARIABLES = {
+    "WB_API_TOKEN", "TIMEZONE", "DATABASE_PATH", "ALIASES_FILE", "WB_AUTH_SCHEME",
+    "RATE_LIMIT_FACTOR", "HTTP_TIMEOUT", "MAX_RETRY_WAIT", "LOG_FORMAT", "LOG_LEVEL",
+    "COLLECT_INTERVAL_MINUTES", "METRICS_FILE", "STALE_AFTER_MINUTES",
+    "DATASETTE_PASSWORD_HASH", "DATASETTE_PORT", *DEFAULT_URLS,
+}
+NUMBERED_VARIABLE = re.compile(
+    r"^(WB_API_TOKEN|WB_NAME|OZON_CLIENT_ID|OZON_API_KEY|OZON_SKUS|OZON_NAME)_(\d+)$"
+)
+PROJECT_PREFIXES = ("WB_", "OZON_", "DATABASE", "ALIASES", "TIMEZONE")
+
+
+class ConfigError(Exception):
+    """A mistake in the configuration, worded for the person who made it."""
+
+
+class Secret:
+    """A token or key. Only `reveal()` gives the value; repr and str never do."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class WbAccount:
+    account: str
+    label: str
+    token: Secret
+    marketplace: str = "wb"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.token.reveal(),)
+
+
+@dataclass(frozen=True)
+class OzonAccount:
+    account: str
+    label: str
+    client_id: str
+    api_key: Secret
+    skus: tuple[int, ...] = ()
+    marketplace: str = "ozon"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.api_key.reveal(),)
+
+
+Account = WbAccount | OzonAccount
+
+
+@dataclass(frozen=True)
+class Settings:
+    accounts: tuple[Account, ...]
+    timezone: ZoneInfo
+    database_path: Path
+    aliases_file: Path
+    wb_statistics_url: str
+    wb_analytics_url: str
+    ozon_api_url: str
+    wb_auth_scheme: str = ""
+    rate_limit_factor: float = 1.0
+    http_timeout: float = 30.0
+    max_retry_wait: float = 300.0
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for account in self.accounts for s in account.secrets)
+
+
+def read_environment(env_file: Path | None = Path(".env"), environ=None) -> dict[str, str]:
+    """The effective variables: `.env` under the real environment, empties dropped."""
+    merged: dict[str, str] = {}
+    if env_file is not None and env_file.exists():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return {k: v.strip() for k, v in merged.items() if v is not None and v.strip() != ""}
+
+
+def load_settings(env_file: Path | None = Path(".env"), environ=None) -> Settings:
+    env = read_environment(env_file, environ)
+    return Settings(
+        accounts=tuple(_wb_accounts(env)) + tuple(_ozon_accounts(env)),
+        timezone=_zone(env.get("TIMEZONE", "Europe/Moscow")),
+        database_path=Path(env.get("DATABASE_PATH", "data/mp.db")),
+        aliases_file=Path(env.get("ALIASES_FILE", "data/aliases.csv")),
+        wb_statistics_url=_url(env, "WB_STATISTICS_URL"),
+        wb_analytics_url=_url(env, "WB_ANALYTICS_URL"),
+        ozon_api_url=_url(env, "OZON_API_URL"),
+        wb_auth_scheme=env.get("WB_AUTH_SCHEME", ""),
+        rate_limit_factor=_number(env, "RATE_LIMIT_FACTOR", 1.0),
+        http_timeout=_number(env, "HTTP_TIMEOUT", 30.0),
+        max_retry_wait=_number(env, "MAX_RETRY_WAIT", 300.0),
+        warnings=tuple(_typo_warnings(env)),
+    )
+
+
+def _wb_accounts(env: dict[str, str]):
+    numbers = _numbers(env, "WB_API_TOKEN")
+    if "WB_API_TOKEN" in env:
+        numbers.add(1)
+    for n in sorted(numbers):
+        name = "WB_API_TOKEN" if n == 1 and "WB_API_TOKEN" in env else f"WB_API_TOKEN_{n}"
+        if n == 1 and "WB_API_TOKEN" in env and "WB_API_TOKEN_1" in env:
+            raise ConfigError("WB_API_TOKEN and WB_API_TOKEN_1 both name the first WB cabinet: keep one")
+        account = f"wb-{n}"
+        yield WbAccount(account, env.get(f"WB_NAME_{n}", account), Secret(env[name]))
+
+
+def _ozon_accounts(env: dict[str, str]):
+    for n in sorted(_numbers(env, "OZON_CLIENT_ID") | _numbers(env, "OZON_API_KEY")):
+        client_id, api_key = env.get(f"OZON_CLIENT_ID_{n}"), env.get(f"OZON_API_KEY_{n}")
+        if not client_id:
+            raise ConfigError(f"OZON_API_KEY_{n} is set but OZON_CLIENT_ID_{n} is missing: set both or neither")
+        if not api_key:
+            raise ConfigError(f"OZON_CLIENT_ID_{n} is set but OZON_API_KEY_{n} is missing: set both or neither")
+        if not client_id.isdigit():
+            raise ConfigError(f"OZON_CLIENT_ID_{n} must be a positive whole number (the store's Client-Id)")
+        account = f"ozon-{n}"
+        yield OzonAccount(account, env.get(f"OZON_NAME_{n}", account), client_id, Secret(api_key),
+                          _skus(env, n))
+
+
+def _skus(env: dict[str, str], n: int) -> tuple[int, ...]:
+    raw = env.get(f"OZON_SKUS_{n}", "")
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    bad = [p for p in parts if not p.isdigit()]
+    if bad:
+        raise ConfigError(f"OZON_SKUS_{n}: {', '.join(bad)} is not a SKU (comma-separated numbers expected)")
+    return tuple(dict.fromkeys(int(p) for p in parts))
+
+
+def _numbers(env: dict[str, str], prefix: str) -> set[int]:
+    found = set()
+    for key in env:
+        match = NUMBERED_VARIABLE.match(key)
+        if match and match.group(1) == prefix:
+            n = int(match.group(2))
+            if n < 1:
+                raise ConfigError(f"{key}: accounts are numbered from 1")
+            found.add(n)
+    return found
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"TIMEZONE={name!r} is not a known time zone (e.g. Europe/Moscow)") from None
+
+
+def _url(env: dict[str, str], name: str) -> str:
+    value = env.get(name, DEFAULT_URLS[name]).rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must start with http:// or https://")
+    return value
+
+
+def _number(env: dict[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name}={env[name]!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0")
+    return value
+
+
+def _typo_warnings(env: dict[str, str]):
+    """Project-looking names we do not read are most likely typos; say what was meant."""
+    known = sorted(KNOWN_VARIABLES | {m.group(1) + "_1" for m in map(NUMBERED_VARIABLE.match, env) if m})
+    for key in sorted(env):
+        if not key.startswith(PROJECT_PREFIXES) or key in KNOWN_VARIABLES or NUMBERED_VARIABLE.match(key):
+            continue
+        close = difflib.get_close_matches(key, known + ["OZON_CLIENT_ID_1", "OZON_API_KEY_1", "WB_API_TOKEN_2"], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        yield f"{key} is not a setting MP Dashboard knows{hint}"

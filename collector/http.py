@@ -1,0 +1,229 @@
+"""The HTTP layer shared by both marketplaces: one session per account, client-side pacing,
+bounded retries, and errors that say in plain words what failed.
+
+Retried: 429 (waiting what the marketplace says), 5xx, connection errors, timeouts, malformed
+bodies and Ozon's `Circle is open`. Never retried: 400, 401, 402, 403 and other 404s, because
+repeating them only gets a seller blocked.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+from collector import __version__
+
+USER_AGENT = f"mp-dashboard/{__version__}"
+CIRCLE_OPEN = "circle is open"
+DEPRECATED = re.compile(r"deprecated|has been removed|switched off", re.IGNORECASE)
+
+
+class ApiError(Exception):
+    """A request that failed for good. `str()` names the endpoint, status and detail."""
+
+    def __init__(self, endpoint: str, status: int | None, detail: str):
+        self.endpoint, self.status, self.detail = endpoint, status, detail
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        status = f"HTTP {self.status}" if self.status else "no HTTP answer"
+        return f"{self.endpoint}: {status}: {self.detail}"
+
+
+class RetryableError(ApiError):
+    """A failure worth another try; `retry_after` is the wait the server asked for, if any."""
+
+    def __init__(self, endpoint: str, status: int | None, detail: str, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(endpoint, status, detail)
+
+
+@dataclass
+class RequestStats:
+    requests: int = 0
+    retries: int = 0
+    waited: float = 0.0
+
+
+class TokenBucket:
+    """Client-side pacing: `burst` requests at once, then one per `interval` seconds.
+
+    Marketplaces keep their own buckets per seller and method; pacing to the documented
+    figures means a steady pass never draws a 429 in the first place.
+    """
+
+    def __init__(self, interval: float, burst: int = 1, clock: Callable[[], float] = time.monotonic):
+        self.interval, self.burst, self._clock = interval, burst, clock
+        self._tokens = float(burst)
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take a token, sleeping until one is free; returns the seconds slept."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) / self.interval)
+            self._updated = now
+            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) * self.interval
+            self._tokens -= 1
+            if wait:
+                time.sleep(wait)
+            return wait
+
+
+@dataclass
+class ApiClient:
+    """One marketplace account's HTTP access: headers, pacing per method, retries, counters."""
+
+    account: str
+    headers: dict[str, str]
+    secrets: tuple[str, ...]
+    limits: dict[str, TokenBucket]
+    timeout: float = 30.0
+    max_retry_wait: float = 300.0
+    backoff_factor: float = 1.0
+    default_retry_after: dict[str, float] = field(default_factory=dict)
+    stats: RequestStats = field(default_factory=RequestStats)
+
+    def __post_init__(self):
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": USER_AGENT, **self.headers})
+
+    def call(self, method: str, url: str, *, limit: str, endpoint: str,
+             params: dict | None = None, body: Any = None) -> Any:
+        """Send one logical request, retrying what is worth retrying; return parsed JSON.
+
+        An empty answer (204, or an empty body where the marketplace documents one) is None.
+        """
+        retrying = Retrying(
+            retry=retry_if_exception_type(RetryableError),
+            wait=self._wait,
+            stop=self._stop,
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                self.limits[limit].acquire()
+                return self._send(method, url, endpoint, params, body, limit)
+
+    def _send(self, method, url, endpoint, params, body, limit):
+        self.stats.requests += 1
+        try:
+            response = self.session.request(method, url, params=params, json=body,
+                                            timeout=(min(10.0, self.timeout), self.timeout))
+        except requests.Timeout:
+            raise RetryableError(endpoint, None, f"no answer within {self.timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            raise RetryableError(endpoint, None, f"connection failed ({type(exc).__name__})") from None
+        return self._interpret(response, endpoint, limit)
+
+    def _interpret(self, response: requests.Response, endpoint: str, limit: str):
+        status = response.status_code
+        text = self.redact(response.text)
+        if status == 204:
+            return None
+        if status == 200:
+            if not text.strip():
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise RetryableError(endpoint, status, f"the answer is not valid JSON: {_snippet(text)}") from None
+        detail = error_detail(text)
+        if CIRCLE_OPEN in detail.lower():
+            # Ozon blocks an overloaded method "for a few minutes".
+            raise RetryableError(endpoint, status, detail, retry_after=120 * self.backoff_factor)
+        if status == 429:
+            raise RetryableError(endpoint, status, detail, self._retry_after(response, limit))
+        if status >= 500:
+            raise RetryableError(endpoint, status, detail)
+        if status == 404 and DEPRECATED.search(detail):
+            raise ApiError(endpoint, status, f"the method is removed or deprecated: {detail}")
+        raise ApiError(endpoint, status, f"{response.reason or ''} {detail}".strip())
+
+    def _retry_after(self, response: requests.Response, limit: str) -> float | None:
+        for header in ("X-Ratelimit-Retry", "Retry-After"):
+            value = response.headers.get(header)
+            if value:
+                try:
+                    return max(0.0, float(value))
+                except ValueError:
+                    continue
+        minutes = response.headers.get("Item-Retry-After")
+        if minutes:
+            try:
+                return float(minutes) * 60
+            except ValueError:
+                pass
+        fallback = self.default_retry_after.get(limit)
+        return fallback * self.backoff_factor if fallback is not None else None
+
+    def _longest_wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception()
+        if isinstance(error, RetryableError) and error.retry_after is not None:
+            return error.retry_after
+        # Exponential backoff: 1, 2, 4, ... s, capped at 30 s.
+        return min(30.0, 2 ** (state.attempt_number - 1)) * self.backoff_factor
+
+    def _wait(self, state: RetryCallState) -> float:
+        longest = self._longest_wait(state)
+        error = state.outcome.exception()
+        if isinstance(error, RetryableError) and error.retry_after is not None:
+            return longest
+        return random.uniform(longest / 2, longest)  # jitter, so parallel clients spread out
+
+    def _stop(self, state: RetryCallState) -> bool:
+        """Six attempts at most, and never more than `max_retry_wait` seconds asleep in all."""
+        planned = self.stats.waited + self._longest_wait(state)
+        return state.attempt_number >= 6 or planned > self.max_retry_wait
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        self.stats.waited += state.upcoming_sleep
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def error_detail(text: str) -> str:
+    """The human part of an error body, whatever shape the marketplace chose this time."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return _snippet(text) if text.strip() else "empty body"
+    if not isinstance(body, dict):
+        return _snippet(text)
+    parts = []
+    errors = body.get("errors")
+    if errors:  # WB statistics 400: a string or a list of strings
+        parts.append("; ".join(errors) if isinstance(errors, list) else str(errors))
+    for key in ("detail", "message", "title"):
+        if body.get(key) and not parts:
+            parts.append(str(body[key]))
+    if body.get("code") not in (None, "", 0) and "message" in body:
+        parts.append(f"code {body['code']}")
+    if body.get("requestId"):
+        parts.append(f"requestId {body['requestId']}")
+    return ", ".join(parts) or _snippet(text)
+
+
+def _snippet(text: str, size: int = 160) -> str:
+    """A short, single-line excerpt; HTML pages reduced to their text."""
+    plain = re.sub(r"<[^>]+>", " ", text)
+    plain = " ".join(plain.split())
+    return plain[:size] + ("…" if len(plain) > size else "")

@@ -1,0 +1,94 @@
+"""Ozon answers into the common records. Pure functions: no I/O, no clock."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from collector.records import (BadRecord, OrderLine, Product, SaleEvent, StockLevel, kopecks,
+                               required, whole)
+from collector.timeutil import iso, local_day, parse_ozon_time
+
+
+def _time(value, what: str):
+    try:
+        return parse_ozon_time(value)
+    except (TypeError, ValueError):
+        raise BadRecord(f"{what}: {value!r} is not a date-time") from None
+
+
+def _amount(price) -> str | None:
+    """`price` is {amount, currency} in v3 postings, {price, currency_code} in returns."""
+    if isinstance(price, dict):
+        return price.get("amount", price.get("price"))
+    return price
+
+
+def posting_lines(posting: dict, account: str, zone: ZoneInfo, seen_at: str) -> list[OrderLine]:
+    """One line per posting x SKU, quantities summed (a posting may repeat a SKU)."""
+    number = str(required(posting, "posting_number", "posting"))
+    where = f"posting {number}"
+    created = _time(required(posting, "created_at", where), f"{where} created_at")
+    status = str(required(posting, "status", where))
+    warehouse = (posting.get("analytics_data") or {}).get("warehouse_name")
+    lines: dict[int, OrderLine] = {}
+    for product in posting.get("products") or []:
+        sku = whole(required(product, "sku", where), f"{where} sku")
+        quantity = whole(product.get("quantity", 1), f"{where} quantity")
+        earlier = lines.get(sku)
+        lines[sku] = OrderLine(
+            account=account, order_id=number, sku=sku, article=product.get("offer_id"), size="",
+            barcode=None, warehouse=warehouse, ordered_at=iso(created, zone), day=local_day(created, zone),
+            status=status, is_cancelled=int(status == "cancelled"), cancelled_at=None,
+            quantity=quantity + (earlier.quantity if earlier else 0),
+            price_kopecks=kopecks(_amount(product.get("price"))), changed_at=seen_at,
+        )
+    if not lines:
+        raise BadRecord(f"{where}: no products")
+    return list(lines.values())
+
+
+def posting_products(posting: dict, account: str) -> list[Product]:
+    return [Product(account, whole(p["sku"], "sku"), "", p.get("offer_id"), p.get("name"), None)
+            for p in posting.get("products") or [] if p.get("sku") not in (None, "")]
+
+
+def return_event(item: dict, account: str, zone: ZoneInfo) -> SaleEvent | None:
+    """An FBO return, dated by its logistic return date, else its last status change."""
+    where = f"return {item.get('id')!r}"
+    if str(item.get("schema") or "FBO").upper() != "FBO":
+        return None
+    product = required(item, "product", where)
+    logistic, visual = item.get("logistic") or {}, item.get("visual") or {}
+    moment = _time(logistic.get("return_date") or visual.get("change_moment"), f"{where} date")
+    quantity = whole(product.get("quantity", 1), f"{where} quantity")
+    price = kopecks(_amount(product.get("price")))
+    return SaleEvent(
+        account=account, kind="return", sale_id=str(whole(required(item, "id", where), "id")),
+        sku=whole(required(product, "sku", where), f"{where} sku"), order_id=item.get("posting_number"),
+        article=product.get("offer_id"), size="", barcode=None,
+        warehouse=(item.get("place") or {}).get("name"),
+        sold_at=iso(moment, zone) if moment else None, day=local_day(moment, zone) if moment else None,
+        quantity=quantity, amount_kopecks=price * quantity if price is not None else None,
+        return_type=item.get("type"), changed_at=iso(_time(visual.get("change_moment"), where), zone)
+        if visual.get("change_moment") else None,
+    )
+
+
+def stock_levels(items: list[dict], account: str) -> list[StockLevel]:
+    """One row per SKU x warehouse; `available_stock_count` is the stock figure."""
+    totals: dict[tuple, int] = {}
+    for item in items:
+        where = f"stock row sku={item.get('sku')!r}"
+        key = (whole(required(item, "sku", where), "sku"), str(required(item, "warehouse_name", where)))
+        totals[key] = totals.get(key, 0) + whole(item.get("available_stock_count") or 0, "available_stock_count")
+    return [StockLevel(account, sku, "", warehouse, qty) for (sku, warehouse), qty in totals.items()]
+
+
+def stock_products(items: list[dict], account: str) -> list[Product]:
+    return [Product(account, whole(i["sku"], "sku"), "", i.get("offer_id"), i.get("name"), None)
+            for i in items if i.get("sku") not in (None, "")]
+
+
+def listed_products(items: list[dict], account: str) -> list[Product]:
+    return [Product(account, whole(i["sku"], "sku"), "", i.get("offer_id"), None, None)
+            for i in items if i.get("sku") not in (None, "")]

@@ -1,0 +1,108 @@
+"""The one record shape per dataset that both marketplaces normalise into.
+
+Field order matches the columns of the table each record is written to (schema.sql).
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass, fields
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+
+class BadRecord(ValueError):
+    """A row from a marketplace that cannot be read; the dataset fails rather than lose it."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    account: str
+    order_id: str
+    sku: int
+    article: str | None
+    size: str
+    barcode: str | None
+    warehouse: str | None
+    ordered_at: str
+    day: str
+    status: str
+    is_cancelled: int
+    cancelled_at: str | None
+    quantity: int
+    price_kopecks: int | None
+    changed_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SaleEvent:
+    account: str
+    kind: str  # sale | return
+    sale_id: str
+    sku: int
+    order_id: str | None
+    article: str | None
+    size: str
+    barcode: str | None
+    warehouse: str | None
+    sold_at: str | None
+    day: str | None
+    quantity: int
+    amount_kopecks: int | None
+    return_type: str | None
+    changed_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    account: str
+    sku: int
+    size: str
+    warehouse: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    account: str
+    sku: int
+    size: str
+    article: str | None
+    name: str | None
+    barcode: str | None
+
+
+def columns(record_type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(record_type))
+
+
+def as_row(record) -> tuple:
+    return astuple(record)
+
+
+def kopecks(value) -> int | None:
+    """Money as whole kopecks, exactly: 1284.01 and "1284.01" both give 128401."""
+    if value is None or value == "":
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise BadRecord(f"{value!r} is not an amount of money") from None
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def whole(value, field_name: str) -> int:
+    """An int64 that may come as a number or a string."""
+    if isinstance(value, bool):
+        raise BadRecord(f"{field_name}: {value!r} is not a whole number")
+    try:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadRecord(f"{field_name}: {value!r} is not a whole number") from None
+
+
+def required(row: dict, key: str, where: str):
+    value = row.get(key)
+    if value is None or value == "":
+        raise BadRecord(f"{where}: the field {key!r} is missing")
+    return value

@@ -1,0 +1,264 @@
+"""The database: schema and migrations, and every write the collector makes.
+
+Each account x dataset is written in one transaction: a failure leaves none of its rows and
+the previous data as it was. Writers in one process share a lock (SQLite has one writer at a
+time anyway); readers such as Datasette never wait thanks to WAL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import sqlite_utils
+
+from collector.records import OrderLine, Product, SaleEvent, StockLevel, as_row, columns
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
+SCHEMA_VERSION = 1
+# version -> SQL that brings a database of version-1 up to it, run before schema.sql.
+# Tables are only ever extended (ALTER TABLE ... ADD COLUMN, new tables), never rebuilt.
+MIGRATIONS: dict[int, str] = {}
+IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
+
+
+class StorageError(Exception):
+    """The database cannot be opened or written, worded for the person running the collector."""
+
+
+class Storage:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self.db = sqlite_utils.Database(conn)
+            self.db.enable_wal()
+            # NORMAL is durable across a crash of the process in WAL mode; only a power cut
+            # can lose the last commit, and the next pass fetches it again.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=30000")
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open the database {self.path}: {exc}") from None
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- schema ------------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> int:
+        """Create or upgrade the database to SCHEMA_VERSION; returns the version found."""
+        found = self.schema_version
+        if found > SCHEMA_VERSION:
+            raise StorageError(f"{self.path} has schema version {found}, newer than this collector "
+                               f"({SCHEMA_VERSION}): update MP Dashboard")
+        try:
+            with self.transaction():
+                if found:
+                    for version in range(found + 1, SCHEMA_VERSION + 1):
+                        self.db.executescript(MIGRATIONS.get(version, ""))
+                self.db.executescript(SCHEMA_PATH.read_text(encoding="utf-8"))
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the database {self.path}: {exc}") from None
+        return found
+
+    @contextmanager
+    def transaction(self):
+        """BEGIN IMMEDIATE takes the write lock up front, so two writers never deadlock."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.rollback()
+                raise
+            else:
+                self.db.execute("COMMIT")
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def save_accounts(self, accounts: Iterable[tuple[str, str, str]]) -> None:
+        with self.transaction():
+            self._executemany(
+                "INSERT INTO accounts (account, marketplace, label) VALUES (?, ?, ?) "
+                "ON CONFLICT (account) DO UPDATE SET marketplace = excluded.marketplace, label = excluded.label",
+                accounts)
+
+    def start_run(self, started_at: str, trigger: str) -> int:
+        with self.transaction():
+            return self.db.execute("INSERT INTO runs (started_at, status, trigger) VALUES (?, 'running', ?)",
+                                   [started_at, trigger]).lastrowid
+
+    def finish_run(self, run_id: int, finished_at: str, status: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?",
+                            [finished_at, status, run_id])
+
+    def log_fetch(self, entry: dict) -> None:
+        """One fetch_log row; part of the dataset's own transaction when the dataset succeeded."""
+        with self.transaction():
+            self.db["fetch_log"].insert(entry)
+
+    def watermark(self, account: str, dataset: str) -> str | None:
+        row = self.db.execute("SELECT value FROM watermarks WHERE account = ? AND dataset = ?",
+                              [account, dataset]).fetchone()
+        return row[0] if row else None
+
+    def set_watermark(self, account: str, dataset: str, value: str, now: str) -> None:
+        self.db.execute(
+            "INSERT INTO watermarks (account, dataset, value, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (account, dataset) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            [account, dataset, value, now])
+
+    # -- data (call inside `transaction()`) --------------------------------------------------
+
+    def write_products(self, products: Sequence[Product], now: str) -> None:
+        """Fill in what is known; a missing article or name never erases a known one."""
+        self._executemany(
+            "INSERT INTO products (account, sku, size, article, name, barcode, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, sku, size) DO UPDATE SET "
+            "article = coalesce(excluded.article, article), name = coalesce(excluded.name, name), "
+            "barcode = coalesce(excluded.barcode, barcode), updated_at = excluded.updated_at",
+            (as_row(p) + (now,) for p in _unique(products, lambda p: (p.account, p.sku, p.size))))
+
+    def write_orders(self, lines: Sequence[OrderLine]) -> None:
+        names = columns(OrderLine)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in names
+                            if c not in ("account", "order_id", "sku", "changed_at"))
+        self._executemany(
+            f"INSERT INTO orders ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT (account, order_id, sku) DO UPDATE SET {updates}, "
+            # When the status last changed: kept while the status stays the same.
+            "changed_at = CASE WHEN orders.status IS excluded.status AND orders.quantity = excluded.quantity "
+            "THEN coalesce(orders.changed_at, excluded.changed_at) ELSE excluded.changed_at END",
+            map(as_row, lines))
+
+    def write_sales(self, events: Sequence[SaleEvent]) -> None:
+        names = columns(SaleEvent)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in names
+                            if c not in ("account", "kind", "sale_id", "sku"))
+        self._executemany(
+            f"INSERT INTO sales ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT (account, kind, sale_id, sku) DO UPDATE SET {updates}",
+            map(as_row, events))
+
+    def ozon_buyouts(self, lines: Sequence[OrderLine], seen_at: str, day: str) -> list[SaleEvent]:
+        """Sales implied by postings now `delivered`, judged against what was stored before.
+
+        Ozon gives no delivery time, so a posting counts as bought on the day a pass first sees
+        it delivered after having seen it open. Delivered at first sight: a sale with no day.
+        """
+        delivered = [line for line in lines if line.status == "delivered"]
+        before = self._stored_statuses(delivered)
+        events = []
+        for line in delivered:
+            previous = before.get((line.order_id, line.sku))
+            if previous == "delivered":
+                continue
+            dated = previous is not None
+            events.append(SaleEvent(
+                account=line.account, kind="sale", sale_id=line.order_id, sku=line.sku,
+                order_id=line.order_id, article=line.article, size=line.size, barcode=None,
+                warehouse=line.warehouse, sold_at=seen_at if dated else None, day=day if dated else None,
+                quantity=line.quantity,
+                amount_kopecks=line.price_kopecks * line.quantity if line.price_kopecks is not None else None,
+                return_type=None, changed_at=seen_at))
+        return events
+
+    def insert_new_sales(self, events: Sequence[SaleEvent]) -> None:
+        """Sales that must never be re-dated once stored (Ozon buyouts)."""
+        names = columns(SaleEvent)
+        self._executemany(f"INSERT OR IGNORE INTO sales ({', '.join(names)}) "
+                          f"VALUES ({', '.join('?' * len(names))})", map(as_row, events))
+
+    def _stored_statuses(self, lines: Sequence[OrderLine]) -> dict[tuple[str, int], str]:
+        found: dict[tuple[str, int], str] = {}
+        if not lines:
+            return found
+        account = lines[0].account
+        numbers = sorted({line.order_id for line in lines})
+        for start in range(0, len(numbers), IN_BATCH):
+            batch = numbers[start:start + IN_BATCH]
+            rows = self.db.execute(
+                f"SELECT order_id, sku, status FROM orders WHERE account = ? "
+                f"AND order_id IN ({', '.join('?' * len(batch))})", [account, *batch])
+            found.update({(order_id, sku): status for order_id, sku, status in rows})
+        return found
+
+    def open_postings(self, account: str, since_day: str, before_day: str) -> list[str]:
+        """Ozon postings stored as still open, created in [since_day, before_day)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT order_id FROM orders WHERE account = ? AND day >= ? AND day < ? "
+            "AND status NOT IN ('delivered', 'cancelled') ORDER BY order_id",
+            [account, since_day, before_day])
+        return [row[0] for row in rows]
+
+    def write_stock(self, account: str, levels: Sequence[StockLevel], observed_at: str, day: str,
+                    run_id: int | None) -> int:
+        """Record the account's complete current stock; returns the number of change rows.
+
+        A row goes into `stock` only where the quantity differs from the last stored one, and a
+        key that is no longer reported drops to 0.
+        """
+        current = {(sku, size, warehouse): qty for sku, size, warehouse, qty in self.db.execute(
+            "SELECT sku, size, warehouse, quantity FROM stock_current WHERE account = ?", [account])}
+        reported = {(lvl.sku, lvl.size, lvl.warehouse): lvl.quantity for lvl in levels}
+        for key, qty in current.items():
+            if key not in reported and qty != 0:
+                reported[key] = 0
+        changes = [(key, qty) for key, qty in reported.items() if current.get(key) != qty]
+        self._executemany(
+            "INSERT INTO stock (account, sku, size, warehouse, quantity, observed_at, day, run_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((account, *key, qty, observed_at, day, run_id) for key, qty in changes))
+        self._executemany(
+            "INSERT INTO stock_current (account, sku, size, warehouse, quantity, changed_at, seen_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, sku, size, warehouse) DO UPDATE SET "
+            "quantity = excluded.quantity, changed_at = excluded.changed_at, seen_at = excluded.seen_at",
+            ((account, *key, qty, observed_at, observed_at) for key, qty in changes))
+        self.db.execute("UPDATE stock_current SET seen_at = ? WHERE account = ?", [observed_at, account])
+        return len(changes)
+
+    def known_skus(self, account: str, since_day: str) -> list[int]:
+        """SKUs seen in stock or in orders since `since_day`: a product that just sold out
+        reads as having no FBO stock in the product list, but its stock still matters."""
+        rows = self.db.execute(
+            "SELECT sku FROM stock_current WHERE account = ? AND quantity > 0 "
+            "UNION SELECT sku FROM orders WHERE account = ? AND day >= ?", [account, account, since_day])
+        return [row[0] for row in rows]
+
+    def replace_aliases(self, rows: Sequence[tuple[str, str, str, int]], state: dict[str, str] | None = None,
+                        now: str = "") -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM sku_aliases")
+            self._executemany("INSERT INTO sku_aliases (marketplace, key, alias, position) VALUES (?, ?, ?, ?)",
+                              rows)
+            for key, value in (state or {}).items():
+                self.set_state(key, value, now)
+
+    def state(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM collector_state WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str, now: str) -> None:
+        self.db.execute(
+            "INSERT INTO collector_state (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            [key, value, now])
+
+    def _executemany(self, sql: str, rows: Iterable[tuple]) -> None:
+        self.db.conn.executemany(sql, rows)
+
+
+def _unique(items, key):
+    """The last item per key, so one executemany never updates a row twice needlessly."""
+    return list({key(item): item for item in items}.values())
