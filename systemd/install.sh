@@ -124,14 +124,20 @@ if [ "$CREATE_ENV" -eq 1 ]; then
         echo "$ENV_FILE exists, left as it is"
     else
         ENV_DIR=$(dirname "$ENV_FILE")
+        if [ ! -d "$ENV_DIR" ]; then
+            mkdir -p "$ENV_DIR"
+            chmod 0700 "$ENV_DIR"
+        fi
         # umask first: the file is never readable by others, not even for a moment.
+        # DATABASE_PATH and ALIASES_FILE are set by the units; a value here would win over them
+        # (EnvironmentFile= overrides Environment=), so they are commented out.
         (
             umask 077
-            mkdir -p "$ENV_DIR"
             if [ -f "$APP_DIR/.env.example" ]; then
-                cp "$APP_DIR/.env.example" "$ENV_FILE"
+                sed -E 's/^(DATABASE_PATH|ALIASES_FILE)=/# set by the systemd units, leave it commented out: \1=/' \
+                    "$APP_DIR/.env.example" > "$ENV_FILE"
             else
-                printf '%s\n' "# MP Dashboard secrets, see $APP_DIR/README.md" > "$ENV_FILE"
+                printf '%s\n' "# MP Dashboard secrets, see $APP_DIR/.env.example and systemd/README.md" > "$ENV_FILE"
             fi
         )
         chmod 0600 "$ENV_FILE"
