@@ -209,8 +209,9 @@ SELECT a.account, a.label, a.marketplace, d.dataset,
        (SELECT f.finished_at FROM fetch_log f
          WHERE f.account = a.account AND f.dataset = d.dataset AND f.status = 'ok'
          ORDER BY f.id DESC LIMIT 1) AS last_success_at,
+       -- the error of the latest attempt, so that a recovered source shows none
        (SELECT f.error FROM fetch_log f
-         WHERE f.account = a.account AND f.dataset = d.dataset AND f.status = 'failed'
+         WHERE f.account = a.account AND f.dataset = d.dataset
          ORDER BY f.id DESC LIMIT 1) AS last_error
 FROM accounts a
 CROSS JOIN (SELECT 'stocks' AS dataset UNION ALL SELECT 'orders' UNION ALL SELECT 'sales') d;
@@ -241,22 +242,24 @@ SELECT 'returned', account, sku, NULL, NULL, day, returned FROM daily_sales;
 
 -- sku_figures with each row's marketplace, article and alias. The alias is resolved exactly as
 -- in sku_groups (the SKU's alias, else its article's alias, else the article, else the SKU), but
--- row by row through primary keys: joining sku_groups would build the whole catalog, which
--- reads every order and sale ever stored. `sku_text` is the SKU as text, for the `alias` filter
--- of the canned queries: `:alias IN ('', alias, article, sku_text)`.
+-- per row through keys: joining sku_groups would build the whole catalog, which reads every
+-- order and sale ever stored. The article is the latest non-NULL one in `products`, as in
+-- sku_catalog (SQLite's max() picks the row whose other bare columns are returned).
+-- `sku_text` is the SKU as text, for the canned queries' filter
+-- `:alias IN ('', alias, article, sku_text)` (an alias, an article or a SKU).
 DROP VIEW IF EXISTS alias_figures;
 CREATE VIEW alias_figures AS
-SELECT f.measure, f.account, f.marketplace, f.sku, f.sku_text, f.article, f.size, f.warehouse,
-       f.day, f.units,
-       coalesce(by_sku.alias, by_article.alias, f.article, f.sku_text) AS alias,
+SELECT f.measure, f.account, a.marketplace, f.sku, CAST(f.sku AS TEXT) AS sku_text, pa.article,
+       f.size, f.warehouse, f.day, f.units,
+       coalesce(by_sku.alias, by_article.alias, pa.article, CAST(f.sku AS TEXT)) AS alias,
        coalesce(by_sku.position, by_article.position, 1000000000) AS alias_position
-FROM (SELECT sf.*, a.marketplace, CAST(sf.sku AS TEXT) AS sku_text,
-             (SELECT p.article FROM products p
-               WHERE p.account = sf.account AND p.sku = sf.sku AND p.article IS NOT NULL
-               ORDER BY p.updated_at DESC LIMIT 1) AS article
-      FROM sku_figures sf
-      JOIN accounts a ON a.account = sf.account) AS f
+FROM sku_figures f
+JOIN accounts a ON a.account = f.account
+LEFT JOIN (SELECT account, sku, article, max(updated_at) AS updated_at
+           FROM products WHERE article IS NOT NULL
+           GROUP BY account, sku) AS pa
+       ON pa.account = f.account AND pa.sku = f.sku
 LEFT JOIN sku_aliases by_sku
-       ON by_sku.marketplace = f.marketplace AND by_sku.key = f.sku_text
+       ON by_sku.marketplace = a.marketplace AND by_sku.key = CAST(f.sku AS TEXT)
 LEFT JOIN sku_aliases by_article
-       ON by_article.marketplace = f.marketplace AND by_article.key = f.article;
+       ON by_article.marketplace = a.marketplace AND by_article.key = pa.article;
