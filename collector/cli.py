@@ -73,7 +73,7 @@ def open_storage(settings: Settings):
 
 @cli.command()
 @click.option("--trigger", type=click.Choice(["manual", "timer", "schedule", "demo"]), default="manual",
-              show_default=True, help="Recorded in the runs table.")
+              envvar="MP_TRIGGER", show_default=True, help="Recorded in the runs table.")
 @click.option("--dataset", "datasets", type=click.Choice(DATASETS), multiple=True,
               help="Only these datasets (repeatable); all by default.")
 @click.pass_context
@@ -134,14 +134,72 @@ def check(ctx: click.Context) -> None:
     sys.exit(EXIT_PARTIAL if problems else EXIT_OK)
 
 
-def _attach_optional_commands() -> None:
-    """Commands that live in their own modules, so the core CLI imports stay light."""
+@cli.command()
+@click.option("--every", "minutes", type=click.FloatRange(min=0.1), envvar="COLLECT_INTERVAL_MINUTES",
+              default=10, show_default=True, help="Minutes between passes (or COLLECT_INTERVAL_MINUTES).")
+@click.pass_context
+def schedule(ctx: click.Context, minutes: float) -> None:
+    """Run passes on an interval in-process (APScheduler), for hosts without systemd."""
+    from collector.scheduler import run_forever
+
+    settings = settings_from(ctx)
+    with open_storage(settings):
+        pass  # fail now, not at the first pass, if the database cannot be written
+    run_forever(settings, minutes)
+
+
+@cli.command()
+@click.option("--days", type=click.IntRange(min=1, max=365), required=True,
+              help="How many days back (WB keeps 90, Ozon allows up to 365).")
+@click.pass_context
+def backfill(ctx: click.Context, days: int) -> None:
+    """Load order and sales history for the last N days, with a progress bar.
+
+    Resumable: an interrupted backfill continues where it stopped.
+    """
+    from collector.backfill import backfill as load_history
+
+    settings = settings_from(ctx)
+    bars: dict[tuple[str, str], click.progressbar] = {}
+
+    def progress(account: str, dataset: str, fraction: float) -> None:
+        bar = bars.get((account, dataset))
+        if bar is None:
+            for other in bars.values():
+                other.render_finish()
+            bar = bars[account, dataset] = click.progressbar(length=1000, label=f"{account} {dataset}",
+                                                             file=sys.stderr, show_percent=True)
+        bar.update(int(fraction * 1000) - bar.pos)
+
+    try:
+        with run_lock(settings.database_path), open_storage(settings) as storage:
+            totals = load_history(settings, storage, days, progress)
+    except AlreadyRunning as exc:
+        raise Failure(str(exc)) from None
+    for bar in bars.values():
+        bar.render_finish()
+    for (account, dataset), rows in totals.items():
+        click.echo(f"{account} {dataset}: {rows} rows read")
+
+
+@cli.command()
+@click.option("--port", type=int, default=8001, show_default=True, help="Datasette's port.")
+@click.option("--sandbox-port", type=int, default=0, help="The simulator's port (0: any free one).")
+@click.option("--every", "minutes", type=float, default=1, show_default=True, help="Minutes between passes.")
+@click.option("--history-days", type=int, default=30, show_default=True, help="History loaded at the start.")
+@click.option("--database", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/demo/mp.db"),
+              show_default=True)
+def demo(port: int, sandbox_port: int, minutes: float, history_days: int, database: Path) -> None:
+    """Simulator + collector + Datasette: a working dashboard with no tokens."""
+    from collector.demo import run_demo
+
+    run_demo(port=port, sandbox_port=sandbox_port, minutes=minutes, history_days=history_days, database=database)
+
+
+def _attach_sandbox() -> None:
     from collector.sandbox.command import sandbox_command
 
     cli.add_command(sandbox_command, "sandbox")
 
 
-try:
-    _attach_optional_commands()
-except ImportError:  # the sandbox package is optional at import time only while it is being built
-    pass
+_attach_sandbox()

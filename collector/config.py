@@ -25,7 +25,7 @@ DEFAULT_URLS = {
 # Every name the project reads; used to point at likely typos.
 KNOWN_VARIABLES = {
     "WB_API_TOKEN", "TIMEZONE", "DATABASE_PATH", "ALIASES_FILE", "WB_AUTH_SCHEME",
-    "RATE_LIMIT_FACTOR", "HTTP_TIMEOUT", "MAX_RETRY_WAIT", "LOG_FORMAT", "LOG_LEVEL",
+    "RATE_LIMIT_FACTOR", "HTTP_TIMEOUT", "WB_PAGE_ROWS", "MAX_RETRY_WAIT", "LOG_FORMAT", "LOG_LEVEL",
     "COLLECT_INTERVAL_MINUTES", "METRICS_FILE", "STALE_AFTER_MINUTES",
     "DATASETTE_PASSWORD_HASH", "DATASETTE_PORT", *DEFAULT_URLS,
 }
@@ -104,6 +104,7 @@ class Settings:
     rate_limit_factor: float = 1.0
     http_timeout: float = 30.0
     max_retry_wait: float = 300.0
+    wb_page_rows: int = 80_000
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -134,6 +135,7 @@ def load_settings(env_file: Path | None = Path(".env"), environ=None) -> Setting
         rate_limit_factor=_number(env, "RATE_LIMIT_FACTOR", 1.0),
         http_timeout=_number(env, "HTTP_TIMEOUT", 30.0),
         max_retry_wait=_number(env, "MAX_RETRY_WAIT", 300.0),
+        wb_page_rows=int(_number(env, "WB_PAGE_ROWS", 80_000)),
         warnings=tuple(_typo_warnings(env)),
     )
 

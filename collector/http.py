@@ -29,21 +29,22 @@ DEPRECATED = re.compile(r"deprecated|has been removed|switched off", re.IGNORECA
 class ApiError(Exception):
     """A request that failed for good. `str()` names the endpoint, status and detail."""
 
-    def __init__(self, endpoint: str, status: int | None, detail: str):
-        self.endpoint, self.status, self.detail = endpoint, status, detail
+    def __init__(self, endpoint: str, status: int | None, detail: str, reason: str = ""):
+        self.endpoint, self.status, self.detail, self.reason = endpoint, status, detail, reason
         super().__init__(self.describe())
 
     def describe(self) -> str:
-        status = f"HTTP {self.status}" if self.status else "no HTTP answer"
+        status = f"HTTP {self.status} {self.reason}".strip() if self.status else "no HTTP answer"
         return f"{self.endpoint}: {status}: {self.detail}"
 
 
 class RetryableError(ApiError):
     """A failure worth another try; `retry_after` is the wait the server asked for, if any."""
 
-    def __init__(self, endpoint: str, status: int | None, detail: str, retry_after: float | None = None):
+    def __init__(self, endpoint: str, status: int | None, detail: str, retry_after: float | None = None,
+                 reason: str = ""):
         self.retry_after = retry_after
-        super().__init__(endpoint, status, detail)
+        super().__init__(endpoint, status, detail, reason)
 
 
 @dataclass
@@ -138,17 +139,17 @@ class ApiClient:
                 return response.json()
             except ValueError:
                 raise RetryableError(endpoint, status, f"the answer is not valid JSON: {_snippet(text)}") from None
-        detail = error_detail(text)
+        detail, reason = error_detail(text), response.reason or ""
         if CIRCLE_OPEN in detail.lower():
             # Ozon blocks an overloaded method "for a few minutes".
-            raise RetryableError(endpoint, status, detail, retry_after=120 * self.backoff_factor)
+            raise RetryableError(endpoint, status, detail, 120 * self.backoff_factor, reason)
         if status == 429:
-            raise RetryableError(endpoint, status, detail, self._retry_after(response, limit))
+            raise RetryableError(endpoint, status, detail, self._retry_after(response, limit), reason)
         if status >= 500:
-            raise RetryableError(endpoint, status, detail)
+            raise RetryableError(endpoint, status, detail, reason=reason)
         if status == 404 and DEPRECATED.search(detail):
-            raise ApiError(endpoint, status, f"the method is removed or deprecated: {detail}")
-        raise ApiError(endpoint, status, f"{response.reason or ''} {detail}".strip())
+            raise ApiError(endpoint, status, f"the method is removed or deprecated: {detail}", reason)
+        raise ApiError(endpoint, status, detail, reason)
 
     def _retry_after(self, response: requests.Response, limit: str) -> float | None:
         for header in ("X-Ratelimit-Retry", "Retry-After"):

@@ -155,8 +155,7 @@ def collect_dataset(ctx: Context, dataset: str) -> DatasetResult:
             logs.get_logger().debug(ctx.api.redact(traceback.format_exc()))
         _finish(ctx, result, started, started_at, separate_transaction=True)
     logs.event(logging.INFO if result.status == "ok" else logging.ERROR,
-               f"{result.account} {dataset}: {result.status}"
-               + (f", {result.rows} rows" if result.status == "ok" else f": {result.error}"),
+               f"{result.account} {dataset}: ok, {result.rows} rows" if result.status == "ok" else result.error,
                event="dataset", run_id=ctx.run_id, account=result.account, dataset=dataset,
                status=result.status, rows=result.rows, requests=result.requests,
                retries=result.retries, duration_ms=result.duration_ms)
@@ -195,25 +194,40 @@ def wb_statistics(ctx: Context, dataset: str) -> Collected:
     date_from = (datetime.fromisoformat(stored) - WATERMARK_OVERLAP if stored
                  else local_midnight(ctx.now, ctx.zone))
     rows = wb_api.fetch_statistics(ctx.api, ctx.settings, dataset, date_from)
-    account, zone = ctx.account.account, ctx.zone
-    if dataset == "orders":
-        records = [wb_norm.order_line(row, account, zone) for row in rows]
-    else:
-        records = [event for event in (wb_norm.sale_event(row, account, zone) for row in rows) if event]
-        if len(records) < len(rows):
-            logs.event(logging.INFO, f"{account} sales: {len(rows) - len(records)} rows of other kinds "
-                       "than S (sale) and R (return) not counted", event="skipped_rows", account=account)
-    products = [wb_norm.product(row, account) for row in rows if row.get("nmId") is not None]
+    batch = WbBatch.of(dataset, rows, ctx.account.account, ctx.zone)
     latest = max((parse_wb_time(row.get("lastChangeDate")) for row in rows), default=None)
     watermark = max(filter(None, [latest, datetime.fromisoformat(stored) if stored else None]), default=None)
 
     def write(storage: Storage) -> None:
-        storage.write_products(products, ctx.now_iso)
-        (storage.write_orders if dataset == "orders" else storage.write_sales)(records)
+        batch.write(storage, ctx.now_iso)
         if watermark:
-            storage.set_watermark(account, dataset, watermark.astimezone(MOSCOW).isoformat(), ctx.now_iso)
+            storage.set_watermark(ctx.account.account, dataset, watermark.astimezone(MOSCOW).isoformat(),
+                                  ctx.now_iso)
 
     return Collected(len(rows), write)
+
+
+@dataclass
+class WbBatch:
+    """WB statistics rows normalised: orders or sales, and the products they describe."""
+    dataset: str
+    records: list
+    products: list
+
+    @classmethod
+    def of(cls, dataset: str, rows: list[dict], account: str, zone) -> "WbBatch":
+        if dataset == "orders":
+            records = [wb_norm.order_line(row, account, zone) for row in rows]
+        else:
+            records = [event for event in (wb_norm.sale_event(row, account, zone) for row in rows) if event]
+            if len(records) < len(rows):
+                logs.event(logging.INFO, f"{account} sales: {len(rows) - len(records)} rows of other kinds "
+                           "than S (sale) and R (return) not counted", event="skipped_rows", account=account)
+        return cls(dataset, records, [wb_norm.product(row, account) for row in rows if row.get("nmId") is not None])
+
+    def write(self, storage: Storage, now_iso: str) -> None:
+        storage.write_products(self.products, now_iso)
+        (storage.write_orders if self.dataset == "orders" else storage.write_sales)(self.records)
 
 
 def wb_stocks(ctx: Context) -> Collected:
@@ -258,18 +272,23 @@ def ozon_orders(ctx: Context) -> Collected:
     changed = [number for number in stored_open if number not in listed]
     if changed:
         postings += fetch(since=window_start, to=ctx.now, posting_numbers=changed)
-    account = ctx.account.account
-    lines: list[OrderLine] = [line for p in postings
-                              for line in ozon_norm.posting_lines(p, account, ctx.zone, ctx.now_iso)]
+    lines, products = postings_records(postings, ctx.account.account, ctx.zone, ctx.now_iso)
+
+    return Collected(len(postings), lambda storage: write_postings(storage, lines, products, ctx.now_iso, ctx.today))
+
+
+def postings_records(postings: list[dict], account: str, zone, seen_at: str):
+    lines = [line for p in postings for line in ozon_norm.posting_lines(p, account, zone, seen_at)]
     products = [product for p in postings for product in ozon_norm.posting_products(p, account)]
+    return lines, products
 
-    def write(storage: Storage) -> None:
-        buyouts = storage.ozon_buyouts(lines, ctx.now_iso, ctx.today)
-        storage.write_products(products, ctx.now_iso)
-        storage.write_orders(lines)
-        storage.insert_new_sales(buyouts)
 
-    return Collected(len(postings), write)
+def write_postings(storage: Storage, lines: list[OrderLine], products: list, seen_at: str, day: str) -> None:
+    """Postings and the buyouts they reveal, judged against the statuses stored before."""
+    buyouts = storage.ozon_buyouts(lines, seen_at, day)
+    storage.write_products(products, seen_at)
+    storage.write_orders(lines)
+    storage.insert_new_sales(buyouts)
 
 
 def ozon_returns(ctx: Context) -> Collected:

@@ -6,6 +6,7 @@ Only requests live here; turning rows into records is `collector.wb.normalize`.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Iterator
 
 from collector.config import Settings, WbAccount
 from collector.http import ApiClient, ApiError, TokenBucket
@@ -17,9 +18,6 @@ STOCKS = "/api/analytics/v1/stocks-report/wb-warehouses"
 PING = "/ping"
 STATISTICS_KEYS = {"orders": "srid", "sales": "saleID"}
 STOCK_PAGE_LIMIT = 250_000
-# WB caps a statistics answer at about 80 000 rows. A shorter page is taken as the last one:
-# stopping there is safe because the next pass restarts from the stored watermark.
-STATISTICS_PAGE_ROWS = 80_000
 
 
 def make_client(account: WbAccount, settings: Settings) -> ApiClient:
@@ -43,32 +41,41 @@ def make_client(account: WbAccount, settings: Settings) -> ApiClient:
     )
 
 
-def fetch_statistics(api: ApiClient, settings: Settings, dataset: str, date_from: datetime,
-                     page_rows: int = STATISTICS_PAGE_ROWS) -> list[dict]:
-    """Rows of `orders` or `sales` changed since `date_from`, deduplicated across pages.
+def statistics_pages(api: ApiClient, settings: Settings, dataset: str,
+                     date_from: datetime) -> Iterator[tuple[list[dict], datetime]]:
+    """Pages of `orders` or `sales` rows changed since `date_from`, each with the cursor reached.
 
     flag=0 returns rows with lastChangeDate >= dateFrom, so the next page starts at the last
-    row's lastChangeDate and its boundary rows come back again: the latest copy of a key wins.
+    row's lastChangeDate and its boundary rows come back again (callers dedupe by key).
+    WB caps an answer at about 80 000 rows (`settings.wb_page_rows`); a shorter page is taken
+    as the last one. Stopping there is safe: the next pass restarts from the stored watermark.
     """
+    page_rows = settings.wb_page_rows
     path, key = (ORDERS if dataset == "orders" else SALES), STATISTICS_KEYS[dataset]
-    rows: dict[str, dict] = {}
-    cursor = date_from
+    cursor, seen = date_from, set()
     while True:
-        page = api.call("GET", settings.wb_statistics_url + path, limit=dataset,
-                        endpoint=f"GET {path}",
+        page = api.call("GET", settings.wb_statistics_url + path, limit=dataset, endpoint=f"GET {path}",
                         params={"dateFrom": format_wb_time(cursor), "flag": 0}) or []
         if not isinstance(page, list):
             raise_shape(path, "a JSON array")
-        fresh = 0
-        for row in page:
-            fresh += row.get(key) not in rows
-            rows[row.get(key)] = row
+        fresh = sum(row.get(key) not in seen for row in page)
+        seen.update(row.get(key) for row in page)
         last = parse_wb_time(page[-1].get("lastChangeDate")) if page else None
+        yield page, max(filter(None, [last, cursor]))
         # A page that brings nothing new, or cannot move the cursor forward, ends the loop
         # instead of asking for the same rows again.
         if len(page) < page_rows or not fresh or last is None or last <= cursor:
-            return list(rows.values())
+            return
         cursor = last
+
+
+def fetch_statistics(api: ApiClient, settings: Settings, dataset: str, date_from: datetime) -> list[dict]:
+    """Every row changed since `date_from`; the latest copy of a key wins."""
+    key = STATISTICS_KEYS[dataset]
+    rows: dict[str, dict] = {}
+    for page, _ in statistics_pages(api, settings, dataset, date_from):
+        rows.update((row.get(key), row) for row in page)
+    return list(rows.values())
 
 
 def fetch_stock_items(api: ApiClient, settings: Settings) -> list[dict]:

@@ -1,0 +1,197 @@
+"""The collector against the sandbox over real HTTP: what a pass saves, and what it never does."""
+
+from collections import Counter
+from datetime import date
+
+import pytest
+
+from collector.config import load_settings
+from collector.pipeline import run_pass
+from collector.sandbox import Fault, SandboxConfig
+from collector.sandbox.clock import to_us
+from tests.conftest import collector_environ, table
+
+TODAY = date(2026, 11, 26)
+ACCOUNTS = ("wb-1", "ozon-1", "ozon-2")
+COUNTED = "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM sales), (SELECT count(*) FROM stock)"
+
+
+def ordered_today(storage, account):
+    return dict(table(storage, "SELECT sku, sum(quantity) FROM orders WHERE account = ? AND day = ? "
+                               "AND is_cancelled = 0 GROUP BY sku", [account, TODAY.isoformat()]))
+
+
+def current_stock(storage, account):
+    rows = table(storage, "SELECT sku, size, warehouse, quantity FROM stock_current WHERE account = ?", [account])
+    if account.startswith("wb"):
+        return {(sku, int(size)): qty for sku, size, _, qty in rows}
+    return {(sku, warehouse): qty for sku, _, warehouse, qty in rows}
+
+
+def test_a_pass_saves_every_account_and_dataset_and_matches_the_seller(sandbox, storage, collect, clock):
+    result = collect()
+    assert (result.status, result.exit_code) == ("ok", 0)
+    assert sorted((r.account, r.dataset, r.status) for r in result.datasets) == sorted(
+        (a, d, "ok") for a in ACCOUNTS for d in ("stocks", "orders", "sales"))
+    assert table(storage, "SELECT status, trigger FROM runs") == [("ok", "manual")]
+    assert table(storage, "SELECT count(*) FROM fetch_log WHERE status = 'ok' AND requests > 0") == [(9,)]
+    for account in ACCOUNTS:
+        truth = sandbox.seller.ordered_units(account, TODAY, clock.now())
+        assert truth and ordered_today(storage, account) == {k: v for k, v in truth.items() if v}, account
+        stock = {k: v for k, v in sandbox.seller.stock_units(account, clock.now()).items() if v}
+        assert {k: v for k, v in current_stock(storage, account).items() if v} == stock, account
+    wb_bought = dict(table(storage, "SELECT sku, count(*) FROM sales WHERE account = 'wb-1' AND kind = 'sale' "
+                                    "AND day = ? GROUP BY sku", [TODAY.isoformat()]))
+    assert wb_bought == {k: v for k, v in sandbox.seller.bought_units("wb-1", TODAY, clock.now()).items() if v}
+
+
+def test_a_second_pass_with_nothing_changed_adds_nothing(storage, collect):
+    collect()
+    before = table(storage, COUNTED)
+    assert collect().status == "ok"
+    assert table(storage, COUNTED) == before
+    assert table(storage, "SELECT count(*) FROM runs") == [(2,)]
+
+
+def test_stock_is_written_only_where_it_changed(sandbox, storage, collect, clock):
+    collect()
+    first = table(storage, "SELECT count(*) FROM stock")[0][0]
+    before = sandbox.seller.stock_units("ozon-1", clock.now())
+    clock.advance(minutes=90)
+    collect()
+    after = sandbox.seller.stock_units("ozon-1", clock.now())
+    changed = sum(before.get(k, 0) != v for k, v in after.items())
+    added = table(storage, "SELECT count(*) FROM stock WHERE account = 'ozon-1' AND id > ?", [first])[0][0]
+    assert changed > 0 and added == changed
+
+
+@pytest.mark.parametrize("sandbox_config", [SandboxConfig(seed=1, rate_limit_factor=0.001, wb_refresh_minutes=1,
+                                                          wb_page_rows=20)])
+def test_wb_paging_reaches_every_row_once(sandbox, tmp_path, storage, clock):
+    settings = load_settings(None, collector_environ(sandbox, tmp_path, WB_PAGE_ROWS="20"))
+    assert run_pass(settings, storage, clock=clock.now, datasets=("orders",)).status == "ok"
+    pages = [r for r in sandbox.request_log if r.path.startswith("/api/v1/supplier/orders")]
+    truth = sandbox.seller.ordered_units("wb-1", TODAY, clock.now())
+    assert len(pages) > 3
+    assert ordered_today(storage, "wb-1") == {k: v for k, v in truth.items() if v}
+    assert table(storage, "SELECT rows FROM fetch_log WHERE account = 'wb-1'") == table(
+        storage, "SELECT count(*) FROM orders WHERE account = 'wb-1'")
+
+
+def test_a_429_is_waited_out_and_counted(sandbox, storage, collect):
+    sandbox.faults.add(Fault("429", endpoint="/api/v1/supplier/orders", account="wb-1", times=1))
+    sandbox.faults.add(Fault("429", endpoint="/v3/posting/fbo/list", account="ozon-2", times=1))
+    assert collect().status == "ok"
+    retried = table(storage, "SELECT account, dataset, retries FROM fetch_log WHERE retries > 0 ORDER BY account")
+    assert retried == [("ozon-2", "orders", 1), ("wb-1", "orders", 1)]
+    assert table(storage, "SELECT requests FROM fetch_log WHERE account = 'wb-1' AND dataset = 'orders'") == [(2,)]
+
+
+def test_one_failing_dataset_never_stops_the_others(sandbox, storage, collect):
+    sandbox.faults.add(Fault("bad_key", endpoint="/v1/returns/list", account="ozon-1", times=None))
+    result = collect()
+    assert (result.status, result.exit_code) == ("partial", 2)
+    failed = table(storage, "SELECT account, dataset, error FROM fetch_log WHERE status = 'failed'")
+    assert failed == [("ozon-1", "sales", "ozon-1 (Песочница Ozon 1) sales: POST /v1/returns/list: "
+                       "HTTP 404 Not Found: Invalid Api-Key, please check the key and try again, code 5")]
+    assert table(storage, "SELECT count(*) FROM fetch_log WHERE status = 'ok'") == [(8,)]
+    assert ordered_today(storage, "ozon-1")
+
+
+def test_a_failed_dataset_leaves_no_rows_and_earlier_data_intact(sandbox, storage, collect, clock):
+    collect()
+    before = table(storage, "SELECT * FROM orders WHERE account = 'ozon-2' ORDER BY order_id, sku")
+    clock.advance(hours=2)
+    sandbox.faults.add(Fault("wrong_type", endpoint="/v3/posting/fbo/list", account="ozon-2", times=None))
+    result = collect()
+    assert result.status == "partial"
+    (error,) = [r.error for r in result.datasets if r.status == "failed"]
+    assert error.startswith("ozon-2 (Песочница Ozon 2) orders: unreadable data from the marketplace: posting ")
+    assert table(storage, "SELECT * FROM orders WHERE account = 'ozon-2' ORDER BY order_id, sku") == before
+
+
+def test_ozon_buyouts_are_dated_by_the_pass_that_sees_delivery(sandbox, storage, collect, clock):
+    collect()
+    open_before = {n for (n,) in table(storage, "SELECT order_id FROM orders WHERE account = 'ozon-1' "
+                                                "AND status NOT IN ('delivered', 'cancelled')")}
+    clock.advance(days=2)
+    collect()
+    delivered_now = {n for (n,) in table(storage, "SELECT order_id FROM orders WHERE account = 'ozon-1' "
+                                                  "AND status = 'delivered'")}
+    dated = table(storage, "SELECT sale_id, day FROM sales WHERE account = 'ozon-1' AND kind = 'sale' "
+                           "AND day IS NOT NULL")
+    assert dated and {day for _, day in dated} == {"2026-11-28"}
+    assert {sale_id for sale_id, _ in dated} == open_before & delivered_now
+    undated = table(storage, "SELECT count(*) FROM sales WHERE account = 'ozon-1' AND kind = 'sale' AND day IS NULL")
+    assert undated[0][0] == len(delivered_now - open_before)
+
+
+def test_open_postings_from_earlier_days_are_followed_to_delivery(sandbox, storage, collect, clock):
+    collect()
+    clock.advance(days=1)
+    collect()
+    clock.advance(days=1)
+    collect()
+    statuses = dict(table(storage, "SELECT order_id, status FROM orders WHERE account = 'ozon-2' AND day = ?",
+                          [TODAY.isoformat()]))
+    now = to_us(clock.now())
+    assert statuses and {n: sandbox.seller.ozon("ozon-2").find_posting(n, now).status_at(now) for n in statuses} == statuses
+    assert "delivered" in statuses.values()
+
+
+def test_aliases_are_loaded_and_reloaded_when_the_file_changes(settings, storage, collect):
+    settings.aliases_file.write_text("marketplace,key,alias\nwb,KR-101,Кронштейны\nozon,KR-101,Кронштейны\n",
+                                     encoding="utf-8")
+    collect()
+    assert table(storage, "SELECT marketplace, key, alias, position FROM sku_aliases ORDER BY marketplace") == [
+        ("ozon", "KR-101", "Кронштейны", 1), ("wb", "KR-101", "Кронштейны", 1)]
+    settings.aliases_file.write_text("marketplace;key;alias\nwb;PAK8-101;Пакеты 8\n", encoding="utf-8")
+    collect()
+    assert table(storage, "SELECT marketplace, key, alias FROM sku_aliases") == [("wb", "PAK8-101", "Пакеты 8")]
+
+
+def test_a_broken_aliases_file_keeps_the_old_aliases_and_collects_anyway(settings, storage, collect, caplog):
+    settings.aliases_file.write_text("marketplace,key,alias\nwb,KR-101,Кронштейны\n", encoding="utf-8")
+    collect()
+    settings.aliases_file.write_text("marketplace,key,alias\nmarket,KR-101,X\n", encoding="utf-8")
+    assert collect().status == "ok"
+    assert table(storage, "SELECT key, alias FROM sku_aliases") == [("KR-101", "Кронштейны")]
+
+
+def test_requests_per_pass_are_the_fewest_paging_allows(sandbox, collect):
+    collect()
+    counts = Counter((r.account, r.path.split("?")[0]) for r in sandbox.request_log)
+    assert counts == {
+        ("wb-1", "/api/analytics/v1/stocks-report/wb-warehouses"): 1,
+        ("wb-1", "/api/v1/supplier/orders"): 1,
+        ("wb-1", "/api/v1/supplier/sales"): 1,
+        # product list, one stock batch (<= 100 SKUs), today's postings (<= 100 a page),
+        # open postings of the last 30 days, returns
+        ("ozon-1", "/v3/product/list"): 1, ("ozon-1", "/v1/analytics/stocks"): 1,
+        ("ozon-1", "/v3/posting/fbo/list"): counts[("ozon-1", "/v3/posting/fbo/list")],
+        ("ozon-1", "/v1/returns/list"): 1,
+        ("ozon-2", "/v3/product/list"): 1, ("ozon-2", "/v1/analytics/stocks"): 1,
+        ("ozon-2", "/v3/posting/fbo/list"): counts[("ozon-2", "/v3/posting/fbo/list")],
+        ("ozon-2", "/v1/returns/list"): 1,
+    }
+
+
+def test_secrets_never_reach_the_database_or_the_errors(sandbox, settings, storage, collect):
+    sandbox.faults.add(Fault("bad_key", account="wb-1", times=None))
+    collect()
+    storage.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw = settings.database_path.read_bytes()
+    for secret in settings.secrets:
+        assert secret.encode() not in raw
+        assert all(secret not in (e or "") for (e,) in table(storage, "SELECT error FROM fetch_log"))
+
+
+def test_days_follow_the_configured_zone(sandbox, tmp_path, storage, clock):
+    settings = load_settings(None, collector_environ(sandbox, tmp_path, TIMEZONE="Asia/Vladivostok"))
+    run_pass(settings, storage, clock=clock.now, datasets=("orders",))
+    # Times carry +10:00 and each day is the Vladivostok date of its time.
+    assert table(storage, "SELECT DISTINCT substr(ordered_at, -6) FROM orders") == [("+10:00",)]
+    assert table(storage, "SELECT count(*) FROM orders WHERE day != substr(ordered_at, 1, 10)") == [(0,)]
+    # "Today" started at Vladivostok midnight (14:00 Moscow the day before), not Moscow's.
+    first_today = table(storage, "SELECT min(ordered_at) FROM orders WHERE account = 'ozon-1' AND day = '2026-11-26'")
+    assert first_today[0][0] >= "2026-11-26T00:00:00+10:00"

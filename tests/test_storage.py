@@ -1,0 +1,119 @@
+"""Storage: schema and migrations, change-only stock, Ozon buyouts, one transaction per dataset."""
+
+import sqlite3
+from dataclasses import replace
+
+import pytest
+
+from collector import storage as storage_module
+from collector.records import OrderLine, StockLevel
+from collector.storage import SCHEMA_VERSION, Storage, StorageError
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Storage(tmp_path / "mp.db")
+    s.migrate()
+    s.save_accounts([("wb-1", "wb", "WB"), ("ozon-1", "ozon", "Ozon")])
+    yield s
+    s.close()
+
+
+def rows(store, sql, params=()):
+    return [tuple(r) for r in store.db.execute(sql, params).fetchall()]
+
+
+def posting(number, status, sku=11, quantity=2, day="2026-11-26"):
+    return OrderLine(account="ozon-1", order_id=number, sku=sku, article="A", size="", barcode=None,
+                     warehouse="Казань_РФЦ", ordered_at=f"{day}T10:00:00+03:00", day=day, status=status,
+                     is_cancelled=int(status == "cancelled"), cancelled_at=None, quantity=quantity,
+                     price_kopecks=10050, changed_at=f"{day}T12:00:00+03:00")
+
+
+def test_schema_is_applied_idempotently_with_wal_and_a_version(store, tmp_path):
+    assert store.migrate() == SCHEMA_VERSION
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert {"accounts", "runs", "fetch_log", "products", "stock", "orders", "sales", "sku_aliases"} <= set(
+        store.db.table_names())
+
+
+def test_migrations_run_in_order_and_keep_data(tmp_path, monkeypatch):
+    store = Storage(tmp_path / "mp.db")
+    store.migrate()
+    store.save_accounts([("wb-1", "wb", "WB")])
+    monkeypatch.setattr(storage_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(storage_module.MIGRATIONS, SCHEMA_VERSION + 1,
+                        "ALTER TABLE accounts ADD COLUMN note TEXT;")
+    assert store.migrate() == SCHEMA_VERSION
+    assert rows(store, "SELECT account, note FROM accounts") == [("wb-1", None)]
+    assert store.schema_version == SCHEMA_VERSION + 1
+
+
+def test_a_newer_database_is_refused(tmp_path):
+    store = Storage(tmp_path / "mp.db")
+    store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    with pytest.raises(StorageError, match="newer than this collector"):
+        store.migrate()
+
+
+def test_stock_rows_only_on_change_and_zero_when_a_key_disappears(store):
+    def write(levels, when):
+        with store.transaction():
+            return store.write_stock("ozon-1", [StockLevel("ozon-1", sku, "", wh, q) for sku, wh, q in levels],
+                                     f"2026-11-26T{when}+03:00", "2026-11-26", None)
+
+    assert write([(11, "A", 5), (12, "A", 3)], "10:00:00") == 2
+    assert write([(11, "A", 5), (12, "A", 3)], "10:10:00") == 0
+    assert write([(11, "A", 4)], "10:20:00") == 2
+    assert write([(11, "A", 4)], "10:30:00") == 0
+    assert rows(store, "SELECT sku, warehouse, quantity, observed_at FROM stock ORDER BY id") == [
+        (11, "A", 5, "2026-11-26T10:00:00+03:00"), (12, "A", 3, "2026-11-26T10:00:00+03:00"),
+        (11, "A", 4, "2026-11-26T10:20:00+03:00"), (12, "A", 0, "2026-11-26T10:20:00+03:00")]
+    assert rows(store, "SELECT sku, quantity, changed_at, seen_at FROM stock_current ORDER BY sku") == [
+        (11, 4, "2026-11-26T10:20:00+03:00", "2026-11-26T10:30:00+03:00"),
+        (12, 0, "2026-11-26T10:20:00+03:00", "2026-11-26T10:30:00+03:00")]
+
+
+def test_ozon_buyout_dated_by_the_pass_that_sees_delivery(store):
+    def see(lines, seen_at, day):
+        with store.transaction():
+            buyouts = store.ozon_buyouts(lines, seen_at, day)
+            store.write_orders(lines)
+            store.insert_new_sales(buyouts)
+
+    see([posting("1-1", "delivering"), posting("2-1", "delivered")], "2026-11-26T10:00:00+03:00", "2026-11-26")
+    see([posting("1-1", "delivered"), posting("2-1", "delivered")], "2026-11-27T00:00:01+03:00", "2026-11-27")
+    see([posting("1-1", "delivered")], "2026-11-27T10:00:00+03:00", "2026-11-27")
+    assert rows(store, "SELECT sale_id, kind, sku, sold_at, day, quantity, amount_kopecks FROM sales ORDER BY sale_id") == [
+        ("1-1", "sale", 11, "2026-11-27T00:00:01+03:00", "2026-11-27", 2, 20100),
+        # delivered at first sight: kept as a sale that counts on no day
+        ("2-1", "sale", 11, None, None, 2, 20100)]
+
+
+def test_order_upsert_updates_status_in_place_and_keeps_changed_at_while_unchanged(store):
+    first = posting("1-1", "awaiting_packaging")
+    with store.transaction():
+        store.write_orders([first])
+    with store.transaction():
+        store.write_orders([replace(first, changed_at="2026-11-26T13:00:00+03:00")])
+    assert rows(store, "SELECT status, changed_at FROM orders") == [("awaiting_packaging", "2026-11-26T12:00:00+03:00")]
+    with store.transaction():
+        store.write_orders([replace(first, status="cancelled", is_cancelled=1, changed_at="2026-11-26T14:00:00+03:00")])
+    assert rows(store, "SELECT count(*), status, is_cancelled, changed_at FROM orders") == [
+        (1, "cancelled", 1, "2026-11-26T14:00:00+03:00")]
+
+
+def test_a_failed_transaction_leaves_nothing_behind(store):
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.transaction():
+            store.write_orders([posting("1-1", "delivering")])
+            store.db.execute("INSERT INTO accounts (account, marketplace, label) VALUES ('x', 'bad', 'x')")
+    assert rows(store, "SELECT count(*) FROM orders") == [(0,)]
+
+
+def test_unwritable_database_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StorageError, match="cannot open the database"):
+        Storage(blocker / "mp.db")
