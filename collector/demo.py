@@ -7,19 +7,24 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from collector.backfill import backfill
-from collector.config import load_settings
+from collector import logs
+from collector.config import Settings, load_settings
+from collector.pipeline import run_lock, run_pass
 from collector.scheduler import add_pass_job, one_pass
 from collector.storage import Storage
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The demo paces itself 50x faster than the real limits; the sandbox enforces the same factor.
 DEMO_RATE_LIMIT_FACTOR = 0.02
+# History is made by replaying passes at this cadence on a simulated clock, as if the collector
+# had been running all along: that is what dates Ozon buyouts and builds stock history.
+REPLAY_STEP = timedelta(hours=4)
 
 
 def datasette_command(database: Path, port: int, host: str = "127.0.0.1") -> list[str]:
@@ -42,27 +47,23 @@ def datasette_command(database: Path, port: int, host: str = "127.0.0.1") -> lis
 def run_demo(port: int, sandbox_port: int, minutes: float, history_days: int, database: Path) -> None:
     from collector.sandbox import Sandbox, SandboxConfig
 
-    sandbox = Sandbox(SandboxConfig(seed=1, rate_limit_factor=DEMO_RATE_LIMIT_FACTOR))
-    sandbox.start(port=sandbox_port)
+    config = SandboxConfig(seed=1, rate_limit_factor=DEMO_RATE_LIMIT_FACTOR)
+    sandbox = Sandbox(config).start(port=sandbox_port)
     click.echo(f"sandbox: marketplace simulator at {sandbox.url}")
-    environ = {**sandbox.env(), "DATABASE_PATH": str(database),
-               "ALIASES_FILE": str(PROJECT_DIR / "data" / "aliases.example.csv"),
-               "RATE_LIMIT_FACTOR": str(DEMO_RATE_LIMIT_FACTOR),
-               "TIMEZONE": os.environ.get("TIMEZONE", "Europe/Moscow")}
-    settings = load_settings(env_file=None, environ=environ)
+    settings = demo_settings(sandbox, database)
 
-    storage = Storage(database)
-    storage.migrate()
-    if not storage.db.execute("SELECT 1 FROM orders LIMIT 1").fetchone():
-        click.echo(f"collector: loading {history_days} days of history...")
-        backfill(settings, storage, history_days, lambda *_: None)
-    storage.close()
+    with run_lock(database):
+        storage = Storage(database)
+        storage.migrate()
+        if not storage.db.execute("SELECT 1 FROM runs LIMIT 1").fetchone():
+            replay_history(config, settings, storage, history_days)
+        storage.close()
     one_pass(settings, "demo")
 
     scheduler = BackgroundScheduler(timezone=settings.timezone)
     add_pass_job(scheduler, settings, minutes, "demo", run_now=False)
     scheduler.start()
-    viewer = subprocess.Popen(datasette_command(database, port), env={**os.environ, **{"TIMEZONE": environ["TIMEZONE"]}})
+    viewer = subprocess.Popen(datasette_command(database, port), env={**os.environ, "TIMEZONE": str(settings.timezone)})
     click.echo(f"\nDashboard: http://127.0.0.1:{port}/mp  (collector every {minutes:g} min; Ctrl-C to stop)\n")
     try:
         while viewer.poll() is None:
@@ -74,3 +75,36 @@ def run_demo(port: int, sandbox_port: int, minutes: float, history_days: int, da
         scheduler.shutdown(wait=True)
         sandbox.stop()
         viewer.wait(timeout=10)
+
+
+def demo_settings(sandbox, database: Path) -> Settings:
+    """Settings that point at the sandbox only: the real environment's tokens are never read."""
+    return load_settings(env_file=None, environ={
+        **sandbox.env(), "DATABASE_PATH": str(database),
+        "ALIASES_FILE": str(PROJECT_DIR / "data" / "aliases.example.csv"),
+        "RATE_LIMIT_FACTOR": str(DEMO_RATE_LIMIT_FACTOR),
+        "TIMEZONE": os.environ.get("TIMEZONE", "Europe/Moscow"),
+    })
+
+
+def replay_history(config, settings: Settings, storage: Storage, days: int) -> None:
+    """Passes every REPLAY_STEP over the last `days` days, against a twin of the sandbox (same
+    seed, so the same seller) whose clock the replay moves."""
+    from collector.sandbox import Sandbox, SandboxClock
+
+    now = datetime.now(timezone.utc)
+    clock = SandboxClock(now - timedelta(days=days))
+    twin = Sandbox(config.__class__(**{**config.__dict__, "rate_limit_factor": 0}), clock=clock).start()
+    replay = demo_settings(twin, settings.database_path)
+    steps = int(timedelta(days=days) / REPLAY_STEP)
+    logger = logs.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")
+    try:
+        with click.progressbar(range(steps), label=f"collector: replaying {days} days of passes") as bar:
+            for _ in bar:
+                run_pass(replay, storage, "demo", clock=clock.now)
+                clock.advance(REPLAY_STEP)
+    finally:
+        logger.setLevel(level)
+        twin.stop()

@@ -30,23 +30,43 @@ class StorageError(Exception):
 
 
 class Storage:
+    """The collector's view of the database: one SQLite connection per thread (a connection
+    shared between threads would let one thread read inside another's transaction), and one
+    write lock per process."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._local = threading.local()
+        self._connections: list[sqlite_utils.Database] = []
+        self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            self.db = sqlite_utils.Database(conn)
             self.db.enable_wal()
-            # NORMAL is durable across a crash of the process in WAL mode; only a power cut
-            # can lose the last commit, and the next pass fetches it again.
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=30000")
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the database {self.path}: {exc}") from None
-        self._lock = threading.RLock()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection, opened on first use."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            db = sqlite_utils.Database(conn)
+            # NORMAL is durable across a crash of the process in WAL mode; only a power cut
+            # can lose the last commit, and the next pass fetches it again.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     # -- schema ------------------------------------------------------------------------------
 
