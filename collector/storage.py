@@ -151,25 +151,16 @@ class Storage:
             (as_row(p) + (now,) for p in _unique(products, lambda p: (p.account, p.sku, p.size))))
 
     def write_orders(self, lines: Sequence[OrderLine]) -> None:
-        names = columns(OrderLine)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in names
-                            if c not in ("account", "order_id", "sku", "changed_at"))
-        self._executemany(
-            f"INSERT INTO orders ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-            f"ON CONFLICT (account, order_id, sku) DO UPDATE SET {updates}, "
+        self._executemany(upsert_sql(
+            "orders", OrderLine, key=("account", "order_id", "sku"), kept=("changed_at",),
             # When the status last changed: kept while the status stays the same.
-            "changed_at = CASE WHEN orders.status IS excluded.status AND orders.quantity = excluded.quantity "
-            "THEN coalesce(orders.changed_at, excluded.changed_at) ELSE excluded.changed_at END",
+            also="changed_at = CASE WHEN orders.status IS excluded.status AND orders.quantity = excluded.quantity "
+                 "THEN coalesce(orders.changed_at, excluded.changed_at) ELSE excluded.changed_at END"),
             map(as_row, lines))
 
     def write_sales(self, events: Sequence[SaleEvent]) -> None:
-        names = columns(SaleEvent)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in names
-                            if c not in ("account", "kind", "sale_id", "sku"))
-        self._executemany(
-            f"INSERT INTO sales ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-            f"ON CONFLICT (account, kind, sale_id, sku) DO UPDATE SET {updates}",
-            map(as_row, events))
+        self._executemany(upsert_sql("sales", SaleEvent, key=("account", "kind", "sale_id", "sku")),
+                          map(as_row, events))
 
     def ozon_buyouts(self, lines: Sequence[OrderLine], seen_at: str, day: str) -> list[SaleEvent]:
         """Sales implied by postings now `delivered`, judged against what was stored before.
@@ -277,6 +268,15 @@ class Storage:
 
     def _executemany(self, sql: str, rows: Iterable[tuple]) -> None:
         self.db.conn.executemany(sql, rows)
+
+
+def upsert_sql(table: str, record_type, key: tuple[str, ...], kept: tuple[str, ...] = (), also: str = "") -> str:
+    """INSERT of a record type's columns that updates every non-key column in place on conflict,
+    except `kept` ones, plus any `also` assignment."""
+    names = columns(record_type)
+    updates = [f"{c} = excluded.{c}" for c in names if c not in key + kept] + ([also] if also else [])
+    return (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(updates)}")
 
 
 def _unique(items, key):

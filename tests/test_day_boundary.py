@@ -49,46 +49,49 @@ def today_totals(database: Path, **params) -> dict[str, int]:
     return {"wb": sum(r["wb_ordered"] for r in rows), "ozon": sum(r["ozon_ordered"] for r in rows)}
 
 
-def test_today_switches_exactly_at_moscow_midnight(utc_machine, tmp_path):
+@pytest.fixture
+def real_clock_sandbox():
+    """On the real (here: frozen) clock, so freezegun moves the seller with the collector."""
     sandbox = Sandbox(SandboxConfig(seed=3, rate_limit_factor=0, wb_refresh_minutes=1)).start()
-    try:
-        settings = load_settings(None, collector_environ(sandbox, tmp_path))
-        storage = Storage(settings.database_path)
-        storage.migrate()
-        with freeze_time(BEFORE_MIDNIGHT):
-            assert time.strftime("%H:%M:%S") == "20:59:59"  # the machine's own clock is UTC
-            assert run_pass(settings, storage).status == "ok"
-            expected = truth(sandbox, "ordered_units", date(2026, 11, 26), datetime.now(timezone.utc))
-            assert expected["wb"] > 100 and expected["ozon"] > 100
-            assert today_totals(settings.database_path) == expected
-        with freeze_time(AFTER_MIDNIGHT):
-            assert run_pass(settings, storage).status == "ok"
-            now = datetime.now(timezone.utc)
-            assert today_totals(settings.database_path) == truth(sandbox, "ordered_units", date(2026, 11, 27), now)
-            assert today_totals(settings.database_path, date="2026-11-26") == truth(
-                sandbox, "ordered_units", date(2026, 11, 26), now)
-            # Rows placed on the 27th are exactly those ordered from Moscow midnight on.
-            days = storage.db.execute("SELECT DISTINCT day FROM orders WHERE ordered_at >= '2026-11-27'").fetchall()
-            assert [tuple(d) for d in days] in ([], [("2026-11-27",)])
-        storage.close()
-    finally:
-        sandbox.stop()
+    yield sandbox
+    sandbox.stop()
 
 
-def test_a_first_run_just_after_midnight_starts_today_at_moscow_midnight(utc_machine, tmp_path):
-    sandbox = Sandbox(SandboxConfig(seed=3, rate_limit_factor=0, wb_refresh_minutes=1)).start()
-    try:
-        settings = load_settings(None, collector_environ(sandbox, tmp_path))
-        storage = Storage(settings.database_path)
-        storage.migrate()
-        with freeze_time(AFTER_MIDNIGHT):
-            run_pass(settings, storage, datasets=("orders",))
-        # WB rows come from dateFrom = 2026-11-27T00:00:00 Moscow: nothing changed before it.
-        oldest = storage.db.execute("SELECT min(changed_at) FROM orders WHERE account = 'wb-1'").fetchone()[0]
-        assert oldest is None or oldest >= "2026-11-27T00:00:00+03:00"
-        # Ozon's "today" window starts at 21:00Z: no posting created before it counts as today.
-        assert storage.db.execute("SELECT count(*) FROM orders WHERE account LIKE 'ozon%' AND day = '2026-11-27' "
-                                  "AND ordered_at < '2026-11-27T00:00:00+03:00'").fetchone()[0] == 0
-        storage.close()
-    finally:
-        sandbox.stop()
+@pytest.fixture
+def settings_and_storage(real_clock_sandbox, tmp_path):
+    settings = load_settings(None, collector_environ(real_clock_sandbox, tmp_path))
+    storage = Storage(settings.database_path)
+    storage.migrate()
+    yield settings, storage
+    storage.close()
+
+
+def test_today_switches_exactly_at_moscow_midnight(utc_machine, real_clock_sandbox, settings_and_storage):
+    sandbox, (settings, storage) = real_clock_sandbox, settings_and_storage
+    with freeze_time(BEFORE_MIDNIGHT):
+        assert time.strftime("%H:%M:%S") == "20:59:59"  # the machine's own clock is UTC
+        assert run_pass(settings, storage).status == "ok"
+        expected = truth(sandbox, "ordered_units", date(2026, 11, 26), datetime.now(timezone.utc))
+        assert expected["wb"] > 100 and expected["ozon"] > 100
+        assert today_totals(settings.database_path) == expected
+    with freeze_time(AFTER_MIDNIGHT):
+        assert run_pass(settings, storage).status == "ok"
+        now = datetime.now(timezone.utc)
+        assert today_totals(settings.database_path) == truth(sandbox, "ordered_units", date(2026, 11, 27), now)
+        assert today_totals(settings.database_path, date="2026-11-26") == truth(
+            sandbox, "ordered_units", date(2026, 11, 26), now)
+        # Rows placed on the 27th are exactly those ordered from Moscow midnight on.
+        days = storage.db.execute("SELECT DISTINCT day FROM orders WHERE ordered_at >= '2026-11-27'").fetchall()
+        assert [tuple(d) for d in days] in ([], [("2026-11-27",)])
+
+
+def test_a_first_run_just_after_midnight_starts_today_at_moscow_midnight(utc_machine, settings_and_storage):
+    settings, storage = settings_and_storage
+    with freeze_time(AFTER_MIDNIGHT):
+        run_pass(settings, storage, datasets=("orders",))
+    # WB rows come from dateFrom = 2026-11-27T00:00:00 Moscow: nothing changed before it.
+    oldest = storage.db.execute("SELECT min(changed_at) FROM orders WHERE account = 'wb-1'").fetchone()[0]
+    assert oldest is None or oldest >= "2026-11-27T00:00:00+03:00"
+    # Ozon's "today" window starts at 21:00Z: no posting created before it counts as today.
+    assert storage.db.execute("SELECT count(*) FROM orders WHERE account LIKE 'ozon%' AND day = '2026-11-27' "
+                              "AND ordered_at < '2026-11-27T00:00:00+03:00'").fetchone()[0] == 0
