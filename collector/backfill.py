@@ -16,10 +16,11 @@ from typing import Callable, Iterator
 
 from collector import logs
 from collector.config import Account, Settings
-from collector.http import ApiClient
+from collector.http import ApiClient, ApiError
 from collector.ozon import client as ozon_api
 from collector.ozon import normalize as ozon_norm
 from collector.pipeline import WbBatch, postings_records, write_postings
+from collector.records import BadRecord
 from collector.storage import Storage
 from collector.timeutil import iso, local_day, utc_now
 from collector.wb import client as wb_api
@@ -63,15 +64,22 @@ class Position:
 
 
 def backfill(settings: Settings, storage: Storage, days: int, progress: Progress,
-             clock: Callable[[], datetime] = utc_now) -> dict[tuple[str, str], int]:
-    """Load the last `days` days for every account; returns rows read per account x dataset."""
+             clock: Callable[[], datetime] = utc_now) -> dict[tuple[str, str], int | str]:
+    """Load the last `days` days for every account: rows read per account x dataset, or the
+    error that stopped it (what was written before the error stays, and a rerun resumes)."""
     storage.save_accounts((a.account, a.marketplace, a.label) for a in settings.accounts)
-    totals = {}
+    outcome: dict[tuple[str, str], int | str] = {}
     for account in settings.accounts:
         for dataset in ("orders", "sales"):
-            totals[account.account, dataset] = _backfill_one(settings, storage, account, dataset, days,
-                                                             progress, clock)
-    return totals
+            try:
+                outcome[account.account, dataset] = _backfill_one(settings, storage, account, dataset, days,
+                                                                  progress, clock)
+            except (ApiError, BadRecord) as exc:
+                error = f"{account.account} ({account.label}) {dataset}: {exc}"
+                logs.event(logging.ERROR, f"backfill stopped: {error}", event="backfill",
+                           account=account.account, dataset=dataset, status="failed")
+                outcome[account.account, dataset] = error
+    return outcome
 
 
 def _backfill_one(settings, storage, account: Account, dataset: str, days: int, progress: Progress, clock) -> int:
@@ -96,6 +104,8 @@ def _backfill_one(settings, storage, account: Account, dataset: str, days: int, 
             progress(account.account, dataset, position.fraction(now))
     finally:
         api.close()
+    # WB publishes with a lag, so the cursor stops short of "now" even when all is read.
+    progress(account.account, dataset, 1.0)
     logs.event(logging.INFO, f"{account.account} {dataset}: backfill done, {rows} rows",
                event="backfill", account=account.account, dataset=dataset, rows=rows)
     return rows

@@ -15,7 +15,8 @@ import click
 from collector import __version__, logs
 from collector.aliases import AliasFileError, read_aliases
 from collector.config import ConfigError, Settings, load_settings
-from collector.pipeline import DATASETS, AlreadyRunning, run_lock, run_pass
+from collector.pipeline import DATASETS, AlreadyRunning, run_lock
+from collector.runner import collect_once
 from collector.storage import Storage, StorageError
 
 EXIT_OK, EXIT_NOTHING_RAN, EXIT_PARTIAL = 0, 1, 2
@@ -81,9 +82,8 @@ def run(ctx: click.Context, trigger: str, datasets: tuple[str, ...]) -> None:
     """One pass over every configured account and dataset."""
     settings = settings_from(ctx)
     try:
-        with run_lock(settings.database_path), open_storage(settings) as storage:
-            result = run_pass(settings, storage, trigger, datasets or DATASETS)
-    except AlreadyRunning as exc:
+        result = collect_once(settings, trigger, datasets or None)
+    except (AlreadyRunning, StorageError) as exc:
         raise Failure(str(exc)) from None
     for item in result.datasets:
         if item.error:
@@ -135,7 +135,7 @@ def check(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--every", "minutes", type=click.FloatRange(min=0.1), envvar="COLLECT_INTERVAL_MINUTES",
+@click.option("--every", "minutes", type=click.FloatRange(min=0.01), envvar="COLLECT_INTERVAL_MINUTES",
               default=10, show_default=True, help="Minutes between passes (or COLLECT_INTERVAL_MINUTES).")
 @click.pass_context
 def schedule(ctx: click.Context, minutes: float) -> None:
@@ -160,26 +160,72 @@ def backfill(ctx: click.Context, days: int) -> None:
     from collector.backfill import backfill as load_history
 
     settings = settings_from(ctx)
-    bars: dict[tuple[str, str], click.progressbar] = {}
-
-    def progress(account: str, dataset: str, fraction: float) -> None:
-        bar = bars.get((account, dataset))
-        if bar is None:
-            for other in bars.values():
-                other.render_finish()
-            bar = bars[account, dataset] = click.progressbar(length=1000, label=f"{account} {dataset}",
-                                                             file=sys.stderr, show_percent=True)
-        bar.update(int(fraction * 1000) - bar.pos)
-
+    progress = BackfillProgress(interactive=sys.stderr.isatty())
     try:
         with run_lock(settings.database_path), open_storage(settings) as storage:
-            totals = load_history(settings, storage, days, progress)
+            outcome = load_history(settings, storage, days, progress)
     except AlreadyRunning as exc:
         raise Failure(str(exc)) from None
-    for bar in bars.values():
-        bar.render_finish()
-    for (account, dataset), rows in totals.items():
-        click.echo(f"{account} {dataset}: {rows} rows read")
+    progress.finish()
+    for (account, dataset), rows in outcome.items():
+        click.echo(f"{account} {dataset}: {rows} rows read" if isinstance(rows, int) else f"FAILED {rows}")
+    sys.exit(EXIT_PARTIAL if any(isinstance(rows, str) for rows in outcome.values()) else EXIT_OK)
+
+
+@cli.command("backup")
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def backup_command(ctx: click.Context, destination: Path) -> None:
+    """Copy the database safely while the viewer reads and the collector writes."""
+    from collector.maintenance import backup
+
+    settings = settings_from(ctx, need_accounts=False)
+    with open_storage(settings) as storage:
+        size = backup(storage, destination)
+    click.echo(f"{settings.database_path} -> {destination} ({size / 1_048_576:.1f} MiB, integrity ok)")
+
+
+@cli.command()
+@click.option("--keep-days", type=click.IntRange(min=1), default=90, show_default=True,
+              help="Keep this many days of run logs (runs, fetch_log).")
+@click.pass_context
+def maintain(ctx: click.Context, keep_days: int) -> None:
+    """Prune old run logs and refresh the planner's statistics (a pass does it daily too)."""
+    from collector.maintenance import optimize, prune
+    from collector.timeutil import utc_now
+
+    settings = settings_from(ctx, need_accounts=False)
+    with run_lock(settings.database_path), open_storage(settings) as storage:
+        deleted = prune(storage, utc_now(), keep_days)
+        optimize(storage)
+    click.echo(", ".join(f"{table}: {n} rows deleted" for table, n in deleted.items()))
+
+
+class BackfillProgress:
+    """A bar per account x dataset on a terminal; elsewhere (systemd, a pipe) a log line at
+    every tenth, since a bar would not be drawn there."""
+
+    def __init__(self, interactive: bool):
+        self.interactive = interactive
+        self.bar, self.current, self.logged = None, None, -1
+
+    def __call__(self, account: str, dataset: str, fraction: float) -> None:
+        if (account, dataset) != self.current:
+            self.finish()
+            self.current, self.logged = (account, dataset), -1
+            if self.interactive:
+                self.bar = click.progressbar(length=1000, label=f"{account} {dataset}", file=sys.stderr)
+        if self.bar is not None:
+            self.bar.update(int(fraction * 1000) - self.bar.pos)
+        elif int(fraction * 10) > self.logged:
+            self.logged = int(fraction * 10)
+            logs.event(logging.INFO, f"{account} {dataset}: backfill {self.logged * 10}%", event="backfill_progress",
+                       account=account, dataset=dataset, percent=self.logged * 10)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
+            self.bar = None
 
 
 @cli.command()

@@ -105,6 +105,7 @@ class Settings:
     http_timeout: float = 30.0
     max_retry_wait: float = 300.0
     wb_page_rows: int = 80_000
+    metrics_file: Path | None = None
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -136,6 +137,7 @@ def load_settings(env_file: Path | None = Path(".env"), environ=None) -> Setting
         http_timeout=_number(env, "HTTP_TIMEOUT", 30.0),
         max_retry_wait=_number(env, "MAX_RETRY_WAIT", 300.0),
         wb_page_rows=int(_number(env, "WB_PAGE_ROWS", 80_000)),
+        metrics_file=Path(env["METRICS_FILE"]) if "METRICS_FILE" in env else None,
         warnings=tuple(_typo_warnings(env)),
     )
 

@@ -18,20 +18,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from collector import logs
 from collector.config import Settings
-from collector.pipeline import AlreadyRunning, PassResult, run_lock, run_pass
-from collector.storage import Storage, StorageError
+from collector.pipeline import AlreadyRunning, PassResult
+from collector.runner import collect_once
+from collector.storage import StorageError
 
 
 def one_pass(settings: Settings, trigger: str) -> PassResult | None:
     """A pass as the scheduler runs it: errors are logged, never raised into the scheduler."""
     try:
-        with run_lock(settings.database_path):
-            storage = Storage(settings.database_path)
-            try:
-                storage.migrate()
-                return run_pass(settings, storage, trigger)
-            finally:
-                storage.close()
+        return collect_once(settings, trigger)
     except AlreadyRunning as exc:
         logs.event(logging.WARNING, str(exc), event="pass", status="skipped")
     except StorageError as exc:
@@ -45,7 +40,7 @@ def add_pass_job(scheduler: BaseScheduler, settings: Settings, minutes: float, t
         job, IntervalTrigger(minutes=minutes, timezone=settings.timezone), args=[settings, trigger],
         id="collector-pass", name="collector pass",
         **({"next_run_time": datetime.now(settings.timezone)} if run_now else {}),
-        max_instances=1, coalesce=True, misfire_grace_time=int(minutes * 60),
+        max_instances=1, coalesce=True, misfire_grace_time=max(1, int(minutes * 60)),
     )
 
 

@@ -1,0 +1,224 @@
+"""Running it for real: backfill, the scheduler, logs, metrics, backup and maintenance."""
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from collector.backfill import backfill
+from collector.config import load_settings
+from collector.maintenance import backup, daily, prune
+from collector.metrics import render
+from collector.pipeline import run_pass
+from collector.sandbox import Fault, Sandbox, SandboxConfig
+from collector.scheduler import add_pass_job
+from tests.conftest import collector_environ, table
+
+PAST_DAYS = [date(2026, 11, 26) - timedelta(days=n) for n in range(1, 10)]
+
+
+def ordered_by_day(storage, account):
+    rows = table(storage, "SELECT day, sku, sum(quantity) FROM orders WHERE account = ? AND is_cancelled = 0 "
+                          "GROUP BY day, sku", [account])
+    result = {}
+    for day, sku, units in rows:
+        result.setdefault(day, {})[sku] = units
+    return result
+
+
+def truth_by_day(sandbox, account, now):
+    return {d.isoformat(): {k: v for k, v in sandbox.seller.ordered_units(account, d, now).items() if v}
+            for d in PAST_DAYS}
+
+
+def test_backfill_loads_history_and_a_rerun_adds_nothing(sandbox, settings, storage, clock):
+    outcome = backfill(settings, storage, 10, lambda *_: None, clock=clock.now)
+    assert all(isinstance(rows, int) and rows > 0 for rows in outcome.values()), outcome
+    for account in ("wb-1", "ozon-1", "ozon-2"):
+        stored = ordered_by_day(storage, account)
+        assert {d: stored.get(d, {}) for d in truth_by_day(sandbox, account, clock.now())} == truth_by_day(
+            sandbox, account, clock.now()), account
+    counts = table(storage, "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM sales)")
+    backfill(settings, storage, 10, lambda *_: None, clock=clock.now)
+    assert table(storage, "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM sales)") == counts
+
+
+@pytest.mark.parametrize("sandbox_config", [SandboxConfig(seed=1, rate_limit_factor=0.001, wb_page_rows=300)])
+def test_an_interrupted_backfill_resumes_where_it_stopped(sandbox, tmp_path, storage, clock):
+    settings = load_settings(None, collector_environ(sandbox, tmp_path, WB_PAGE_ROWS="300", MAX_RETRY_WAIT="3"))
+    steps = []
+
+    def break_after_three_pages(account, dataset, fraction):
+        steps.append((account, dataset, fraction))
+        if len(steps) == 4:
+            sandbox.faults.add(Fault("500", endpoint="/api/v1/supplier/orders", times=None))
+
+    outcome = backfill(settings, storage, 10, break_after_three_pages, clock=clock.now)
+    assert outcome["wb-1", "orders"].startswith("wb-1 (Песочница WB 1) orders: GET /api/v1/supplier/orders: "
+                                                "HTTP 500 Internal Server Error")
+    assert isinstance(outcome["ozon-1", "orders"], int)
+    reached = [f for a, d, f in steps if (a, d) == ("wb-1", "orders")][-1]
+    assert 0 < reached < 1
+    sandbox.faults.clear()
+    sandbox.clear_request_log()
+    resumed = []
+    outcome = backfill(settings, storage, 10, lambda *step: resumed.append(step), clock=clock.now)
+    assert [f for a, d, f in resumed if (a, d) == ("wb-1", "orders")][0] == reached
+    wb_requests = sum(1 for r in sandbox.request_log if r.path == "/api/v1/supplier/orders")
+    pages = sum(1 for r in resumed if r[:2] == ("wb-1", "orders")) - 2  # less the first and the "done" call
+    assert wb_requests == pages
+    assert {d: ordered_by_day(storage, "wb-1").get(d, {}) for d in truth_by_day(sandbox, "wb-1", clock.now())} == \
+        truth_by_day(sandbox, "wb-1", clock.now())
+
+
+def mp(*args, env, cwd, **kwargs):
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("WB_", "OZON_")) and k not in ("INVOCATION_ID", "JOURNAL_STREAM")}
+    return subprocess.Popen([sys.executable, "-m", "collector", *args], env={**clean, **env}, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture
+def live_sandbox():
+    sb = Sandbox(SandboxConfig(seed=4, rate_limit_factor=0.001)).start()
+    yield sb
+    sb.stop()
+
+
+def test_backfill_shows_progress(live_sandbox, tmp_path):
+    process = mp("backfill", "--days", "3", env=collector_environ(live_sandbox, tmp_path), cwd=tmp_path)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "wb-1 orders: backfill 0%" in err and "wb-1 orders: backfill 100%" in err
+    assert "ozon-2 sales: backfill 100%" in err
+    assert re.search(r"^wb-1 orders: \d+ rows read$", out, re.M)
+
+
+def test_schedule_runs_passes_one_at_a_time_and_stops_cleanly_on_sigterm(live_sandbox, tmp_path):
+    env = collector_environ(live_sandbox, tmp_path)
+    process = mp("--log-format", "json", "schedule", "--every", "0.02", env=env, cwd=tmp_path)
+    database = tmp_path / "mp.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if database.exists() and _finished_runs(database) >= 3:
+            break
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    with sqlite3.connect(database) as db:
+        runs = db.execute("SELECT started_at, finished_at, status, trigger FROM runs ORDER BY id").fetchall()
+    assert len(runs) >= 3 and {r[3] for r in runs} == {"schedule"} and {r[2] for r in runs} == {"ok"}
+    for (_, finished, *_), (started, *_rest) in zip(runs, runs[1:]):
+        assert datetime.fromisoformat(started) >= datetime.fromisoformat(finished)
+    assert "SIGTERM: stopping after the pass in progress" in err
+
+
+def _finished_runs(database) -> int:
+    try:
+        with sqlite3.connect(database) as db:
+            return db.execute("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_the_scheduler_never_overlaps_passes_and_coalesces_missed_ones(settings):
+    spans, lock = [], threading.Lock()
+
+    def slow_pass(_settings, _trigger):
+        start = time.monotonic()
+        time.sleep(0.5)
+        with lock:
+            spans.append((start, time.monotonic()))
+
+    scheduler = BackgroundScheduler(timezone=settings.timezone)
+    add_pass_job(scheduler, settings, minutes=0.002, trigger="schedule", job=slow_pass)  # every 0.12 s
+    scheduler.start()
+    time.sleep(2.2)
+    scheduler.shutdown(wait=True)
+    assert 2 <= len(spans) <= 5  # 18 ticks fell due; only non-overlapping passes ran
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert start >= end
+
+
+def test_logs_are_one_json_line_per_dataset_and_one_per_pass_under_systemd(live_sandbox, tmp_path):
+    env = {**collector_environ(live_sandbox, tmp_path), "INVOCATION_ID": "0123456789abcdef"}
+    process = mp("run", "--trigger", "timer", env=env, cwd=tmp_path)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    events = [json.loads(line) for line in err.splitlines()]
+    datasets = [e for e in events if e.get("event") == "dataset"]
+    passes = [e for e in events if e.get("event") == "pass"]
+    assert len(datasets) == 9 and len(passes) == 1
+    assert set(datasets[0]) >= {"time", "level", "message", "run_id", "account", "dataset", "status", "rows",
+                                "requests", "retries", "duration_ms"}
+    assert passes[0]["status"] == "ok" and passes[0]["trigger"] == "timer" and passes[0]["level"] == "info"
+
+
+def test_metrics_textfile_after_a_pass(live_sandbox, tmp_path):
+    metrics = tmp_path / "textfile" / "mp_dashboard.prom"
+    live_sandbox.faults.add(Fault("503", endpoint="/v1/returns/list", account="ozon-2", times=None))
+    env = {**collector_environ(live_sandbox, tmp_path, MAX_RETRY_WAIT="0.5"), "METRICS_FILE": str(metrics)}
+    process = mp("run", env=env, cwd=tmp_path)
+    process.communicate(timeout=120)
+    assert process.returncode == 2
+    text = metrics.read_text()
+    samples = dict(re.findall(r"^(mp_\w+\{[^}]*\}|mp_\w+) (\S+)$", text, re.M))
+    assert samples['mp_collector_last_status_ok{account="wb-1",dataset="orders"}'] == "1"
+    assert samples['mp_collector_last_status_ok{account="ozon-2",dataset="sales"}'] == "0"
+    assert 'mp_collector_last_success_timestamp_seconds{account="ozon-2",dataset="sales"}' not in samples
+    assert abs(int(samples['mp_collector_last_success_timestamp_seconds{account="wb-1",dataset="orders"}'])
+               - time.time()) < 120
+    assert int(samples['mp_collector_requests{account="ozon-2",dataset="sales"}']) > 1
+    assert "# TYPE mp_collector_rows gauge" in text
+    assert not list(metrics.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_backup_while_the_collector_writes(sandbox, settings, storage, clock, tmp_path):
+    run_pass(settings, storage, clock=clock.now)
+    stop = threading.Event()
+
+    def keep_writing():
+        while not stop.is_set():
+            clock.advance(minutes=10)
+            run_pass(settings, storage, clock=clock.now)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        copies = [backup(storage, tmp_path / f"backup-{n}.db") for n in range(3)]
+    finally:
+        stop.set()
+        writer.join()
+    assert all(size > 0 for size in copies)
+    with sqlite3.connect(tmp_path / "backup-2.db") as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert copy.execute("SELECT count(*) FROM orders").fetchone()[0] > 0
+
+
+def test_old_run_logs_are_pruned_once_a_day(storage, collect, clock):
+    collect()
+    old = "2026-06-01T10:00:00+03:00"
+    storage.db.execute("INSERT INTO runs (started_at, finished_at, status, trigger) VALUES (?, ?, 'ok', 'timer')",
+                       [old, old])
+    run_id = table(storage, "SELECT max(id) FROM runs")[0][0]
+    storage.db["fetch_log"].insert({"run_id": run_id, "account": "wb-1", "dataset": "orders", "status": "ok",
+                                    "started_at": old, "finished_at": old})
+    now = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+    assert prune(storage, now, keep_days=90) == {"fetch_log": 1, "runs": 1}
+    assert table(storage, "SELECT count(*) FROM fetch_log") == [(9,)]
+    assert daily(storage, now) is True and daily(storage, now + timedelta(hours=5)) is False
+    assert daily(storage, now + timedelta(days=1, minutes=1)) is True
+
+
+def test_metrics_render_is_empty_before_any_pass(storage):
+    assert render(storage) == "\n"
