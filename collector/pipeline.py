@@ -256,25 +256,35 @@ def ozon_stocks(ctx: Context) -> Collected:
 
 
 def ozon_orders(ctx: Context) -> Collected:
-    """Today's postings, plus the still-open ones of the last 30 days so deliveries are seen.
+    """Today's postings, plus what became of the older ones still open, so deliveries are seen.
 
-    Open postings from before today come in two parts: those the API still lists as open, and
-    those we stored as open that it no longer does (they changed status) by posting number.
+    Three requests kinds, each only as many pages as it needs:
+    - every posting created since midnight (`ordered` today);
+    - the postings stored as open from the last 30 days, by number, whatever their status now;
+    - postings created before midnight since the last pass (a first run, downtime, or the last
+      minutes of yesterday): none most of the time, 30 days on a first run.
     """
     midnight = local_midnight(ctx.now, ctx.zone)
     window_start = ctx.now - OPEN_POSTINGS_WINDOW
+    account = ctx.account.account
     fetch = lambda **kw: ozon_api.fetch_postings(ctx.api, ctx.settings, **kw)  # noqa: E731
     postings = fetch(since=midnight, to=ctx.now)
-    postings += fetch(since=window_start, to=midnight, statuses=ozon_api.OPEN_STATUSES)
+    stored = ctx.storage.watermark(account, "orders")
+    gap_start = max(window_start, datetime.fromisoformat(stored) - WATERMARK_OVERLAP) if stored else window_start
+    if gap_start < midnight:
+        postings += fetch(since=gap_start, to=midnight)
     listed = {p.get("posting_number") for p in postings}
-    stored_open = ctx.storage.open_postings(ctx.account.account, local_day(window_start, ctx.zone),
-                                            local_day(midnight, ctx.zone))
-    changed = [number for number in stored_open if number not in listed]
-    if changed:
-        postings += fetch(since=window_start, to=ctx.now, posting_numbers=changed)
-    lines, products = postings_records(postings, ctx.account.account, ctx.zone, ctx.now_iso)
+    still_open = [number for number in ctx.storage.open_postings(
+        account, local_day(window_start, ctx.zone), local_day(midnight, ctx.zone)) if number not in listed]
+    if still_open:
+        postings += fetch(since=window_start, to=ctx.now, posting_numbers=still_open)
+    lines, products = postings_records(postings, account, ctx.zone, ctx.now_iso)
 
-    return Collected(len(postings), lambda storage: write_postings(storage, lines, products, ctx.now_iso, ctx.today))
+    def write(storage: Storage) -> None:
+        write_postings(storage, lines, products, ctx.now_iso, ctx.today)
+        storage.set_watermark(account, "orders", ctx.now_iso, ctx.now_iso)
+
+    return Collected(len(postings), write)
 
 
 def postings_records(postings: list[dict], account: str, zone, seen_at: str):

@@ -122,7 +122,7 @@ def test_ozon_buyouts_are_dated_by_the_pass_that_sees_delivery(sandbox, storage,
                            "AND day IS NOT NULL")
     assert dated and {day for _, day in dated} == {"2026-11-28"}
     assert {sale_id for sale_id, _ in dated} == open_before & delivered_now
-    undated = table(storage, "SELECT count(*) FROM sales WHERE account = 'ozon-1' AND kind = 'sale' AND day IS NULL")
+    undated = table(storage, "SELECT count(DISTINCT sale_id) FROM sales WHERE account = 'ozon-1' AND kind = 'sale' AND day IS NULL")
     assert undated[0][0] == len(delivered_now - open_before)
 
 
@@ -158,22 +158,26 @@ def test_a_broken_aliases_file_keeps_the_old_aliases_and_collects_anyway(setting
     assert table(storage, "SELECT key, alias FROM sku_aliases") == [("KR-101", "Кронштейны")]
 
 
-def test_requests_per_pass_are_the_fewest_paging_allows(sandbox, collect):
+def test_a_steady_pass_sends_the_fewest_requests_paging_allows(sandbox, storage, collect, clock):
     collect()
-    counts = Counter((r.account, r.path.split("?")[0]) for r in sandbox.request_log)
-    assert counts == {
-        ("wb-1", "/api/analytics/v1/stocks-report/wb-warehouses"): 1,
-        ("wb-1", "/api/v1/supplier/orders"): 1,
-        ("wb-1", "/api/v1/supplier/sales"): 1,
-        # product list, one stock batch (<= 100 SKUs), today's postings (<= 100 a page),
-        # open postings of the last 30 days, returns
-        ("ozon-1", "/v3/product/list"): 1, ("ozon-1", "/v1/analytics/stocks"): 1,
-        ("ozon-1", "/v3/posting/fbo/list"): counts[("ozon-1", "/v3/posting/fbo/list")],
-        ("ozon-1", "/v1/returns/list"): 1,
-        ("ozon-2", "/v3/product/list"): 1, ("ozon-2", "/v1/analytics/stocks"): 1,
-        ("ozon-2", "/v3/posting/fbo/list"): counts[("ozon-2", "/v3/posting/fbo/list")],
-        ("ozon-2", "/v1/returns/list"): 1,
-    }
+    clock.advance(minutes=10)
+    open_older = {a: table(storage, "SELECT count(DISTINCT order_id) FROM orders WHERE account = ? AND day < ? "
+                                    "AND status NOT IN ('delivered', 'cancelled')", [a, TODAY.isoformat()])[0][0]
+                  for a in ("ozon-1", "ozon-2")}
+    sandbox.clear_request_log()
+    collect()
+    today = {a: table(storage, "SELECT count(DISTINCT order_id) FROM orders WHERE account = ? AND day = ?",
+                      [a, TODAY.isoformat()])[0][0] for a in ("ozon-1", "ozon-2")}
+    pages = lambda n: -(-n // 100)  # noqa: E731 - Ozon lists at most 100 postings a page
+    expected = {("wb-1", "/api/analytics/v1/stocks-report/wb-warehouses"): 1,
+                ("wb-1", "/api/v1/supplier/orders"): 1, ("wb-1", "/api/v1/supplier/sales"): 1}
+    for account in ("ozon-1", "ozon-2"):
+        expected |= {(account, "/v3/product/list"): 1,       # up to 1000 products a page
+                     (account, "/v1/analytics/stocks"): 1,   # up to 100 SKUs a request
+                     (account, "/v3/posting/fbo/list"): pages(today[account]) + pages(open_older[account]),
+                     (account, "/v1/returns/list"): 1}
+    assert Counter((r.account, r.path) for r in sandbox.request_log) == expected
+    assert all(open_older.values()) and all(today.values())
 
 
 def test_secrets_never_reach_the_database_or_the_errors(sandbox, settings, storage, collect):
