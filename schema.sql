@@ -185,19 +185,19 @@ FROM orders o
 WHERE o.is_cancelled = 0
 GROUP BY o.account, o.sku, o.day, o.warehouse;
 
--- Units bought out (kind sale) and returned (kind return) per day. Ozon returns count when the
--- customer returned a bought item (ClientReturn) or the type is unknown; refusals at handover
--- and cancellations were never bought.
+-- Units bought out (kind sale) and returned (kind return) per day and warehouse (the viewer
+-- filters by warehouse). Ozon returns count when the customer returned a bought item
+-- (ClientReturn) or the type is unknown; refusals at handover and cancellations were never bought.
 DROP VIEW IF EXISTS daily_sales;
 CREATE VIEW daily_sales AS
-SELECT s.account, s.sku, s.day,
+SELECT s.account, s.sku, s.day, s.warehouse,
        sum(CASE WHEN s.kind = 'sale' THEN s.quantity ELSE 0 END) AS bought,
        sum(CASE WHEN s.kind = 'return'
                  AND coalesce(s.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
                 THEN s.quantity ELSE 0 END) AS returned
 FROM sales s
 WHERE s.day IS NOT NULL
-GROUP BY s.account, s.sku, s.day;
+GROUP BY s.account, s.sku, s.day, s.warehouse;
 
 -- The latest state of each account x dataset, for the freshness page and health checks.
 DROP VIEW IF EXISTS source_freshness;
@@ -222,8 +222,12 @@ CROSS JOIN (SELECT 'stocks' AS dataset UNION ALL SELECT 'orders' UNION ALL SELEC
 -- Every figure the canned queries add up, from every source, in one shape. `measure` says what
 -- a row is:
 --   stock_now                   the current quantity of one stock key (stock_current);
---   ordered, bought, returned   units of an account x sku x day (x warehouse for ordered), from
---                               daily_ordered and daily_sales, so what counts is decided there.
+--   ordered, bought, returned   units of an account x sku x day x warehouse, from daily_ordered
+--                               and daily_sales, so what counts is decided there;
+--   ordered_at, bought_at       one order line (not cancelled) or one buyout with `time`, the
+--                               local wall-clock HH:MM it happened, for "today against yesterday
+--                               up to the same time". Times are stored in TIMEZONE with their
+--                               offset, so characters 12-16 are that local HH:MM.
 -- Stock history (the `stock` table) is not here: "stock at the end of day D" is a per-key lookup
 -- that the queries make themselves (see `history`).
 -- Queries filter on `measure` and `day`. SQLite pushes such filters into every branch of the
@@ -231,14 +235,21 @@ CROSS JOIN (SELECT 'stocks' AS dataset UNION ALL SELECT 'orders' UNION ALL SELEC
 -- the others use their `day` index, so asking for one day never scans the history.
 DROP VIEW IF EXISTS sku_figures;
 CREATE VIEW sku_figures AS
-SELECT 'stock_now' AS measure, account, sku, size, warehouse, NULL AS day, quantity AS units
+SELECT 'stock_now' AS measure, account, sku, size, warehouse, NULL AS day, quantity AS units,
+       NULL AS time
 FROM stock_current
 UNION ALL
-SELECT 'ordered', account, sku, NULL, warehouse, day, ordered FROM daily_ordered
+SELECT 'ordered', account, sku, NULL, warehouse, day, ordered, NULL FROM daily_ordered
 UNION ALL
-SELECT 'bought', account, sku, NULL, NULL, day, bought FROM daily_sales
+SELECT 'bought', account, sku, NULL, warehouse, day, bought, NULL FROM daily_sales
 UNION ALL
-SELECT 'returned', account, sku, NULL, NULL, day, returned FROM daily_sales;
+SELECT 'returned', account, sku, NULL, warehouse, day, returned, NULL FROM daily_sales
+UNION ALL
+SELECT 'ordered_at', account, sku, size, warehouse, day, quantity, substr(ordered_at, 12, 5)
+FROM orders WHERE is_cancelled = 0
+UNION ALL
+SELECT 'bought_at', account, sku, size, warehouse, day, quantity, substr(sold_at, 12, 5)
+FROM sales WHERE kind = 'sale' AND day IS NOT NULL;
 
 -- sku_figures with each row's marketplace, article and alias. The alias is resolved exactly as
 -- in sku_groups (the SKU's alias, else its article's alias, else the article, else the SKU), but
@@ -250,7 +261,7 @@ SELECT 'returned', account, sku, NULL, NULL, day, returned FROM daily_sales;
 DROP VIEW IF EXISTS alias_figures;
 CREATE VIEW alias_figures AS
 SELECT f.measure, f.account, a.marketplace, f.sku, CAST(f.sku AS TEXT) AS sku_text, pa.article,
-       f.size, f.warehouse, f.day, f.units,
+       f.size, f.warehouse, f.day, f.units, f.time,
        coalesce(by_sku.alias, by_article.alias, pa.article, CAST(f.sku AS TEXT)) AS alias,
        coalesce(by_sku.position, by_article.position, 1000000000) AS alias_position
 FROM sku_figures f
@@ -263,3 +274,29 @@ LEFT JOIN sku_aliases by_sku
        ON by_sku.marketplace = a.marketplace AND by_sku.key = CAST(f.sku AS TEXT)
 LEFT JOIN sku_aliases by_article
        ON by_article.marketplace = a.marketplace AND by_article.key = pa.article;
+
+-- ---------------------------------------------------------------------------------------------
+-- Full exports. A canned query stops at max_returned_rows; a table or view streams every row
+-- with `/mp/<view>.csv?_stream=on` (README, "Витрина"). These two give the whole history in
+-- the shape a spreadsheet pivots, alias and article resolved as in alias_figures.
+
+-- Units ordered, bought out and returned per day x account x SKU x warehouse.
+DROP VIEW IF EXISTS export_daily;
+CREATE VIEW export_daily AS
+SELECT day, marketplace, account, alias, article, sku, warehouse,
+       sum(CASE measure WHEN 'ordered' THEN units ELSE 0 END) AS ordered,
+       sum(CASE measure WHEN 'bought' THEN units ELSE 0 END) AS bought,
+       sum(CASE measure WHEN 'returned' THEN units ELSE 0 END) AS returned
+FROM alias_figures
+WHERE measure IN ('ordered', 'bought', 'returned')
+GROUP BY day, marketplace, account, alias, article, sku, warehouse
+-- A stable order: Datasette pages through a view with OFFSET, one query per page.
+ORDER BY day, min(alias_position), alias, marketplace DESC, account, sku, warehouse;
+
+-- The current stock per key (account x SKU x size x warehouse).
+DROP VIEW IF EXISTS export_stock;
+CREATE VIEW export_stock AS
+SELECT marketplace, account, alias, article, sku, size, warehouse, units AS stock
+FROM alias_figures
+WHERE measure = 'stock_now'
+ORDER BY alias_position, alias, marketplace DESC, account, sku, size, warehouse;

@@ -242,6 +242,30 @@ def demo(port: int, sandbox_port: int, minutes: float, history_days: int, databa
     run_demo(port=port, sandbox_port=sandbox_port, minutes=minutes, history_days=history_days, database=database)
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen address; keep loopback behind nginx.")
+@click.option("--port", type=int, default=8001, show_default=True)
+@click.option("--behind-proxy", is_flag=True, help="nginx terminates TLS: Datasette builds https:// URLs.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, behind_proxy: bool) -> None:
+    """Serve the database read-only with Datasette: dashboard, queries, exports.
+
+    Reads only the viewer's variables (DATABASE_PATH, TIMEZONE, DATASETTE_PASSWORD_HASH,
+    DATASETTE_SECRET) from the environment and --env-file, so a mistake in the marketplace
+    settings never keeps the viewer down, and Datasette is handed no marketplace token.
+    """
+    import os
+
+    from collector.config import read_environment
+    from collector.viewer import VIEWER_VARIABLES, datasette_command
+
+    env = read_environment(ctx.obj["env_file"])
+    database = Path(env.get("DATABASE_PATH", "data/mp.db"))
+    os.environ.update({name: env[name] for name in VIEWER_VARIABLES if name in env})
+    command = datasette_command(database, port, host, behind_proxy, create=True)
+    os.execv(command[0], command)  # systemd supervises Datasette itself, not a wrapper
+
+
 def _attach_sandbox() -> None:
     from collector.sandbox.command import sandbox_command
 

@@ -9,7 +9,10 @@ yesterday. The canned queries in metadata.yml use these functions instead:
 * ``mp_day(value)``: the day a query parameter asks for: ``mp_today()`` when the value is empty
   or NULL, the value itself when it is a ``YYYY-MM-DD`` date, NULL otherwise;
 * ``mp_date_add(day, n)``: ``day`` plus ``n`` days (``n`` may be negative); NULL when ``day``
-  is not a date.
+  is not a date;
+* ``mp_period_days(value)``: how many days a ``period`` parameter spans: 1 for ``day`` (or
+  empty), 7 for ``week``, 30 for ``month``, NULL otherwise (so a misspelt period gives no rows
+  rather than a silently different figure).
 
 They are registered as deterministic. To SQLite that means "the same result for the same
 arguments within one statement", which holds well enough (a statement takes milliseconds) and
@@ -17,15 +20,21 @@ is what the queries need: SQLite pushes ``day = mp_day(:date)`` down into the vi
 branches and uses the ``day`` indexes only for deterministic functions, and it evaluates a call
 with constant arguments once per statement rather than once per row. Never use them in an
 index, a CHECK or a generated column (the writer does not register them anyway).
+
+The plugin also makes the viewer private when a password is configured (see ``password_required``),
+sends ``/`` to the dashboard, and serves the help page ``/-/help``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from datasette import hookimpl
+from datasette.utils.asgi import Response
 
 DEFAULT_TIMEZONE = "Europe/Moscow"
 
@@ -74,9 +83,116 @@ def mp_date_add(day, n) -> str | None:
         return None
 
 
+PERIOD_DAYS = {"": 1, "day": 1, "week": 7, "month": 30}
+
+
+def mp_period_days(value) -> int | None:
+    return PERIOD_DAYS.get("" if value is None else str(value).strip().lower())
+
+
 @hookimpl
 def prepare_connection(conn):
     conn.create_function("mp_today", 0, mp_today, deterministic=True)
     conn.create_function("mp_now", 0, mp_now, deterministic=True)
     conn.create_function("mp_day", 1, mp_day, deterministic=True)
     conn.create_function("mp_date_add", 2, mp_date_add, deterministic=True)
+    conn.create_function("mp_period_days", 1, mp_period_days, deterministic=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Privacy: with a password configured, nobody anonymous sees anything.
+
+DATABASE = "mp"          # DESIGN.md: the database is always served as `mp`
+DASHBOARD = "/-/dashboards/today"
+AUTH_PLUGIN = "datasette-auth-passwords"
+
+
+def password_required(datasette) -> bool:
+    """Whether sign-in is required: datasette-auth-passwords has a non-empty `*_password_hash`.
+
+    metadata.yml gives it `$env: DATASETTE_PASSWORD_HASH`, so the variable decides. Reading the
+    resolved plugin config rather than the variable itself keeps one source of truth: whatever
+    account the login form would accept is exactly what turns the gate on. Without one the
+    viewer stays open, which is safe only because it listens on 127.0.0.1.
+    """
+    config = datasette.plugin_config(AUTH_PLUGIN) or {}
+    return any(value for key, value in config.items() if key.endswith("_password_hash"))
+
+
+@hookimpl
+def permission_allowed(datasette, actor, action):
+    # Deny every action (view-instance, view-table, execute-sql, ...) to an anonymous actor when
+    # a password is set. Datasette checks view-instance on every page, JSON and CSV URL, the
+    # database download and /-/ introspection pages, and datasette-dashboards checks it too, so
+    # this one rule covers them all; a signed-in actor falls through to Datasette's defaults
+    # (everything readable, ad-hoc SQL allowed). Static files and /-/login stay reachable.
+    if actor is None and password_required(datasette):
+        return False
+    return None
+
+
+@hookimpl
+def forbidden(datasette, request):
+    """A person opening a page unsigned gets the login form, not a bare 403. Data URLs keep
+    the 403 (a script or a spreadsheet should fail loudly, not parse a login page)."""
+    if request.actor is None and password_required(datasette) and request.method == "GET" \
+            and not request.path.endswith((".json", ".csv")) and "_format" not in request.args:
+        return Response.redirect(datasette.urls.path("/-/login"))
+    return None
+
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@hookimpl
+def startup(datasette):
+    # The dashboard's pages and scripts are templates/ and static/, which Datasette only gets
+    # through its command line. Served without them, the dashboard shows empty cards: say so
+    # once at start rather than leave someone puzzling over a blank page.
+    templates = PROJECT_DIR / "templates"
+    given = Path(datasette.template_dir).resolve() if datasette.template_dir else None
+    if given != templates or "assets" not in dict(datasette.static_mounts):
+        print(f"mp_dashboard: serve with --template-dir {templates} --static assets:{PROJECT_DIR / 'static'} "
+              "(`mp-collector serve`, collector/viewer.py), or the dashboard cannot draw", file=sys.stderr)
+
+
+@hookimpl
+def extra_template_vars(datasette):
+    # templates/base.html offers "Войти" only when signing in means something.
+    return {"mp_password_required": password_required(datasette)}
+
+
+# --------------------------------------------------------------------------------------------
+# Pages
+
+async def home(datasette, request):
+    # The seller's home is the dashboard; Datasette's own index lists one database, which the
+    # navigation links to anyway. datasette-auth-passwords also lands here after sign-in. An
+    # anonymous visitor of a private viewer goes straight to the login form (forbidden above).
+    await datasette.ensure_permissions(request.actor, ["view-instance"])
+    return Response.redirect(datasette.urls.path(DASHBOARD))
+
+
+async def help_page(datasette, request):
+    """/-/help: what every figure means, where it comes from, and how fresh it is now."""
+    await datasette.ensure_permissions(request.actor, ["view-instance"])
+    freshness, queries = [], {}
+    if DATABASE in datasette.databases:
+        queries = await datasette.get_canned_queries(DATABASE, request.actor)
+        if "freshness" in queries:
+            result = await datasette.get_database(DATABASE).execute(queries["freshness"]["sql"])
+            freshness = [dict(row) for row in result.rows]
+    return Response.html(await datasette.render_template(
+        "mp_help.html",
+        {"timezone": _zone().key, "now": mp_now(), "freshness": freshness, "queries": queries,
+         "database": DATABASE, "password_required": password_required(datasette)},
+        request=request,
+    ))
+
+
+@hookimpl
+def register_routes():
+    return [
+        (r"^/$", home),
+        (r"^/-/help$", help_page),
+    ]

@@ -18,30 +18,13 @@ from collector.config import Settings, load_settings
 from collector.pipeline import run_lock, run_pass
 from collector.scheduler import add_pass_job, one_pass
 from collector.storage import Storage
+from collector.viewer import PROJECT_DIR, datasette_command
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The demo paces itself 50x faster than the real limits; the sandbox enforces the same factor.
 DEMO_RATE_LIMIT_FACTOR = 0.02
 # History is made by replaying passes at this cadence on a simulated clock, as if the collector
 # had been running all along: that is what dates Ozon buyouts and builds stock history.
 REPLAY_STEP = timedelta(hours=4)
-
-
-def datasette_command(database: Path, port: int, host: str = "127.0.0.1") -> list[str]:
-    """How the viewer is served; systemd/mp-datasette.service.in runs the same options.
-
-    --template-dir: the dashboard, help and login pages in Russian; --static assets:...: their
-    CSS (dark mode) and the dashboard's JS; sql_time_limit_ms: no query, canned or ad-hoc, holds
-    a connection for more than 3 s; max_returned_rows: the cap of a canned query (full exports
-    stream from views with _stream=on instead). Datasette opens the file read-only.
-    """
-    return [sys.executable, "-m", "datasette", "serve", str(database),
-            "--metadata", str(PROJECT_DIR / "metadata.yml"),
-            "--template-dir", str(PROJECT_DIR / "templates"),
-            "--static", f"assets:{PROJECT_DIR / 'static'}",
-            "--host", host, "--port", str(port),
-            "--setting", "sql_time_limit_ms", "3000",
-            "--setting", "max_returned_rows", "5000"]
 
 
 def run_demo(port: int, sandbox_port: int, minutes: float, history_days: int, database: Path) -> None:
@@ -64,7 +47,8 @@ def run_demo(port: int, sandbox_port: int, minutes: float, history_days: int, da
     add_pass_job(scheduler, settings, minutes, "demo", run_now=False)
     scheduler.start()
     viewer = subprocess.Popen(datasette_command(database, port), env={**os.environ, "TIMEZONE": str(settings.timezone)})
-    click.echo(f"\nDashboard: http://127.0.0.1:{port}/mp  (collector every {minutes:g} min; Ctrl-C to stop)\n")
+    click.echo(f"\nDashboard: http://127.0.0.1:{port}/  (tables and queries: http://127.0.0.1:{port}/mp; "
+               f"collector every {minutes:g} min; Ctrl-C to stop)\n")
     try:
         while viewer.poll() is None:
             time.sleep(0.5)

@@ -105,20 +105,20 @@ ORDERS = [  # account, order_id, sku, article, warehouse, day, is_cancelled, qua
     ("ozon-2", "1003-1", 3002, "PAK-5", "Хоругвино", Y, 0, 1),
 ]
 
-SALES = [  # account, kind, sale_id, sku, day, quantity, return_type
-    ("wb-1", "sale", "S1", 1001, T, 1, None),
-    ("wb-1", "sale", "S2", 1001, T, 1, None),
-    ("wb-1", "return", "R1", 1001, T, 1, None),
-    ("wb-1", "sale", "S3", 1003, Y, 1, None),
-    ("wb-1", "sale", "S4", 1006, T, 1, None),
-    ("wb-1", "sale", "S5", 1001, O, 1, None),
-    ("ozon-1", "sale", "0007-1", 2001, T, 2, None),
-    ("ozon-1", "sale", "0008-1", 2002, None, 1, None),         # delivered at first sight: no day
-    ("ozon-1", "return", "ret-1", 2001, T, 1, "ClientReturn"),
-    ("ozon-1", "return", "ret-2", 2001, T, 1, "FullReturn"),  # refused at handover: never bought
-    ("ozon-1", "sale", "0005-1", 2003, Y, 2, None),
-    ("ozon-2", "sale", "1004-1", 3001, T, 1, None),
-    ("ozon-2", "return", "ret-9", 3002, Y, 1, None),          # unknown type counts
+SALES = [  # account, kind, sale_id, sku, day, quantity, return_type, warehouse
+    ("wb-1", "sale", "S1", 1001, T, 1, None, "Коледино"),
+    ("wb-1", "sale", "S2", 1001, T, 1, None, "Коледино"),
+    ("wb-1", "return", "R1", 1001, T, 1, None, "Коледино"),
+    ("wb-1", "sale", "S3", 1003, Y, 1, None, "Коледино"),
+    ("wb-1", "sale", "S4", 1006, T, 1, None, "Казань"),
+    ("wb-1", "sale", "S5", 1001, O, 1, None, "Коледино"),
+    ("ozon-1", "sale", "0007-1", 2001, T, 2, None, "Хоругвино"),
+    ("ozon-1", "sale", "0008-1", 2002, None, 1, None, "Тверь"),   # delivered at first sight: no day
+    ("ozon-1", "return", "ret-1", 2001, T, 1, "ClientReturn", "Хоругвино"),
+    ("ozon-1", "return", "ret-2", 2001, T, 1, "FullReturn", "Хоругвино"),  # refused at handover: never bought
+    ("ozon-1", "sale", "0005-1", 2003, Y, 2, None, "Тверь"),
+    ("ozon-2", "sale", "1004-1", 3001, T, 1, None, "Хоругвино"),
+    ("ozon-2", "return", "ret-9", 3002, Y, 1, None, "Хоругвино"),  # unknown type counts
 ]
 
 # Stock changes per key (account, sku, size, warehouse): [(day, quantity), ...] in write order.
@@ -175,9 +175,9 @@ def build_database(path: Path) -> None:
              for a, o, s, art, w, d, c, q in ORDERS],
         )
         conn.executemany(
-            """INSERT INTO sales (account, kind, sale_id, sku, sold_at, day, quantity, return_type)
-               VALUES (?, ?, ?, ?, ? || 'T12:00:00+03:00', ?, ?, ?)""",
-            [(a, k, i, s, d, d, q, r) for a, k, i, s, d, q, r in SALES],
+            """INSERT INTO sales (account, kind, sale_id, sku, sold_at, day, quantity, return_type, warehouse)
+               VALUES (?, ?, ?, ?, ? || 'T12:00:00+03:00', ?, ?, ?, ?)""",
+            [(a, k, i, s, d, d, q, r, w) for a, k, i, s, d, q, r, w in SALES],
         )
         for (account, sku, size, warehouse), changes in STOCK.items():
             for day, quantity in changes:
@@ -312,6 +312,48 @@ def test_today_filter_by_alias_article_or_sku(ds):
     assert query(ds, "today", alias="3009") == [TODAY_ROWS[5]]
 
 
+# The week 20..26 Nov adds yesterday's figures: wb o11 (Кронштейны), o6 and S3 (Карточки);
+# ozon 1003-1 and ret-9 (Пакеты 5), 0005-1 ordered 2 and bought 2 (Пакеты 2). Stock is still now.
+WEEK_ROWS = [
+    ("Кронштейны", 22, 5, 2, 1, 51, 3, 3, 1),
+    ("Карточки", 9, 1, 1, 0, 12, 3, 0, 0),
+    ("Пакеты 8", 6, 0, 0, 0, 0, 0, 0, 0),
+    ("Пакеты 5", 0, 0, 0, 0, 0, 1, 0, 1),
+    ("Пакеты 2", 3, 1, 1, 0, 6, 3, 2, 0),
+    ("3009", 0, 0, 0, 0, 0, 4, 0, 0),
+    ("ZZ-NEW", 5, 1, 0, 0, 0, 1, 0, 0),
+]
+
+
+def test_today_period(ds):
+    assert query(ds, "today", period="day") == TODAY_ROWS
+    assert query(ds, "today", period="week") == WEEK_ROWS
+    # 28 Oct .. 26 Nov: nothing happened between 40 days ago (17 Oct, outside) and the week.
+    assert query(ds, "today", period="month") == WEEK_ROWS
+    assert query(ds, "today", period="Week") == WEEK_ROWS
+    assert query(ds, "today", period="fortnight") == []
+
+
+def test_today_filter_by_warehouse_and_marketplace(ds):
+    # Тверь is Ozon only: 2001 (5), 2002 (12, ordered 3), 2003 (6, ordered 1 in 0003-1). The
+    # CSV's aliases keep their rows; unaliased SKUs with nothing there drop out.
+    assert query(ds, "today", warehouse="Тверь") == [
+        ("Кронштейны", 0, 0, 0, 0, 5, 0, 0, 0),
+        ("Карточки", 0, 0, 0, 0, 12, 3, 0, 0),
+        ("Пакеты 8", 0, 0, 0, 0, 0, 0, 0, 0),
+        ("Пакеты 5", 0, 0, 0, 0, 0, 0, 0, 0),
+        ("Пакеты 2", 0, 0, 0, 0, 6, 1, 0, 0),
+    ]
+    # WB only: the Ozon columns are 0 and Ozon-only "3009" has nothing left.
+    assert query(ds, "today", marketplace="wb") == [
+        (alias, *wb, 0, 0, 0, 0) for alias, *wb in (row[:5] for row in TODAY_ROWS) if alias != "3009"
+    ]
+    # Коледино, WB: 1001 18 + 1002 4; o1 o2 o5; S1 S2; R1 (o3 shipped from Электросталь).
+    assert query(ds, "today", warehouse="Коледино", alias="Кронштейны") == [
+        ("Кронштейны", 22, 3, 2, 1, 0, 0, 0, 0),
+    ]
+
+
 def test_today_bad_date_gives_no_rows(ds):
     assert query(ds, "today", date="2026-02-30") == []
     assert query(ds, "today", date="yesterday") == []
@@ -404,6 +446,153 @@ def test_orders_by_warehouse_other_days_and_filters(ds):
     assert query(ds, "orders_by_warehouse", alias="CARD-A") == [("Карточки", "ozon", "Тверь", 3)]
 
 
+def test_orders_by_warehouse_period(ds):
+    # The week adds o11 (Y, Коледино); 40 days ago (O) is outside even a month.
+    expected = [
+        ("Кронштейны", "wb", "Коледино", 4),
+        ("Кронштейны", "wb", "Электросталь", 1),
+        ("Кронштейны", "ozon", "Хоругвино", 3),
+    ]
+    assert query(ds, "orders_by_warehouse", alias="Кронштейны", period="week") == expected
+    assert query(ds, "orders_by_warehouse", alias="Кронштейны", period="month") == expected
+    assert query(ds, "orders_by_warehouse", period="year") == []
+
+
+# --------------------------------------------------------------------------------------------
+# summary, today_vs_yesterday, by_warehouse
+
+SUMMARY_COLUMNS = ("day", "wb_ordered", "wb_bought", "wb_returned", "wb_stock", "wb_buyout_pct",
+                   "ozon_ordered", "ozon_bought", "ozon_returned", "ozon_stock", "ozon_buyout_pct",
+                   "stock", "buyout_pct")
+
+# Today: wb ordered o1 o2 o3 o5 o7 o8, bought S1 S2 S4, returned R1, stock 22 + 9 + 6 + 3 + 5;
+# ozon ordered 3 + 3 + 1 + 4 + 1, bought 2 + 1, returned ret-1, stock 51 + 12 + 6.
+# Buyout over the 7 whole days 19..25 Nov: wb bought S3 of ordered o6 o11 = 50 %; ozon 0005-1
+# (2) of 0005-1 (2) and 1003-1 (1) = 66.7 %; both 3 of 5 = 60 %.
+SUMMARY_NOON = (T, 6, 3, 1, 45, 50.0, 12, 3, 1, 69, 66.7, 114, 60.0)
+
+
+def test_summary(ds):
+    with freeze_time(NOON):
+        data = get(ds, "/mp/summary.json?_shape=objects")
+    assert tuple(data["columns"]) == SUMMARY_COLUMNS
+    assert query(ds, "summary") == [SUMMARY_NOON]
+    # It is the `today` table added up.
+    totals = [sum(column) for column in zip(*(row[1:] for row in TODAY_ROWS))]
+    wb_stock, wb_ordered, wb_bought, wb_returned, oz_stock, oz_ordered, oz_bought, oz_returned = totals
+    assert SUMMARY_NOON[1:5] == (wb_ordered, wb_bought, wb_returned, wb_stock)
+    assert SUMMARY_NOON[6:10] == (oz_ordered, oz_bought, oz_returned, oz_stock)
+
+
+def test_summary_filters_and_period(ds):
+    # Коледино is WB only: o1 o2 o5 o7 o8; S1 S2; R1; 1001 18 + 1002 4 + 1003 9 + 1004 6 +
+    # 1009 5; the week before: S3 of o6 o11. Ozon has nothing there, so no rate either.
+    assert query(ds, "summary", warehouse="Коледино") == [(T, 5, 2, 1, 42, 50.0, 0, 0, 0, 0, None, 42, 50.0)]
+    # A week: the WEEK_ROWS added up; the rate is still over the 7 days before `date`.
+    week = [sum(column) for column in zip(*(row[1:] for row in WEEK_ROWS))]
+    assert query(ds, "summary", period="week") == [
+        (T, week[1], week[2], week[3], week[0], 50.0, week[5], week[6], week[7], week[4], 66.7, 114, 60.0)]
+    # Nothing matches: zeros, and no rate (nothing ordered), but still one row.
+    assert query(ds, "summary", alias="no such thing") == [(T, 0, 0, 0, 0, None, 0, 0, 0, 0, None, 0, None)]
+    assert query(ds, "summary", date="2026-13-01") == []
+    assert query(ds, "summary", period="quarter") == []
+
+
+def test_summary_at_one_in_the_morning_and_at_23_59_moscow(ds):
+    # 23:59 MSK on the 26th: still the 26th (UTC 20:59).
+    assert query(ds, "summary", at="2026-11-26T20:59:00Z") == [SUMMARY_NOON]
+    # 01:00 MSK on the 27th (UTC still the 26th): a new day with nothing yet; the rate's week
+    # is now 20..26 Nov: wb bought S1 S2 S3 S4 of ordered 2 + 6 = 50 %; ozon 3 + 2 of 3 + 12;
+    # both 9 of 23.
+    assert query(ds, "summary", at="2026-11-26T22:00:00Z") == [
+        ("2026-11-27", 0, 0, 0, 45, 50.0, 0, 0, 0, 69, 33.3, 114, 39.1)]
+
+
+VS_COLUMNS = ("marketplace", "up_to", "ordered_today", "ordered_yesterday", "ordered_diff",
+              "bought_today", "bought_yesterday", "bought_diff")
+
+
+def test_today_vs_yesterday(ds):
+    with freeze_time(NOON):
+        data = get(ds, "/mp/today_vs_yesterday.json?_shape=objects")
+    assert tuple(data["columns"]) == VS_COLUMNS
+    # Orders are placed at 10:00 and sales happen at 12:00 (local) in this data. At 12:00:
+    # yesterday wb o6 o11 and S3, ozon 0005-1 (2) + 1003-1 (1) and 0005-1 (2) had happened.
+    assert query(ds, "today_vs_yesterday") == [
+        ("wb", "12:00", 6, 2, 4, 3, 1, 2),
+        ("ozon", "12:00", 12, 3, 9, 3, 2, 1),
+    ]
+    # At 11:00 yesterday's sales (12:00) had not happened yet.
+    assert query(ds, "today_vs_yesterday", at="2026-11-26T08:00:00Z") == [
+        ("wb", "11:00", 6, 2, 4, 3, 0, 3),
+        ("ozon", "11:00", 12, 3, 9, 3, 0, 3),
+    ]
+
+
+def test_today_vs_yesterday_filters(ds):
+    assert query(ds, "today_vs_yesterday", warehouse="Коледино") == [
+        ("wb", "12:00", 5, 2, 3, 2, 1, 1),
+        ("ozon", "12:00", 0, 0, 0, 0, 0, 0),
+    ]
+    assert query(ds, "today_vs_yesterday", marketplace="ozon", alias="Пакеты 2") == [
+        ("ozon", "12:00", 1, 2, -1, 0, 2, -2),
+    ]
+
+
+def test_today_vs_yesterday_at_one_in_the_morning_and_at_23_59_moscow(ds):
+    # 23:59 MSK: all of yesterday counts.
+    assert query(ds, "today_vs_yesterday", at="2026-11-26T20:59:00Z") == [
+        ("wb", "23:59", 6, 2, 4, 3, 1, 2),
+        ("ozon", "23:59", 12, 3, 9, 3, 2, 1),
+    ]
+    # 01:00 MSK on the 27th: nothing today yet, and nothing on the 26th before 01:00.
+    assert query(ds, "today_vs_yesterday", at="2026-11-26T22:00:00Z") == [
+        ("wb", "01:00", 0, 0, 0, 0, 0, 0),
+        ("ozon", "01:00", 0, 0, 0, 0, 0, 0),
+    ]
+
+
+# alias, marketplace, warehouse, stock, ordered, bought, returned (today). Stock as in
+# stock_by_warehouse, orders as in orders_by_warehouse; S1 S2 R1 at Коледино, S4 at Казань,
+# 0007-1 and 1004-1 and ret-1 at Хоругвино. All-zero rows (Пакеты 5, AA-OLD) are left out.
+BY_WAREHOUSE = [
+    ("Кронштейны", "wb", "Коледино", 22, 3, 2, 1),
+    ("Кронштейны", "wb", "Электросталь", 0, 1, 0, 0),
+    ("Кронштейны", "ozon", "Хоругвино", 46, 3, 3, 1),
+    ("Кронштейны", "ozon", "Тверь", 5, 0, 0, 0),
+    ("Карточки", "wb", "Коледино", 9, 0, 0, 0),
+    ("Карточки", "ozon", "Тверь", 12, 3, 0, 0),
+    ("Пакеты 8", "wb", "Коледино", 6, 0, 0, 0),
+    ("Пакеты 2", "wb", "Казань", 3, 0, 1, 0),
+    ("Пакеты 2", "wb", "Коледино", 0, 1, 0, 0),
+    ("Пакеты 2", "ozon", "Тверь", 6, 1, 0, 0),
+    ("3009", "ozon", "Хоругвино", 0, 4, 0, 0),
+    ("ZZ-NEW", "wb", "Коледино", 5, 1, 0, 0),
+    ("ZZ-NEW", "ozon", "Хоругвино", 0, 1, 0, 0),
+]
+
+
+def test_by_warehouse(ds):
+    assert query(ds, "by_warehouse") == BY_WAREHOUSE
+    # The same figures as the `today` table, warehouse by warehouse.
+    for alias, *figures in TODAY_ROWS:
+        rows = [row for row in BY_WAREHOUSE if row[0] == alias]
+        per_mp = {mp: [sum(r[i] for r in rows if r[1] == mp) for i in (3, 4, 5, 6)] for mp in ("wb", "ozon")}
+        assert [*per_mp["wb"], *per_mp["ozon"]] == figures, alias
+
+
+def test_by_warehouse_filters_and_period(ds):
+    assert query(ds, "by_warehouse", marketplace="wb", alias="Кронштейны") == BY_WAREHOUSE[:2]
+    assert query(ds, "by_warehouse", warehouse="Тверь", marketplace="ozon") == [
+        row for row in BY_WAREHOUSE if row[2] == "Тверь"]
+    # A week at Тверь adds 0005-1 (ordered 2, bought 2) to Пакеты 2.
+    assert query(ds, "by_warehouse", warehouse="Тверь", period="week", alias="PAK-2") == [
+        ("Пакеты 2", "ozon", "Тверь", 6, 3, 2, 0)]
+    # Yesterday: stock at the end of the 25th (wb 1001 Коледино 20 + 1002 4).
+    assert query(ds, "by_warehouse", date=Y, alias="Кронштейны", marketplace="wb") == [
+        ("Кронштейны", "wb", "Коледино", 24, 1, 0, 0)]
+
+
 # --------------------------------------------------------------------------------------------
 # history
 
@@ -492,6 +681,67 @@ def test_history_30_days(ds):
     ])
 
 
+def regroup(rows: list[tuple], last_day: str, period_days: int, by_marketplace: bool) -> list[tuple]:
+    """history rows per day -> per period (counted back from last_day) and/or per marketplace,
+    worked out in Python from the per-day figures."""
+    last = date.fromisoformat(last_day)
+    groups: dict[tuple, list] = {}
+    order: list[tuple] = []
+    for day, alias, mp, ordered, bought, returned, stock in rows:
+        period_no = (last - date.fromisoformat(day)).days // period_days
+        key = (period_no, "Итого" if by_marketplace else alias, mp)
+        if key not in groups:
+            groups[key] = [day, key[1], mp, 0, 0, 0, {}]
+            order.append(key)
+        g = groups[key]
+        g[0] = min(g[0], day)
+        g[3] += ordered
+        g[4] += bought
+        g[5] += returned
+        g[6][day] = g[6].get(day, 0) + stock
+    result = [(*groups[k][:6], groups[k][6][max(groups[k][6])]) for k in order]
+    if by_marketplace:  # day, then wb before ozon
+        result.sort(key=lambda row: (row[0], row[2] != "wb"))
+    return result
+
+
+def test_history_by_period(ds):
+    daily = history_rows("2026-11-13", 14, HISTORY_14)
+    week = query(ds, "history", period="week")
+    assert week == regroup(daily, T, 7, False)
+    assert len(week) == 2 * 11
+    # 13..19 Nov for wb Кронштейны: stock at the end of the 19th is 41; 20..26: 22.
+    assert [row for row in week if row[1:3] == ("Кронштейны", "wb")] == [
+        ("2026-11-13", "Кронштейны", "wb", 0, 0, 0, 41),
+        ("2026-11-20", "Кронштейны", "wb", 5, 2, 1, 22),
+    ]
+    # 30-day periods in a 14-day window: one period, its first day the window's.
+    assert query(ds, "history", period="month") == regroup(daily, T, 30, False)
+    assert query(ds, "history", period="never") == []
+
+
+def test_history_by_marketplace(ds):
+    daily = history_rows("2026-11-13", 14, HISTORY_14)
+    totals = query(ds, "history", by="marketplace")
+    assert totals == regroup(daily, T, 1, True)
+    assert totals[-2:] == [(T, "Итого", "wb", 6, 3, 1, 45), (T, "Итого", "ozon", 12, 3, 1, 69)]
+    # 90 days per alias would pass Datasette's default 1000-row cap here: one marketplace at a time.
+    for mp in ("wb", "ozon"):
+        assert query(ds, "history", by="marketplace", period="week", days=90, marketplace=mp) == regroup(
+            query(ds, "history", days=90, marketplace=mp), T, 7, True)
+    assert query(ds, "history", by="sku") == []
+
+
+def test_history_filter_by_warehouse(ds):
+    # Тверь: ozon 2001 5 from the 20th; 2002 12 (ordered 3 today); 2003 8 from the 13th, 6
+    # from the 25th, 0005-1 ordered 2 and bought 2 on the 25th, 0003-1 1 today.
+    assert query(ds, "history", warehouse="Тверь") == history_rows("2026-11-13", 14, [
+        ("Кронштейны", "ozon", [("2026-11-20", 5)], {}),
+        ("Карточки", "ozon", [("2026-11-13", 12)], {T: (3, 0, 0)}),
+        ("Пакеты 2", "ozon", [("2026-11-13", 8), (Y, 6)], {Y: (2, 2, 0), T: (1, 0, 0)}),
+    ])
+
+
 # --------------------------------------------------------------------------------------------
 # days_of_cover
 
@@ -519,6 +769,15 @@ def test_days_of_cover_90_days(ds):
     assert query(ds, "days_of_cover", days=90, alias="Кронштейны") == [
         ("Кронштейны", "wb", 22, 2, 0.02, 990.0),
         ("Кронштейны", "ozon", 51, 5, 0.06, 918.0),
+    ]
+
+
+def test_days_of_cover_by_warehouse(ds):
+    # Тверь: 2003's 0005-1 (2 on the 25th) against stock 6 -> 42 days; the rest has no orders.
+    assert query(ds, "days_of_cover", warehouse="Тверь") == [
+        ("Кронштейны", "ozon", 5, 0, 0.0, None),
+        ("Карточки", "ozon", 12, 0, 0.0, None),
+        ("Пакеты 2", "ozon", 6, 2, 0.14, 42.0),
     ]
 
 
@@ -634,10 +893,10 @@ def test_queries_do_not_read_the_whole_history(ds, tmp_path):
             [(d, d) for d in days])
     conn.close()
     queries = load_metadata()["databases"]["mp"]["queries"]
-    params = {"date": "", "alias": "", "marketplace": "", "warehouse": "", "days": ""}
+    params = {"date": "", "alias": "", "marketplace": "", "warehouse": "", "days": "", "period": "", "by": ""}
     with freeze_time(NOON):
-        for name in QUERY_COLUMNS:
-            for extra in ({}, {"date": Y}, {"days": "90"}):
+        for name in queries:
+            for extra in ({}, {"date": Y}, {"days": "90"}, {"period": "month"}, {"by": "marketplace"}):
                 sql, run_params = queries[name]["sql"], {**params, **extra}
                 before, rows_before = count_steps(Path(ds.databases["mp"].path), sql, run_params)
                 after, rows_after = count_steps(padded, sql, run_params)
@@ -660,3 +919,5 @@ def test_plugin_functions(monkeypatch):
     assert datasette_plugin.mp_date_add("2026-03-01", -1) == "2026-02-28"
     assert datasette_plugin.mp_date_add("2026-12-31", "1") == "2027-01-01"
     assert datasette_plugin.mp_date_add("nonsense", 1) is None
+    assert [datasette_plugin.mp_period_days(v) for v in (None, "", "day", " WEEK ", "month", "7", "год")] == [
+        1, 1, 1, 7, 30, None, None]

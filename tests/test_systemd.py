@@ -155,6 +155,10 @@ def test_install_credentials_dropins(installed_credentials):
         assert values["LoadCredential"][0].startswith("mp-dashboard.env:/")
         assert values["ExecStart"][0] == "" and "%d/mp-dashboard.env" in values["ExecStart"][1]
         assert not PLACEHOLDER.search(dropin.read_text())
+    # The viewer keeps the main unit's options: only where its variables come from changes.
+    main = unit_values(dest / "mp-datasette.service")["ExecStart"][0]
+    dropin = unit_values(dest / "mp-datasette.service.d" / "50-credentials.conf")["ExecStart"][1]
+    assert dropin == main.replace("/mp-collector serve", "/mp-collector --env-file %d/mp-dashboard.env serve")
 
 
 # --- what the units say ---------------------------------------------------------------------------
@@ -178,9 +182,7 @@ def test_both_services_share_one_static_user_and_the_database(installed):
     assert collector["TimeoutStartSec"] == ["8min"]
     assert datasette["Restart"] == ["on-failure"]
     exec_start = datasette["ExecStart"][0]
-    assert "${DATABASE_PATH}" in exec_start and "--host 127.0.0.1 --port 8001" in exec_start
-    assert "--immutable" not in exec_start and " -i " not in exec_start
-    assert f"-m {ROOT}/metadata.yml" in exec_start
+    assert exec_start == f"{ROOT}/.venv/bin/mp-collector serve --host 127.0.0.1 --port 8001 --behind-proxy"
     assert datasette["IPAddressAllow"] == ["localhost"] and datasette["IPAddressDeny"] == ["any"]
 
 

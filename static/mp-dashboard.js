@@ -1,0 +1,253 @@
+/* MP Dashboard: draws the charts of a datasette-dashboards page (templates/dashboard_view.html).
+ *
+ * Every chart names a canned query of metadata.yml (`canned`) and optional fixed `params`; the
+ * page's filters go to it as query parameters of the same names. So the figures on the page come
+ * from the very SQL behind the CSV and JSON exports, and the charts need no ad-hoc SQL.
+ *
+ * Libraries:
+ *   mp-metric     one figure: display.field of the first row, display.suffix after it;
+ *   mp-table      display.columns [{field, label, group, link, labels, signed, omit_when}] and
+ *                 display.total (a footer row of sums, labelled so);
+ *   mp-vega-lite  a Vega-Lite spec (display) over the rows, themed for dark mode.
+ *
+ * Values are always inserted as text, never as HTML: warehouse and product names come from the
+ * marketplaces' APIs. When every chart has drawn (or failed), <body data-mp-ready="1"> is set,
+ * which the browser tests and screenshots wait for; the rows each chart got are kept in
+ * mpDashboard.data for them too.
+ */
+'use strict'
+
+const mpDashboard = (() => {
+  const numbers = new Intl.NumberFormat('ru-RU', { maximumFractionDigits: 1 })
+  const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches
+  const data = {}
+
+  // Vega's defaults are dark text on white; with a dark page the axes need light ink.
+  const DARK_CONFIG = {
+    axis: { domainColor: '#8b949e', gridColor: '#30363d', tickColor: '#8b949e',
+            labelColor: '#c9d1d9', titleColor: '#c9d1d9' },
+    legend: { labelColor: '#c9d1d9', titleColor: '#c9d1d9' },
+    title: { color: '#c9d1d9' },
+  }
+
+  function element (tag, attributes = {}, text = null) {
+    const node = document.createElement(tag)
+    for (const [name, value] of Object.entries(attributes)) {
+      if (name === 'dataset') Object.assign(node.dataset, value)
+      else node.setAttribute(name, value)
+    }
+    if (text !== null) node.textContent = text
+    return node
+  }
+
+  // The page's filters plus the chart's fixed parameters (which win).
+  function parameters (queryString, fixed) {
+    const params = new URLSearchParams(queryString)
+    for (const [key, value] of Object.entries(fixed || {})) params.set(key, value)
+    return params
+  }
+
+  function withQuery (path, params, extra = {}) {
+    const all = new URLSearchParams(params)
+    for (const [key, value] of Object.entries(extra)) all.set(key, value)
+    const query = all.toString()
+    return query ? `${path}?${query}` : path
+  }
+
+  async function fetchJson (url) {
+    const response = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+    if (!response.ok) throw new Error(`HTTP ${response.status}`)
+    const body = await response.json()
+    if (body.ok === false) throw new Error(body.error || 'ошибка запроса')
+    return body
+  }
+
+  function format (value, column = {}) {
+    if (value === null || value === undefined || value === '') return '—'
+    if (column.labels && Object.prototype.hasOwnProperty.call(column.labels, value)) return column.labels[value]
+    if (typeof value === 'number') {
+      const text = numbers.format(value)
+      return column.signed && value > 0 ? `+${text}` : text
+    }
+    return String(value)
+  }
+
+  // "/-/dashboards/warehouses?alias={alias}" with the row's values, under Datasette's base URL.
+  function linkFor (template, row, base) {
+    const path = template.replace(/\{(\w+)\}/g, (_, field) => encodeURIComponent(row[field] ?? ''))
+    return base.replace(/\/$/, '') + path
+  }
+
+  function renderMetric (el, chart, body) {
+    const field = chart.display.field
+    const value = body.rows.length ? body.rows[0][field] : null
+    const text = value === null || value === undefined ? '—' : numbers.format(value) + (chart.display.suffix || '')
+    el.replaceChildren(element('p', { class: 'mp-metric-value', dataset: { field } }, text))
+  }
+
+  function renderTable (el, chart, body, base, params) {
+    const display = chart.display || {}
+    // `omit_when: alias`: a column that says nothing once the page is filtered by it.
+    const columns = (display.columns || body.columns.map(field => ({ field, label: field })))
+      .filter(column => !(column.omit_when && params.get(column.omit_when)))
+    const table = element('table', { class: 'mp-table' })
+    const thead = table.createTHead()
+
+    // Two header rows when columns are grouped (Wildberries | Ozon): the group over its columns,
+    // an ungrouped column spanning both rows.
+    if (columns.some(column => column.group)) {
+      const groups = thead.insertRow()
+      for (let i = 0; i < columns.length;) {
+        const group = columns[i].group
+        let span = 1
+        while (group && i + span < columns.length && columns[i + span].group === group) span++
+        const th = element('th', { colspan: span }, group || columns[i].label)
+        if (!group) th.rowSpan = 2
+        th.className = group ? 'mp-group' : ''
+        groups.appendChild(th)
+        i += span
+      }
+    }
+    const labels = thead.insertRow()
+    for (const column of columns) {
+      if (columns.some(c => c.group) && !column.group) continue
+      labels.appendChild(element('th', { dataset: { column: column.field } }, column.label))
+    }
+
+    const tbody = table.createTBody()
+    for (const row of body.rows) {
+      const tr = tbody.insertRow()
+      tr.dataset.key = row[columns[0].field] ?? ''
+      for (const column of columns) {
+        const value = row[column.field]
+        const td = element('td', { dataset: { column: column.field } })
+        if (typeof value === 'number') td.className = 'mp-num' + (column.signed && value < 0 ? ' mp-down' : column.signed && value > 0 ? ' mp-up' : '')
+        if (column.link) td.appendChild(element('a', { href: linkFor(column.link, row, base) }, format(value, column)))
+        else td.textContent = format(value, column)
+        tr.appendChild(td)
+      }
+    }
+    if (!body.rows.length) {
+      const td = element('td', { colspan: columns.length, class: 'mp-empty' }, 'Нет данных')
+      tbody.insertRow().appendChild(td)
+    } else if (display.total) {
+      const tr = table.createTFoot().insertRow()
+      columns.forEach((column, i) => {
+        const values = body.rows.map(row => row[column.field])
+        const numeric = values.every(value => typeof value === 'number' || value === null)
+        const td = element('td', { dataset: { column: column.field } })
+        if (i === 0) td.textContent = display.total
+        else if (numeric && !column.signed) {
+          td.className = 'mp-num'
+          td.textContent = format(values.reduce((sum, value) => sum + (value || 0), 0))
+        }
+        tr.appendChild(td)
+      })
+    }
+    const wrapper = element('div', { class: 'mp-table-wrapper' })
+    wrapper.appendChild(table)
+    el.replaceChildren(wrapper)
+  }
+
+  async function renderVegaLite (el, chart, body) {
+    const display = chart.display || {}
+    const spec = {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      width: 'container',
+      height: display.height || 220,
+      background: null,
+      ...display,
+      config: { view: { stroke: null }, ...(dark ? DARK_CONFIG : {}), ...(display.config || {}) },
+      data: { values: body.rows },
+    }
+    el.replaceChildren()
+    await vegaEmbed(el, spec, {
+      mode: 'vega-lite',
+      renderer: 'svg',
+      actions: { export: true, source: false, compiled: false, editor: false },
+      formatLocale: { decimal: ',', thousands: '\u00a0', grouping: [3], currency: ['', '\u00a0₽'] },
+      i18n: { PNG_ACTION: 'Сохранить PNG', SVG_ACTION: 'Сохранить SVG' },
+    })
+  }
+
+  const RENDERERS = { 'mp-metric': renderMetric, 'mp-table': renderTable, 'mp-vega-lite': renderVegaLite }
+
+  function addLinks (card, queryUrl, params, library) {
+    const links = card.querySelector('.mp-card-links')
+    const title = card.querySelector('.mp-card-title')
+    if (!links || !title) return
+    const page = element('a', { href: withQuery(queryUrl, params), title: 'Таблица с этими же фильтрами' })
+    page.textContent = title.textContent
+    title.replaceChildren(page)
+    if (library === 'mp-metric') return
+    links.appendChild(element('a', { class: 'mp-export', href: withQuery(`${queryUrl}.csv`, params, { _dl: '1' }) }, 'CSV'))
+    links.appendChild(element('a', { class: 'mp-export', href: withQuery(`${queryUrl}.json`, params, { _shape: 'array' }) }, 'JSON'))
+  }
+
+  async function renderChart (slug, chart, options) {
+    const el = document.getElementById(`chart-${slug}`)
+    const card = document.getElementById(`card-${slug}`)
+    const render = RENDERERS[chart.library]
+    const queryUrl = options.queryUrls[slug]
+    if (!el || !render || !queryUrl) return
+    const params = parameters(options.queryString, chart.params)
+    addLinks(card, queryUrl, params, chart.library)
+    el.replaceChildren(element('p', { class: 'mp-loading' }, '…'))
+    try {
+      const body = await fetchJson(withQuery(`${queryUrl}.json`, params, { _shape: 'objects' }))
+      data[slug] = body.rows
+      await render(el, chart, body, options.base, params)
+      if (body.truncated) {
+        el.appendChild(element('p', { class: 'mp-note' },
+          'Показаны не все строки — полная выгрузка по ссылке CSV.'))
+      }
+    } catch (error) {
+      card.dataset.error = error.message
+      el.replaceChildren(element('p', { class: 'mp-error' }, `Не удалось загрузить: ${error.message}`))
+    }
+  }
+
+  // "Данные: Wildberries — 14:05 (12 мин назад), Ozon — ..." from the freshness query: per
+  // marketplace the oldest of its sources' last successful loads, so a stuck source shows.
+  async function renderFreshness () {
+    const el = document.getElementById('mp-freshness')
+    if (!el) return
+    try {
+      const body = await fetchJson(el.dataset.url)
+      const names = { wb: 'Wildberries', ozon: 'Ozon' }
+      const parts = []
+      for (const marketplace of ['wb', 'ozon']) {
+        const rows = body.rows.filter(row => row.marketplace === marketplace)
+        if (!rows.length) continue
+        if (rows.some(row => !row.last_success_at)) {
+          parts.push(`${names[marketplace]} — ещё не всё загружено`)
+          continue
+        }
+        const oldest = rows.reduce((a, b) => (a.minutes_since_success >= b.minutes_since_success ? a : b))
+        parts.push(`${names[marketplace]} — ${oldest.last_success_at.slice(11, 16)} (${numbers.format(oldest.minutes_since_success)} мин назад)`)
+      }
+      const failed = body.rows.filter(row => row.status === 'failed')
+      el.replaceChildren(document.createTextNode(parts.length ? `Данные: ${parts.join(', ')}.` : 'Данных ещё нет: сборщик не запускался.'))
+      if (failed.length) {
+        el.classList.add('mp-stale')
+        el.appendChild(document.createTextNode(` Последняя загрузка не удалась: ${failed.map(row => `${row.account} ${row.dataset}`).join(', ')}. `))
+        el.appendChild(element('a', { href: el.dataset.page }, 'Подробнее'))
+      }
+    } catch (error) {
+      el.textContent = `Свежесть данных неизвестна: ${error.message}`
+    }
+  }
+
+  async function render (options) {
+    const jobs = Object.entries(options.charts).map(([slug, chart]) => renderChart(slug, chart, options))
+    jobs.push(renderFreshness())
+    await Promise.allSettled(jobs)
+    document.body.dataset.mpReady = '1'
+    if (options.autorefreshMinutes > 0) {
+      // The whole page, so that the filters' options (new warehouses, aliases) refresh too.
+      window.setTimeout(() => window.location.reload(), options.autorefreshMinutes * 60 * 1000)
+    }
+  }
+
+  return { render, data }
+})()

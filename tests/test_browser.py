@@ -1,0 +1,535 @@
+"""The viewer in a real browser: headless Chromium (Debian's chromium + chromium-driver, installed
+by scripts/install-test-deps.sh) against a real `datasette` process serving a database that the
+real collector filled from the sandbox.
+
+The figures the page shows are compared with figures worked out here straight from the raw
+tables (orders, sales, stock_current, sku_aliases), by the definitions in DESIGN.md, not through
+the views or canned queries behind the page: a wrong view, query, renderer or template fails.
+
+Screenshots go to $SCREENSHOTS_DIR (`make screenshots` sets docs/img, the README's pictures),
+else to tests/artifacts/screenshots.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+    pytest.skip("chromium and chromedriver are not installed: run scripts/install-test-deps.sh "
+                "(make test does)", allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402  (only once we know there is a browser)
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+from collector.backfill import backfill  # noqa: E402
+from collector.config import load_settings  # noqa: E402
+from collector.viewer import datasette_command  # noqa: E402
+from collector.pipeline import run_pass  # noqa: E402
+from collector.sandbox import Sandbox, SandboxClock, SandboxConfig  # noqa: E402
+from collector.storage import Storage  # noqa: E402
+
+MSK = ZoneInfo("Europe/Moscow")
+HISTORY_DAYS = 14          # days of collector passes before now: stock history, Ozon buyouts
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or ROOT / "tests" / "artifacts" / "screenshots")
+if not SCREENSHOTS.is_absolute():
+    SCREENSHOTS = ROOT / SCREENSHOTS
+# The seller's groups (DESIGN.md) and the sandbox's article codes that belong to them.
+GROUPS = [("Кронштейны", "KR"), ("Карточки", "KART"), ("Пакеты 8", "PAK8"), ("Пакеты 5", "PAK5"),
+          ("Пакеты 2", "PAK2")]
+
+
+# --------------------------------------------------------------------------------------------
+# The database: the collector, run against the sandbox
+
+
+def write_aliases(db: Path, path: Path) -> None:
+    """An alias CSV in the seller's group order, from the articles the collector has seen."""
+    conn = sqlite3.connect(db)
+    keys = conn.execute("SELECT DISTINCT a.marketplace, p.article FROM products p JOIN accounts a USING (account) "
+                        "WHERE p.article IS NOT NULL ORDER BY p.article, a.marketplace DESC").fetchall()
+    conn.close()
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["marketplace", "key", "alias"])
+        for alias, code in GROUPS:
+            writer.writerows([mp, article, alias] for mp, article in keys if code in article.split("-"))
+
+
+def build_database(db: Path, aliases: Path) -> None:
+    """30 days of backfilled history, then one collector pass a day for HISTORY_DAYS days (so
+    there is stock history and Ozon buyouts seen on each day), the last one now."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    clock = SandboxClock(now - timedelta(days=HISTORY_DAYS))
+    with Sandbox(SandboxConfig(seed=1, rate_limit_factor=0.001), clock=clock) as sandbox:
+        settings = load_settings(env_file=None, environ={
+            **sandbox.env(), "DATABASE_PATH": str(db), "ALIASES_FILE": str(aliases),
+            "RATE_LIMIT_FACTOR": "0.001", "TIMEZONE": "Europe/Moscow"})
+        storage = Storage(db)
+        storage.migrate()
+        backfill(settings, storage, 30, lambda *_: None, clock=clock.now)
+        for day in range(HISTORY_DAYS):
+            assert run_pass(settings, storage, "test", clock=clock.now).status == "ok"
+            if day == 0:
+                write_aliases(db, aliases)  # the next pass loads it
+            clock.advance(days=1)
+        clock.set(now)
+        assert run_pass(settings, storage, "test", clock=clock.now).status == "ok"
+        storage.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_datasette(db: Path, **environ: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "TIMEZONE": "Europe/Moscow", **environ}
+    if "DATASETTE_PASSWORD_HASH" not in environ:
+        env.pop("DATASETTE_PASSWORD_HASH", None)
+    process = subprocess.Popen(datasette_command(db, port), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/robots.txt", timeout=1).read()
+            return process, url
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"datasette exited: {process.stderr.read()}")
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("datasette did not start")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> Path:
+    # Figures are "today in Moscow": do not straddle midnight between building and checking.
+    moscow = datetime.now(MSK)
+    midnight = (moscow + timedelta(days=1)).replace(hour=0, minute=0, second=5, microsecond=0)
+    if midnight - moscow < timedelta(minutes=3):
+        time.sleep((midnight - moscow).total_seconds())
+    folder = tmp_path_factory.mktemp("browser")
+    build_database(folder / "mp.db", folder / "aliases.csv")
+    return folder / "mp.db"
+
+
+@pytest.fixture(scope="module")
+def site(db):
+    process, url = start_datasette(db)
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, downloads):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # No network on CI machines: without these Chromium stalls on its own background connections.
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,1000", "--lang=ru-RU",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False,
+                                              "intl.accept_languages": "ru-RU,ru"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def light(browser):
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
+    return browser
+
+
+# --------------------------------------------------------------------------------------------
+# Figures straight from the raw tables (DESIGN.md, "Datasets and their meaning")
+
+
+class Truth:
+    """The figures by the definitions, from orders, sales, stock_current and sku_aliases."""
+
+    def __init__(self, db: Path):
+        self.conn = sqlite3.connect(db)
+        self.today = datetime.now(MSK).date()
+        self.marketplace = dict(self.conn.execute("SELECT account, marketplace FROM accounts"))
+        aliases = {(mp, key): (alias, pos) for mp, key, alias, pos in
+                   self.conn.execute("SELECT marketplace, key, alias, position FROM sku_aliases")}
+        articles = {}
+        for account, sku, article in self.conn.execute(
+                "SELECT account, sku, article FROM products WHERE article IS NOT NULL ORDER BY updated_at"):
+            articles[account, sku] = article  # the latest wins
+        self.alias_of, self.position = {}, {}
+        for account, sku in self.conn.execute("SELECT account, sku FROM products UNION SELECT account, sku FROM "
+                                              "stock_current UNION SELECT account, sku FROM orders UNION "
+                                              "SELECT account, sku FROM sales"):
+            mp, article = self.marketplace[account], articles.get((account, sku))
+            alias, pos = aliases.get((mp, str(sku))) or aliases.get((mp, article)) or (article or str(sku), 10**9)
+            self.alias_of[account, sku] = alias
+            self.position[alias] = min(pos, self.position.get(alias, pos))
+
+    def rows(self, sql: str, *params):
+        return self.conn.execute(sql, params).fetchall()
+
+    def figures(self, day: date, alias: str = "", warehouse: str = "") -> dict:
+        """{(alias, marketplace): {"ordered", "bought", "returned", "stock"}} on `day`."""
+        out = defaultdict(lambda: defaultdict(int))
+
+        def keep(account, sku, wh):
+            return (not alias or self.alias_of[account, sku] == alias) and (not warehouse or wh == warehouse)
+
+        for account, sku, wh, qty in self.rows(
+                "SELECT account, sku, warehouse, quantity FROM orders WHERE day = ? AND is_cancelled = 0", day.isoformat()):
+            if keep(account, sku, wh):
+                out[self.alias_of[account, sku], self.marketplace[account]]["ordered"] += qty
+        for account, sku, wh, kind, rtype, qty in self.rows(
+                "SELECT account, sku, warehouse, kind, return_type, quantity FROM sales WHERE day = ?", day.isoformat()):
+            if not keep(account, sku, wh):
+                continue
+            key = self.alias_of[account, sku], self.marketplace[account]
+            if kind == "sale":
+                out[key]["bought"] += qty
+            elif (rtype or "ClientReturn") in ("ClientReturn", "Unknown"):
+                out[key]["returned"] += qty
+        for account, sku, wh, qty in self.rows("SELECT account, sku, warehouse, quantity FROM stock_current"):
+            if keep(account, sku, wh):
+                out[self.alias_of[account, sku], self.marketplace[account]]["stock"] += qty
+        return out
+
+    def total(self, figures: dict, marketplace: str, figure: str) -> int:
+        return sum(v[figure] for (_, mp), v in figures.items() if mp == marketplace)
+
+    def buyout_pct(self, marketplace: str) -> float | None:
+        """Bought / ordered over the 7 whole days before today, in %."""
+        days = [self.today - timedelta(days=n) for n in range(1, 8)]
+        ordered = bought = 0
+        for day in days:
+            f = self.figures(day)
+            ordered += self.total(f, marketplace, "ordered")
+            bought += self.total(f, marketplace, "bought")
+        return round(100 * bought / ordered, 1) if ordered else None
+
+    def table(self, alias: str = "", warehouse: str = "") -> list[tuple]:
+        """The `today` table: aliases of the CSV (all of them) in their order, then the rest by name
+        when they have anything."""
+        f = self.figures(self.today, alias, warehouse)
+        declared = {a for (a,) in self.rows("SELECT DISTINCT alias FROM sku_aliases")}
+        names = {a for a, _ in f} | ({a for a in declared if not alias or a == alias})
+        rows = []
+        for name in sorted(names, key=lambda a: (self.position.get(a, 10**9), a)):
+            figures = [f[name, mp][k] for mp in ("wb", "ozon") for k in ("stock", "ordered", "bought", "returned")]
+            if name in declared or any(figures):
+                rows.append((name, *figures))
+        return rows
+
+    def until(self, day: date, up_to: str, table: str, where: str, column: str) -> dict:
+        result = defaultdict(int)
+        for account, qty in self.rows(f"SELECT account, quantity FROM {table} WHERE day = ? AND {where} "
+                                      f"AND substr({column}, 12, 5) <= ?", day.isoformat(), up_to):
+            result[self.marketplace[account]] += qty
+        return result
+
+    def per_day(self, days: int, figure: str) -> dict:
+        """{(day, marketplace): units} for the last `days` days, for the charts."""
+        out = {}
+        for n in range(days):
+            day = self.today - timedelta(days=n)
+            f = self.figures(day)
+            for mp in ("wb", "ozon"):
+                out[day.isoformat(), mp] = self.total(f, mp, figure)
+        return out
+
+
+@pytest.fixture(scope="module")
+def truth(db) -> Truth:
+    return Truth(db)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the page
+
+
+def number(text: str):
+    """'1 977 шт.' -> 1977, '98,8 %' -> 98.8, '+12' -> 12, '—' -> None."""
+    text = re.sub(r"[\s\u00a0\u202f]|шт\.|%", "", text).replace(",", ".")
+    if text in ("", "—"):
+        return None
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def open_page(driver, url: str) -> None:
+    driver.get(url)
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.body.dataset.mpReady === '1'"))
+    errors = driver.execute_script("return [...document.querySelectorAll('[data-error]')].map(e => e.id + ': ' + e.dataset.error)")
+    assert not errors, errors
+
+
+def metric(driver, field: str):
+    return number(driver.find_element(By.CSS_SELECTOR, f".mp-metric-value[data-field='{field}']").text)
+
+
+def cell(text: str):
+    try:
+        return number(text)
+    except ValueError:
+        return text
+
+
+def table_rows(driver, card: str) -> list[tuple]:
+    """A card's table body, row by row: numbers as numbers, the rest as text."""
+    return [tuple(cell(td.text) for td in tr.find_elements(By.TAG_NAME, "td"))
+            for tr in driver.find_elements(By.CSS_SELECTOR, f"#card-{card} table.mp-table tbody tr")]
+
+
+def screenshot(driver, name: str) -> Path:
+    """The whole page, not just the window (Chromium's DevTools capture beyond the viewport)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+    path = SCREENSHOTS / f"{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# The dashboard
+
+
+def test_dashboard_figures_are_the_databases(site, light, truth):
+    driver = light
+    open_page(driver, f"{site}/")  # "/" is the dashboard
+    assert urlsplit(driver.current_url).path == "/-/dashboards/today"
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Сегодня"
+
+    today = truth.figures(truth.today)
+    for mp in ("wb", "ozon"):
+        for figure in ("ordered", "bought", "stock"):
+            assert metric(driver, f"{mp}_{figure}") == truth.total(today, mp, figure), (mp, figure)
+        # SQLite rounds halves away from zero, Python to even: allow the last digit.
+        assert metric(driver, f"{mp}_buyout_pct") == pytest.approx(truth.buyout_pct(mp), abs=0.11), mp
+    assert truth.total(today, "wb", "ordered") > 0 and truth.total(today, "ozon", "bought") > 0
+
+    # WB and Ozon side by side, per alias, in the CSV's order, and the footer adds up.
+    rows = table_rows(driver, "by-alias")
+    assert rows == truth.table()
+    assert [r[0] for r in rows[:5]] == [alias for alias, _ in GROUPS]
+    headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#card-by-alias thead tr:first-child th")]
+    assert headers == ["Группа", "Wildberries", "Ozon"]
+    footer = [number(td.text) for td in driver.find_elements(By.CSS_SELECTOR, "#card-by-alias tfoot td")[1:]]
+    assert footer == [sum(column) for column in zip(*(r[1:] for r in rows))]
+
+    # Today against yesterday up to the same minute (the minute the page shows).
+    vs = {row[0]: row for row in table_rows(driver, "vs-yesterday")}
+    up_to = driver.find_element(By.CSS_SELECTOR, "#card-vs-yesterday td[data-column='up_to']").text
+    yesterday = truth.today - timedelta(days=1)
+    ordered_then = truth.until(yesterday, up_to, "orders", "is_cancelled = 0", "ordered_at")
+    bought_then = truth.until(yesterday, up_to, "sales", "kind = 'sale'", "sold_at")
+    for mp, name in (("wb", "Wildberries"), ("ozon", "Ozon")):
+        _, _, ordered, ordered_y, ordered_diff, bought, bought_y, bought_diff = vs[name]
+        assert (ordered, bought) == (truth.total(today, mp, "ordered"), truth.total(today, mp, "bought"))
+        assert (ordered_y, bought_y) == (ordered_then[mp], bought_then[mp]), mp
+        assert (ordered_diff, bought_diff) == (ordered - ordered_y, bought - bought_y)
+
+
+def test_dashboard_charts_are_the_databases(site, light, truth):
+    driver = light
+    open_page(driver, f"{site}/-/dashboards/today?days=14")
+    for chart, figure in (("ordered-chart", "ordered"), ("bought-chart", "bought")):
+        data = driver.execute_script(f"return mpDashboard.data['{chart}']")
+        assert {(r["day"], r["marketplace"]): r[figure] for r in data} == truth.per_day(14, figure), chart
+    # Stock at the end of today is the stock now.
+    stock = driver.execute_script("return mpDashboard.data['stock-chart']")
+    today = truth.figures(truth.today)
+    assert {r["marketplace"]: r["stock"] for r in stock if r["day"] == truth.today.isoformat()} == {
+        mp: truth.total(today, mp, "stock") for mp in ("wb", "ozon")}
+    # Drawn: a line per marketplace with a point per day.
+    for chart in ("ordered-chart", "bought-chart", "stock-chart"):
+        assert len(driver.find_elements(By.CSS_SELECTOR, f"#chart-{chart} svg g.mark-line.role-mark path")) == 2, chart
+        assert len(driver.find_elements(By.CSS_SELECTOR, f"#chart-{chart} svg g.mark-symbol.role-mark path")) == 28, chart
+
+    # The period filter: 30 days.
+    Select(driver.find_element(By.ID, "filter-days")).select_by_visible_text("30 дней")
+    driver.find_element(By.CSS_SELECTOR, ".mp-filters input[type=submit]").click()
+    WebDriverWait(driver, 20).until(lambda d: "days=30" in d.current_url)
+    open_page(driver, driver.current_url)
+    data = driver.execute_script("return mpDashboard.data['ordered-chart']")
+    assert {(r["day"], r["marketplace"]): r["ordered"] for r in data} == truth.per_day(30, "ordered")
+
+
+def test_filters_alias_and_warehouse(site, light, truth):
+    driver = light
+    open_page(driver, f"{site}/-/dashboards/today?days=14")
+    # An Ozon warehouse with stock of Кронштейны, picked from the data.
+    warehouse = next(w for (w,) in truth.rows("SELECT DISTINCT s.warehouse FROM stock_current s "
+                                              "JOIN accounts a USING (account) WHERE a.marketplace = 'ozon' "
+                                              "ORDER BY s.warehouse")
+                     if truth.figures(truth.today, "Кронштейны", w)["Кронштейны", "ozon"]["stock"] > 0)
+    driver.find_element(By.ID, "filter-alias").send_keys("Кронштейны")
+    driver.find_element(By.ID, "filter-warehouse").send_keys(warehouse)
+    driver.find_element(By.CSS_SELECTOR, ".mp-filters input[type=submit]").click()
+    WebDriverWait(driver, 20).until(lambda d: "warehouse=" in d.current_url)
+    open_page(driver, driver.current_url)
+    assert driver.find_element(By.ID, "filter-alias").get_attribute("value") == "Кронштейны"
+
+    figures = truth.figures(truth.today, alias="Кронштейны", warehouse=warehouse)
+    for mp in ("wb", "ozon"):
+        for figure in ("ordered", "bought", "stock"):
+            assert metric(driver, f"{mp}_{figure}") == truth.total(figures, mp, figure), (mp, figure)
+    assert metric(driver, "wb_stock") == 0 and metric(driver, "ozon_stock") > 0
+    assert table_rows(driver, "by-alias") == truth.table(alias="Кронштейны", warehouse=warehouse)
+
+
+def test_alias_leads_to_its_warehouses(site, light, truth):
+    driver = light
+    open_page(driver, f"{site}/-/dashboards/today?days=14")
+    driver.find_element(By.CSS_SELECTOR, "#card-by-alias tbody a").click()  # the first group
+    WebDriverWait(driver, 20).until(lambda d: "/-/dashboards/warehouses" in d.current_url)
+    open_page(driver, driver.current_url)
+    assert unquote(urlsplit(driver.current_url).query) == "alias=Кронштейны"
+    assert driver.find_element(By.TAG_NAME, "h1").text == "По складам"
+
+    per_warehouse = {}
+    for mp in ("wb", "ozon"):
+        expected = {}
+        for warehouse in {w for (w,) in truth.rows("SELECT DISTINCT warehouse FROM stock_current UNION "
+                                                   "SELECT DISTINCT warehouse FROM orders UNION "
+                                                   "SELECT DISTINCT warehouse FROM sales")}:
+            f = truth.figures(truth.today, alias="Кронштейны", warehouse=warehouse)[("Кронштейны", mp)]
+            figures = tuple(f[k] for k in ("stock", "ordered", "bought", "returned"))
+            if any(figures):
+                expected[warehouse] = figures
+        rows = table_rows(driver, f"{mp}-warehouses")
+        # The alias column is left out once the page is filtered by it.
+        assert {r[0]: r[1:] for r in rows} == expected, mp
+        assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)  # biggest stock first
+        per_warehouse[mp] = [sum(c) for c in zip(*expected.values())]
+    # The same figures as the group's row on the dashboard.
+    row = next(r for r in truth.table() if r[0] == "Кронштейны")
+    assert per_warehouse["wb"] + per_warehouse["ozon"] == list(row[1:])
+
+
+def test_csv_link_downloads_the_table(site, light, downloads, truth):
+    driver = light
+    open_page(driver, f"{site}/-/dashboards/today?days=14")
+    link = driver.find_element(By.CSS_SELECTOR, "#card-by-alias a.mp-export")
+    assert link.text == "CSV" and "/mp/today.csv?" in link.get_attribute("href")
+    for old in downloads.glob("*"):
+        old.unlink()
+    link.click()
+    WebDriverWait(driver, 20).until(lambda _: [p for p in downloads.glob("*.csv")])
+    path = next(downloads.glob("*.csv"))
+    assert path.name == "today.csv"
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["alias", "wb_stock", "wb_ordered", "wb_bought", "wb_returned",
+                             "ozon_stock", "ozon_ordered", "ozon_bought", "ozon_returned"]
+    assert [(r["alias"], *(int(v) for k, v in r.items() if k != "alias")) for r in rows] == table_rows(driver, "by-alias")
+    assert table_rows(driver, "by-alias") == truth.table()
+
+
+def test_help_page_follows_dark_mode(site, browser):
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        browser.get(f"{site}/-/help")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Справка"
+        background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(13, 17, 23)"
+        assert browser.find_elements(By.CSS_SELECTOR, "#mp-freshness-table tbody tr")
+        screenshot(browser, "help-dark")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_sign_in_is_required_when_a_password_is_set(db, browser):
+    from datasette_auth_passwords.utils import hash_password
+
+    process, url = start_datasette(db, DATASETTE_PASSWORD_HASH=hash_password("пароль продавца", iterations=1000),
+                                   DATASETTE_SECRET="test-secret")
+    try:
+        for path in ("/mp/today.csv", "/mp/summary.json", "/mp.json?sql=select+1"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url + path, timeout=5)
+            assert refused.value.code == 403, path
+        browser.delete_all_cookies()
+        browser.get(f"{url}/")
+        assert urlsplit(browser.current_url).path == "/-/login"
+        browser.find_element(By.ID, "id_password").send_keys("пароль продавца")
+        browser.find_element(By.CSS_SELECTOR, "form.mp-login input[type=submit]").click()
+        WebDriverWait(browser, 20).until(lambda d: "/-/dashboards/today" in d.current_url)
+        open_page(browser, browser.current_url)
+        assert metric(browser, "wb_stock") > 0
+        assert "Выйти" in browser.find_element(By.CSS_SELECTOR, "header .mp-account").text
+    finally:
+        browser.delete_all_cookies()
+        stop(process)
+
+
+# --------------------------------------------------------------------------------------------
+# The README's pictures (`make screenshots` runs these with SCREENSHOTS_DIR=docs/img)
+
+
+def test_screenshot_dashboard(site, light):
+    # 14 days: the span the test's collector ran over, so the stock line has a history.
+    open_page(light, f"{site}/-/dashboards/today?days=14")
+    assert screenshot(light, "dashboard").stat().st_size > 50_000
+
+
+def test_screenshot_warehouses(site, light):
+    open_page(light, f"{site}/-/dashboards/warehouses?alias={quote('Кронштейны')}&period=day")
+    assert screenshot(light, "warehouses").stat().st_size > 20_000
+
+
+def test_screenshot_dashboard_dark(site, browser):
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        open_page(browser, f"{site}/-/dashboards/today?days=14")
+        assert screenshot(browser, "dashboard-dark").stat().st_size > 50_000
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})

@@ -1,0 +1,409 @@
+"""The viewer as a product, in-process (no browser): sign-in, the dashboards' configuration,
+the help page, exports past max_returned_rows, and how Datasette is served.
+
+The database is the hand-made one of tests/test_queries.py; Datasette gets the same templates,
+static files and metadata as `datasette_command()` gives the real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import io
+import re
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import pytest
+import requests
+from datasette.app import Datasette
+from datasette_auth_passwords.utils import hash_password
+from freezegun import freeze_time
+
+from collector.viewer import datasette_command
+from test_queries import NOON, ROOT, build_database, load_metadata
+
+PASSWORD = "correct horse battery staple"
+# Few iterations keep each check fast; the login reads the count from the hash itself.
+PASSWORD_HASH = hash_password(PASSWORD, iterations=1000)
+QUERIES = list(load_metadata()["databases"]["mp"]["queries"])
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("viewer") / "mp.db"
+    build_database(path)
+    return path
+
+
+def make_datasette(path: Path, **settings) -> Datasette:
+    """Datasette configured as datasette_command() serves it."""
+    ds = Datasette([str(path)], metadata=load_metadata(), template_dir=str(ROOT / "templates"),
+                   static_mounts=[("assets", str(ROOT / "static"))],
+                   settings={"sql_time_limit_ms": 3000, **settings})
+    asyncio.run(ds.invoke_startup())
+    return ds
+
+
+@pytest.fixture
+def open_ds(db_path, monkeypatch):
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    return make_datasette(db_path)
+
+
+@pytest.fixture
+def private_ds(db_path, monkeypatch):
+    monkeypatch.setenv("DATASETTE_PASSWORD_HASH", PASSWORD_HASH)
+    return make_datasette(db_path)
+
+
+def get(ds: Datasette, path: str, **kwargs):
+    with freeze_time(NOON):
+        return asyncio.run(ds.client.get(path, **kwargs))
+
+
+def table_names(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                                            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    conn.close()
+    return names
+
+
+def data_urls(path: Path) -> list[str]:
+    """Every URL that gives data away: each canned query, table and view as JSON and CSV,
+    ad-hoc SQL, a streamed export, a row, and Datasette's own JSON."""
+    urls = [f"/mp/{name}.{fmt}" for name in QUERIES for fmt in ("json", "csv")]
+    urls += [f"/mp/{quote(name)}.{fmt}" for name in table_names(path) for fmt in ("json", "csv")]
+    urls += ["/mp.json?sql=select+1", "/mp.csv?sql=select+*+from+orders", "/mp/export_daily.csv?_stream=on",
+             "/mp/accounts/wb-1.json", "/.json", "/mp.json", "/-/metadata.json", "/-/databases.json",
+             "/-/plugins.json", "/-/settings.json", "/-/versions.json", "/mp/today.json?_shape=array&alias=KR-10"]
+    return urls
+
+
+PAGES = ["/", "/mp", "/mp/today", "/mp/orders", "/mp/export_daily", "/mp/accounts/wb-1", "/-/help",
+         "/-/dashboards", "/-/dashboards/today?days=14", "/-/dashboards/today/by-alias",
+         "/-/dashboards/warehouses?period=day", "/mp?sql=select+1"]
+
+
+# --------------------------------------------------------------------------------------------
+# Sign-in
+
+
+def test_with_a_password_every_data_url_refuses_an_anonymous_request(private_ds, db_path):
+    for url in data_urls(db_path):
+        response = get(private_ds, url)
+        assert response.status_code == 403, url
+        assert "Кронштейны" not in response.text and "wb-1" not in response.text, url
+
+
+def test_with_a_password_every_page_sends_an_anonymous_person_to_the_login_form(private_ds):
+    for url in PAGES:
+        response = get(private_ds, url)
+        assert response.status_code == 302, url
+        assert urlsplit(response.headers["location"]).path == "/-/login", url
+
+
+def test_the_login_form_robots_and_static_files_stay_reachable(private_ds):
+    login = get(private_ds, "/-/login")
+    assert login.status_code == 200 and "Пароль" in login.text and "Войти" in login.text
+    assert get(private_ds, "/robots.txt").text.strip() == "User-agent: *\nDisallow: /"
+    assert get(private_ds, "/assets/mp.css").status_code == 200
+    assert get(private_ds, "/assets/mp-dashboard.js").status_code == 200
+
+
+def test_signed_in_everything_is_readable_ad_hoc_sql_included(private_ds, db_path):
+    cookies = {"ds_actor": private_ds.sign({"a": {"id": "seller"}}, "actor")}
+    for url in data_urls(db_path) + PAGES[1:]:
+        response = get(private_ds, url, cookies=cookies)
+        assert response.status_code == 200, (url, response.status_code)
+    rows = get(private_ds, "/mp.json?sql=select+count(*)+as+n+from+orders&_shape=array", cookies=cookies).json()
+    assert rows == [{"n": 21}]
+
+
+def test_login_with_the_form(private_ds):
+    form = get(private_ds, "/-/login")
+    token = re.search(r'name="csrftoken" value="([^"]+)"', form.text).group(1)
+    cookies = {"ds_csrftoken": form.cookies["ds_csrftoken"]}
+
+    def login(password):
+        with freeze_time(NOON):
+            return asyncio.run(private_ds.client.post(
+                "/-/login", data={"username": "seller", "password": password, "csrftoken": token},
+                cookies=cookies))
+
+    wrong = login("wrong")
+    assert wrong.status_code == 200 and "Неверное имя или пароль" in wrong.text
+    right = login(PASSWORD)
+    assert right.status_code == 302 and "ds_actor" in right.cookies
+    # Back to "/", which is the dashboard.
+    assert urlsplit(right.headers["location"]).path == "/"
+    home = get(private_ds, "/", cookies={"ds_actor": right.cookies["ds_actor"]})
+    assert urlsplit(home.headers["location"]).path == "/-/dashboards/today"
+    data = get(private_ds, "/mp/today.json?_shape=array", cookies={"ds_actor": right.cookies["ds_actor"]})
+    assert data.status_code == 200 and data.json()[0]["alias"] == "Кронштейны"
+
+
+def test_a_script_signs_in_with_http_basic(private_ds):
+    def with_auth(password):
+        token = base64.b64encode(f"seller:{password}".encode()).decode()
+        return get(private_ds, "/mp/today.csv", headers={"Authorization": f"Basic {token}"})
+
+    assert with_auth("wrong").status_code == 403
+    response = with_auth(PASSWORD)
+    assert response.status_code == 200 and response.text.startswith("alias,wb_stock")
+
+
+def test_an_empty_password_variable_counts_as_unset(db_path, monkeypatch):
+    monkeypatch.setenv("DATASETTE_PASSWORD_HASH", "")
+    ds = make_datasette(db_path)
+    assert get(ds, "/mp/today.json").status_code == 200
+
+
+def test_without_a_password_the_local_viewer_is_open(open_ds, db_path):
+    for url in data_urls(db_path):
+        assert get(open_ds, url).status_code == 200, url
+    page = get(open_ds, "/-/dashboards/today?days=14")
+    assert page.status_code == 200
+    # Nothing to sign in to, so no "Войти" link; the help page says why.
+    assert "/-/login" not in page.text
+    assert "DATASETTE_PASSWORD_HASH" in get(open_ds, "/-/help").text
+    assert get(open_ds, "/robots.txt").text.strip().endswith("Disallow: /")
+    assert 'name="robots" content="noindex' in page.text
+
+
+def test_no_query_writes_and_no_upload_plugin(open_ds):
+    plugins = {p["name"] for p in get(open_ds, "/-/plugins.json").json()}
+    assert not {name for name in plugins if re.search(r"upload|write|insert|edit|import", name)}
+    # Ad-hoc SQL reads only (and Datasette opens the file with mode=ro besides).
+    refused = get(open_ds, "/mp.json?sql=delete+from+orders")
+    assert refused.status_code == 400 and get(open_ds, "/mp.json?sql=select+count(*)+from+orders&_shape=array").json()
+    for name in QUERIES:
+        assert not load_metadata()["databases"]["mp"]["queries"][name].get("write")
+
+
+# --------------------------------------------------------------------------------------------
+# How Datasette is served
+
+
+def test_datasette_command(tmp_path):
+    command = datasette_command(tmp_path / "mp.db", 8123)
+    joined = " ".join(command)
+    assert "--host 127.0.0.1 --port 8123" in joined
+    assert f"--metadata {ROOT / 'metadata.yml'}" in joined
+    assert f"--template-dir {ROOT / 'templates'}" in joined
+    assert f"--static assets:{ROOT / 'static'}" in joined
+    assert "--setting sql_time_limit_ms 3000" in joined
+    assert "--immutable" not in command and "-i" not in command  # the collector writes the file
+    for name in ("base.html", "dashboard_view.html", "mp_help.html", "password_login.html"):
+        assert (ROOT / "templates" / name).is_file()
+
+
+def test_mp_collector_serve_is_what_systemd_runs(tmp_path):
+    """`mp-collector serve` (the unit's ExecStart) starts Datasette from the env file: the
+    database from DATABASE_PATH, sign-in from DATASETTE_PASSWORD_HASH, no marketplace token."""
+    unit = (ROOT / "systemd" / "mp-datasette.service.in").read_text(encoding="utf-8")
+    assert "ExecStart=@APP_DIR@/.venv/bin/mp-collector serve " in unit
+    build_database(tmp_path / "mp.db")
+    (tmp_path / ".env").write_text(f"DATABASE_PATH={tmp_path / 'mp.db'}\nDATASETTE_PASSWORD_HASH={PASSWORD_HASH}\n"
+                                   "WB_API_TOKEN=wb-token-must-not-reach-datasette\n", encoding="utf-8")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "OZON_", "DATASETTE_"))}
+    server = subprocess.Popen([sys.executable, "-m", "collector", "--env-file", str(tmp_path / ".env"), "serve",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(base + "/robots.txt")
+        assert requests.get(base + "/mp/today.json", timeout=5).status_code == 403
+        signed_in = requests.get(base + "/mp/today.json?_shape=array", auth=("seller", PASSWORD), timeout=5)
+        assert signed_in.status_code == 200 and signed_in.json()
+        environ = Path(f"/proc/{server.pid}/environ").read_bytes()
+        assert b"DATASETTE_PASSWORD_HASH=" in environ and b"wb-token-must-not-reach-datasette" not in environ
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(url: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+# --------------------------------------------------------------------------------------------
+# The dashboards' configuration against the queries
+
+
+def dashboards() -> dict:
+    return load_metadata()["plugins"]["datasette-dashboards"]
+
+
+def test_dashboard_charts_read_existing_queries_with_existing_columns(open_ds):
+    metadata = load_metadata()["databases"]["mp"]["queries"]
+    for slug, dashboard in dashboards().items():
+        for chart_slug, chart in dashboard["charts"].items():
+            where = f"{slug}/{chart_slug}"
+            assert chart["db"] == "mp" and chart["canned"] in metadata, where
+            params = set(metadata[chart["canned"]].get("params", []))
+            assert set(chart.get("params", {})) <= params, where
+            fixed = "&".join(f"{k}={v}" for k, v in chart.get("params", {}).items())
+            data = get(open_ds, f"/mp/{chart['canned']}.json?_shape=objects&{fixed}").json()
+            assert data.get("ok", True), (where, data)
+            columns = set(data["columns"])
+            display = chart["display"]
+            if chart["library"] == "mp-metric":
+                assert display["field"] in columns, where
+            elif chart["library"] == "mp-table":
+                assert {c["field"] for c in display["columns"]} <= columns, where
+            else:
+                fields = {e["field"] for e in display["encoding"].values() if isinstance(e, dict)}
+                fields |= {t["field"] for t in display["encoding"].get("tooltip", [])}
+                assert fields <= columns, where
+        # Every filter is a parameter of one of the dashboard's queries, so it filters something.
+        used = set().union(*(metadata[c["canned"]].get("params", []) for c in dashboard["charts"].values()))
+        assert set(dashboard["filters"]) <= used, slug
+
+
+def test_dashboard_pages_render_in_russian(open_ds):
+    first = get(open_ds, "/-/dashboards/today")
+    assert first.status_code == 302 and first.headers["location"].endswith("/-/dashboards/today?days=14")
+    page = get(open_ds, "/-/dashboards/today?days=14").text
+    for text in ("<h1>Сегодня</h1>", "Маркетплейс", "Группа, артикул или SKU", "Склад", "Графики за",
+                 "Показать", "Wildberries — заказано сегодня", "Ozon — выкуплено сегодня", "/assets/mp-dashboard.js",
+                 '"/mp/summary"', '"/mp/history"', "/assets/mp.css",
+                 "autorefreshMinutes: 5"):  # it reloads itself while open
+        assert text in page, text
+    # Dynamic options: aliases in CSV order, then articles; warehouses of stock and orders.
+    assert page.index('value="Кронштейны"') < page.index('value="Пакеты 2"') < page.index('value="AA-OLD"')
+    assert 'value="Хоругвино"' in page and 'value="Электросталь"' in page
+    warehouses = get(open_ds, "/-/dashboards/warehouses?alias=%D0%9A%D1%80%D0%BE%D0%BD%D1%88%D1%82%D0%B5%D0%B9%D0%BD%D1%8B").text
+    assert "<h1>По складам</h1>" in warehouses and 'value="Кронштейны"' in warehouses
+    assert get(open_ds, "/-/dashboards").text.count("/-/dashboards/") >= 2
+    chart = get(open_ds, "/-/dashboards/today/ordered-chart?days=30")
+    assert chart.status_code == 200 and '"days=30"' in chart.text
+
+
+# --------------------------------------------------------------------------------------------
+# Help, titles
+
+
+def test_help_page_explains_every_figure_and_shows_freshness(open_ds):
+    page = get(open_ds, "/-/help").text
+    for text in ("<h1>Справка</h1>", "Заказано", "Выкуплено", "Возвраты", "Остаток", "Выкуп за 7 дней",
+                 "Сегодня против вчера", "На сколько дней хватит", "Europe/Moscow", "Откуда данные",
+                 "Насколько свежие данные", "saleID на S", "доставлено",
+                 "available_stock_count", "Склад WB"):
+        assert text in page, text
+    # Live freshness: the hand-made fetch_log's failures and labels.
+    assert "WB основной (wb-1)" in page and "HTTP 500" in page and "ещё не загружался" in page
+    for name in QUERIES:
+        assert f'href="/mp/{name}.csv?_dl=1"' in page, name
+    assert "/mp/export_daily.csv?_stream=on" in page
+    # The footer's "about" link leads here from every page.
+    assert 'href="/-/help"' in get(open_ds, "/mp").text
+
+
+def test_everything_is_titled_and_described_in_russian():
+    metadata = load_metadata()
+    cyrillic = re.compile("[а-яА-Я]")
+    database = metadata["databases"]["mp"]
+    assert cyrillic.search(database["title"]) and cyrillic.search(database["description"])
+    for kind in ("tables", "queries"):
+        for name, item in database[kind].items():
+            assert cyrillic.search(item.get("title", "")), name
+            assert cyrillic.search(item.get("description", "")), name
+    for name in ("export_daily", "export_stock"):
+        assert database["tables"][name]["columns"], name
+    for dashboard in dashboards().values():
+        assert cyrillic.search(dashboard["title"])
+        for chart in dashboard["charts"].values():
+            assert cyrillic.search(chart["title"]) or chart["title"] in ("Wildberries", "Ozon")
+
+
+# --------------------------------------------------------------------------------------------
+# Exports
+
+
+def csv_rows(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_full_exports_stream_past_max_returned_rows(db_path, monkeypatch):
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    # As served, the page (default_page_size 100) is smaller than max_returned_rows (5000);
+    # streaming fetches page after page.
+    ds = make_datasette(db_path, max_returned_rows=5, default_page_size=2)
+    conn = sqlite3.connect(db_path)
+    for name in ("export_daily", "export_stock", "orders", "stock"):
+        expected = conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+        assert expected > 5, name
+        capped = csv_rows(get(ds, f"/mp/{name}.csv?_size=max").text)
+        streamed = csv_rows(get(ds, f"/mp/{name}.csv?_stream=on").text)
+        assert len(capped) == 5 and len(streamed) == expected, name
+    conn.close()
+    # A canned query cannot stream: it stops at max_returned_rows, hence the views.
+    assert len(csv_rows(get(ds, "/mp/history.csv?days=90").text)) == 5
+
+
+def test_export_daily_adds_up_to_the_queries(open_ds):
+    rows = csv_rows(get(open_ds, "/mp/export_daily.csv?_stream=on&day=2026-11-26").text)
+    assert list(rows[0]) == ["day", "marketplace", "account", "alias", "article", "sku", "warehouse",
+                             "ordered", "bought", "returned"]
+    summary = get(open_ds, "/mp/summary.json?_shape=array").json()[0]
+    for mp in ("wb", "ozon"):
+        for figure in ("ordered", "bought", "returned"):
+            total = sum(int(r[figure]) for r in rows if r["marketplace"] == mp)
+            assert total == summary[f"{mp}_{figure}"], (mp, figure)
+    stock = csv_rows(get(open_ds, "/mp/export_stock.csv?_stream=on").text)
+    assert sum(int(r["stock"]) for r in stock) == summary["stock"]
+
+
+def test_every_canned_query_exports_csv_and_json(open_ds):
+    for name in QUERIES:
+        as_json = get(open_ds, f"/mp/{name}.json?_shape=array").json()
+        as_csv = csv_rows(get(open_ds, f"/mp/{name}.csv?_dl=1").text)
+        assert len(as_json) == len(as_csv), name
+        assert as_json and list(as_json[0]) == list(as_csv[0]), name
+
+
+def readme_viewer_section() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("<!-- viewer:start -->", 1)[1].split("<!-- viewer:end -->", 1)[0]
+
+
+def test_readme_export_urls_work(open_ds):
+    urls = re.findall(r"http://127\.0\.0\.1:8001(/[^\s`)<>]*)", readme_viewer_section())
+    assert len(urls) >= 10
+    for url in urls:
+        response = get(open_ds, url.replace("&amp;", "&"))
+        assert response.status_code in (200, 302), (url, response.status_code)
+        if ".csv" in url:
+            assert csv_rows(response.text), url
+        elif ".json" in url:
+            assert response.json(), url
+
+
+def test_readme_shows_the_screenshots():
+    section = readme_viewer_section()
+    pictures = re.findall(r"!\[[^\]]*\]\((docs/img/[^)]+)\)", section)
+    assert {"docs/img/dashboard.png", "docs/img/warehouses.png"} <= set(pictures)
+    for picture in pictures:
+        assert (ROOT / picture).is_file(), picture
