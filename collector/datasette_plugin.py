@@ -190,9 +190,41 @@ async def help_page(datasette, request):
     ))
 
 
+DEFAULT_STALE_MINUTES = 30  # three missed passes of the 10-minute timer
+
+
+async def health(datasette, request):
+    """/-/health.json for a monitor: 200 when every account x dataset saved data within the
+    threshold (`?stale_minutes=`, else STALE_AFTER_MINUTES, else 30), 503 naming the ones that
+    did not. Behind sign-in like every page: a monitor uses HTTP Basic when a password is set."""
+    await datasette.ensure_permissions(request.actor, ["view-instance"])
+    try:
+        threshold = int(request.args.get("stale_minutes") or os.environ.get("STALE_AFTER_MINUTES")
+                        or DEFAULT_STALE_MINUTES)
+    except ValueError:
+        return Response.json({"ok": False, "error": "stale_minutes must be a whole number"}, status=400)
+    now = datetime.now(timezone.utc)
+    sources = []
+    if DATABASE in datasette.databases:
+        result = await datasette.get_database(DATABASE).execute(
+            "SELECT account, dataset, status, last_success_at, last_error FROM source_freshness "
+            "ORDER BY account, dataset")
+        for account, dataset, status, last_success_at, last_error in result.rows:
+            age = (now - datetime.fromisoformat(last_success_at)).total_seconds() / 60 if last_success_at else None
+            sources.append({"account": account, "dataset": dataset, "status": status,
+                            "last_success_at": last_success_at,
+                            "minutes_since_success": None if age is None else int(age),
+                            "stale": age is None or age > threshold, "last_error": last_error})
+    stale = [f"{s['account']} {s['dataset']}" for s in sources if s["stale"]]
+    healthy = bool(sources) and not stale
+    return Response.json({"ok": healthy, "checked_at": mp_now(), "stale_minutes": threshold,
+                          "stale": stale, "sources": sources}, status=200 if healthy else 503)
+
+
 @hookimpl
 def register_routes():
     return [
         (r"^/$", home),
         (r"^/-/help$", help_page),
+        (r"^/-/health(\.json)?$", health),
     ]

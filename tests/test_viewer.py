@@ -407,3 +407,40 @@ def test_readme_shows_the_screenshots():
     assert {"docs/img/dashboard.png", "docs/img/warehouses.png"} <= set(pictures)
     for picture in pictures:
         assert (ROOT / picture).is_file(), picture
+
+
+# --------------------------------------------------------------------------------------------
+# Health for monitors
+
+
+def test_health_is_503_naming_stale_sources_and_200_when_all_are_fresh(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    path = tmp_path / "mp.db"
+    build_database(path)
+    ds = Datasette([str(path)], metadata=load_metadata())
+    with freeze_time(NOON):
+        assert asyncio.run(ds.client.get("/-/health.json")).json()["stale_minutes"] == 30
+        response = asyncio.run(ds.client.get("/-/health.json?stale_minutes=60"))
+        assert response.status_code == 503
+        body = response.json()
+        assert body["ok"] is False
+        # wb-1 stocks: last success 119 minutes ago; ozon-2: never fetched; wb-1 orders: 59 minutes
+        assert "wb-1 stocks" in body["stale"] and "ozon-2 orders" in body["stale"]
+        assert "wb-1 orders" not in body["stale"]
+        lenient = asyncio.run(ds.client.get("/-/health.json?stale_minutes=abc"))
+        assert lenient.status_code == 400
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM accounts WHERE account != 'wb-1'")
+        db.execute("INSERT INTO fetch_log (run_id, account, dataset, status, started_at, finished_at) "
+                   "SELECT 9, 'wb-1', d, 'ok', ?, ? FROM (SELECT 'stocks' d UNION SELECT 'orders' UNION SELECT 'sales')",
+                   ["2026-11-26T11:55:00+03:00", "2026-11-26T11:55:00+03:00"])
+    with freeze_time(NOON):
+        fresh = asyncio.run(Datasette([str(path)], metadata=load_metadata()).client.get("/-/health.json"))
+    assert fresh.status_code == 200 and fresh.json()["ok"] is True and fresh.json()["stale"] == []
+
+
+def test_health_needs_sign_in_when_a_password_is_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATASETTE_PASSWORD_HASH", PASSWORD_HASH)
+    build_database(tmp_path / "mp.db")
+    ds = Datasette([str(tmp_path / "mp.db")], metadata=load_metadata())
+    assert asyncio.run(ds.client.get("/-/health.json")).status_code == 403
