@@ -8,6 +8,7 @@ Secrets live in `Secret` objects whose repr never shows them.
 from __future__ import annotations
 
 import difflib
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 DEFAULT_URLS = {
     "WB_STATISTICS_URL": "https://statistics-api.wildberries.ru",
@@ -113,17 +115,56 @@ class Settings:
         return tuple(s for account in self.accounts for s in account.secrets)
 
 
+def read_env_file(env_file: Path, strict: bool = True) -> dict[str, str]:
+    """The variables a `.env` file sets.
+
+    Strict (the collector): text that is not UTF-8, or a line that is not VARIABLE=value, is an
+    error naming the line, because a file read only in part could drop a key or a setting
+    without a word. The line itself is never quoted: it may hold a secret. Lenient (the viewer,
+    which needs only its own few variables): such lines are skipped, as python-dotenv does.
+    """
+    raw = env_file.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if not strict:
+            text = raw.decode("utf-8-sig", errors="replace")
+        else:
+            line = raw[:exc.start].count(b"\n") + 1
+            raise ConfigError(f"{env_file}: line {line} is not UTF-8 text; save the file as UTF-8") from None
+    if strict:
+        for binding in parse_stream(io.StringIO(text)):
+            if binding.error:
+                raise ConfigError(f"{env_file}: line {binding.original.line} is not VARIABLE=value "
+                                  f"(a missing = or an unclosed quote?)")
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
 def read_environment(env_file: Path | None = Path(".env"), environ=None) -> dict[str, str]:
-    """The effective variables: `.env` under the real environment, empties dropped."""
-    merged: dict[str, str] = {}
-    if env_file is not None and env_file.exists():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
+    """The effective variables, leniently: `.env` under the real environment, empties dropped."""
+    from_file = read_env_file(env_file, strict=False) if env_file is not None and env_file.exists() else {}
+    return _merge(from_file, environ)
+
+
+def _merge(from_file: dict[str, str], environ) -> dict[str, str]:
+    merged = {**from_file, **(os.environ if environ is None else environ)}
     return {k: v.strip() for k, v in merged.items() if v is not None and v.strip() != ""}
 
 
 def load_settings(env_file: Path | None = Path(".env"), environ=None) -> Settings:
-    env = read_environment(env_file, environ)
+    from_file = read_env_file(env_file) if env_file is not None and env_file.exists() else {}
+    env = _merge(from_file, environ)
+    try:
+        return _settings(env, from_file)
+    except ConfigError as exc:
+        # A mistake is often a misspelt name ("OZON_API_KYE_1"): say so in the same breath.
+        hints = list(_typo_warnings(env, from_file))
+        if not hints:
+            raise
+        raise ConfigError(f"{exc}; note: {'; '.join(hints)}") from None
+
+
+def _settings(env: dict[str, str], from_file: dict[str, str]) -> Settings:
     return Settings(
         accounts=tuple(_wb_accounts(env)) + tuple(_ozon_accounts(env)),
         timezone=_zone(env.get("TIMEZONE", "Europe/Moscow")),
@@ -138,7 +179,7 @@ def load_settings(env_file: Path | None = Path(".env"), environ=None) -> Setting
         max_retry_wait=_number(env, "MAX_RETRY_WAIT", 300.0),
         wb_page_rows=int(_number(env, "WB_PAGE_ROWS", 80_000)),
         metrics_file=Path(env["METRICS_FILE"]) if "METRICS_FILE" in env else None,
-        warnings=tuple(_typo_warnings(env)),
+        warnings=tuple(_typo_warnings(env, from_file)),
     )
 
 
@@ -213,12 +254,20 @@ def _number(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
-def _typo_warnings(env: dict[str, str]):
-    """Project-looking names we do not read are most likely typos; say what was meant."""
-    known = sorted(KNOWN_VARIABLES | {m.group(1) + "_1" for m in map(NUMBERED_VARIABLE.match, env) if m})
+def _typo_warnings(env: dict[str, str], from_file=()):
+    """Names we do not read but that look meant for us are most likely typos; say what was meant.
+
+    Meant for us: a project prefix (WB_, OZON_, ...), or a line of the `.env` file close to a
+    setting's name (DATABSE_PATH, TIMEZNOE); other variables of the environment are not ours."""
+    numbered = ("WB_API_TOKEN", "WB_NAME", "OZON_CLIENT_ID", "OZON_API_KEY", "OZON_SKUS", "OZON_NAME")
     for key in sorted(env):
-        if not key.startswith(PROJECT_PREFIXES) or key in KNOWN_VARIABLES or NUMBERED_VARIABLE.match(key):
+        if key in KNOWN_VARIABLES or NUMBERED_VARIABLE.match(key):
             continue
-        close = difflib.get_close_matches(key, known + ["OZON_CLIENT_ID_1", "OZON_API_KEY_1", "WB_API_TOKEN_2"], n=1)
+        # Numbered names are offered with the number the misspelt one carries (OZON_API_KYE_2).
+        number = re.search(r"(\d+)$", key)
+        candidates = sorted(KNOWN_VARIABLES) + [f"{name}_{number.group(1) if number else 1}" for name in numbered]
+        close = difflib.get_close_matches(key, candidates, n=1)
+        if not key.startswith(PROJECT_PREFIXES) and not (key in from_file and close):
+            continue
         hint = f" (did you mean {close[0]}?)" if close else ""
         yield f"{key} is not a setting MP Dashboard knows{hint}"

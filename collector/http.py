@@ -2,8 +2,13 @@
 bounded retries, and errors that say in plain words what failed.
 
 Retried: 429 (waiting what the marketplace says), 5xx, connection errors, timeouts, malformed
-bodies and Ozon's `Circle is open`. Never retried: 400, 401, 402, 403 and other 404s, because
-repeating them only gets a seller blocked.
+or empty bodies and Ozon's `Circle is open`. Never retried: 400, 401, 402, 403 and other 404s,
+because repeating them only gets a seller blocked.
+
+A 204 is data only where the marketplace documents it (`empty_ok`: WB's 204 "no stock"); a 204
+anywhere else, and an empty 200 body or JSON `null` anywhere at all, is a glitch, retried and then
+failed, because reading it as "no rows" would zero the stock or move a watermark past rows never
+seen.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -93,17 +99,20 @@ class ApiClient:
     backoff_factor: float = 1.0
     default_retry_after: dict[str, float] = field(default_factory=dict)
     stats: RequestStats = field(default_factory=RequestStats)
+    last_endpoint: str = ""  # the endpoint of the latest call, to name where unreadable data came from
 
     def __post_init__(self):
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": USER_AGENT, **self.headers})
 
     def call(self, method: str, url: str, *, limit: str, endpoint: str,
-             params: dict | None = None, body: Any = None) -> Any:
+             params: dict | None = None, body: Any = None, empty_ok: bool = False) -> Any:
         """Send one logical request, retrying what is worth retrying; return parsed JSON.
 
-        An empty answer (204, or an empty body where the marketplace documents one) is None.
+        With `empty_ok` (the marketplace documents 204 "no data" here) a 204 is None; otherwise,
+        and for an empty 200 body always, an empty answer is a RetryableError like any glitch.
         """
+        self.last_endpoint = endpoint
         retrying = Retrying(
             retry=retry_if_exception_type(RetryableError),
             wait=self._wait,
@@ -114,9 +123,9 @@ class ApiClient:
         for attempt in retrying:
             with attempt:
                 self.limits[limit].acquire()
-                return self._send(method, url, endpoint, params, body, limit)
+                return self._send(method, url, endpoint, params, body, limit, empty_ok)
 
-    def _send(self, method, url, endpoint, params, body, limit):
+    def _send(self, method, url, endpoint, params, body, limit, empty_ok=False):
         self.stats.requests += 1
         try:
             response = self.session.request(method, url, params=params, json=body,
@@ -124,22 +133,23 @@ class ApiClient:
         except requests.Timeout:
             raise RetryableError(endpoint, None, f"no answer within {self.timeout:g} s") from None
         except requests.ConnectionError as exc:
-            raise RetryableError(endpoint, None, f"connection failed ({type(exc).__name__})") from None
-        return self._interpret(response, endpoint, limit)
+            raise RetryableError(endpoint, None, connection_problem(exc)) from None
+        return self._interpret(response, endpoint, limit, empty_ok)
 
-    def _interpret(self, response: requests.Response, endpoint: str, limit: str):
-        status = response.status_code
+    def _interpret(self, response: requests.Response, endpoint: str, limit: str, empty_ok: bool = False):
+        status, reason = response.status_code, response.reason or ""
         text = self.redact(response.text)
-        if status == 204:
-            return None
-        if status == 200:
-            if not text.strip():
-                return None
+        if status in (200, 204):
             try:
-                return response.json()
+                answer = response.json() if status == 200 and text.strip() else None
             except ValueError:
-                raise RetryableError(endpoint, status, f"the answer is not valid JSON: {_snippet(text)}") from None
-        detail, reason = error_detail(text), response.reason or ""
+                raise RetryableError(endpoint, status, f"the answer is not valid JSON ({len(text)} characters, "
+                                     f"starting: {_snippet(text, 60)})",
+                                     reason=reason) from None
+            if answer is None and not (status == 204 and empty_ok):
+                raise RetryableError(endpoint, status, "the answer is empty", reason=reason)
+            return answer
+        detail = error_detail(text)
         if CIRCLE_OPEN in detail.lower():
             # Ozon blocks an overloaded method "for a few minutes".
             raise RetryableError(endpoint, status, detail, 120 * self.backoff_factor, reason)
@@ -199,6 +209,25 @@ class ApiClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def connection_problem(exc: BaseException) -> str:
+    """What went wrong with a connection, in words: requests wraps the socket error in layers."""
+    seen, pending = set(), [exc]
+    while pending:
+        error = pending.pop(0)
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ConnectionResetError):
+            return "the connection was reset before the answer came"
+        if isinstance(error, ConnectionRefusedError):
+            return "the connection was refused (is the URL right?)"
+        if isinstance(error, socket.gaierror):
+            return "the host name could not be resolved (is the URL right?)"
+        pending += [e for e in (*getattr(error, "args", ()), getattr(error, "reason", None),
+                                error.__cause__, error.__context__) if isinstance(e, BaseException)]
+    return f"the connection failed ({type(exc).__name__})"
 
 
 def error_detail(text: str) -> str:

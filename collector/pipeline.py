@@ -22,8 +22,8 @@ from collector.config import Account, OzonAccount, Settings
 from collector.http import ApiClient, ApiError, RequestStats
 from collector.ozon import client as ozon_api
 from collector.ozon import normalize as ozon_norm
-from collector.records import BadRecord, OrderLine
-from collector.storage import Storage
+from collector.records import BadRecord, OrderLine, gc_paused
+from collector.storage import Storage, StorageError
 from collector.timeutil import MOSCOW, iso, local_day, local_midnight, parse_wb_time, utc_now
 from collector.wb import client as wb_api
 from collector.wb import normalize as wb_norm
@@ -95,8 +95,18 @@ class Context:
 def run_lock(database_path: Path):
     """One pass at a time per database, whoever starts it (timer, scheduler or a person)."""
     lock_path = Path(str(database_path) + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
+    # A path that cannot work (below a regular file, in a read-only place) gets a message, not a traceback.
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot open the database {database_path}: its folder {lock_path.parent} "
+                           f"cannot be created ({exc.strerror or exc})") from None
+    try:
+        handle = open(lock_path, "w")
+    except OSError as exc:
+        raise StorageError(f"cannot open the database {database_path}: cannot create {lock_path} "
+                           f"({exc.strerror or exc})") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -166,7 +176,9 @@ def describe_failure(ctx: Context, dataset: str, exc: Exception) -> str:
     if isinstance(exc, ApiError):
         what = str(exc)
     elif isinstance(exc, BadRecord):
-        what = f"unreadable data from the marketplace: {exc}"
+        # Records are read right after their answer arrives, so the latest endpoint sent them.
+        what = (f"unreadable data from the marketplace: {exc} "
+                f"({ctx.api.last_endpoint}: HTTP 200 OK, but the data is unreadable)")
     else:
         what = f"internal error: {type(exc).__name__}: {exc}"
     return f"{ctx.account.account} ({ctx.account.label}) {dataset}: {what}"
@@ -216,6 +228,11 @@ class WbBatch:
 
     @classmethod
     def of(cls, dataset: str, rows: list[dict], account: str, zone) -> "WbBatch":
+        with gc_paused():
+            return cls._of(dataset, rows, account, zone)
+
+    @classmethod
+    def _of(cls, dataset: str, rows: list[dict], account: str, zone) -> "WbBatch":
         if dataset == "orders":
             records = [wb_norm.order_line(row, account, zone) for row in rows]
         else:
@@ -223,7 +240,7 @@ class WbBatch:
             if len(records) < len(rows):
                 logs.event(logging.INFO, f"{account} sales: {len(rows) - len(records)} rows of other kinds "
                            "than S (sale) and R (return) not counted", event="skipped_rows", account=account)
-        return cls(dataset, records, [wb_norm.product(row, account) for row in rows if row.get("nmId") is not None])
+        return cls(dataset, records, wb_norm.products(rows, account))
 
     def write(self, storage: Storage, now_iso: str) -> None:
         storage.write_products(self.products, now_iso)
@@ -242,11 +259,12 @@ def wb_stocks(ctx: Context) -> Collected:
 def ozon_stocks(ctx: Context) -> Collected:
     account: OzonAccount = ctx.account
     listed = [] if account.skus else ozon_api.fetch_products(ctx.api, ctx.settings)
+    listed_products = ozon_norm.listed_products(listed, account.account)  # refuses an unreadable SKU
     recent = ctx.storage.known_skus(account.account, local_day(ctx.now - OPEN_POSTINGS_WINDOW, ctx.zone))
-    skus = list(dict.fromkeys([*account.skus, *(int(i["sku"]) for i in listed if i.get("sku")), *recent]))
+    skus = list(dict.fromkeys([*account.skus, *(p.sku for p in listed_products), *recent]))
     items = ozon_api.fetch_stock_items(ctx.api, ctx.settings, skus)
     levels = ozon_norm.stock_levels(items, account.account)
-    products = ozon_norm.listed_products(listed, account.account) + ozon_norm.stock_products(items, account.account)
+    products = listed_products + ozon_norm.stock_products(items, account.account)
 
     def write(storage: Storage) -> None:
         storage.write_products(products, ctx.now_iso)
@@ -288,8 +306,9 @@ def ozon_orders(ctx: Context) -> Collected:
 
 
 def postings_records(postings: list[dict], account: str, zone, seen_at: str):
-    lines = [line for p in postings for line in ozon_norm.posting_lines(p, account, zone, seen_at)]
-    products = [product for p in postings for product in ozon_norm.posting_products(p, account)]
+    with gc_paused():
+        lines = [line for p in postings for line in ozon_norm.posting_lines(p, account, zone, seen_at)]
+        products = [product for p in postings for product in ozon_norm.posting_products(p, account)]
     return lines, products
 
 

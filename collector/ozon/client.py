@@ -45,10 +45,8 @@ def make_client(account: OzonAccount, settings: Settings) -> ApiClient:
 
 def _post(api: ApiClient, settings: Settings, path: str, body: dict) -> dict:
     answer = api.call("POST", settings.ozon_api_url + path, limit="api", endpoint=f"POST {path}", body=body)
-    if answer is None:
-        return {}
-    if not isinstance(answer, dict):
-        raise ApiError(f"POST {path}", 200, "unexpected answer shape: expected a JSON object")
+    if not isinstance(answer, dict):  # Ozon documents no empty answer, so the call never gives None
+        raise ApiError(f"POST {path}", 200, "unexpected answer shape: expected a JSON object", "OK")
     return answer
 
 

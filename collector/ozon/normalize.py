@@ -5,8 +5,8 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from collector.records import (BadRecord, OrderLine, Product, SaleEvent, StockLevel, kopecks,
-                               required, whole)
-from collector.timeutil import iso, local_day, parse_ozon_time
+                               page_kopecks, required, whole)
+from collector.timeutil import iso, local_day, local_parts, parse_ozon_time
 
 
 def _time(value, what: str):
@@ -28,6 +28,7 @@ def posting_lines(posting: dict, account: str, zone: ZoneInfo, seen_at: str) -> 
     number = str(required(posting, "posting_number", "posting"))
     where = f"posting {number}"
     created = _time(required(posting, "created_at", where), f"{where} created_at")
+    ordered_at, day = local_parts(created, zone)
     status = str(required(posting, "status", where))
     warehouse = (posting.get("analytics_data") or {}).get("warehouse_name")
     lines: dict[int, OrderLine] = {}
@@ -37,10 +38,10 @@ def posting_lines(posting: dict, account: str, zone: ZoneInfo, seen_at: str) -> 
         earlier = lines.get(sku)
         lines[sku] = OrderLine(
             account=account, order_id=number, sku=sku, article=product.get("offer_id"), size="",
-            barcode=None, warehouse=warehouse, ordered_at=iso(created, zone), day=local_day(created, zone),
+            barcode=None, warehouse=warehouse, ordered_at=ordered_at, day=day,
             status=status, is_cancelled=int(status == "cancelled"), cancelled_at=None,
             quantity=quantity + (earlier.quantity if earlier else 0),
-            price_kopecks=kopecks(_amount(product.get("price"))), changed_at=seen_at,
+            price_kopecks=page_kopecks(_amount(product.get("price"))), changed_at=seen_at,
         )
     if not lines:
         raise BadRecord(f"{where}: no products")

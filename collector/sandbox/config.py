@@ -58,6 +58,7 @@ class SandboxConfig:
     rate_limit_factor: float = 1.0  # multiplies every rate-limit interval; 0.01 = 100x faster, 0 = none
     timeout_hold_seconds: float = 30.0  # how long the `timeout` fault holds a request
     huge_page_factor: int = 10  # the `huge_page` fault multiplies page sizes by this
+    latency_ms: float = 0.0  # every request waits this long before it is answered (network + server time)
 
     def __post_init__(self):
         for name in ("wb_refresh_minutes", "wb_page_rows", "restock_every_days", "huge_page_factor",
@@ -67,6 +68,8 @@ class SandboxConfig:
         for name, value in vars(self).items():
             if isinstance(value, tuple) and not 0 <= value[0] <= value[1]:
                 raise ValueError(f"SandboxConfig.{name} must be a (low, high) range, got {value}")
+        if self.latency_ms < 0:
+            raise ValueError("SandboxConfig.latency_ms must not be negative")
         if self.ozon_warehouses[0] < 1:
             raise ValueError("SandboxConfig.ozon_warehouses: a store needs a warehouse")
 

@@ -3,7 +3,8 @@
 Faults fall in three groups, by what the server does with them:
   * replacing kinds answer with an error instead of running the endpoint;
   * `timeout` and `huge_page` change how the endpoint runs;
-  * `malformed`, `missing_field` and `wrong_type` spoil the endpoint's real answer.
+  * `malformed`, `missing_field`, `wrong_type` and `int64_as_string` spoil the endpoint's real
+    answer (`int64_as_string` writes a number as a numeric string, as Ozon's official examples do).
 `reset` closes the connection without any answer.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 REPLACING = frozenset({"429", "429_noheaders", "500", "502", "503", "html", "empty", "204",
                        "deprecated", "bad_key", "wrong_category", "circle_open"})
-SPOILING = frozenset({"malformed", "missing_field", "wrong_type"})
+SPOILING = frozenset({"malformed", "missing_field", "wrong_type", "int64_as_string"})
 KINDS = REPLACING | SPOILING | {"timeout", "huge_page", "reset"}
 WRONG_VALUE = "abc"
 
@@ -24,7 +25,7 @@ class Fault:
     """A fault of `kind` for requests to `endpoint` (a path, None = any) from `account` (None =
     any), `times` times (None = every time). `field` picks the row field (dotted, through lists:
     "products.quantity") that missing_field drops or wrong_type spoils; by default each endpoint
-    names one its rows need."""
+    names one its rows need; int64_as_string turns that field's number into a string."""
 
     kind: str
     endpoint: str | None = None
@@ -92,7 +93,8 @@ class FaultSet:
 
 
 def spoil_rows(rows: list, field: str, kind: str) -> None:
-    """Drop (`missing_field`) or garble (`wrong_type`) a dotted field in every row, in place."""
+    """Drop (`missing_field`), garble (`wrong_type`) or stringify a number (`int64_as_string`) of
+    a dotted field in every row, in place."""
     head, _, rest = field.partition(".")
     for row in rows:
         if not isinstance(row, dict) or head not in row:
@@ -102,5 +104,8 @@ def spoil_rows(rows: list, field: str, kind: str) -> None:
             spoil_rows(value if isinstance(value, list) else [value], rest, kind)
         elif kind == "missing_field":
             del row[head]
+        elif kind == "int64_as_string":
+            if isinstance(row[head], int) and not isinstance(row[head], bool):
+                row[head] = str(row[head])
         else:
             row[head] = WRONG_VALUE

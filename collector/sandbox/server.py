@@ -6,6 +6,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -189,6 +190,8 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox = self.server.sandbox
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        if sandbox.config.latency_ms:  # a real API's round trip; each connection waits on its own
+            time.sleep(sandbox.config.latency_ms / 1000)
         url = urlsplit(self.path)
         call = Call(method=self.command, path=url.path, query=dict(parse_qsl(url.query)),
                     headers={name.lower(): value for name, value in self.headers.items()},

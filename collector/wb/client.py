@@ -83,8 +83,9 @@ def fetch_stock_items(api: ApiClient, settings: Settings) -> list[dict]:
     items: list[dict] = []
     offset = 0
     while True:
+        # 204 is documented as "no data": no stock at all.
         body = api.call("POST", settings.wb_analytics_url + STOCKS, limit="stocks",
-                        endpoint=f"POST {STOCKS}",
+                        endpoint=f"POST {STOCKS}", empty_ok=True,
                         body={"nmIds": [], "limit": STOCK_PAGE_LIMIT, "offset": offset})
         page = ((body or {}).get("data") or {}).get("items") if body is not None else []
         if page is None or not isinstance(page, list):
@@ -100,4 +101,4 @@ def ping(api: ApiClient, base_url: str) -> dict:
 
 
 def raise_shape(path: str, expected: str):
-    raise ApiError(path, 200, f"unexpected answer shape: expected {expected}")
+    raise ApiError(path, 200, f"unexpected answer shape: expected {expected}", "OK")

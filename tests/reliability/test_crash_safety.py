@@ -1,0 +1,194 @@
+"""Crash safety: the collector killed with SIGKILL in the middle of a pass, many times, at points
+drawn at random from a fixed seed (so every run is reproducible).
+
+Every run starts from the same database (one pass at T0) and runs `python -m collector run` at
+T1 against an in-process sandbox whose clock stands still at T1, so an uninterrupted pass always
+writes the same figures (the reference). Two ways to kill it:
+
+* write: `python -m tests.reliability.crashpoint T:S run`, which is the same command killed by
+  SIGKILL inside its T-th write transaction just before the S-th statement (an executemany row
+  counts as one): every such kill lands inside a write, at the point the seed picks, from the
+  first row to just before COMMIT, in every kind of transaction a pass makes;
+* timed: the plain `python -m collector run`, killed with `kill -9` after a random delay within
+  the length of an uninterrupted pass: kills anywhere, reads and HTTP included.
+
+After each kill: `PRAGMA integrity_check` is `ok`; every account x dataset holds either all of
+what the pass was writing or none of it (its T0 state), and `fetch_log` says "ok" for exactly the
+ones that were written; then the next pass exits 0 and leaves exactly the reference figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from collector.config import load_settings
+from collector.pipeline import run_pass
+from collector.sandbox import Sandbox, SandboxClock, SandboxConfig
+from collector.storage import Storage
+from tests.conftest import collector_environ
+from tests.reliability.crashpoint import statement_label
+from tests.reliability.helpers import (CELLS, clean_environ, copy_database, integrity, mp, pick, product_keys,
+                                       snapshot, wall_clock_zone)
+
+SEED = 20261126
+WRITE_KILLS, TIMED_KILLS = pick(quick=(5, 3), full=(60, 30))
+# A seller big enough that a pass spends a good part of its time writing.
+SELLER = pick(
+    quick=SandboxConfig(seed=7, rate_limit_factor=0, history_days=4, wb_products=80, wb_orders_per_day=2500,
+                        ozon_products=60, ozon_postings_per_day=700, ozon_warehouses=(6, 6)),
+    full=SandboxConfig(seed=7, rate_limit_factor=0, history_days=4, wb_products=300, wb_orders_per_day=8000,
+                       ozon_products=250, ozon_postings_per_day=2000, ozon_warehouses=(10, 10)),
+)
+GAP = timedelta(hours=6)  # T1 - T0
+KILL = -signal.SIGKILL  # a child's return code after SIGKILL
+
+
+@dataclass
+class Crashes:
+    environ: dict[str, str]
+    base: Path
+    before: dict  # each cell's figures at T0
+    after: dict  # each cell's figures after an uninterrupted pass at T1
+    products_before: set
+    products_after: set
+    duration: float  # seconds an uninterrupted `python -m collector run` takes
+    transactions: list  # per write transaction of an uninterrupted pass: [statements, tables written]
+
+
+@pytest.fixture(scope="module")
+def crashes(tmp_path_factory) -> Crashes:
+    work = tmp_path_factory.mktemp("crash")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    clock = SandboxClock(now - GAP)
+    sandbox = Sandbox(SELLER, clock=clock).start()
+    # The collector process runs on the wall clock; a zone whose midnight is hours away keeps
+    # its "today" the same as the sandbox's for the whole module.
+    environ = collector_environ(sandbox, work, TIMEZONE=wall_clock_zone(now), RATE_LIMIT_FACTOR="0.0001",
+                                HTTP_TIMEOUT="30", MAX_RETRY_WAIT="5")
+    base = work / "base.db"
+    storage = Storage(base)
+    storage.migrate()
+    assert run_pass(load_settings(None, {**environ, "DATABASE_PATH": str(base)}), storage,
+                    clock=clock.now).status == "ok"
+    storage.close()
+    clock.set(now)
+
+    reference = copy_database(base, work / "reference.db")
+    started = time.monotonic()
+    done = mp("run", env={**environ, "DATABASE_PATH": str(reference)}, cwd=work)
+    duration = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+
+    counted = copy_database(base, work / "counted.db")
+    report = work / "transactions.json"
+    done = mp("count", "run", env={**environ, "DATABASE_PATH": str(counted), "MP_CRASH_REPORT": str(report)},
+              cwd=work, module="tests.reliability.crashpoint")
+    assert done.returncode == 0, done.stderr
+    transactions = json.loads(report.read_text())
+
+    before, after = snapshot(base, with_times=False), snapshot(reference, with_times=False)
+    assert snapshot(counted, with_times=False) == after  # counting statements changes nothing
+    assert [cell for cell in CELLS if before[cell] == after[cell]] == []
+    yield Crashes(environ, base, before, after, product_keys(base), product_keys(reference), duration,
+                  transactions)
+    sandbox.stop()
+
+
+KILLS = [("write", n) for n in range(WRITE_KILLS)] + [("timed", n) for n in range(TIMED_KILLS)]
+
+
+@pytest.mark.parametrize("mode, n", KILLS, ids=[f"{mode}-{n}" for mode, n in KILLS])
+def test_a_killed_pass_leaves_whole_datasets_and_the_next_pass_completes_them(crashes: Crashes, mode, n,
+                                                                               tmp_path, figures):
+    rng = random.Random(f"{SEED}-{mode}-{n}")
+    database = copy_database(crashes.base, tmp_path / "mp.db")
+    env = {**crashes.environ, "DATABASE_PATH": str(database)}
+    landed = None
+    if mode == "write":
+        number = rng.randrange(len(crashes.transactions)) + 1
+        size, _ = crashes.transactions[number - 1]
+        position = rng.randint(1, size)
+        report = tmp_path / "kill.txt"
+        done = mp(f"{number}:{position}", "run", env={**env, "MP_CRASH_REPORT": str(report)}, cwd=tmp_path,
+                  module="tests.reliability.crashpoint")
+        assert done.returncode == KILL, (number, position, done.stderr[-2000:])
+        landed = report.read_text().split(" ", 2)[2].split(" in ")[0].strip()  # the statement
+        where = "at COMMIT" if position == size else "first statement" if position == 1 else "mid-transaction"
+        returncode = done.returncode
+    else:
+        delay = rng.uniform(0.0, crashes.duration)
+        process = subprocess.Popen([sys.executable, "-m", "collector", "run"], env=clean_environ(**env),
+                                   cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        returncode = process.wait(timeout=60)
+
+    # The database as the kill left it: sound, and each account x dataset whole or untouched.
+    assert integrity(database) == "ok"
+    held = snapshot(database, with_times=False)
+    written = {cell for cell in CELLS if held[cell] == crashes.after[cell]}
+    untouched = {cell for cell in CELLS if held[cell] == crashes.before[cell]}
+    assert written | untouched == set(CELLS), f"half written: {set(CELLS) - written - untouched}"
+    assert crashes.products_before <= product_keys(database) <= crashes.products_after
+    # fetch_log says "ok" for exactly the datasets that were written, in the same transaction.
+    assert logged_ok(database) == written
+
+    # The next pass completes the data: exactly the figures of an uninterrupted pass.
+    done = mp("run", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert snapshot(database, with_times=False) == crashes.after
+    assert product_keys(database) == crashes.products_after
+    assert integrity(database) == "ok"
+
+    # Counted only for runs that passed every assertion above (any other run fails the suite).
+    tally = figures.setdefault("crash", {"runs": 0, "killed": 0, "finished_before_kill": 0, "integrity_ok": 0,
+                                         "half_written": 0, "completed_by_next_pass": 0, "killed_in_write": 0,
+                                         "statements": {}, "positions": {}, "datasets_written_at_kill": {}})
+    tally["runs"] += 1
+    tally["killed" if returncode == KILL else "finished_before_kill"] += 1
+    tally["integrity_ok"] += 1
+    tally["completed_by_next_pass"] += 1
+    if landed:
+        tally["killed_in_write"] += 1
+        tally["statements"][landed] = tally["statements"].get(landed, 0) + 1
+        tally["positions"][where] = tally["positions"].get(where, 0) + 1
+    key = str(len(written))
+    tally["datasets_written_at_kill"][key] = tally["datasets_written_at_kill"].get(key, 0) + 1
+    tally["write_transactions_per_pass"] = [
+        f"{size} statements: {'schema.sql' if len(tables) > 6 else ', '.join(tables)}"
+        for size, tables in crashes.transactions]
+    tally["statements_per_pass"] = sum(size for size, _ in crashes.transactions)
+    tally["pass_seconds"] = round(crashes.duration, 2)
+
+
+def logged_ok(database: Path) -> set[tuple[str, str]]:
+    """Datasets fetch_log records as saved by the killed pass (the base database holds run 1)."""
+    conn = sqlite3.connect(database)
+    try:
+        rows = conn.execute("SELECT account, dataset FROM fetch_log WHERE run_id > 1 AND status = 'ok'").fetchall()
+    finally:
+        conn.close()
+    assert max(Counter(rows).values(), default=1) == 1
+    return set(rows)
+
+
+def test_kill_points_are_named_by_their_statement():
+    assert statement_label("INSERT INTO orders (account) VALUES ('wb-1')") == "INSERT INTO orders"
+    assert statement_label("INSERT OR IGNORE INTO sales (a) VALUES (1)") == "INSERT OR IGNORE INTO sales"
+    assert statement_label('-- the schema\nCREATE TABLE IF NOT EXISTS "runs" (id)') == "CREATE TABLE IF NOT EXISTS runs"
+    assert statement_label("SELECT sku, quantity FROM stock_current WHERE account = 'x'") == "SELECT ... FROM stock_current"
+    assert statement_label("COMMIT") == "COMMIT"
