@@ -164,7 +164,7 @@ def backfill(ctx: click.Context, days: int) -> None:
     try:
         with run_lock(settings.database_path), open_storage(settings) as storage:
             outcome = load_history(settings, storage, days, progress)
-    except AlreadyRunning as exc:
+    except (AlreadyRunning, StorageError) as exc:
         raise Failure(str(exc)) from None
     progress.finish()
     for (account, dataset), rows in outcome.items():
@@ -195,9 +195,12 @@ def maintain(ctx: click.Context, keep_days: int) -> None:
     from collector.timeutil import utc_now
 
     settings = settings_from(ctx, need_accounts=False)
-    with run_lock(settings.database_path), open_storage(settings) as storage:
-        deleted = prune(storage, utc_now(), keep_days)
-        optimize(storage)
+    try:
+        with run_lock(settings.database_path), open_storage(settings) as storage:
+            deleted = prune(storage, utc_now(), keep_days)
+            optimize(storage)
+    except (AlreadyRunning, StorageError) as exc:
+        raise Failure(str(exc)) from None
     click.echo(", ".join(f"{table}: {n} rows deleted" for table, n in deleted.items()))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -46,19 +45,22 @@ def run_demo(port: int, sandbox_port: int, minutes: float, history_days: int, da
     scheduler = BackgroundScheduler(timezone=settings.timezone)
     add_pass_job(scheduler, settings, minutes, "demo", run_now=False)
     scheduler.start()
-    viewer = subprocess.Popen(datasette_command(database, port), env={**os.environ, "TIMEZONE": str(settings.timezone)})
+    viewer = None
     click.echo(f"\nDashboard: http://127.0.0.1:{port}/  (tables and queries: http://127.0.0.1:{port}/mp; "
                f"collector every {minutes:g} min; Ctrl-C to stop)\n")
     try:
+        viewer = subprocess.Popen(datasette_command(database, port),
+                                  env={**os.environ, "TIMEZONE": str(settings.timezone)})
         while viewer.poll() is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        viewer.terminate()
+        if viewer is not None:
+            viewer.terminate()
+            viewer.wait(timeout=10)
         scheduler.shutdown(wait=True)
         sandbox.stop()
-        viewer.wait(timeout=10)
 
 
 def demo_settings(sandbox, database: Path) -> Settings:

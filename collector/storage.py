@@ -116,7 +116,10 @@ class Storage:
                 accounts)
 
     def start_run(self, started_at: str, trigger: str) -> int:
+        """A new `runs` row. Callers hold the run lock, so a run still marked running was cut
+        short (killed, or the machine stopped): it is closed as failed first."""
         with self.transaction():
+            self.db.execute("UPDATE runs SET status = 'failed', finished_at = ? WHERE status = 'running'", [started_at])
             return self.db.execute("INSERT INTO runs (started_at, status, trigger) VALUES (?, 'running', ?)",
                                    [started_at, trigger]).lastrowid
 

@@ -117,3 +117,10 @@ def test_unwritable_database_is_a_clear_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(StorageError, match="cannot open the database"):
         Storage(blocker / "mp.db")
+
+
+def test_a_run_cut_short_is_closed_as_failed_by_the_next_one(store):
+    killed = store.start_run("2026-11-26T10:00:00+03:00", "timer")
+    store.start_run("2026-11-26T10:10:00+03:00", "timer")
+    assert rows(store, "SELECT id, status, finished_at FROM runs ORDER BY id")[0] == (
+        killed, "failed", "2026-11-26T10:10:00+03:00")
