@@ -144,6 +144,223 @@ CREATE TABLE IF NOT EXISTS sku_aliases (
     PRIMARY KEY (marketplace, key)
 );
 
+-- Units per day x account x SKU x warehouse, kept by the triggers below in step with orders,
+-- sales and stock, whoever writes them (the collector, a backfill, a test). It is what the views
+-- daily_ordered and daily_sales read: a day of the reference seller is ~20,000 order lines and
+-- ~15,000 sales rows but ~30,000 rows here, one per key, so figures over 14 or 90 days need not
+-- add up millions of rows at every page view (docs/PERFORMANCE.md). What counts is decided here:
+--   ordered      units of order lines not cancelled (ordered_lines: how many such lines);
+--   bought       units of sales rows of kind sale with a day; returned: kind return with a day
+--                whose type is ClientReturn or unknown (a refusal at handover or a cancellation
+--                was never bought); sales_lines: sales rows with a day, of any kind;
+--   stock_delta  how much the stock of the SKU at the warehouse changed on that day (summed
+--                over sizes): each `stock` row's quantity less the key's previous one. The stock
+--                at the end of day D is then the stock now (stock_current) less every change
+--                after D.
+-- `warehouse` is '' where the marketplace named none (NULL in orders and sales).
+CREATE TABLE IF NOT EXISTS daily_figures (
+    day           TEXT NOT NULL,
+    account       TEXT NOT NULL,
+    sku           INTEGER NOT NULL,
+    warehouse     TEXT NOT NULL,
+    ordered_lines INTEGER NOT NULL DEFAULT 0,
+    ordered       INTEGER NOT NULL DEFAULT 0,
+    sales_lines   INTEGER NOT NULL DEFAULT 0,
+    bought        INTEGER NOT NULL DEFAULT 0,
+    returned      INTEGER NOT NULL DEFAULT 0,
+    stock_delta   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, account, sku, warehouse)
+) WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS daily_figures_order_added AFTER INSERT ON orders
+WHEN new.is_cancelled = 0
+BEGIN
+    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered)
+    VALUES (new.day, new.account, new.sku, coalesce(new.warehouse, ''), 1, new.quantity)
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + 1, ordered = ordered + excluded.ordered;
+END;
+
+-- An upsert that changes nothing that counts (most of them) does nothing here.
+CREATE TRIGGER IF NOT EXISTS daily_figures_order_changed
+AFTER UPDATE OF day, account, sku, warehouse, is_cancelled, quantity ON orders
+WHEN (old.is_cancelled = 0 OR new.is_cancelled = 0)
+ AND (old.is_cancelled IS NOT new.is_cancelled OR old.quantity IS NOT new.quantity OR old.day IS NOT new.day
+      OR old.warehouse IS NOT new.warehouse OR old.sku IS NOT new.sku OR old.account IS NOT new.account)
+BEGIN
+    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered)
+    SELECT old.day, old.account, old.sku, coalesce(old.warehouse, ''), -1, -old.quantity WHERE old.is_cancelled = 0
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
+                              ordered = ordered + excluded.ordered;
+    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered)
+    SELECT new.day, new.account, new.sku, coalesce(new.warehouse, ''), 1, new.quantity WHERE new.is_cancelled = 0
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
+                              ordered = ordered + excluded.ordered;
+END;
+
+CREATE TRIGGER IF NOT EXISTS daily_figures_order_removed AFTER DELETE ON orders
+WHEN old.is_cancelled = 0
+BEGIN
+    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered)
+    VALUES (old.day, old.account, old.sku, coalesce(old.warehouse, ''), -1, -old.quantity)
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines - 1, ordered = ordered + excluded.ordered;
+END;
+
+CREATE TRIGGER IF NOT EXISTS daily_figures_sale_added AFTER INSERT ON sales
+WHEN new.day IS NOT NULL
+BEGIN
+    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned)
+    VALUES (new.day, new.account, new.sku, coalesce(new.warehouse, ''), 1,
+            CASE WHEN new.kind = 'sale' THEN new.quantity ELSE 0 END,
+            CASE WHEN new.kind = 'return' AND coalesce(new.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
+                 THEN new.quantity ELSE 0 END)
+    ON CONFLICT DO UPDATE SET sales_lines = sales_lines + 1, bought = bought + excluded.bought,
+                              returned = returned + excluded.returned;
+END;
+
+CREATE TRIGGER IF NOT EXISTS daily_figures_sale_changed
+AFTER UPDATE OF day, account, sku, warehouse, kind, quantity, return_type ON sales
+WHEN (old.day IS NOT NULL OR new.day IS NOT NULL)
+ AND (old.day IS NOT new.day OR old.quantity IS NOT new.quantity OR old.return_type IS NOT new.return_type
+      OR old.warehouse IS NOT new.warehouse OR old.sku IS NOT new.sku OR old.account IS NOT new.account
+      OR old.kind IS NOT new.kind)
+BEGIN
+    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned)
+    SELECT old.day, old.account, old.sku, coalesce(old.warehouse, ''), -1,
+           CASE WHEN old.kind = 'sale' THEN -old.quantity ELSE 0 END,
+           CASE WHEN old.kind = 'return' AND coalesce(old.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
+                THEN -old.quantity ELSE 0 END
+    WHERE old.day IS NOT NULL
+    ON CONFLICT DO UPDATE SET sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
+                              returned = returned + excluded.returned;
+    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned)
+    SELECT new.day, new.account, new.sku, coalesce(new.warehouse, ''), 1,
+           CASE WHEN new.kind = 'sale' THEN new.quantity ELSE 0 END,
+           CASE WHEN new.kind = 'return' AND coalesce(new.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
+                THEN new.quantity ELSE 0 END
+    WHERE new.day IS NOT NULL
+    ON CONFLICT DO UPDATE SET sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
+                              returned = returned + excluded.returned;
+END;
+
+CREATE TRIGGER IF NOT EXISTS daily_figures_sale_removed AFTER DELETE ON sales
+WHEN old.day IS NOT NULL
+BEGIN
+    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned)
+    VALUES (old.day, old.account, old.sku, coalesce(old.warehouse, ''), -1,
+            CASE WHEN old.kind = 'sale' THEN -old.quantity ELSE 0 END,
+            CASE WHEN old.kind = 'return' AND coalesce(old.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
+                 THEN -old.quantity ELSE 0 END)
+    ON CONFLICT DO UPDATE SET sales_lines = sales_lines - 1, bought = bought + excluded.bought,
+                              returned = returned + excluded.returned;
+END;
+
+-- A stock row changes its key by its quantity less the key's previous row (0 for the first),
+-- on its day; the key's next row, if any (a row written out of order), then changes it by the
+-- difference from this one instead. Removing a row undoes both.
+CREATE TRIGGER IF NOT EXISTS daily_figures_stock_added AFTER INSERT ON stock
+BEGIN
+    INSERT INTO daily_figures (day, account, sku, warehouse, stock_delta)
+    SELECT new.day, new.account, new.sku, new.warehouse,
+           new.quantity - coalesce((SELECT s.quantity FROM stock s
+                                     WHERE s.account = new.account AND s.sku = new.sku AND s.size = new.size
+                                       AND s.warehouse = new.warehouse
+                                       AND (s.day < new.day OR (s.day = new.day AND s.id < new.id))
+                                     ORDER BY s.day DESC, s.id DESC LIMIT 1), 0)
+    WHERE true
+    ON CONFLICT DO UPDATE SET stock_delta = stock_delta + excluded.stock_delta;
+    INSERT INTO daily_figures (day, account, sku, warehouse, stock_delta)
+    SELECT n.day, n.account, n.sku, n.warehouse,
+           coalesce((SELECT s.quantity FROM stock s
+                      WHERE s.account = new.account AND s.sku = new.sku AND s.size = new.size
+                        AND s.warehouse = new.warehouse
+                        AND (s.day < new.day OR (s.day = new.day AND s.id < new.id))
+                      ORDER BY s.day DESC, s.id DESC LIMIT 1), 0) - new.quantity
+    FROM (SELECT * FROM stock s
+           WHERE s.account = new.account AND s.sku = new.sku AND s.size = new.size AND s.warehouse = new.warehouse
+             AND (s.day > new.day OR (s.day = new.day AND s.id > new.id))
+           ORDER BY s.day, s.id LIMIT 1) AS n
+    WHERE true
+    ON CONFLICT DO UPDATE SET stock_delta = stock_delta + excluded.stock_delta;
+END;
+
+CREATE TRIGGER IF NOT EXISTS daily_figures_stock_removed AFTER DELETE ON stock
+BEGIN
+    INSERT INTO daily_figures (day, account, sku, warehouse, stock_delta)
+    SELECT old.day, old.account, old.sku, old.warehouse,
+           coalesce((SELECT s.quantity FROM stock s
+                      WHERE s.account = old.account AND s.sku = old.sku AND s.size = old.size
+                        AND s.warehouse = old.warehouse
+                        AND (s.day < old.day OR (s.day = old.day AND s.id < old.id))
+                      ORDER BY s.day DESC, s.id DESC LIMIT 1), 0) - old.quantity
+    WHERE true
+    ON CONFLICT DO UPDATE SET stock_delta = stock_delta + excluded.stock_delta;
+    INSERT INTO daily_figures (day, account, sku, warehouse, stock_delta)
+    SELECT n.day, n.account, n.sku, n.warehouse,
+           old.quantity - coalesce((SELECT s.quantity FROM stock s
+                                     WHERE s.account = old.account AND s.sku = old.sku AND s.size = old.size
+                                       AND s.warehouse = old.warehouse
+                                       AND (s.day < old.day OR (s.day = old.day AND s.id < old.id))
+                                     ORDER BY s.day DESC, s.id DESC LIMIT 1), 0)
+    FROM (SELECT * FROM stock s
+           WHERE s.account = old.account AND s.sku = old.sku AND s.size = old.size AND s.warehouse = old.warehouse
+             AND (s.day > old.day OR (s.day = old.day AND s.id > old.id))
+           ORDER BY s.day, s.id LIMIT 1) AS n
+    WHERE true
+    ON CONFLICT DO UPDATE SET stock_delta = stock_delta + excluded.stock_delta;
+END;
+
+-- Every warehouse orders have named, with the last day one did: the dashboards' warehouse
+-- filter lists those of the last 90 days, which otherwise means reading 90 days of orders (1.3 s
+-- at a big seller's size on every page view).
+CREATE TABLE IF NOT EXISTS order_warehouses (
+    warehouse TEXT PRIMARY KEY,
+    last_day  TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS order_warehouses_added AFTER INSERT ON orders
+WHEN new.warehouse IS NOT NULL
+BEGIN
+    INSERT INTO order_warehouses (warehouse, last_day) VALUES (new.warehouse, new.day)
+    ON CONFLICT DO UPDATE SET last_day = excluded.last_day WHERE excluded.last_day > last_day;
+END;
+
+CREATE TRIGGER IF NOT EXISTS order_warehouses_changed AFTER UPDATE OF warehouse, day ON orders
+WHEN new.warehouse IS NOT NULL AND (old.warehouse IS NOT new.warehouse OR old.day IS NOT new.day)
+BEGIN
+    INSERT INTO order_warehouses (warehouse, last_day) VALUES (new.warehouse, new.day)
+    ON CONFLICT DO UPDATE SET last_day = excluded.last_day WHERE excluded.last_day > last_day;
+END;
+
+INSERT INTO order_warehouses (warehouse, last_day)
+SELECT o.warehouse, max(o.day)
+FROM (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM order_warehouses)) AS empty CROSS JOIN orders o
+WHERE o.warehouse IS NOT NULL
+GROUP BY o.warehouse;
+
+-- A database from before daily_figures existed: count what it already holds, once (the guard
+-- is a one-row table only while daily_figures is empty, so this reads nothing afterwards).
+INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered, sales_lines, bought, returned,
+                           stock_delta)
+SELECT day, account, sku, warehouse, sum(ordered_lines), sum(ordered), sum(sales_lines), sum(bought),
+       sum(returned), sum(stock_delta)
+FROM (SELECT o.day, o.account, o.sku, coalesce(o.warehouse, '') AS warehouse, 1 AS ordered_lines,
+             o.quantity AS ordered, 0 AS sales_lines, 0 AS bought, 0 AS returned, 0 AS stock_delta
+      FROM (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM daily_figures)) AS empty CROSS JOIN orders o
+      WHERE o.is_cancelled = 0
+      UNION ALL
+      SELECT s.day, s.account, s.sku, coalesce(s.warehouse, ''), 0, 0, 1,
+             CASE WHEN s.kind = 'sale' THEN s.quantity ELSE 0 END,
+             CASE WHEN s.kind = 'return' AND coalesce(s.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
+                  THEN s.quantity ELSE 0 END, 0
+      FROM (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM daily_figures)) AS empty CROSS JOIN sales s
+      WHERE s.day IS NOT NULL
+      UNION ALL
+      SELECT k.day, k.account, k.sku, k.warehouse, 0, 0, 0, 0, 0,
+             k.quantity - lag(k.quantity, 1, 0) OVER (PARTITION BY k.account, k.sku, k.size, k.warehouse
+                                                      ORDER BY k.day, k.id)
+      FROM (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM daily_figures)) AS empty CROSS JOIN stock k)
+GROUP BY day, account, sku, warehouse;
+
 -- ---------------------------------------------------------------------------------------------
 -- Views. Canned queries in metadata.yml read these.
 
@@ -177,27 +394,22 @@ LEFT JOIN sku_aliases by_sku
 LEFT JOIN sku_aliases by_article
        ON by_article.marketplace = c.marketplace AND by_article.key = c.article;
 
--- Units ordered per day: not cancelled, by order date.
+-- Units ordered per day: not cancelled, by order date. Counted by daily_figures' triggers.
 DROP VIEW IF EXISTS daily_ordered;
 CREATE VIEW daily_ordered AS
-SELECT o.account, o.sku, o.day, o.warehouse, sum(o.quantity) AS ordered
-FROM orders o
-WHERE o.is_cancelled = 0
-GROUP BY o.account, o.sku, o.day, o.warehouse;
+SELECT account, sku, day, nullif(warehouse, '') AS warehouse, ordered
+FROM daily_figures
+WHERE ordered_lines > 0;
 
 -- Units bought out (kind sale) and returned (kind return) per day and warehouse (the viewer
 -- filters by warehouse). Ozon returns count when the customer returned a bought item
 -- (ClientReturn) or the type is unknown; refusals at handover and cancellations were never bought.
+-- Counted by daily_figures' triggers.
 DROP VIEW IF EXISTS daily_sales;
 CREATE VIEW daily_sales AS
-SELECT s.account, s.sku, s.day, s.warehouse,
-       sum(CASE WHEN s.kind = 'sale' THEN s.quantity ELSE 0 END) AS bought,
-       sum(CASE WHEN s.kind = 'return'
-                 AND coalesce(s.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
-                THEN s.quantity ELSE 0 END) AS returned
-FROM sales s
-WHERE s.day IS NOT NULL
-GROUP BY s.account, s.sku, s.day, s.warehouse;
+SELECT account, sku, day, nullif(warehouse, '') AS warehouse, bought, returned
+FROM daily_figures
+WHERE sales_lines > 0;
 
 -- The latest state of each account x dataset, for the freshness page and health checks.
 DROP VIEW IF EXISTS source_freshness;

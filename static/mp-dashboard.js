@@ -62,6 +62,16 @@ const mpDashboard = (() => {
     return body
   }
 
+  // Charts that read the same query with the same parameters (the eight figures of `summary`,
+  // the three `history` charts) share one request: each runs the whole query on the server,
+  // and at a big seller's size that is the difference between a page in one second and five
+  // (docs/PERFORMANCE.md). Each chart gets its own copy of the rows, which renderers may change.
+  const shared = new Map()
+  async function fetchShared (url) {
+    if (!shared.has(url)) shared.set(url, fetchJson(url))
+    return structuredClone(await shared.get(url))
+  }
+
   function format (value, column = {}) {
     if (value === null || value === undefined || value === '') return '—'
     if (column.labels && Object.prototype.hasOwnProperty.call(column.labels, value)) return column.labels[value]
@@ -194,7 +204,7 @@ const mpDashboard = (() => {
     addLinks(card, queryUrl, params, chart.library)
     el.replaceChildren(element('p', { class: 'mp-loading' }, '…'))
     try {
-      const body = await fetchJson(withQuery(`${queryUrl}.json`, params, { _shape: 'objects' }))
+      const body = await fetchShared(withQuery(`${queryUrl}.json`, params, { _shape: 'objects' }))
       data[slug] = body.rows
       await render(el, chart, body, options.base, params)
       if (body.truncated) {

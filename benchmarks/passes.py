@@ -1,0 +1,244 @@
+"""A pass: requests per account x dataset next to the fewest the APIs' paging allows, and the
+wall time of a whole pass against the sandbox, answering at once and with a realistic latency.
+
+The pass measured is a steady one at 23:50 Moscow time, the busiest of the day (today's postings
+are all there to re-read). The database before it holds a week of history (written straight
+from the seller's model, see history.py) and then one pass through HTTP ten minutes earlier, so
+what the collector reads back (watermarks, postings stored as open, stock) is what it left itself.
+
+Each measured pass runs against a fresh sandbox with the documented rate limits (the collector
+paces itself to them) and, for the latency figure, `SandboxConfig.latency_ms`. The simulator's
+own work (generating the seller's week, computing its stock) is done before the clock starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from collector import http as collector_http
+from collector.config import load_settings
+from collector.pipeline import run_pass
+from collector.sandbox import Sandbox, SandboxClock
+from collector.sandbox.clock import DAY, msk_day, to_us
+from collector.storage import Storage
+
+from benchmarks import history
+from benchmarks.reference import reference_aliases
+
+PASS_AT = datetime(2026, 11, 26, 20, 50, tzinfo=timezone.utc)  # 23:50 in Moscow
+SEEDED_DAYS = 8  # every Ozon posting is delivered or cancelled within 6 days
+
+# Page sizes the collector may ask for, by endpoint (api/*.md).
+PAGE_LIMITS = {
+    "GET /api/v1/supplier/orders": 80_000,
+    "GET /api/v1/supplier/sales": 80_000,
+    "POST /api/analytics/v1/stocks-report/wb-warehouses": 250_000,
+    "POST /v3/product/list": 1000,
+    "POST /v1/analytics/stocks": 100,  # SKUs per request; no paging
+    "POST /v3/posting/fbo/list": 100,
+    "POST /v1/returns/list": 500,
+}
+DATASET_OF = {
+    "GET /api/v1/supplier/orders": "orders", "GET /api/v1/supplier/sales": "sales",
+    "POST /api/analytics/v1/stocks-report/wb-warehouses": "stocks",
+    "POST /v3/product/list": "stocks", "POST /v3/product/info/list": "stocks", "POST /v1/analytics/stocks": "stocks",
+    "POST /v3/posting/fbo/list": "orders", "POST /v1/returns/list": "sales",
+}
+
+
+@dataclass
+class Call:
+    account: str
+    endpoint: str
+    first_page: bool  # starts a new query (no cursor / last_id / offset yet)
+    query: str  # what identifies the query across its pages
+    rows: int  # rows in this page
+    skus: tuple = ()  # SKUs asked (analytics/stocks)
+
+
+@dataclass
+class DatasetRequests:
+    account: str
+    dataset: str
+    requests: int  # HTTP requests the collector sent (fetch_log, retries included)
+    served: int  # requests the sandbox answered, by its own log
+    refused: int  # of which 429
+    fewest: int
+    rows: int
+    seconds: float
+
+
+@dataclass
+class PassResult:
+    latency_ms: float
+    seconds: float
+    status: str
+    datasets: list[DatasetRequests] = field(default_factory=list)
+
+
+class CallRecorder:
+    """Wraps ApiClient.call to note, per answer, how many rows it carried."""
+
+    def __init__(self):
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        self._original = collector_http.ApiClient.call
+
+    def __enter__(self):
+        recorder, original = self, self._original
+
+        def call(api, method, url, **options):
+            answer = original(api, method, url, **options)
+            recorder.note(api.account, options["endpoint"], options.get("params"), options.get("body"), answer)
+            return answer
+
+        collector_http.ApiClient.call = call
+        return self
+
+    def __exit__(self, *exc):
+        collector_http.ApiClient.call = self._original
+
+    def note(self, account: str, endpoint: str, params, body, answer) -> None:
+        body = body or {}
+        if endpoint.endswith(("/supplier/orders", "/supplier/sales")):
+            rows, first, query = len(answer or []), None, endpoint
+        elif endpoint.endswith("wb-warehouses"):
+            rows = len(((answer or {}).get("data") or {}).get("items") or [])
+            first, query = body.get("offset", 0) == 0, endpoint
+        elif endpoint.endswith("/v3/product/list"):
+            rows = len(((answer or {}).get("result") or {}).get("items") or [])
+            first, query = body.get("last_id", "") == "", endpoint
+        elif endpoint.endswith("/v1/analytics/stocks"):
+            rows, first, query = len((answer or {}).get("items") or []), True, endpoint
+        elif endpoint.endswith("/v3/posting/fbo/list"):
+            rows = len((answer or {}).get("postings") or [])
+            first, query = body.get("cursor", "") == "", repr(sorted((body.get("filter") or {}).items()))
+        elif endpoint.endswith("/v1/returns/list"):
+            rows = len((answer or {}).get("returns") or [])
+            first, query = not body.get("last_id"), endpoint
+        else:
+            rows, first, query = 0, True, endpoint
+        with self._lock:
+            if first is None:  # WB statistics: a new query unless the last call was its page
+                last = next((c for c in reversed(self.calls) if c.account == account), None)
+                first = last is None or last.endpoint != endpoint
+            self.calls.append(Call(account, endpoint, first, query, rows, tuple(body.get("skus") or ())))
+
+    def fewest(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """{(account, dataset): (fewest requests, rows)}. A query's rows fill pages of the
+        largest size the API allows; with cursor paging (has_next) the last page is known as
+        last, with "a short page ends it" a full last page costs one more, empty, request.
+        Ozon stock takes the distinct SKUs asked in batches of 100."""
+        number: dict[tuple, int] = {}
+        query_rows: dict[tuple, int] = defaultdict(int)
+        skus: dict[str, set] = defaultdict(set)
+        for n, call in enumerate(self.calls):
+            if call.endpoint.endswith("/v1/analytics/stocks"):
+                skus[call.account].update(call.skus)
+                continue
+            ident = (call.account, call.endpoint, call.query)
+            if call.first_page or ident not in number:
+                number[ident] = n
+            query_rows[ident + (number[ident],)] += call.rows
+        result: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        for (account, endpoint, _, _), rows in query_rows.items():
+            limit = PAGE_LIMITS.get(endpoint, 1)
+            if endpoint.endswith(("/v3/posting/fbo/list", "/v1/returns/list")):
+                pages = max(1, -(-rows // limit))
+            else:
+                pages = rows // limit + 1
+            entry = result[account, DATASET_OF.get(endpoint, "?")]
+            entry[0] += pages
+            entry[1] += rows
+        for account, asked in skus.items():
+            result[account, "stocks"][0] += -(-len(asked) // PAGE_LIMITS["POST /v1/analytics/stocks"])
+        return {key: tuple(value) for key, value in result.items()}
+
+
+def _environ(sandbox: Sandbox, database: Path, aliases: Path, factor: str) -> dict[str, str]:
+    return {**sandbox.env(), "DATABASE_PATH": str(database), "ALIASES_FILE": str(aliases),
+            "RATE_LIMIT_FACTOR": factor, "TIMEZONE": "Europe/Moscow"}
+
+
+def _write_aliases(seller, path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["marketplace", "key", "alias"])
+        for marketplace, key, alias, _ in sorted(reference_aliases(seller), key=lambda r: (r[3], r[0], r[1])):
+            writer.writerow([marketplace, key, alias])
+
+
+def _warm_simulator(sandbox: Sandbox, at: datetime) -> None:
+    """Generate the seller's recent days and its stock at `at`, as the measured pass will ask."""
+    seller, now = sandbox.seller, to_us(at)
+    for account in seller.accounts:
+        seller.stock_units(account, at)
+        if account in seller.ozon_accounts:
+            store = seller.ozon(account)
+            for day in range(msk_day(now - SEEDED_DAYS * DAY), msk_day(now) + 1):
+                store.day_postings(day)
+                store._day_index(day)
+        else:
+            cabinet = seller.wb(account)
+            for day in range(msk_day(now - 3 * DAY), msk_day(now) + 1):
+                cabinet.day_orders(day)
+
+
+def prepare(config, out: Path, at: datetime = PASS_AT) -> Path:
+    """The database a steady pass at `at` finds: a week of history, then a pass via HTTP."""
+    out.mkdir(parents=True, exist_ok=True)
+    warm = out / "warm.db"
+    history.generate(warm, config, at - timedelta(minutes=10) - timedelta(days=SEEDED_DAYS),
+                     at - timedelta(minutes=10))
+    clock = SandboxClock(at - timedelta(minutes=10))
+    with Sandbox(replace(config, rate_limit_factor=0), clock=clock) as sandbox:
+        aliases = out / "aliases.csv"
+        _write_aliases(sandbox.seller, aliases)
+        settings = load_settings(env_file=None, environ=_environ(sandbox, warm, aliases, "0.001"))
+        storage = Storage(warm)
+        try:
+            result = run_pass(settings, storage, "bench", clock=clock.now)
+        finally:
+            storage.close()
+    if result.status != "ok":
+        raise RuntimeError(f"the warm-up pass ended {result.status}: "
+                           + "; ".join(r.error or "" for r in result.datasets if r.error))
+    return warm
+
+
+def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PASS_AT) -> PassResult:
+    database = out / f"pass-{latency_ms:g}ms.db"
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(str(database) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(warm, database)
+    clock = SandboxClock(at)
+    with Sandbox(replace(config, rate_limit_factor=1.0, latency_ms=latency_ms), clock=clock) as sandbox:
+        _warm_simulator(sandbox, at)
+        settings = load_settings(env_file=None, environ=_environ(sandbox, database, out / "aliases.csv", "1"))
+        storage = Storage(database)
+        try:
+            with CallRecorder() as recorder:
+                began = time.perf_counter()
+                result = run_pass(settings, storage, "bench", clock=clock.now)
+                seconds = time.perf_counter() - began
+        finally:
+            storage.close()
+        served = Counter((r.account, DATASET_OF.get(f"{r.method} {r.path}", "?")) for r in sandbox.request_log)
+        refused = Counter((r.account, DATASET_OF.get(f"{r.method} {r.path}", "?"))
+                          for r in sandbox.request_log if r.status == 429)
+    fewest = recorder.fewest()
+    measured = PassResult(latency_ms, seconds, result.status)
+    for dataset in result.datasets:
+        key = (dataset.account, dataset.dataset)
+        least, rows = fewest.get(key, (0, 0))
+        measured.datasets.append(DatasetRequests(
+            dataset.account, dataset.dataset, dataset.requests, served[key], refused[key], least,
+            rows, dataset.duration_ms / 1000))
+    return measured

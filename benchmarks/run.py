@@ -1,0 +1,281 @@
+"""Runs the benchmarks and builds the table: each figure with what it is compared to, and
+whether the issue's target is met."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from benchmarks import growth, history, ingest, load, passes, viewer
+from benchmarks.reference import describe, reference_config
+
+SECTIONS = ("ingest", "pass", "growth", "viewer", "load")
+PERIOD_SECONDS = 600  # the collector's timer
+
+
+@dataclass
+class Options:
+    scale: float = 1.0
+    year_days: int = 365
+    growth_days: int = 30
+    ingest_repeats: int = 5
+    wb_page_rows: int = ingest.WB_PAGE_ROWS
+    ozon_postings: int = ingest.OZON_POSTINGS
+    latencies: tuple[float, ...] = (0.0, 150.0)
+    viewer_repeats: int = 30
+    viewer_budget: float = 20.0  # seconds per query and database, at most
+    load_clients: int = 8
+    load_requests: int = 3000
+    load_seconds: float = 20.0
+    reuse: bool = False
+    out: Path = Path("benchmarks/out")
+
+    @classmethod
+    def quick(cls) -> "Options":
+        return cls(scale=0.05, year_days=30, growth_days=3, ingest_repeats=2, wb_page_rows=4000,
+                   ozon_postings=500, viewer_repeats=5, viewer_budget=2.0, load_clients=4,
+                   load_requests=200, load_seconds=3.0)
+
+    def config(self, history_days: int = 100):
+        return reference_config(self.scale, history_days=history_days, wb_retention_days=history_days)
+
+
+@dataclass
+class Row:
+    section: str
+    measure: str
+    value: str
+    compared: str = ""
+    target: str = ""
+    met: bool | None = None
+    command: str = ""
+
+
+@dataclass
+class Report:
+    options: Options
+    machine: dict
+    rows: list[Row] = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(row.met is not False for row in self.rows)
+
+    def add(self, *args, **kwargs) -> None:
+        self.rows.append(Row(*args, **kwargs))
+
+    def table(self) -> list[list[str]]:
+        header = ["", "measure", "figure", "compared with", "target", "met"]
+        body = [[r.section, r.measure, r.value, r.compared, r.target,
+                 "" if r.met is None else ("yes" if r.met else "NO")] for r in self.rows]
+        return [header, *body]
+
+    def text(self) -> str:
+        table = self.table()
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        lines = [f"MP Dashboard benchmarks: {describe(self.options.config())}",
+                 f"machine: {self.machine['description']}", ""]
+        for n, row in enumerate(table):
+            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * width for width in widths))
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        table = self.table()
+        lines = ["| " + " | ".join(table[0]) + " |", "|" + "|".join("---" for _ in table[0]) + "|"]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table[1:]]
+        return "\n".join(lines)
+
+
+def machine() -> dict:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal")).split()[1])
+        memory = f"{kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    import datasette
+
+    info = {"cpu": cpu, "cores": os.cpu_count(), "memory": memory, "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "datasette": datasette.__version__,
+            "os": f"{platform.system()} {platform.release()}"}
+    info["description"] = (f"{cpu}, {info['cores']} cores, {memory}; {info['os']}; Python {info['python']}, "
+                           f"SQLite {info['sqlite']}, Datasette {info['datasette']}")
+    return info
+
+
+def _ms(seconds: float) -> str:
+    return "—" if seconds != seconds else f"{seconds * 1000:,.0f} ms" if seconds >= 0.1 else f"{seconds * 1000:.1f} ms"
+
+
+def _mb(size: float) -> str:
+    return f"{size / 1e6:,.0f} MB" if size < 1e10 else f"{size / 1e9:,.1f} GB"
+
+
+def now_aligned() -> datetime:
+    now = datetime.now(timezone.utc)
+    return now.replace(minute=now.minute - now.minute % 10, second=0, microsecond=0)
+
+
+def run(options: Options, sections, log=print) -> Report:
+    report = Report(options, machine())
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    for section in SECTIONS:
+        if section not in sections:
+            continue
+        began = time.perf_counter()
+        log(f"[{section}] running ...")
+        globals()[f"_{section}"](options, out, report, log)
+        log(f"[{section}] done in {time.perf_counter() - began:.0f} s")
+        report.data.setdefault("section_seconds", {})[section] = time.perf_counter() - began
+        report.data["seconds"] = time.perf_counter() - started
+        _save(report, out)  # after every section: a run cut short keeps what it measured
+    return report
+
+
+def _save(report: Report, out: Path) -> None:
+    report.data["machine"] = report.machine
+    (out / "results.json").write_text(json.dumps(report.data, indent=2, ensure_ascii=False, default=str))
+    (out / "results.md").write_text(f"{describe(report.options.config())}\n\n{report.machine['description']}\n\n"
+                                    f"{report.markdown()}\n")
+
+
+# --- sections ------------------------------------------------------------------------------
+
+def _ingest(options: Options, out: Path, report: Report, log) -> None:
+    results = ingest.measure(options.config(), passes.PASS_AT, out / "ingest", options.ingest_repeats,
+                             options.wb_page_rows, options.ozon_postings)
+    cmd = "python -m benchmarks --only ingest"
+    for r in results:
+        report.add("1 ingest", f"{r.name}: normalise + write", f"{r.collector_rate:,.0f} rows/s",
+                   f"plain executemany {r.plain_rate:,.0f} rows/s ({r.ratio:.2f}x)", ">= 0.5x plain",
+                   r.ratio >= 0.5, cmd)
+        report.add("1 ingest", f"{r.name}: storage code alone", f"{r.page_rows / (r.collector_seconds - r.normalise_seconds):,.0f} rows/s",
+                   f"{r.write_ratio:.2f}x plain", "", None, cmd)
+        report.add("1 ingest", f"{r.name}: without the schema's triggers",
+                   f"{r.page_rows / r.bare_collector_seconds:,.0f} rows/s",
+                   f"plain executemany {r.page_rows / r.bare_plain_seconds:,.0f} rows/s ({r.bare_ratio:.2f}x)",
+                   "", None, cmd)
+    report.data["ingest"] = [{**vars(r), "collector_rate": r.collector_rate, "plain_rate": r.plain_rate,
+                              "ratio": r.ratio, "write_ratio": r.write_ratio, "bare_ratio": r.bare_ratio}
+                             for r in results]
+
+
+def _pass(options: Options, out: Path, report: Report, log) -> None:
+    config = options.config(history_days=passes.SEEDED_DAYS + 4)
+    warm = passes.prepare(config, out / "pass")
+    measured = [passes.measure(config, warm, out / "pass", latency) for latency in options.latencies]
+    cmd = "python -m benchmarks --only pass"
+    first = measured[0]
+    for d in first.datasets:
+        wasted = d.requests - d.fewest
+        report.add("2 pass", f"{d.account} {d.dataset}: requests", f"{d.requests}",
+                   f"fewest {d.fewest} ({d.rows:,} rows); 429s {d.refused}", "no wasted request",
+                   wasted <= 0 and d.refused == 0, cmd)
+    for m in measured:
+        report.add("2 pass", f"wall time, sandbox latency {m.latency_ms:g} ms", f"{m.seconds:.1f} s",
+                   f"{sum(d.requests for d in m.datasets)} requests, status {m.status}",
+                   f"well inside {PERIOD_SECONDS // 60} min", m.status == "ok" and m.seconds < PERIOD_SECONDS / 4, cmd)
+    report.data["pass"] = [{"latency_ms": m.latency_ms, "seconds": m.seconds, "status": m.status,
+                            "datasets": [vars(d) for d in m.datasets]} for m in measured]
+
+
+def _growth(options: Options, out: Path, report: Report, log) -> None:
+    config = options.config(history_days=options.growth_days + 12)
+    result = growth.measure(config, out / "growth", passes.PASS_AT, options.growth_days)
+    cmd = "python -m benchmarks --only growth"
+    report.add("3 growth", f"database after {result.days} days ({result.passes:,} passes)", _mb(result.file_bytes),
+               f"with full stock snapshots: {_mb(result.full_file_bytes)}", ">= 20x smaller",
+               result.ratio >= 20, cmd)
+    report.add("3 growth", "  of which stock history", f"{_mb(result.stock_bytes)} ({result.stock_rows:,} rows)",
+               f"full snapshots: {_mb(result.full_stock_bytes)} ({result.full_snapshot_rows:,} rows), "
+               f"{result.stock_ratio:,.0f}x", "", None, cmd)
+    report.add("3 growth", "estimate for a year", _mb(result.year_estimate()),
+               f"{result.ratio:.0f}x smaller than full snapshots", "", None, cmd)
+    report.data["growth"] = {**vars(result), "ratio": result.ratio, "stock_ratio": result.stock_ratio,
+                             "full_file_bytes": result.full_file_bytes, "year_estimate": result.year_estimate()}
+
+
+def _viewer_database(options: Options, out: Path, name: str, days: float, log) -> Path:
+    path = out / f"viewer-{name}" / "mp.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    end = now_aligned()
+    stamp = path.with_suffix(".json")
+    wanted = {"scale": options.scale, "days": days, "day": end.date().isoformat()}
+    if options.reuse and path.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
+        log(f"  reusing {path}")
+        return path
+    log(f"  generating {days:g} days of history into {path} ...")
+    made = history.generate(path, options.config(history_days=int(days) + 12), end - timedelta(days=days), end,
+                            bulk=True)
+    log(f"  {made.rows['orders']:,} order lines, {made.rows['sales']:,} sales, {made.rows['stock']:,} stock rows "
+        f"in {made.seconds:.0f} s")
+    stamp.write_text(json.dumps(wanted))
+    return path
+
+
+def _viewer(options: Options, out: Path, report: Report, log) -> None:
+    cmd = "python -m benchmarks --only viewer"
+    yesterday = (now_aligned() - timedelta(days=1)).astimezone(timezone(timedelta(hours=3))).date().isoformat()
+    timings = {}
+    for name, days in (("day", 1), ("year", options.year_days)):
+        database = _viewer_database(options, out, name, days, log)
+        timings[name] = {t.label: t for t in viewer.time_viewer(database, yesterday, options.viewer_repeats,
+                                                                options.viewer_budget)}
+        report.data.setdefault("viewer_databases", {})[name] = {
+            "days": days, "bytes": database.stat().st_size}
+    year_label = f"{options.year_days} days" if options.year_days != 365 else "a year"
+    for label, day in timings["day"].items():
+        year = timings["year"][label]
+        ratio = year.median / day.median if day.seconds and year.seconds else float("nan")
+        failed = day.error or year.error
+        target, met = "", None
+        if label == "today":
+            target, met = "year <= 2x day", (ratio <= 2 and not failed)
+        elif label.startswith("dashboard page + all"):
+            target, met = "usable (< 3 s)", (not failed and year.p95 < 3.0)
+        elif failed:
+            target, met = "no error", False
+        report.add("4 viewer", label,
+                   f"{year_label}: {_ms(year.median)} (p95 {_ms(year.p95)})" if not year.error else f"{year_label}: ERROR",
+                   (f"1 day: {_ms(day.median)} (p95 {_ms(day.p95)}); {ratio:.1f}x" if not day.error else "1 day: ERROR"),
+                   target, met, cmd)
+        if failed:
+            report.data.setdefault("viewer_errors", {})[label] = failed
+    report.data["viewer"] = {name: {label: {"median": t.median, "p95": t.p95, "n": len(t.seconds), "rows": t.rows,
+                                            "error": t.error, "path": t.path} for label, t in ts.items()}
+                             for name, ts in timings.items()}
+
+
+def _load(options: Options, out: Path, report: Report, log) -> None:
+    cmd = "python -m benchmarks --only load"
+    database = out / "viewer-year" / "mp.db"
+    if not database.exists():
+        database = _viewer_database(options, out, "year", options.year_days, log)
+    results = load.measure(database, out / "load", options.load_clients, options.load_requests, options.load_seconds)
+    versions, today = results
+    report.add("5 load", f"today, {today.clients} clients", f"{today.rate:,.1f} req/s",
+               f"/-/versions.json {versions.rate:,.0f} req/s ({today.rate / versions.rate:.3f}x); "
+               f"today p50 {_ms(today.median)}, p95 {_ms(today.p95)}; errors {today.errors}",
+               "", None, cmd)
+    report.data["load"] = [{"path": r.path, "clients": r.clients, "requests": r.requests, "errors": r.errors,
+                            "seconds": r.seconds, "rate": r.rate, "median": r.median, "p95": r.p95} for r in results]

@@ -1,0 +1,175 @@
+"""The viewer's speed: each canned query, and the dashboard page, through Datasette itself.
+
+Datasette runs in this process with the options `collector.demo.datasette_command()` serves it
+with (metadata.yml, the plugin, templates, settings), and is asked through its own ASGI client:
+the figures include Datasette's routing, parameter handling and JSON rendering, not just SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from datasette.app import Datasette
+from datasette.utils import parse_metadata
+
+from collector.demo import datasette_command
+
+DATABASE = "mp"
+DASHBOARD = "today"
+# Besides each canned query with its defaults (what the dashboard and a bare link ask), the
+# variants that read the most: the longest history the page offers, a month's period, a past day
+# (stock at the end of that day comes from the stock history).
+VARIANTS = {
+    "history": [{"days": "90"}],
+    "today": [{"period": "month"}, {"date": "{yesterday}"}],
+}
+
+
+@dataclass
+class Timing:
+    label: str
+    path: str
+    seconds: list[float] = field(default_factory=list)
+    rows: int | None = None
+    error: str | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+    @property
+    def p95(self) -> float:
+        """Nearest-rank 95th percentile."""
+        if not self.seconds:
+            return float("nan")
+        ordered = sorted(self.seconds)
+        return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+
+
+def serve_options(database: Path) -> dict:
+    """Datasette's constructor arguments, read off the command the project serves it with."""
+    command = datasette_command(database, 0)
+    args = command[command.index("serve") + 2:]
+    options: dict = {"settings": {}, "static_mounts": []}
+    i = 0
+    while i < len(args):
+        name = args[i]
+        if name == "--setting":
+            options["settings"][args[i + 1]] = int(args[i + 2]) if args[i + 2].isdigit() else args[i + 2]
+            i += 3
+            continue
+        value = args[i + 1]
+        if name == "--metadata":
+            options["metadata"] = parse_metadata(Path(value).read_text(encoding="utf-8"))
+        elif name == "--template-dir":
+            options["template_dir"] = value
+        elif name == "--static":
+            mount, _, directory = value.partition(":")
+            options["static_mounts"].append((mount, directory))
+        i += 2
+    return options
+
+
+def make_datasette(database: Path, **setting_overrides) -> Datasette:
+    options = serve_options(database)
+    options["settings"].update(setting_overrides)
+    return Datasette([str(database)], **options)
+
+
+def canned_queries(metadata: dict) -> list[str]:
+    return list(metadata["databases"][DATABASE].get("queries", {}))
+
+
+def query_cases(metadata: dict, yesterday: str) -> list[tuple[str, str]]:
+    """(label, path) of every canned query with its defaults, then the heavier variants."""
+    cases = []
+    for name in canned_queries(metadata):
+        cases.append((name, f"/{DATABASE}/{name}.json?_shape=objects"))
+        for params in VARIANTS.get(name, []):
+            filled = {k: v.format(yesterday=yesterday) for k, v in params.items()}
+            label = f"{name} " + " ".join(f"{k}={v}" for k, v in params.items())
+            cases.append((label, f"/{DATABASE}/{name}.json?{urlencode({**filled, '_shape': 'objects'})}"))
+    return cases
+
+
+def dashboard_requests(metadata: dict, page_query: str = "") -> list[str]:
+    """What the dashboard page's script fetches once the page is there: every chart's canned
+    query with the page's filters and the chart's fixed params, and the freshness line
+    (static/mp-dashboard.js does the same)."""
+    board = metadata["plugins"]["datasette-dashboards"][DASHBOARD]
+    paths = []
+    for chart in board["charts"].values():
+        if chart.get("canned"):
+            params = {**dict(parse_qsl(page_query)), **{k: str(v) for k, v in (chart.get("params") or {}).items()},
+                      "_shape": "objects"}
+            paths.append(f"/{chart.get('db', DATABASE)}/{chart['canned']}.json?{urlencode(params)}")
+    paths.append(f"/{DATABASE}/freshness.json?_shape=objects")
+    return list(dict.fromkeys(paths))  # charts asking the very same URL share one request
+
+
+async def _get(ds: Datasette, path: str):
+    response = await ds.client.get(path)
+    if response.status_code != 200:
+        raise RuntimeError(f"{path}: HTTP {response.status_code}: {response.text[:200]}")
+    body = response.json() if path.split("?")[0].endswith(".json") else None
+    if isinstance(body, dict) and body.get("ok") is False:
+        raise RuntimeError(f"{path}: {body.get('error')}")
+    return body
+
+
+async def _time_case(ds: Datasette, label: str, path: str, repeats: int, budget: float) -> Timing:
+    timing = Timing(label, path)
+    try:
+        body = await _get(ds, path)  # warm-up: plans, page cache
+        timing.rows = len(body["rows"]) if body else None
+        began = time.perf_counter()
+        while len(timing.seconds) < repeats and (time.perf_counter() - began < budget or len(timing.seconds) < 5):
+            t = time.perf_counter()
+            await _get(ds, path)
+            timing.seconds.append(time.perf_counter() - t)
+    except RuntimeError as error:
+        timing.error = str(error)
+    return timing
+
+
+async def _time_dashboard(ds: Datasette, metadata: dict, repeats: int, budget: float) -> tuple[Timing, Timing]:
+    """The page itself, and the page plus every request its script makes (concurrently, as a
+    browser does) until the last chart has its rows."""
+    first = await ds.client.get(f"/-/dashboards/{DASHBOARD}")  # the plugin adds the filters' defaults
+    path = first.headers["location"] if first.status_code in (301, 302) else f"/-/dashboards/{DASHBOARD}"
+    charts = dashboard_requests(metadata, urlsplit(path).query)
+    page = Timing("dashboard page (HTML)", path)
+    full = Timing("dashboard page + all its charts", f"{path} + {len(charts)} requests")
+    try:
+        await _get(ds, page.path)
+        await asyncio.gather(*(_get(ds, p) for p in charts))
+        began = time.perf_counter()
+        while len(page.seconds) < repeats and (time.perf_counter() - began < budget or len(page.seconds) < 5):
+            t = time.perf_counter()
+            await _get(ds, page.path)
+            page.seconds.append(time.perf_counter() - t)
+            await asyncio.gather(*(_get(ds, p) for p in charts))
+            full.seconds.append(time.perf_counter() - t)
+    except RuntimeError as error:
+        page.error = full.error = str(error)
+    return page, full
+
+
+def time_viewer(database: Path, yesterday: str, repeats: int = 30, budget: float = 20.0) -> list[Timing]:
+    """Median and p95 of every canned query (and its heavier variants) and of the dashboard."""
+    ds = make_datasette(database)
+    metadata = serve_options(database)["metadata"]
+
+    async def run() -> list[Timing]:
+        await ds.invoke_startup()
+        timings = [await _time_case(ds, label, path, repeats, budget)
+                   for label, path in query_cases(metadata, yesterday)]
+        timings += await _time_dashboard(ds, metadata, max(5, repeats // 3), budget)
+        return timings
+
+    return asyncio.run(run())

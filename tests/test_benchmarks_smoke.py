@@ -1,0 +1,127 @@
+"""The benchmarks run, at a tiny scale, and produce figures. No figure is asserted here (a test
+machine's speed says nothing): only that each part measures something, plus ratios loose enough
+to hold anywhere."""
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from benchmarks import growth, history, ingest, load, passes, viewer
+from benchmarks.reference import reference_aliases, reference_config
+from benchmarks.run import Options, run
+from benchmarks.stocktrack import tracker_for
+from collector.records import OrderLine
+from collector.sandbox.seller import Seller
+from collector.storage import Storage
+
+AT = datetime(2026, 11, 26, 20, 50, tzinfo=timezone.utc)
+TINY = 0.01  # 30 WB products, 15 SKUs per Ozon store, 200 WB orders and 50 postings a day
+
+
+@pytest.fixture(scope="module")
+def config():
+    return reference_config(TINY, history_days=12, wb_retention_days=12)
+
+
+def test_the_reference_seller_is_the_issue_s(config):
+    big = reference_config()
+    assert (big.wb_products, big.wb_products * big.wb_sizes_per_product[0], big.wb_orders_per_day) == (3000, 6000, 20_000)
+    assert (big.ozon_accounts, big.ozon_products, big.ozon_warehouses, big.ozon_postings_per_day) == \
+        (3, 1500, (25, 25), 5000)
+    rows = reference_aliases(Seller(config, AT))
+    assert rows and {marketplace for marketplace, *_ in rows} == {"wb", "ozon"}
+
+
+def test_stock_trackers_agree_with_the_sandbox(config):
+    seller = Seller(config, AT)
+    for account in seller.accounts:
+        tracker = tracker_for(seller, account, AT - timedelta(days=2))
+        for hours in (0, 7, 31):
+            tracker.advance(AT - timedelta(days=2) + timedelta(hours=hours, minutes=10))
+            tracker.check(AT - timedelta(days=2) + timedelta(hours=hours, minutes=10))
+
+
+def test_buyouts_are_the_ones_storage_makes(tmp_path):
+    storage = Storage(tmp_path / "mp.db")
+    storage.migrate()
+    line = OrderLine("ozon-1", "1-1", 11, "A", "", None, "W", "2026-11-26T10:00:00+03:00", "2026-11-26",
+                     "delivering", 0, None, 2, 10050, "2026-11-26T10:00:00+03:00")
+    with storage.transaction():
+        storage.write_orders([line])
+    delivered = replace(line, status="delivered")
+    seen = "2026-11-27T10:00:00+03:00"
+    assert history.buyout_events([delivered], seen, "2026-11-27") == storage.ozon_buyouts([delivered], seen, "2026-11-27")
+
+
+def test_history_through_the_collector_s_storage(config, tmp_path):
+    made = history.generate(tmp_path / "mp.db", config, AT - timedelta(days=3), AT, write_stock_days=0.2,
+                            processes=2)
+    assert made.rows["orders"] and made.rows["sales"] and made.rows["stock"]
+    assert made.checked_passes > 0 and made.full_snapshot_rows > made.stock_changes
+
+
+def test_ingest_measures_both_sides(config, tmp_path):
+    results = ingest.measure(config, AT, tmp_path, repeats=1, wb_rows=300, postings=40)
+    for result in results:
+        assert result.page_rows > 0 and result.collector_rate > 0 and result.plain_rate > 0
+        assert result.ratio > 0 and result.write_ratio > 0
+
+
+def test_a_pass_makes_no_more_requests_than_the_paging_needs(config, tmp_path):
+    config = replace(config, history_days=passes.SEEDED_DAYS + 4)
+    warm = passes.prepare(config, tmp_path)
+    measured = passes.measure(config, warm, tmp_path, latency_ms=0)
+    assert measured.status == "ok" and measured.seconds > 0
+    assert {(d.account, d.dataset) for d in measured.datasets} >= {("wb-1", "orders"), ("ozon-1", "orders")}
+    for dataset in measured.datasets:
+        assert dataset.requests == dataset.served and dataset.fewest >= 1
+        assert dataset.requests >= dataset.fewest  # the fewest really is a floor
+
+
+def test_growth_compares_with_full_snapshots(config, tmp_path):
+    result = growth.measure(config, tmp_path, AT, days=1, write_stock_days=0.1)
+    assert result.file_bytes > 0 and result.stock_rows > 0
+    assert result.ratio > 1 and result.year_estimate() > result.file_bytes
+
+
+def test_viewer_times_every_canned_query(config, tmp_path):
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    database = tmp_path / "mp.db"
+    history.generate(database, config, end - timedelta(days=2), end, processes=1)
+    timings = viewer.time_viewer(database, (end - timedelta(days=1)).date().isoformat(), repeats=2, budget=0.5)
+    labels = {t.label for t in timings}
+    assert {"today", "history", "freshness"} <= labels
+    assert not [t.error for t in timings if t.error]
+    assert all(t.median > 0 for t in timings)
+
+
+def test_a_bulk_history_counts_what_the_triggers_count(config, tmp_path):
+    """The viewer's databases are loaded without the schema's triggers and counted afterwards by
+    the schema's backfill: the same daily_figures as row by row."""
+    tables = {}
+    for bulk in (False, True):
+        path = tmp_path / f"bulk-{bulk}.db"
+        history.generate(path, config, AT - timedelta(days=2), AT, bulk=bulk, processes=1)
+        storage = Storage(path)
+        tables[bulk] = [sorted(storage.db.execute(f"SELECT * FROM {t}").fetchall())
+                        for t in ("daily_figures", "order_warehouses")]
+        storage.close()
+    assert tables[True] == tables[False] and tables[True][0]
+
+
+def test_datasette_under_load(config, tmp_path):
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    database = tmp_path / "mp.db"
+    history.generate(database, config, end - timedelta(days=1), end, processes=1)
+    versions, today = load.measure(database, tmp_path / "load", clients=2, max_requests=20, max_seconds=5)
+    assert versions.requests > 0 and today.requests > 0 and not today.errors
+    assert today.rate < versions.rate * 10  # a query is not faster than Datasette's own version page
+
+
+def test_make_bench_prints_the_table(tmp_path):
+    options = Options(scale=TINY, ingest_repeats=1, wb_page_rows=200, ozon_postings=30, out=tmp_path)
+    report = run(options, ["ingest"], log=lambda text: None)
+    text = report.text()
+    assert "1 ingest" in text and "rows/s" in text and "machine:" in text
+    assert (tmp_path / "results.md").exists() and (tmp_path / "results.json").exists()
