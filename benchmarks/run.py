@@ -126,7 +126,7 @@ def _ms(seconds: float) -> str:
 
 
 def _mb(size: float) -> str:
-    return f"{size / 1e6:,.0f} MB" if size < 1e10 else f"{size / 1e9:,.1f} GB"
+    return f"{size / 1e6:,.0f} MB" if size < 1e9 else f"{size / 1e9:,.1f} GB"
 
 
 def now_aligned() -> datetime:
