@@ -28,8 +28,10 @@ CREATE TABLE IF NOT EXISTS fetch_log (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id      INTEGER NOT NULL REFERENCES runs(id),
     account     TEXT NOT NULL,
-    dataset     TEXT NOT NULL CHECK (dataset IN ('stocks', 'orders', 'sales')),
-    status      TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    -- stocks, orders, sales are required; balance and catalog are optional (they never fail a pass)
+    dataset     TEXT NOT NULL CHECK (dataset IN ('stocks', 'orders', 'sales', 'balance', 'catalog')),
+    -- skipped: an optional dataset resting after the token was refused its category
+    status      TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'skipped')),
     started_at  TEXT NOT NULL,
     finished_at TEXT NOT NULL,
     rows        INTEGER NOT NULL DEFAULT 0,   -- records received from the API (after dedupe)
@@ -111,6 +113,7 @@ CREATE TABLE IF NOT EXISTS orders (
     quantity       INTEGER NOT NULL,
     price_kopecks  INTEGER,                   -- per unit
     changed_at     TEXT,                      -- WB lastChangeDate; Ozon: when a pass saw a change
+    payout_kopecks INTEGER,                   -- whole line: Ozon financial_data payout; WB none
     PRIMARY KEY (account, order_id, sku)
 );
 CREATE INDEX IF NOT EXISTS orders_day ON orders (day, account);
@@ -132,6 +135,7 @@ CREATE TABLE IF NOT EXISTS sales (
     amount_kopecks INTEGER,
     return_type    TEXT,                      -- Ozon: ClientReturn, FullReturn, ...
     changed_at     TEXT,
+    payout_kopecks INTEGER,                   -- «к перечислению»: WB forPay, Ozon posting payout
     PRIMARY KEY (account, kind, sale_id, sku)
 );
 CREATE INDEX IF NOT EXISTS sales_day ON sales (day, account);

@@ -21,15 +21,19 @@ from dotenv.parser import parse_stream
 DEFAULT_URLS = {
     "WB_STATISTICS_URL": "https://statistics-api.wildberries.ru",
     "WB_ANALYTICS_URL": "https://seller-analytics-api.wildberries.ru",
+    "WB_FINANCE_URL": "https://finance-api.wildberries.ru",
+    "WB_CONTENT_URL": "https://content-api.wildberries.ru",
     "OZON_API_URL": "https://api-seller.ozon.ru",
 }
+WB_ORDERS_SOURCES = ("statistics", "order-feed", "auto")
 
 # Every name the project reads; used to point at likely typos.
 KNOWN_VARIABLES = {
     "WB_API_TOKEN", "TIMEZONE", "DATABASE_PATH", "ALIASES_FILE", "WB_AUTH_SCHEME",
     "RATE_LIMIT_FACTOR", "HTTP_TIMEOUT", "WB_PAGE_ROWS", "MAX_RETRY_WAIT", "LOG_FORMAT", "LOG_LEVEL",
     "COLLECT_INTERVAL_MINUTES", "METRICS_FILE", "STALE_AFTER_MINUTES",
-    "DATASETTE_PASSWORD_HASH", "DATASETTE_PORT", *DEFAULT_URLS,
+    "DATASETTE_PASSWORD_HASH", "DATASETTE_PORT", "WB_ORDERS_SOURCE", "LOW_STOCK_DAYS", "TARGET_COVER_DAYS",
+    "ALERT_URLS", "ALERT_AFTER_FAILURES", "STALE_MINUTES", "DIGEST_TIME", "DASHBOARD_URL", *DEFAULT_URLS,
 }
 NUMBERED_VARIABLE = re.compile(
     r"^(WB_API_TOKEN|WB_NAME|OZON_CLIENT_ID|OZON_API_KEY|OZON_SKUS|OZON_NAME)_(\d+)$"
@@ -102,6 +106,16 @@ class Settings:
     wb_statistics_url: str
     wb_analytics_url: str
     ozon_api_url: str
+    wb_finance_url: str = DEFAULT_URLS["WB_FINANCE_URL"]
+    wb_content_url: str = DEFAULT_URLS["WB_CONTENT_URL"]
+    wb_orders_source: str = "auto"
+    low_stock_days: float = 7.0
+    target_cover_days: float = 30.0
+    alert_urls: tuple[Secret, ...] = ()
+    alert_after_failures: int = 3
+    stale_minutes: float = 60.0
+    digest_time: str = "21:00"
+    dashboard_url: str | None = None
     wb_auth_scheme: str = ""
     rate_limit_factor: float = 1.0
     http_timeout: float = 30.0
@@ -112,7 +126,9 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for account in self.accounts for s in account.secrets)
+        # Alert URLs carry bot tokens and passwords: a whole URL is never printed.
+        return (tuple(s for account in self.accounts for s in account.secrets)
+                + tuple(url.reveal() for url in self.alert_urls))
 
 
 def read_env_file(env_file: Path, strict: bool = True) -> dict[str, str]:
@@ -173,6 +189,16 @@ def _settings(env: dict[str, str], from_file: dict[str, str]) -> Settings:
         wb_statistics_url=_url(env, "WB_STATISTICS_URL"),
         wb_analytics_url=_url(env, "WB_ANALYTICS_URL"),
         ozon_api_url=_url(env, "OZON_API_URL"),
+        wb_finance_url=_url(env, "WB_FINANCE_URL"),
+        wb_content_url=_url(env, "WB_CONTENT_URL"),
+        wb_orders_source=_choice(env, "WB_ORDERS_SOURCE", WB_ORDERS_SOURCES),
+        low_stock_days=_number(env, "LOW_STOCK_DAYS", 7.0),
+        target_cover_days=_number(env, "TARGET_COVER_DAYS", 30.0),
+        alert_urls=tuple(Secret(url) for url in re.split(r"[\s,]+", env.get("ALERT_URLS", "")) if url),
+        alert_after_failures=int(_number(env, "ALERT_AFTER_FAILURES", 3)),
+        stale_minutes=_number(env, "STALE_MINUTES", 60.0),
+        digest_time=_clock_time(env, "DIGEST_TIME", "21:00"),
+        dashboard_url=env["DASHBOARD_URL"].rstrip("/") if "DASHBOARD_URL" in env else None,
         wb_auth_scheme=env.get("WB_AUTH_SCHEME", ""),
         rate_limit_factor=_number(env, "RATE_LIMIT_FACTOR", 1.0),
         http_timeout=_number(env, "HTTP_TIMEOUT", 30.0),
@@ -242,6 +268,22 @@ def _url(env: dict[str, str], name: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ConfigError(f"{name} must start with http:// or https://")
     return value
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, choices[-1]).lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={env[name]!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def _clock_time(env: dict[str, str], name: str, default: str) -> str:
+    """HH:MM on a 24-hour clock, normalised to two digits each."""
+    value = env.get(name, default)
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
+    if not match:
+        raise ConfigError(f"{name}={value!r} is not a time of day (HH:MM, e.g. 21:00)")
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
 
 
 def _number(env: dict[str, str], name: str, default: float) -> float:

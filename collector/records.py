@@ -34,6 +34,7 @@ class OrderLine:
     quantity: int
     price_kopecks: int | None
     changed_at: str | None
+    payout_kopecks: int | None = None  # the whole line («к перечислению»), where the API gives it
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class SaleEvent:
     amount_kopecks: int | None
     return_type: str | None
     changed_at: str | None
+    payout_kopecks: int | None = None  # what the seller receives («к перечислению»): WB forPay
 
 
 @dataclass(frozen=True, slots=True)

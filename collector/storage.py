@@ -20,10 +20,37 @@ import sqlite_utils
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 1
-# version -> SQL that brings a database of version-1 up to it, run before schema.sql.
-# Tables are only ever extended (ALTER TABLE ... ADD COLUMN, new tables), never rebuilt.
-MIGRATIONS: dict[int, str] = {}
+SCHEMA_VERSION = 2
+# version -> SQL that brings a database of version-1 up to it, run before schema.sql (which then
+# creates what is new and recreates every view). Tables are extended (ALTER TABLE ... ADD COLUMN,
+# new tables); a table is rebuilt only where SQLite cannot change a constraint in place.
+MIGRATIONS: dict[int, str] = {
+    2: """
+    -- fetch_log learns the optional datasets (balance, catalog) and the status 'skipped'.
+    DROP VIEW IF EXISTS source_freshness;
+    CREATE TABLE fetch_log_v2 (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id      INTEGER NOT NULL REFERENCES runs(id),
+        account     TEXT NOT NULL,
+        dataset     TEXT NOT NULL CHECK (dataset IN ('stocks', 'orders', 'sales', 'balance', 'catalog')),
+        status      TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'skipped')),
+        started_at  TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        rows        INTEGER NOT NULL DEFAULT 0,
+        requests    INTEGER NOT NULL DEFAULT 0,
+        retries     INTEGER NOT NULL DEFAULT 0,
+        duration_ms INTEGER NOT NULL DEFAULT 0,
+        error       TEXT
+    );
+    INSERT INTO fetch_log_v2 SELECT id, run_id, account, dataset, status, started_at, finished_at, rows,
+                                    requests, retries, duration_ms, error FROM fetch_log;
+    DROP TABLE fetch_log;
+    ALTER TABLE fetch_log_v2 RENAME TO fetch_log;
+    -- what the seller receives («к перечислению»)
+    ALTER TABLE orders ADD COLUMN payout_kopecks INTEGER;
+    ALTER TABLE sales ADD COLUMN payout_kopecks INTEGER;
+    """,
+}
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 
 
@@ -187,7 +214,7 @@ class Storage:
                 warehouse=line.warehouse, sold_at=seen_at if dated else None, day=day if dated else None,
                 quantity=line.quantity,
                 amount_kopecks=line.price_kopecks * line.quantity if line.price_kopecks is not None else None,
-                return_type=None, changed_at=seen_at))
+                return_type=None, changed_at=seen_at, payout_kopecks=line.payout_kopecks))
         return events
 
     def insert_new_sales(self, events: Sequence[SaleEvent]) -> None:

@@ -46,12 +46,12 @@ def test_wb_sales_s_is_sale_r_is_return_other_prefixes_skipped():
         account="wb-1", kind="sale", sale_id="S9993700024", sku=7654321, order_id="21.s1.0.0",
         article="PAK-8", size="M", barcode="2000000000017", warehouse="Подольск",
         sold_at="2026-11-26T10:00:00+03:00", day="2026-11-26", quantity=1, amount_kopecks=41010,
-        return_type=None, changed_at="2026-11-26T10:05:00+03:00")
+        return_type=None, changed_at="2026-11-26T10:05:00+03:00", payout_kopecks=0)
     assert ret == SaleEvent(
         account="wb-1", kind="return", sale_id="R1000000001", sku=7654321, order_id="21.s1.0.0",
         article="PAK-8", size="M", barcode=None, warehouse="Подольск",
         sold_at="2026-11-26T11:00:00+03:00", day="2026-11-26", quantity=1, amount_kopecks=-41010,
-        return_type=None, changed_at="2026-11-26T11:00:00+03:00")
+        return_type=None, changed_at="2026-11-26T11:00:00+03:00", payout_kopecks=-30000)
     assert other is None
 
 

@@ -31,6 +31,7 @@ def posting_lines(posting: dict, account: str, zone: ZoneInfo, seen_at: str) -> 
     ordered_at, day = local_parts(created, zone)
     status = str(required(posting, "status", where))
     warehouse = (posting.get("analytics_data") or {}).get("warehouse_name")
+    payouts = _payouts(posting, where)
     lines: dict[int, OrderLine] = {}
     for product in posting.get("products") or []:
         sku = whole(required(product, "sku", where), f"{where} sku")
@@ -42,10 +43,23 @@ def posting_lines(posting: dict, account: str, zone: ZoneInfo, seen_at: str) -> 
             status=status, is_cancelled=int(status == "cancelled"), cancelled_at=None,
             quantity=quantity + (earlier.quantity if earlier else 0),
             price_kopecks=page_kopecks(_amount(product.get("price"))), changed_at=seen_at,
+            payout_kopecks=payouts.get(sku),
         )
     if not lines:
         raise BadRecord(f"{where}: no products")
     return list(lines.values())
+
+
+def _payouts(posting: dict, where: str) -> dict[int, int]:
+    """financial_data.products[].payout per SKU (product_id), summed: what the seller receives."""
+    totals: dict[int, int] = {}
+    for item in (posting.get("financial_data") or {}).get("products") or []:
+        payout = page_kopecks(item.get("payout"))
+        if payout is None or item.get("product_id") in (None, ""):
+            continue
+        sku = whole(item["product_id"], f"{where} financial_data product_id")
+        totals[sku] = totals.get(sku, 0) + payout
+    return totals
 
 
 def posting_products(posting: dict, account: str) -> list[Product]:

@@ -82,6 +82,7 @@ def sale_event(row: dict, account: str, zone: ZoneInfo) -> SaleEvent | None:
         amount_kopecks=page_kopecks(row.get("priceWithDisc")),
         return_type=None,
         changed_at=_local(row, "lastChangeDate", where, zone, _batch_local)[0],
+        payout_kopecks=page_kopecks(row.get("forPay")),
     )
 
 
