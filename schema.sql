@@ -58,6 +58,17 @@ CREATE TABLE IF NOT EXISTS collector_state (
     updated_at  TEXT NOT NULL
 );
 
+-- What a seller should know about a source beyond its last status, one line per account x
+-- dataset, shown on the freshness page: "orders now come from the order feed", "this token has
+-- no Finance category", "3 rows set aside". Written by the collector, cleared when it no longer holds.
+CREATE TABLE IF NOT EXISTS source_notes (
+    account     TEXT NOT NULL,
+    dataset     TEXT NOT NULL,
+    note        TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (account, dataset)
+);
+
 CREATE TABLE IF NOT EXISTS products (
     account     TEXT NOT NULL,
     sku         INTEGER NOT NULL,
@@ -428,9 +439,16 @@ SELECT a.account, a.label, a.marketplace, d.dataset,
        -- the error of the latest attempt, so that a recovered source shows none
        (SELECT f.error FROM fetch_log f
          WHERE f.account = a.account AND f.dataset = d.dataset
-         ORDER BY f.id DESC LIMIT 1) AS last_error
+         ORDER BY f.id DESC LIMIT 1) AS last_error,
+       n.note,
+       d.required
 FROM accounts a
-CROSS JOIN (SELECT 'stocks' AS dataset UNION ALL SELECT 'orders' UNION ALL SELECT 'sales') d;
+CROSS JOIN (SELECT 'stocks' AS dataset, 1 AS required UNION ALL SELECT 'orders', 1 UNION ALL SELECT 'sales', 1
+            UNION ALL SELECT 'balance', 0 UNION ALL SELECT 'catalog', 0) d
+LEFT JOIN source_notes n ON n.account = a.account AND n.dataset = d.dataset
+-- an optional dataset shows once it has been tried (or has something to say)
+WHERE d.required OR n.note IS NOT NULL
+   OR EXISTS (SELECT 1 FROM fetch_log f WHERE f.account = a.account AND f.dataset = d.dataset);
 
 -- ---------------------------------------------------------------------------------------------
 -- Views for the viewer's canned queries (metadata.yml).

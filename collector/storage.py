@@ -171,6 +171,16 @@ class Storage:
             "ON CONFLICT (account, dataset) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             [account, dataset, value, now])
 
+    def set_source_note(self, account: str, dataset: str, note: str | None, now: str) -> None:
+        """The freshness page's note for a source (None clears it). Call inside a transaction."""
+        if note is None:
+            self.db.execute("DELETE FROM source_notes WHERE account = ? AND dataset = ?", [account, dataset])
+        else:
+            self.db.execute(
+                "INSERT INTO source_notes (account, dataset, note, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (account, dataset) DO UPDATE SET note = excluded.note, updated_at = excluded.updated_at",
+                [account, dataset, note, now])
+
     # -- data (call inside `transaction()`) --------------------------------------------------
 
     def write_products(self, products: Sequence[Product], now: str) -> None:
