@@ -7,8 +7,9 @@
 --   * times are ISO 8601 in TIMEZONE with their offset: 2026-11-26T10:15:00+03:00;
 --   * `day` columns are the plain local date (YYYY-MM-DD) in TIMEZONE, for grouping;
 --   * money is INTEGER kopecks (exact; 1 ₽ = 100), never REAL;
---   * `sku` is the marketplace SKU: WB nmId, Ozon sku. `size` is WB chrtId in stock rows,
---     WB techSize in order/sale rows, '' for Ozon.
+--   * `sku` is the marketplace SKU: WB nmId, Ozon sku. `size` is WB techSize in order/sale rows
+--     and in stock rows whose size a product card maps (table `sizes`); WB chrtId in stock rows
+--     of sizes no card maps yet; '' for Ozon.
 
 CREATE TABLE IF NOT EXISTS accounts (
     account     TEXT PRIMARY KEY,              -- wb-1, wb-2, ozon-1, ...
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS fetch_log (
     requests    INTEGER NOT NULL DEFAULT 0,   -- HTTP requests sent, retries included
     retries     INTEGER NOT NULL DEFAULT 0,
     duration_ms INTEGER NOT NULL DEFAULT 0,
-    error       TEXT                          -- account, dataset, endpoint, HTTP status, detail
+    error       TEXT,                         -- account, dataset, endpoint, HTTP status, detail
+    rejected    INTEGER NOT NULL DEFAULT 0    -- rows set aside as unreadable (rejected_rows)
 );
 CREATE INDEX IF NOT EXISTS fetch_log_account_dataset ON fetch_log (account, dataset, id);
 
@@ -104,7 +106,10 @@ CREATE TABLE IF NOT EXISTS stock_current (
     warehouse   TEXT NOT NULL,
     quantity    INTEGER NOT NULL,
     changed_at  TEXT NOT NULL,
-    seen_at     TEXT NOT NULL,
+    seen_at     TEXT NOT NULL,                -- when this row was last written
+    -- the day the key was first observed: before it, whether the item had stock is unknown
+    -- (restock counts such days neither as out of stock nor against demand)
+    first_day   TEXT,
     PRIMARY KEY (account, sku, size, warehouse)
 );
 
@@ -125,6 +130,8 @@ CREATE TABLE IF NOT EXISTS orders (
     price_kopecks  INTEGER,                   -- per unit
     changed_at     TEXT,                      -- WB lastChangeDate; Ozon: when a pass saw a change
     payout_kopecks INTEGER,                   -- whole line: Ozon financial_data payout; WB none
+    -- bought / not_bought / open: kept equal to order_outcomes by triggers (the buyout rate)
+    outcome        TEXT NOT NULL DEFAULT 'open' CHECK (outcome IN ('open', 'bought', 'not_bought')),
     PRIMARY KEY (account, order_id, sku)
 );
 CREATE INDEX IF NOT EXISTS orders_day ON orders (day, account);
@@ -150,6 +157,8 @@ CREATE TABLE IF NOT EXISTS sales (
     PRIMARY KEY (account, kind, sale_id, sku)
 );
 CREATE INDEX IF NOT EXISTS sales_day ON sales (day, account);
+-- the sales of an order line: what became of it (order_outcomes)
+CREATE INDEX IF NOT EXISTS sales_order ON sales (account, order_id, sku);
 
 CREATE TABLE IF NOT EXISTS sku_aliases (
     marketplace TEXT NOT NULL CHECK (marketplace IN ('wb', 'ozon')),
@@ -159,120 +168,395 @@ CREATE TABLE IF NOT EXISTS sku_aliases (
     PRIMARY KEY (marketplace, key)
 );
 
+-- Balances (optional dataset `balance`): one row per account each time a figure changed, so
+-- the latest row is the balance now and the rows before it are its history. Integer kopecks.
+-- WB (finance host): current and available to withdraw. Ozon (/v1/finance/balance over today
+-- in TIMEZONE): opening, accrued, paid out and closing of `day`. Figures a marketplace does not
+-- give are NULL. When it was last checked is fetch_log's latest ok `balance` row.
+CREATE TABLE IF NOT EXISTS balances (
+    id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+    account              TEXT NOT NULL,
+    fetched_at           TEXT NOT NULL,       -- the pass that saw these figures first
+    day                  TEXT NOT NULL,       -- local day of that pass (Ozon: the period asked)
+    currency             TEXT,
+    current_kopecks      INTEGER,             -- WB current
+    for_withdraw_kopecks INTEGER,             -- WB for_withdraw
+    opening_kopecks      INTEGER,             -- Ozon total.opening_balance
+    accrued_kopecks      INTEGER,             -- Ozon total.accrued
+    paid_kopecks         INTEGER,             -- Ozon total.payments, summed
+    closing_kopecks      INTEGER              -- Ozon total.closing_balance
+);
+CREATE INDEX IF NOT EXISTS balances_account ON balances (account, id);
+
+-- WB sizes from the product cards (optional dataset `catalog`): the stock report names a size by
+-- chrtId, orders and sales by techSize. With a card known, stock rows carry techSize too, so a
+-- size is one key everywhere; a chrtId without a card stays as it is. When a card first maps a
+-- chrtId, the stock rows already stored under it are relabelled in the same transaction, so
+-- stock_current keys move instead of dropping to 0 (daily_figures does not key on size).
+CREATE TABLE IF NOT EXISTS sizes (
+    account     TEXT NOT NULL,
+    sku         INTEGER NOT NULL,             -- nmId
+    chrt_id     TEXT NOT NULL,
+    tech_size   TEXT NOT NULL,
+    barcode     TEXT,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (account, sku, chrt_id)
+);
+
+-- Rows a normaliser could not read, set aside so the rest of their dataset is saved (the
+-- dataset fails instead only when more than 10 % of an answer is unreadable: REJECT_SHARE in
+-- collector/rejects.py). One row per distinct raw row; a row seen again updates `seen_at`.
+CREATE TABLE IF NOT EXISTS rejected_rows (
+    account     TEXT NOT NULL,
+    dataset     TEXT NOT NULL,
+    row_key     TEXT NOT NULL,                -- sha256 of `raw`
+    raw         TEXT NOT NULL,                -- the row as the marketplace sent it (JSON)
+    reason      TEXT NOT NULL,
+    first_seen  TEXT NOT NULL,
+    seen_at     TEXT NOT NULL,
+    PRIMARY KEY (account, dataset, row_key)
+);
+
+-- Alerts (collector/alerts.py): the outbox of messages to the seller, delivered by Apprise to
+-- every ALERT_URLS entry. An event is written in the same commit as the state change that
+-- detected it (alert_state, after the pass's writes) and sent after that commit, so a crash in
+-- between loses nothing: the next pass sends what is still pending. `key` is UNIQUE, so a retried
+-- pass never queues an event twice (digest:2026-12-04, low_stock:run:812, sources_down:run:812).
+-- The viewer's page of recent events is the canned query `events` (/mp/events).
+CREATE TABLE IF NOT EXISTS alert_outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    key         TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL CHECK (kind IN ('low_stock', 'sources_down', 'sources_up', 'digest')),
+    title       TEXT NOT NULL,
+    body        TEXT NOT NULL,                -- the message as sent, link included; never a secret
+    created_at  TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    -- pending: some channel has not got it yet; sent: every channel has; expired: some channel
+    -- still failed when the event became too old to be worth sending (alerts.MAX_AGE)
+    status      TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'expired')),
+    done_at     TEXT
+);
+CREATE INDEX IF NOT EXISTS alert_outbox_pending ON alert_outbox (status, id);
+
+-- Delivery of an event to one channel (an ALERT_URLS entry), so a failing channel is retried
+-- with backoff on later passes while the others are never sent the event again. `channel` is
+-- the URL's scheme and host with Apprise's masking (tgram://1...g, mailtos://smtp.gmail.com),
+-- never the URL: it holds bot tokens and passwords.
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    event_id    INTEGER NOT NULL REFERENCES alert_outbox(id),
+    channel     TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('sent', 'failed', 'expired')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_try_at TEXT,
+    next_try_at TEXT,                         -- a failed delivery is not tried before this
+    last_error  TEXT,                         -- what Apprise said, secrets masked
+    sent_at     TEXT,
+    PRIMARY KEY (event_id, channel)
+);
+
+-- What is alerted now and not yet recovered: a low item (low:wb::Пакеты 8) or a failing or silent
+-- source (source:wb-1:orders). A new message only when a key appears; its removal is the recovery.
+CREATE TABLE IF NOT EXISTS alert_state (
+    key         TEXT PRIMARY KEY,
+    since       TEXT NOT NULL,
+    detail      TEXT
+);
+
 -- Units per day x account x SKU x warehouse, kept by the triggers below in step with orders,
--- sales and stock, whoever writes them (the collector, a backfill, a test). It is what the views
--- daily_ordered and daily_sales read: a day of the reference seller is ~20,000 order lines and
--- ~15,000 sales rows but ~30,000 rows here, one per key, so figures over 14 or 90 days need not
--- add up millions of rows at every page view (docs/PERFORMANCE.md). What counts is decided here:
---   ordered      units of order lines not cancelled (ordered_lines: how many such lines);
---   bought       units of sales rows of kind sale with a day; returned: kind return with a day
---                whose type is ClientReturn or unknown (a refusal at handover or a cancellation
---                was never bought); sales_lines: sales rows with a day, of any kind;
---   stock_delta  how much the stock of the SKU at the warehouse changed on that day (summed
---                over sizes): each `stock` row's quantity less the key's previous one. The stock
---                at the end of day D is then the stock now (stock_current) less every change
---                after D.
--- `warehouse` is '' where the marketplace named none (NULL in orders and sales).
+-- sales and stock, whoever writes them (the collector, a backfill, a test). It is what the viewer
+-- reads: a day of the reference seller is ~20,000 order lines and ~15,000 sales rows but ~30,000
+-- rows here, one per key, so figures over 14 or 90 days need not add up millions of rows at every
+-- page view (docs/PERFORMANCE.md). `daily_figures_recomputed` (below) says what every column
+-- must hold, from the raw rows; `mp-collector rebuild` replaces the table with it. What counts:
+--   ordered          units of order lines not cancelled, by order day (ordered_lines: such lines);
+--   ordered_kopecks  their value: unit price x units (WB priceWithDisc, Ozon products[].price);
+--   bought           units of sales rows of kind sale with a day; bought_kopecks their value;
+--   returned         units of returns with a day whose type is ClientReturn or unknown (a refusal
+--                    at handover or a cancellation was never bought); returned_kopecks their value;
+--   payout_kopecks   what the seller receives («к перечислению») for the day's sales, less what
+--                    returns take back: WB forPay, Ozon financial_data payout;
+--   sales_lines      sales rows with a day, of any kind;
+--   cohort_units     units of every order line placed on the day, cancelled or not, and of them
+--   cohort_bought    those bought and kept, and cohort_not_bought those cancelled, refused or
+--                    returned (orders.outcome); the rest are still on their way («в пути»);
+--   stock_delta      how much the stock of the SKU at the warehouse changed on that day (summed
+--                    over sizes): each `stock` row's quantity less the key's previous one. The stock
+--                    at the end of day D is then the stock now (stock_current) less every change
+--                    after D.
+-- Money is integer kopecks, summed as integers. `warehouse` is '' where the marketplace named none.
 CREATE TABLE IF NOT EXISTS daily_figures (
-    day           TEXT NOT NULL,
-    account       TEXT NOT NULL,
-    sku           INTEGER NOT NULL,
-    warehouse     TEXT NOT NULL,
-    ordered_lines INTEGER NOT NULL DEFAULT 0,
-    ordered       INTEGER NOT NULL DEFAULT 0,
-    sales_lines   INTEGER NOT NULL DEFAULT 0,
-    bought        INTEGER NOT NULL DEFAULT 0,
-    returned      INTEGER NOT NULL DEFAULT 0,
-    stock_delta   INTEGER NOT NULL DEFAULT 0,
+    day               TEXT NOT NULL,
+    account           TEXT NOT NULL,
+    sku               INTEGER NOT NULL,
+    warehouse         TEXT NOT NULL,
+    ordered_lines     INTEGER NOT NULL DEFAULT 0,
+    ordered           INTEGER NOT NULL DEFAULT 0,
+    sales_lines       INTEGER NOT NULL DEFAULT 0,
+    bought            INTEGER NOT NULL DEFAULT 0,
+    returned          INTEGER NOT NULL DEFAULT 0,
+    stock_delta       INTEGER NOT NULL DEFAULT 0,
+    ordered_kopecks   INTEGER NOT NULL DEFAULT 0,
+    bought_kopecks    INTEGER NOT NULL DEFAULT 0,
+    returned_kopecks  INTEGER NOT NULL DEFAULT 0,
+    payout_kopecks    INTEGER NOT NULL DEFAULT 0,
+    cohort_units      INTEGER NOT NULL DEFAULT 0,
+    cohort_bought     INTEGER NOT NULL DEFAULT 0,
+    cohort_not_bought INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, account, sku, warehouse)
 ) WITHOUT ROWID;
 
-CREATE TRIGGER IF NOT EXISTS daily_figures_order_added AFTER INSERT ON orders
-WHEN new.is_cancelled = 0
+-- What became of an order line, for the buyout rate: 'bought' (WB: a sale S… for its srid; Ozon:
+-- the posting delivered), 'not_bought' (cancelled, refused at handover, or returned after purchase:
+-- WB R… for the srid, any Ozon FBO return of the posting), else 'open' («в пути»). A return wins
+-- over a sale, a sale over a cancellation. A line is judged whole (a WB line is one unit).
+-- Triggers keep orders.outcome equal to this, whichever of orders and sales arrives first.
+DROP VIEW IF EXISTS order_outcomes;
+CREATE VIEW order_outcomes AS
+SELECT o.account, o.order_id, o.sku,
+       CASE WHEN EXISTS (SELECT 1 FROM sales s WHERE s.account = o.account AND s.order_id = o.order_id
+                                                  AND s.sku = o.sku AND s.kind = 'return') THEN 'not_bought'
+            WHEN o.status = 'delivered'
+              OR EXISTS (SELECT 1 FROM sales s WHERE s.account = o.account AND s.order_id = o.order_id
+                                                 AND s.sku = o.sku AND s.kind = 'sale') THEN 'bought'
+            WHEN o.is_cancelled THEN 'not_bought'
+            ELSE 'open' END AS outcome
+FROM orders o;
+
+-- Every figure daily_figures must hold, from the raw rows alone (the triggers' contract).
+DROP VIEW IF EXISTS daily_figures_recomputed;
+CREATE VIEW daily_figures_recomputed AS
+SELECT day, account, sku, warehouse,
+       sum(ordered_lines) AS ordered_lines, sum(ordered) AS ordered, sum(sales_lines) AS sales_lines,
+       sum(bought) AS bought, sum(returned) AS returned, sum(stock_delta) AS stock_delta,
+       sum(ordered_kopecks) AS ordered_kopecks, sum(bought_kopecks) AS bought_kopecks,
+       sum(returned_kopecks) AS returned_kopecks, sum(payout_kopecks) AS payout_kopecks,
+       sum(cohort_units) AS cohort_units, sum(cohort_bought) AS cohort_bought,
+       sum(cohort_not_bought) AS cohort_not_bought
+FROM (SELECT o.day, o.account, o.sku, coalesce(o.warehouse, '') AS warehouse,
+             o.is_cancelled = 0 AS ordered_lines,
+             CASE WHEN o.is_cancelled = 0 THEN o.quantity ELSE 0 END AS ordered,
+             0 AS sales_lines, 0 AS bought, 0 AS returned, 0 AS stock_delta,
+             CASE WHEN o.is_cancelled = 0 THEN coalesce(o.price_kopecks, 0) * o.quantity ELSE 0 END AS ordered_kopecks,
+             0 AS bought_kopecks, 0 AS returned_kopecks, 0 AS payout_kopecks,
+             o.quantity AS cohort_units,
+             CASE WHEN v.outcome = 'bought' THEN o.quantity ELSE 0 END AS cohort_bought,
+             CASE WHEN v.outcome = 'not_bought' THEN o.quantity ELSE 0 END AS cohort_not_bought
+      FROM orders o
+      JOIN order_outcomes v ON v.account = o.account AND v.order_id = o.order_id AND v.sku = o.sku
+      UNION ALL
+      SELECT s.day, s.account, s.sku, coalesce(s.warehouse, ''), 0, 0, 1,
+             CASE WHEN s.kind = 'sale' THEN s.quantity ELSE 0 END,
+             CASE WHEN s.kind = 'return' AND coalesce(s.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
+                  THEN s.quantity ELSE 0 END,
+             0, 0,
+             CASE WHEN s.kind = 'sale' THEN coalesce(s.amount_kopecks, 0) ELSE 0 END,
+             CASE WHEN s.kind = 'return' AND coalesce(s.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
+                  THEN abs(coalesce(s.amount_kopecks, 0)) ELSE 0 END,
+             CASE WHEN s.kind = 'sale' THEN coalesce(s.payout_kopecks, 0) ELSE -abs(coalesce(s.payout_kopecks, 0)) END,
+             0, 0, 0
+      FROM sales s
+      WHERE s.day IS NOT NULL
+      UNION ALL
+      SELECT k.day, k.account, k.sku, k.warehouse, 0, 0, 0, 0, 0,
+             k.quantity - lag(k.quantity, 1, 0) OVER (PARTITION BY k.account, k.sku, k.size, k.warehouse
+                                                      ORDER BY k.day, k.id),
+             0, 0, 0, 0, 0, 0, 0
+      FROM stock k)
+GROUP BY day, account, sku, warehouse;
+
+-- The triggers are dropped and created anew every time this file is applied, so a database
+-- always runs the definitions written here.
+
+DROP TRIGGER IF EXISTS orders_outcome_added;
+CREATE TRIGGER orders_outcome_added AFTER INSERT ON orders
 BEGIN
-    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered)
-    VALUES (new.day, new.account, new.sku, coalesce(new.warehouse, ''), 1, new.quantity)
-    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + 1, ordered = ordered + excluded.ordered;
+    UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+    WHERE v.account = new.account AND v.order_id = new.order_id AND v.sku = new.sku
+      AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
+      AND orders.outcome IS NOT v.outcome;
 END;
 
--- An upsert that changes nothing that counts (most of them) does nothing here.
-CREATE TRIGGER IF NOT EXISTS daily_figures_order_changed
-AFTER UPDATE OF day, account, sku, warehouse, is_cancelled, quantity ON orders
-WHEN (old.is_cancelled = 0 OR new.is_cancelled = 0)
- AND (old.is_cancelled IS NOT new.is_cancelled OR old.quantity IS NOT new.quantity OR old.day IS NOT new.day
-      OR old.warehouse IS NOT new.warehouse OR old.sku IS NOT new.sku OR old.account IS NOT new.account)
+DROP TRIGGER IF EXISTS orders_outcome_changed;
+CREATE TRIGGER orders_outcome_changed AFTER UPDATE OF status, is_cancelled ON orders
+WHEN old.status IS NOT new.status OR old.is_cancelled IS NOT new.is_cancelled
 BEGIN
-    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered)
-    SELECT old.day, old.account, old.sku, coalesce(old.warehouse, ''), -1, -old.quantity WHERE old.is_cancelled = 0
+    UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+    WHERE v.account = new.account AND v.order_id = new.order_id AND v.sku = new.sku
+      AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
+      AND orders.outcome IS NOT v.outcome;
+END;
+
+DROP TRIGGER IF EXISTS sales_outcome_added;
+CREATE TRIGGER sales_outcome_added AFTER INSERT ON sales
+WHEN new.order_id IS NOT NULL
+BEGIN
+    UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+    WHERE v.account = new.account AND v.order_id = new.order_id AND v.sku = new.sku
+      AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
+      AND orders.outcome IS NOT v.outcome;
+END;
+
+DROP TRIGGER IF EXISTS sales_outcome_changed;
+CREATE TRIGGER sales_outcome_changed AFTER UPDATE OF account, kind, order_id, sku ON sales
+BEGIN
+    UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+    WHERE ((v.account = old.account AND v.order_id = old.order_id AND v.sku = old.sku)
+        OR (v.account = new.account AND v.order_id = new.order_id AND v.sku = new.sku))
+      AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
+      AND orders.outcome IS NOT v.outcome;
+END;
+
+DROP TRIGGER IF EXISTS sales_outcome_removed;
+CREATE TRIGGER sales_outcome_removed AFTER DELETE ON sales
+WHEN old.order_id IS NOT NULL
+BEGIN
+    UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+    WHERE v.account = old.account AND v.order_id = old.order_id AND v.sku = old.sku
+      AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
+      AND orders.outcome IS NOT v.outcome;
+END;
+
+-- An order line's share of daily_figures is added on insert, moved on a change that counts
+-- (most upserts change nothing that does, and do nothing here) and taken back on delete.
+DROP TRIGGER IF EXISTS daily_figures_order_added;
+CREATE TRIGGER daily_figures_order_added AFTER INSERT ON orders
+BEGIN
+    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered, ordered_kopecks,
+                               cohort_units, cohort_bought, cohort_not_bought)
+    VALUES (new.day, new.account, new.sku, coalesce(new.warehouse, ''), new.is_cancelled = 0,
+            CASE WHEN new.is_cancelled = 0 THEN new.quantity ELSE 0 END,
+            CASE WHEN new.is_cancelled = 0 THEN coalesce(new.price_kopecks, 0) * new.quantity ELSE 0 END,
+            new.quantity,
+            CASE WHEN new.outcome = 'bought' THEN new.quantity ELSE 0 END,
+            CASE WHEN new.outcome = 'not_bought' THEN new.quantity ELSE 0 END)
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
-                              ordered = ordered + excluded.ordered;
-    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered)
-    SELECT new.day, new.account, new.sku, coalesce(new.warehouse, ''), 1, new.quantity WHERE new.is_cancelled = 0
-    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
-                              ordered = ordered + excluded.ordered;
+        ordered = ordered + excluded.ordered, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units, cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
 END;
 
-CREATE TRIGGER IF NOT EXISTS daily_figures_order_removed AFTER DELETE ON orders
-WHEN old.is_cancelled = 0
+DROP TRIGGER IF EXISTS daily_figures_order_changed;
+CREATE TRIGGER daily_figures_order_changed
+AFTER UPDATE OF day, account, sku, warehouse, is_cancelled, quantity, price_kopecks, outcome ON orders
+WHEN old.is_cancelled IS NOT new.is_cancelled OR old.quantity IS NOT new.quantity OR old.day IS NOT new.day
+  OR old.warehouse IS NOT new.warehouse OR old.sku IS NOT new.sku OR old.account IS NOT new.account
+  OR old.price_kopecks IS NOT new.price_kopecks OR old.outcome IS NOT new.outcome
 BEGIN
-    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered)
-    VALUES (old.day, old.account, old.sku, coalesce(old.warehouse, ''), -1, -old.quantity)
-    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines - 1, ordered = ordered + excluded.ordered;
+    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered, ordered_kopecks,
+                               cohort_units, cohort_bought, cohort_not_bought)
+    VALUES (old.day, old.account, old.sku, coalesce(old.warehouse, ''), -(old.is_cancelled = 0),
+            CASE WHEN old.is_cancelled = 0 THEN -old.quantity ELSE 0 END,
+            CASE WHEN old.is_cancelled = 0 THEN -coalesce(old.price_kopecks, 0) * old.quantity ELSE 0 END,
+            -old.quantity,
+            CASE WHEN old.outcome = 'bought' THEN -old.quantity ELSE 0 END,
+            CASE WHEN old.outcome = 'not_bought' THEN -old.quantity ELSE 0 END),
+           (new.day, new.account, new.sku, coalesce(new.warehouse, ''), new.is_cancelled = 0,
+            CASE WHEN new.is_cancelled = 0 THEN new.quantity ELSE 0 END,
+            CASE WHEN new.is_cancelled = 0 THEN coalesce(new.price_kopecks, 0) * new.quantity ELSE 0 END,
+            new.quantity,
+            CASE WHEN new.outcome = 'bought' THEN new.quantity ELSE 0 END,
+            CASE WHEN new.outcome = 'not_bought' THEN new.quantity ELSE 0 END)
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
+        ordered = ordered + excluded.ordered, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units, cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
 END;
 
-CREATE TRIGGER IF NOT EXISTS daily_figures_sale_added AFTER INSERT ON sales
+DROP TRIGGER IF EXISTS daily_figures_order_removed;
+CREATE TRIGGER daily_figures_order_removed AFTER DELETE ON orders
+BEGIN
+    INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered, ordered_kopecks,
+                               cohort_units, cohort_bought, cohort_not_bought)
+    VALUES (old.day, old.account, old.sku, coalesce(old.warehouse, ''), -(old.is_cancelled = 0),
+            CASE WHEN old.is_cancelled = 0 THEN -old.quantity ELSE 0 END,
+            CASE WHEN old.is_cancelled = 0 THEN -coalesce(old.price_kopecks, 0) * old.quantity ELSE 0 END,
+            -old.quantity,
+            CASE WHEN old.outcome = 'bought' THEN -old.quantity ELSE 0 END,
+            CASE WHEN old.outcome = 'not_bought' THEN -old.quantity ELSE 0 END)
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
+        ordered = ordered + excluded.ordered, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units, cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
+END;
+
+-- A sales row's share: counted only with a day (an Ozon posting delivered at first sight has none).
+-- `WHERE true` before ON CONFLICT: SQLite's parser needs it after a SELECT with no FROM.
+DROP TRIGGER IF EXISTS daily_figures_sale_added;
+CREATE TRIGGER daily_figures_sale_added AFTER INSERT ON sales
 WHEN new.day IS NOT NULL
 BEGIN
-    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned)
-    VALUES (new.day, new.account, new.sku, coalesce(new.warehouse, ''), 1,
-            CASE WHEN new.kind = 'sale' THEN new.quantity ELSE 0 END,
-            CASE WHEN new.kind = 'return' AND coalesce(new.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
-                 THEN new.quantity ELSE 0 END)
-    ON CONFLICT DO UPDATE SET sales_lines = sales_lines + 1, bought = bought + excluded.bought,
-                              returned = returned + excluded.returned;
+    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned, bought_kopecks,
+                               returned_kopecks, payout_kopecks)
+    SELECT new.day, new.account, new.sku, coalesce(new.warehouse, ''), 1,
+           CASE WHEN new.kind = 'sale' THEN new.quantity ELSE 0 END,
+           CASE WHEN new.kind = 'return' AND coalesce(new.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown') THEN new.quantity ELSE 0 END,
+           CASE WHEN new.kind = 'sale' THEN coalesce(new.amount_kopecks, 0) ELSE 0 END,
+           CASE WHEN new.kind = 'return' AND coalesce(new.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown') THEN abs(coalesce(new.amount_kopecks, 0)) ELSE 0 END,
+           CASE WHEN new.kind = 'sale' THEN coalesce(new.payout_kopecks, 0) ELSE -abs(coalesce(new.payout_kopecks, 0)) END
+    WHERE new.day IS NOT NULL
+    ON CONFLICT DO UPDATE SET sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
+        returned = returned + excluded.returned, bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
 END;
 
-CREATE TRIGGER IF NOT EXISTS daily_figures_sale_changed
-AFTER UPDATE OF day, account, sku, warehouse, kind, quantity, return_type ON sales
+DROP TRIGGER IF EXISTS daily_figures_sale_changed;
+CREATE TRIGGER daily_figures_sale_changed
+AFTER UPDATE OF day, account, sku, warehouse, kind, quantity, return_type, amount_kopecks, payout_kopecks ON sales
 WHEN (old.day IS NOT NULL OR new.day IS NOT NULL)
  AND (old.day IS NOT new.day OR old.quantity IS NOT new.quantity OR old.return_type IS NOT new.return_type
       OR old.warehouse IS NOT new.warehouse OR old.sku IS NOT new.sku OR old.account IS NOT new.account
-      OR old.kind IS NOT new.kind)
+      OR old.kind IS NOT new.kind OR old.amount_kopecks IS NOT new.amount_kopecks
+      OR old.payout_kopecks IS NOT new.payout_kopecks)
 BEGIN
-    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned)
-    SELECT old.day, old.account, old.sku, coalesce(old.warehouse, ''), -1,
-           CASE WHEN old.kind = 'sale' THEN -old.quantity ELSE 0 END,
-           CASE WHEN old.kind = 'return' AND coalesce(old.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
-                THEN -old.quantity ELSE 0 END
-    WHERE old.day IS NOT NULL
-    ON CONFLICT DO UPDATE SET sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
-                              returned = returned + excluded.returned;
-    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned)
+    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned, bought_kopecks,
+                               returned_kopecks, payout_kopecks)
+    SELECT * FROM (SELECT old.day, old.account, old.sku, coalesce(old.warehouse, ''), -1,
+               CASE WHEN old.kind = 'sale' THEN -old.quantity ELSE 0 END,
+               CASE WHEN old.kind = 'return' AND coalesce(old.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown') THEN -old.quantity ELSE 0 END,
+               CASE WHEN old.kind = 'sale' THEN -coalesce(old.amount_kopecks, 0) ELSE 0 END,
+               CASE WHEN old.kind = 'return' AND coalesce(old.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown') THEN -abs(coalesce(old.amount_kopecks, 0)) ELSE 0 END,
+               -CASE WHEN old.kind = 'sale' THEN coalesce(old.payout_kopecks, 0) ELSE -abs(coalesce(old.payout_kopecks, 0)) END
+        WHERE old.day IS NOT NULL
+    UNION ALL
     SELECT new.day, new.account, new.sku, coalesce(new.warehouse, ''), 1,
-           CASE WHEN new.kind = 'sale' THEN new.quantity ELSE 0 END,
-           CASE WHEN new.kind = 'return' AND coalesce(new.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
-                THEN new.quantity ELSE 0 END
-    WHERE new.day IS NOT NULL
+               CASE WHEN new.kind = 'sale' THEN new.quantity ELSE 0 END,
+               CASE WHEN new.kind = 'return' AND coalesce(new.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown') THEN new.quantity ELSE 0 END,
+               CASE WHEN new.kind = 'sale' THEN coalesce(new.amount_kopecks, 0) ELSE 0 END,
+               CASE WHEN new.kind = 'return' AND coalesce(new.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown') THEN abs(coalesce(new.amount_kopecks, 0)) ELSE 0 END,
+               CASE WHEN new.kind = 'sale' THEN coalesce(new.payout_kopecks, 0) ELSE -abs(coalesce(new.payout_kopecks, 0)) END
+        WHERE new.day IS NOT NULL)
+    WHERE true
     ON CONFLICT DO UPDATE SET sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
-                              returned = returned + excluded.returned;
+        returned = returned + excluded.returned, bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
 END;
 
-CREATE TRIGGER IF NOT EXISTS daily_figures_sale_removed AFTER DELETE ON sales
+DROP TRIGGER IF EXISTS daily_figures_sale_removed;
+CREATE TRIGGER daily_figures_sale_removed AFTER DELETE ON sales
 WHEN old.day IS NOT NULL
 BEGIN
-    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned)
-    VALUES (old.day, old.account, old.sku, coalesce(old.warehouse, ''), -1,
-            CASE WHEN old.kind = 'sale' THEN -old.quantity ELSE 0 END,
-            CASE WHEN old.kind = 'return' AND coalesce(old.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
-                 THEN -old.quantity ELSE 0 END)
-    ON CONFLICT DO UPDATE SET sales_lines = sales_lines - 1, bought = bought + excluded.bought,
-                              returned = returned + excluded.returned;
+    INSERT INTO daily_figures (day, account, sku, warehouse, sales_lines, bought, returned, bought_kopecks,
+                               returned_kopecks, payout_kopecks)
+    SELECT old.day, old.account, old.sku, coalesce(old.warehouse, ''), -1,
+           CASE WHEN old.kind = 'sale' THEN -old.quantity ELSE 0 END,
+           CASE WHEN old.kind = 'return' AND coalesce(old.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown') THEN -old.quantity ELSE 0 END,
+           CASE WHEN old.kind = 'sale' THEN -coalesce(old.amount_kopecks, 0) ELSE 0 END,
+           CASE WHEN old.kind = 'return' AND coalesce(old.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown') THEN -abs(coalesce(old.amount_kopecks, 0)) ELSE 0 END,
+           -CASE WHEN old.kind = 'sale' THEN coalesce(old.payout_kopecks, 0) ELSE -abs(coalesce(old.payout_kopecks, 0)) END
+    WHERE old.day IS NOT NULL
+    ON CONFLICT DO UPDATE SET sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
+        returned = returned + excluded.returned, bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
 END;
 
 -- A stock row changes its key by its quantity less the key's previous row (0 for the first),
 -- on its day; the key's next row, if any (a row written out of order), then changes it by the
 -- difference from this one instead. Removing a row undoes both.
-CREATE TRIGGER IF NOT EXISTS daily_figures_stock_added AFTER INSERT ON stock
+DROP TRIGGER IF EXISTS daily_figures_stock_added;
+CREATE TRIGGER daily_figures_stock_added AFTER INSERT ON stock
 BEGIN
     INSERT INTO daily_figures (day, account, sku, warehouse, stock_delta)
     SELECT new.day, new.account, new.sku, new.warehouse,
@@ -298,7 +582,8 @@ BEGIN
     ON CONFLICT DO UPDATE SET stock_delta = stock_delta + excluded.stock_delta;
 END;
 
-CREATE TRIGGER IF NOT EXISTS daily_figures_stock_removed AFTER DELETE ON stock
+DROP TRIGGER IF EXISTS daily_figures_stock_removed;
+CREATE TRIGGER daily_figures_stock_removed AFTER DELETE ON stock
 BEGIN
     INSERT INTO daily_figures (day, account, sku, warehouse, stock_delta)
     SELECT old.day, old.account, old.sku, old.warehouse,
@@ -332,49 +617,21 @@ CREATE TABLE IF NOT EXISTS order_warehouses (
     last_day  TEXT NOT NULL
 ) WITHOUT ROWID;
 
-CREATE TRIGGER IF NOT EXISTS order_warehouses_added AFTER INSERT ON orders
+DROP TRIGGER IF EXISTS order_warehouses_added;
+CREATE TRIGGER order_warehouses_added AFTER INSERT ON orders
 WHEN new.warehouse IS NOT NULL
 BEGIN
     INSERT INTO order_warehouses (warehouse, last_day) VALUES (new.warehouse, new.day)
     ON CONFLICT DO UPDATE SET last_day = excluded.last_day WHERE excluded.last_day > last_day;
 END;
 
-CREATE TRIGGER IF NOT EXISTS order_warehouses_changed AFTER UPDATE OF warehouse, day ON orders
+DROP TRIGGER IF EXISTS order_warehouses_changed;
+CREATE TRIGGER order_warehouses_changed AFTER UPDATE OF warehouse, day ON orders
 WHEN new.warehouse IS NOT NULL AND (old.warehouse IS NOT new.warehouse OR old.day IS NOT new.day)
 BEGIN
     INSERT INTO order_warehouses (warehouse, last_day) VALUES (new.warehouse, new.day)
     ON CONFLICT DO UPDATE SET last_day = excluded.last_day WHERE excluded.last_day > last_day;
 END;
-
-INSERT INTO order_warehouses (warehouse, last_day)
-SELECT o.warehouse, max(o.day)
-FROM (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM order_warehouses)) AS empty CROSS JOIN orders o
-WHERE o.warehouse IS NOT NULL
-GROUP BY o.warehouse;
-
--- A database from before daily_figures existed: count what it already holds, once (the guard
--- is a one-row table only while daily_figures is empty, so this reads nothing afterwards).
-INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered, sales_lines, bought, returned,
-                           stock_delta)
-SELECT day, account, sku, warehouse, sum(ordered_lines), sum(ordered), sum(sales_lines), sum(bought),
-       sum(returned), sum(stock_delta)
-FROM (SELECT o.day, o.account, o.sku, coalesce(o.warehouse, '') AS warehouse, 1 AS ordered_lines,
-             o.quantity AS ordered, 0 AS sales_lines, 0 AS bought, 0 AS returned, 0 AS stock_delta
-      FROM (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM daily_figures)) AS empty CROSS JOIN orders o
-      WHERE o.is_cancelled = 0
-      UNION ALL
-      SELECT s.day, s.account, s.sku, coalesce(s.warehouse, ''), 0, 0, 1,
-             CASE WHEN s.kind = 'sale' THEN s.quantity ELSE 0 END,
-             CASE WHEN s.kind = 'return' AND coalesce(s.return_type, 'ClientReturn') IN ('ClientReturn', 'Unknown')
-                  THEN s.quantity ELSE 0 END, 0
-      FROM (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM daily_figures)) AS empty CROSS JOIN sales s
-      WHERE s.day IS NOT NULL
-      UNION ALL
-      SELECT k.day, k.account, k.sku, k.warehouse, 0, 0, 0, 0, 0,
-             k.quantity - lag(k.quantity, 1, 0) OVER (PARTITION BY k.account, k.sku, k.size, k.warehouse
-                                                      ORDER BY k.day, k.id)
-      FROM (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM daily_figures)) AS empty CROSS JOIN stock k)
-GROUP BY day, account, sku, warehouse;
 
 -- ---------------------------------------------------------------------------------------------
 -- Views. Canned queries in metadata.yml read these.
@@ -412,7 +669,7 @@ LEFT JOIN sku_aliases by_article
 -- Units ordered per day: not cancelled, by order date. Counted by daily_figures' triggers.
 DROP VIEW IF EXISTS daily_ordered;
 CREATE VIEW daily_ordered AS
-SELECT account, sku, day, nullif(warehouse, '') AS warehouse, ordered
+SELECT account, sku, day, nullif(warehouse, '') AS warehouse, ordered, ordered_kopecks
 FROM daily_figures
 WHERE ordered_lines > 0;
 
@@ -422,7 +679,8 @@ WHERE ordered_lines > 0;
 -- Counted by daily_figures' triggers.
 DROP VIEW IF EXISTS daily_sales;
 CREATE VIEW daily_sales AS
-SELECT account, sku, day, nullif(warehouse, '') AS warehouse, bought, returned
+SELECT account, sku, day, nullif(warehouse, '') AS warehouse, bought, returned, bought_kopecks,
+       returned_kopecks
 FROM daily_figures
 WHERE sales_lines > 0;
 
@@ -470,19 +728,21 @@ WHERE d.required OR n.note IS NOT NULL
 DROP VIEW IF EXISTS sku_figures;
 CREATE VIEW sku_figures AS
 SELECT 'stock_now' AS measure, account, sku, size, warehouse, NULL AS day, quantity AS units,
-       NULL AS time
+       NULL AS time, NULL AS kopecks
 FROM stock_current
 UNION ALL
-SELECT 'ordered', account, sku, NULL, warehouse, day, ordered, NULL FROM daily_ordered
+SELECT 'ordered', account, sku, NULL, warehouse, day, ordered, NULL, ordered_kopecks FROM daily_ordered
 UNION ALL
-SELECT 'bought', account, sku, NULL, warehouse, day, bought, NULL FROM daily_sales
+SELECT 'bought', account, sku, NULL, warehouse, day, bought, NULL, bought_kopecks FROM daily_sales
 UNION ALL
-SELECT 'returned', account, sku, NULL, warehouse, day, returned, NULL FROM daily_sales
+SELECT 'returned', account, sku, NULL, warehouse, day, returned, NULL, returned_kopecks FROM daily_sales
 UNION ALL
-SELECT 'ordered_at', account, sku, size, warehouse, day, quantity, substr(ordered_at, 12, 5)
+SELECT 'ordered_at', account, sku, size, warehouse, day, quantity, substr(ordered_at, 12, 5),
+       coalesce(price_kopecks, 0) * quantity
 FROM orders WHERE is_cancelled = 0
 UNION ALL
-SELECT 'bought_at', account, sku, size, warehouse, day, quantity, substr(sold_at, 12, 5)
+SELECT 'bought_at', account, sku, size, warehouse, day, quantity, substr(sold_at, 12, 5),
+       coalesce(amount_kopecks, 0)
 FROM sales WHERE kind = 'sale' AND day IS NOT NULL;
 
 -- sku_figures with each row's marketplace, article and alias. The alias is resolved exactly as
@@ -495,7 +755,7 @@ FROM sales WHERE kind = 'sale' AND day IS NOT NULL;
 DROP VIEW IF EXISTS alias_figures;
 CREATE VIEW alias_figures AS
 SELECT f.measure, f.account, a.marketplace, f.sku, CAST(f.sku AS TEXT) AS sku_text, pa.article,
-       f.size, f.warehouse, f.day, f.units, f.time,
+       f.size, f.warehouse, f.day, f.units, f.time, f.kopecks,
        coalesce(by_sku.alias, by_article.alias, pa.article, CAST(f.sku AS TEXT)) AS alias,
        coalesce(by_sku.position, by_article.position, 1000000000) AS alias_position
 FROM sku_figures f
@@ -520,7 +780,10 @@ CREATE VIEW export_daily AS
 SELECT day, marketplace, account, alias, article, sku, warehouse,
        sum(CASE measure WHEN 'ordered' THEN units ELSE 0 END) AS ordered,
        sum(CASE measure WHEN 'bought' THEN units ELSE 0 END) AS bought,
-       sum(CASE measure WHEN 'returned' THEN units ELSE 0 END) AS returned
+       sum(CASE measure WHEN 'returned' THEN units ELSE 0 END) AS returned,
+       sum(CASE measure WHEN 'ordered' THEN kopecks ELSE 0 END) / 100.0 AS ordered_rub,
+       sum(CASE measure WHEN 'bought' THEN kopecks ELSE 0 END) / 100.0 AS bought_rub,
+       sum(CASE measure WHEN 'returned' THEN kopecks ELSE 0 END) / 100.0 AS returned_rub
 FROM alias_figures
 WHERE measure IN ('ordered', 'bought', 'returned')
 GROUP BY day, marketplace, account, alias, article, sku, warehouse

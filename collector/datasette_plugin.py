@@ -12,7 +12,9 @@ yesterday. The canned queries in metadata.yml use these functions instead:
   is not a date;
 * ``mp_period_days(value)``: how many days a ``period`` parameter spans: 1 for ``day`` (or
   empty), 7 for ``week``, 30 for ``month``, NULL otherwise (so a misspelt period gives no rows
-  rather than a silently different figure).
+  rather than a silently different figure);
+* ``mp_target_cover_days()``, ``mp_low_stock_days()``: ``TARGET_COVER_DAYS`` (30) and
+  ``LOW_STOCK_DAYS`` (7) from the environment, for the restock figures.
 
 They are registered as deterministic. To SQLite that means "the same result for the same
 arguments within one statement", which holds well enough (a statement takes milliseconds) and
@@ -90,6 +92,28 @@ def mp_period_days(value) -> int | None:
     return PERIOD_DAYS.get("" if value is None else str(value).strip().lower())
 
 
+DEFAULT_SETTINGS = {"TARGET_COVER_DAYS": 30, "LOW_STOCK_DAYS": 7}  # DESIGN.md, "Configuration"
+
+
+def _setting(name: str):
+    """A positive number of days from the environment, as the collector reads it; a whole
+    number stays an int, so that the queries' unit arithmetic stays exact."""
+    try:
+        value = float(os.environ.get(name) or DEFAULT_SETTINGS[name])
+    except ValueError:
+        value = DEFAULT_SETTINGS[name]
+    value = value if value > 0 else DEFAULT_SETTINGS[name]
+    return int(value) if value.is_integer() else value
+
+
+def mp_target_cover_days():
+    return _setting("TARGET_COVER_DAYS")
+
+
+def mp_low_stock_days():
+    return _setting("LOW_STOCK_DAYS")
+
+
 @hookimpl
 def prepare_connection(conn):
     conn.create_function("mp_today", 0, mp_today, deterministic=True)
@@ -97,6 +121,29 @@ def prepare_connection(conn):
     conn.create_function("mp_day", 1, mp_day, deterministic=True)
     conn.create_function("mp_date_add", 2, mp_date_add, deterministic=True)
     conn.create_function("mp_period_days", 1, mp_period_days, deterministic=True)
+    conn.create_function("mp_target_cover_days", 0, mp_target_cover_days, deterministic=True)
+    conn.create_function("mp_low_stock_days", 0, mp_low_stock_days, deterministic=True)
+
+
+def prepare_collector_connection(conn, zone: ZoneInfo, clock, target_cover_days: float = 30,
+                                 low_stock_days: float = 7) -> None:
+    """The same functions on a connection of the collector, whose alerts run the seller's canned
+    queries: "now" is the pass's clock in the collector's TIMEZONE setting, and the days are its
+    settings (the viewer's environment may not have them, and a test's or a replay's pass runs
+    at its own time)."""
+    prepare_connection(conn)
+    for name, value in (("mp_target_cover_days", target_cover_days), ("mp_low_stock_days", low_stock_days)):
+        number = int(value) if float(value).is_integer() else float(value)  # as _setting: exact when whole
+        conn.create_function(name, 0, lambda number=number: number, deterministic=True)
+
+    def today() -> str:
+        return clock().astimezone(zone).date().isoformat()
+
+    conn.create_function("mp_today", 0, today, deterministic=True)
+    conn.create_function("mp_now", 0, lambda: clock().astimezone(zone).isoformat(timespec="seconds"),
+                         deterministic=True)
+    conn.create_function("mp_day", 1, lambda value: today() if value is None or str(value).strip() == ""
+                         else mp_day(value), deterministic=True)
 
 
 # --------------------------------------------------------------------------------------------

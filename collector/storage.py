@@ -7,8 +7,11 @@ time anyway); readers such as Datasette never wait thanks to WAL.
 
 from __future__ import annotations
 
+import logging
+import re
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from functools import cache
 from operator import attrgetter
@@ -17,10 +20,14 @@ from typing import Iterable, Sequence
 
 import sqlite_utils
 
+from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 SCHEMA_VERSION = 2
+# Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
+# the raw rows, because what they hold changed.
+REBUILD_AFTER = {2}
 # version -> SQL that brings a database of version-1 up to it, run before schema.sql (which then
 # creates what is new and recreates every view). Tables are extended (ALTER TABLE ... ADD COLUMN,
 # new tables); a table is rebuilt only where SQLite cannot change a constraint in place.
@@ -49,6 +56,19 @@ MIGRATIONS: dict[int, str] = {
     -- what the seller receives («к перечислению»)
     ALTER TABLE orders ADD COLUMN payout_kopecks INTEGER;
     ALTER TABLE sales ADD COLUMN payout_kopecks INTEGER;
+    -- money and the order cohort in the rollup (filled by rebuild_summaries after schema.sql)
+    ALTER TABLE orders ADD COLUMN outcome TEXT NOT NULL DEFAULT 'open'
+        CHECK (outcome IN ('open', 'bought', 'not_bought'));
+    ALTER TABLE stock_current ADD COLUMN first_day TEXT;
+    ALTER TABLE daily_figures ADD COLUMN ordered_kopecks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE daily_figures ADD COLUMN bought_kopecks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE daily_figures ADD COLUMN returned_kopecks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE daily_figures ADD COLUMN payout_kopecks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE daily_figures ADD COLUMN cohort_units INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE daily_figures ADD COLUMN cohort_bought INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE daily_figures ADD COLUMN cohort_not_bought INTEGER NOT NULL DEFAULT 0;
+    -- rows set aside as unreadable (rejected_rows)
+    ALTER TABLE fetch_log ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;
     """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
@@ -109,16 +129,37 @@ class Storage:
         if found > SCHEMA_VERSION:
             raise StorageError(f"{self.path} has schema version {found}, newer than this collector "
                                f"({SCHEMA_VERSION}): update MP Dashboard")
-        try:
-            with self.transaction():
-                if found:
-                    for version in range(found + 1, SCHEMA_VERSION + 1):
-                        self.db.executescript(MIGRATIONS.get(version, ""))
-                self.db.executescript(SCHEMA_PATH.read_text(encoding="utf-8"))
-                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the database {self.path}: {exc}") from None
+        if found == SCHEMA_VERSION:
+            # Recreate views and triggers as this file defines them (cheap; tables stay).
+            self._apply_script(schema_sql())
+            return found
+        steps = "".join(MIGRATIONS.get(v, "") for v in range(found + 1, SCHEMA_VERSION + 1)) if found else ""
+        rebuild = found and any(v in REBUILD_AFTER for v in range(found + 1, SCHEMA_VERSION + 1))
+        started = time.monotonic()
+        self._apply_script(steps + schema_sql() + (rebuild_sql() if rebuild else "")
+                           + f"PRAGMA user_version = {SCHEMA_VERSION};")
+        if found:
+            logs.event(logging.INFO, f"database upgraded from schema {found} to {SCHEMA_VERSION} in "
+                       f"{time.monotonic() - started:.1f} s", event="migrate", found=found, version=SCHEMA_VERSION)
         return found
+
+    def rebuild_summaries(self) -> dict[str, int]:
+        """Recompute every summary the triggers keep (daily_figures, orders.outcome, first stock
+        days, order warehouses) from the raw rows, in one transaction; returns row counts."""
+        self._apply_script(rebuild_sql())
+        return {table: self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("orders", "sales", "stock", "daily_figures")}
+
+    def _apply_script(self, script: str) -> None:
+        """One script in one transaction: sqlite3's executescript() commits whatever is open
+        first and then runs statement by statement, so the script brings its own BEGIN/COMMIT."""
+        with self._lock:
+            try:
+                self.db.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
+            except sqlite3.Error as exc:
+                if self.db.conn.in_transaction:
+                    self.db.conn.rollback()
+                raise StorageError(f"cannot write the database {self.path}: {exc}") from None
 
     @contextmanager
     def transaction(self):
@@ -183,12 +224,15 @@ class Storage:
 
     # -- data (call inside `transaction()`) --------------------------------------------------
 
-    def write_products(self, products: Sequence[Product], now: str) -> None:
-        """Fill in what is known; a missing article or name never erases a known one."""
+    def write_products(self, products: Sequence[Product], now: str, names_fill_only: bool = False) -> None:
+        """Fill in what is known; a missing article or name never erases a known one. With
+        `names_fill_only` a name only fills an empty one: WB statistics rows name a product by
+        its subject (a category), which must not overwrite the title from its card."""
+        name = "coalesce(name, excluded.name)" if names_fill_only else "coalesce(excluded.name, name)"
         self._executemany(
             "INSERT INTO products (account, sku, size, article, name, barcode, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, sku, size) DO UPDATE SET "
-            "article = coalesce(excluded.article, article), name = coalesce(excluded.name, name), "
+            f"article = coalesce(excluded.article, article), name = {name}, "
             "barcode = coalesce(excluded.barcode, barcode), updated_at = excluded.updated_at",
             (row + (now,) for row in map(record_values(Product), _unique(products, PRODUCT_KEY))))
 
@@ -255,6 +299,27 @@ class Storage:
             [account, since_day, before_day])
         return [row[0] for row in rows]
 
+    def wb_order_details(self, account: str, order_ids: Iterable[str]) -> dict[str, tuple]:
+        """{srid: (article, size, barcode)} of stored order lines: the order feed names none of
+        them, so a line statistics wrote keeps its own when the feed rewrites it."""
+        return {row[0]: tuple(row[1:]) for row in self._by_order_ids(
+            "SELECT order_id, article, size, barcode FROM orders WHERE account = ? AND order_id IN ({})",
+            account, order_ids)}
+
+    def sale_kinds(self, account: str, order_ids: Iterable[str]) -> set[tuple[str, str]]:
+        """(order_id, kind) of the stored sales rows of these orders, whoever wrote them."""
+        return {tuple(row) for row in self._by_order_ids(
+            "SELECT DISTINCT order_id, kind FROM sales WHERE account = ? AND order_id IN ({})",
+            account, order_ids)}
+
+    def _by_order_ids(self, sql: str, account: str, order_ids: Iterable[str]) -> list[tuple]:
+        """Rows of `sql` (an IN list left as {}) for every order id, IN_BATCH ids a query."""
+        ids, rows = sorted(set(order_ids)), []
+        for start in range(0, len(ids), IN_BATCH):
+            batch = ids[start:start + IN_BATCH]
+            rows += self.db.execute(sql.format(", ".join("?" * len(batch))), [account, *batch]).fetchall()
+        return rows
+
     def write_stock(self, account: str, levels: Sequence[StockLevel], observed_at: str, day: str,
                     run_id: int | None) -> int:
         """Record the account's complete current stock; returns the number of change rows.
@@ -274,11 +339,13 @@ class Storage:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             ((account, *key, qty, observed_at, day, run_id) for key, qty in changes))
         self._executemany(
-            "INSERT INTO stock_current (account, sku, size, warehouse, quantity, changed_at, seen_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, sku, size, warehouse) DO UPDATE SET "
-            "quantity = excluded.quantity, changed_at = excluded.changed_at, seen_at = excluded.seen_at",
-            ((account, *key, qty, observed_at, observed_at) for key, qty in changes))
-        self.db.execute("UPDATE stock_current SET seen_at = ? WHERE account = ?", [observed_at, account])
+            "INSERT INTO stock_current (account, sku, size, warehouse, quantity, changed_at, seen_at, first_day) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, sku, size, warehouse) DO UPDATE SET "
+            "quantity = excluded.quantity, changed_at = excluded.changed_at, seen_at = excluded.seen_at, "
+            "first_day = coalesce(stock_current.first_day, excluded.first_day)",
+            ((account, *key, qty, observed_at, observed_at, day) for key, qty in changes))
+        # Unchanged keys are not touched: rewriting every key's row each pass cost the reference
+        # seller ~1.7 GB of WAL a day. When the account's stock was last read is in fetch_log.
         return len(changes)
 
     def known_skus(self, account: str, since_day: str) -> list[int]:
@@ -308,8 +375,94 @@ class Storage:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             [key, value, now])
 
+    # -- optional datasets and rows set aside (call inside `transaction()`) -------------------
+
+    def write_rejected(self, account: str, dataset: str, rejected: Sequence, now: str) -> None:
+        """Rows a normaliser set aside (collector.rejects.Rejected); one row per distinct raw row."""
+        self._executemany(
+            "INSERT INTO rejected_rows (account, dataset, row_key, raw, reason, first_seen, seen_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, dataset, row_key) DO UPDATE SET "
+            "reason = excluded.reason, seen_at = excluded.seen_at",
+            ((account, dataset, r.key, r.raw, r.reason, now, now) for r in rejected))
+
+    def replace_note(self, account: str, dataset: str, note: str | None, now: str, owned_mark: str) -> None:
+        """Set a note, or clear it only when it is the caller's own (it contains `owned_mark`):
+        another part of the collector may have something to say about the same source."""
+        if note is not None:
+            self.set_source_note(account, dataset, note, now)
+        else:
+            self.db.execute("DELETE FROM source_notes WHERE account = ? AND dataset = ? AND instr(note, ?) > 0",
+                            [account, dataset, owned_mark])
+
+    def write_balance(self, balance, fetched_at: str) -> bool:
+        """A `balances` row when any figure differs from the account's latest; True if written."""
+        names = ("currency", "current_kopecks", "for_withdraw_kopecks", "opening_kopecks", "accrued_kopecks",
+                 "paid_kopecks", "closing_kopecks")
+        figures = tuple(getattr(balance, name) for name in names)
+        latest = self.db.execute(f"SELECT {', '.join(names)} FROM balances WHERE account = ? "
+                                 "ORDER BY id DESC LIMIT 1", [balance.account]).fetchone()
+        if latest is not None and tuple(latest) == figures:
+            return False
+        self.db.execute(f"INSERT INTO balances (account, fetched_at, day, {', '.join(names)}) "
+                        f"VALUES (?, ?, ?, {', '.join('?' * len(names))})",
+                        [balance.account, fetched_at, balance.day, *figures])
+        return True
+
+    def write_sizes(self, account: str, sizes: Sequence[tuple[int, str, str, str | None]], now: str) -> None:
+        """WB (sku, chrtId, techSize, barcode) from the cards; stock stored under a chrtId moves
+        to its techSize, so a key changes its name instead of dropping to 0 (schema.sql, sizes)."""
+        self._executemany(
+            "INSERT INTO sizes (account, sku, chrt_id, tech_size, barcode, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (account, sku, chrt_id) DO UPDATE SET tech_size = excluded.tech_size, "
+            "barcode = coalesce(excluded.barcode, barcode), updated_at = excluded.updated_at",
+            ((account, sku, chrt, tech, barcode, now) for sku, chrt, tech, barcode in sizes))
+        relabel = [(tech, account, sku, chrt) for sku, chrt, tech, _ in sizes if tech != chrt]
+        # OR IGNORE: should two chrtIds of one card share a techSize, the second keeps its chrtId.
+        self._executemany("UPDATE OR IGNORE stock_current SET size = ? WHERE account = ? AND sku = ? AND size = ?",
+                          relabel)
+        self._executemany("UPDATE stock SET size = ? WHERE account = ? AND sku = ? AND size = ?", relabel)
+
+    def size_names(self, account: str) -> dict[tuple[int, str], str]:
+        """{(nmId, chrtId): techSize} of the WB sizes the cards mapped."""
+        return {(sku, chrt): tech for sku, chrt, tech in self.db.execute(
+            "SELECT sku, chrt_id, tech_size FROM sizes WHERE account = ?", [account])}
+
     def _executemany(self, sql: str, rows: Iterable[tuple]) -> None:
         self.db.conn.executemany(sql, rows)
+
+
+def schema_sql() -> str:
+    return SCHEMA_PATH.read_text(encoding="utf-8")
+
+
+# Summaries recomputed from the raw rows. Triggers are dropped first, so the bulk statements do
+# not fire them row by row; schema.sql, applied last, creates them again.
+def rebuild_sql() -> str:
+    schema = schema_sql()
+    drops = "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in re.findall(r"CREATE TRIGGER (\w+)", schema))
+    return drops + REBUILD_STATEMENTS + schema
+
+
+REBUILD_STATEMENTS = """
+UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+WHERE orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
+  AND orders.outcome IS NOT v.outcome;
+DELETE FROM daily_figures;
+INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered, sales_lines, bought, returned,
+                           stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks,
+                           cohort_units, cohort_bought, cohort_not_bought)
+SELECT day, account, sku, warehouse, ordered_lines, ordered, sales_lines, bought, returned,
+       stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks,
+       cohort_units, cohort_bought, cohort_not_bought
+FROM daily_figures_recomputed;
+UPDATE stock_current SET first_day = (
+    SELECT min(s.day) FROM stock s
+    WHERE s.account = stock_current.account AND s.sku = stock_current.sku AND s.size = stock_current.size
+      AND s.warehouse = stock_current.warehouse);
+DELETE FROM order_warehouses;
+INSERT INTO order_warehouses (warehouse, last_day)
+SELECT warehouse, max(day) FROM orders WHERE warehouse IS NOT NULL GROUP BY warehouse;
+"""
 
 
 @cache

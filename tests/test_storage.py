@@ -70,9 +70,10 @@ def test_stock_rows_only_on_change_and_zero_when_a_key_disappears(store):
     assert rows(store, "SELECT sku, warehouse, quantity, observed_at FROM stock ORDER BY id") == [
         (11, "A", 5, "2026-11-26T10:00:00+03:00"), (12, "A", 3, "2026-11-26T10:00:00+03:00"),
         (11, "A", 4, "2026-11-26T10:20:00+03:00"), (12, "A", 0, "2026-11-26T10:20:00+03:00")]
-    assert rows(store, "SELECT sku, quantity, changed_at, seen_at FROM stock_current ORDER BY sku") == [
-        (11, 4, "2026-11-26T10:20:00+03:00", "2026-11-26T10:30:00+03:00"),
-        (12, 0, "2026-11-26T10:20:00+03:00", "2026-11-26T10:30:00+03:00")]
+    # An unchanged key's row is not rewritten (the 10:30 pass wrote nothing); first_day stays.
+    assert rows(store, "SELECT sku, quantity, changed_at, seen_at, first_day FROM stock_current ORDER BY sku") == [
+        (11, 4, "2026-11-26T10:20:00+03:00", "2026-11-26T10:20:00+03:00", "2026-11-26"),
+        (12, 0, "2026-11-26T10:20:00+03:00", "2026-11-26T10:20:00+03:00", "2026-11-26")]
 
 
 def test_ozon_buyout_dated_by_the_pass_that_sees_delivery(store):

@@ -1,0 +1,328 @@
+"""Money, the order-cohort buyout rate and restock: each definition of DESIGN.md on hand-checked data.
+
+The database is built by the collector's own storage (schema.sql with its triggers), the rows go
+in through the same writes the collector makes, and every figure is read through Datasette's
+canned queries. "Today" is 2026-12-04 in Moscow; the machine's clock is UTC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import yaml
+from datasette.app import Datasette
+from freezegun import freeze_time
+
+from collector.ozon import normalize as ozon_norm
+from collector.records import OrderLine, SaleEvent, StockLevel
+from collector.storage import Storage
+from collector.timeutil import MOSCOW
+from collector.wb import normalize as wb_norm
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT.parent / "shared" / "api" / "examples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+NOON = "2026-12-04T09:00:00Z"  # 12:00 in Moscow
+T = "2026-12-04"
+COHORT_DAY = "2026-11-29"
+
+ALIASES = [("wb", "KR-10", "Кронштейны", 1), ("ozon", "KR-10", "Кронштейны", 1),
+           ("wb", "PAK-8", "Пакеты 8", 2), ("ozon", "PAK-8", "Пакеты 8", 2)]
+PRODUCTS = [("wb-1", 1001, "KR-10"), ("wb-1", 1004, "PAK-8"), ("ozon-1", 2001, "KR-10"), ("ozon-1", 2004, "PAK-8")]
+
+
+@pytest.fixture(autouse=True)
+def machine_in_utc(monkeypatch):
+    monkeypatch.delenv("TIMEZONE", raising=False)
+    monkeypatch.delenv("LOW_STOCK_DAYS", raising=False)
+    monkeypatch.delenv("TARGET_COVER_DAYS", raising=False)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def order(account, order_id, sku, article, warehouse, day, quantity=1, status="ordered", price=None):
+    return OrderLine(account=account, order_id=order_id, sku=sku, article=article, size="", barcode=None,
+                     warehouse=warehouse, ordered_at=f"{day}T10:00:00+03:00", day=day, status=status,
+                     is_cancelled=int(status == "cancelled"), cancelled_at=None, quantity=quantity,
+                     price_kopecks=price, changed_at=f"{day}T10:00:00+03:00")
+
+
+def sale(account, kind, sale_id, order_id, sku, article, day, quantity=1, amount=None, payout=None,
+         return_type=None, warehouse="Коледино"):
+    return SaleEvent(account=account, kind=kind, sale_id=sale_id, sku=sku, order_id=order_id, article=article,
+                     size="", barcode=None, warehouse=warehouse, sold_at=f"{day}T15:00:00+03:00", day=day,
+                     quantity=quantity, amount_kopecks=amount, return_type=return_type,
+                     changed_at=f"{day}T15:00:00+03:00", payout_kopecks=payout)
+
+
+def wb_cohort():
+    """Five WB units ordered on 29.11 at 500,50 ₽ each: w1 bought; w2 cancelled; w3 bought and then
+    returned; w4 still on its way; w5 bought, its sale arriving before its order line."""
+    orders = [order("wb-1", f"w{n}", 1004, "PAK-8", "Коледино", COHORT_DAY, price=50050,
+                    status="cancelled" if n == 2 else "ordered") for n in range(1, 6)]
+    sales = [sale("wb-1", "sale", "S1", "w1", 1004, "PAK-8", "2026-12-01", amount=50050, payout=40000),
+             sale("wb-1", "sale", "S3", "w3", 1004, "PAK-8", "2026-12-01", amount=50050, payout=40000),
+             sale("wb-1", "return", "R3", "w3", 1004, "PAK-8", "2026-12-01", amount=-50050, payout=-40000),
+             sale("wb-1", "sale", "S5", "w5", 1004, "PAK-8", "2026-12-01", amount=50050, payout=40000)]
+    return orders, sales
+
+
+def ozon_cohort(p4_status="delivering"):
+    """Eight Ozon units ordered on 29.11: p1 (2) delivered; p2 (1) cancelled; p3 (1) delivered and
+    returned by the customer; p4 (3) on its way; p5 (1) refused at handover."""
+    statuses = {"p1": ("delivered", 2), "p2": ("cancelled", 1), "p3": ("delivered", 1), "p4": (p4_status, 3),
+                "p5": ("delivering", 1)}
+    orders = [order("ozon-1", number, 2004, "PAK-8", "Хоругвино", COHORT_DAY, quantity, status, price=30000)
+              for number, (status, quantity) in statuses.items()]
+    returns = [sale("ozon-1", "return", "901", "p3", 2004, "PAK-8", "2026-12-02", amount=30000,
+                    return_type="ClientReturn", warehouse="Хоругвино"),
+               sale("ozon-1", "return", "902", "p5", 2004, "PAK-8", "2026-12-02", amount=30000,
+                    return_type="FullReturn", warehouse="Хоругвино")]
+    return orders, returns
+
+
+def restock_history():
+    """Кронштейны on Ozon at Хоругвино: 20 until it ran out on 25.11 (2 ordered that day), nothing on
+    26-27.11, 50 from 28.11, 40 now; 2 a day ordered 20-25.11 and 3 a day 28.11-03.12. At Тверь: first
+    seen on 30.11 with 3, one ordered a day 01-03.12. On WB (one stock for all warehouses): 10 since
+    01.11, 5 ordered on 21.11 at Коледино and 2 on 02.12 at Электросталь."""
+    stock = [("ozon-1", 2001, "Хоругвино", "2026-11-10", 20), ("ozon-1", 2001, "Хоругвино", "2026-11-25", 0),
+             ("ozon-1", 2001, "Хоругвино", "2026-11-28", 50), ("ozon-1", 2001, "Хоругвино", T, 40),
+             ("ozon-1", 2001, "Тверь", "2026-11-30", 3), ("wb-1", 1001, "Склад WB", "2026-11-01", 10)]
+    days = {f"2026-11-{d}": 2 for d in range(20, 26)} | {"2026-11-28": 3, "2026-11-29": 3, "2026-11-30": 3,
+                                                        "2026-12-01": 3, "2026-12-02": 3, "2026-12-03": 3}
+    orders = [order("ozon-1", f"h-{day}", 2001, "KR-10", "Хоругвино", day, quantity) for day, quantity in days.items()]
+    orders += [order("ozon-1", f"t-{d}", 2001, "KR-10", "Тверь", f"2026-12-0{d}") for d in (1, 2, 3)]
+    orders += [order("wb-1", f"k{n}", 1001, "KR-10", "Коледино", "2026-11-21") for n in range(5)]
+    orders += [order("wb-1", f"e{n}", 1001, "KR-10", "Электросталь", "2026-12-02") for n in range(2)]
+    return stock, orders
+
+
+def write(storage: Storage, orders=(), sales=(), stock=()):
+    with storage.transaction():
+        storage.write_orders(list(orders))
+        storage.write_sales(list(sales))
+    for account, sku, warehouse, day, quantity in stock:
+        with storage.transaction():
+            # write_stock records an account's whole stock; one key per call keeps the others as they are
+            storage.db.execute("INSERT INTO stock (account, sku, size, warehouse, quantity, observed_at, day) "
+                               "VALUES (?, ?, '', ?, ?, ?, ?)",
+                               [account, sku, warehouse, quantity, f"{day}T09:00:00+03:00", day])
+            storage.db.execute(
+                "INSERT INTO stock_current (account, sku, size, warehouse, quantity, changed_at, seen_at, first_day) "
+                "VALUES (?, ?, '', ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET quantity = excluded.quantity, "
+                "changed_at = excluded.changed_at, seen_at = excluded.seen_at",
+                [account, sku, warehouse, quantity, f"{day}T09:00:00+03:00", f"{day}T09:00:00+03:00", day])
+
+
+@pytest.fixture
+def storage(tmp_path):
+    store = Storage(tmp_path / "mp.db")
+    store.migrate()
+    store.save_accounts([("wb-1", "wb", "WB"), ("ozon-1", "ozon", "Ozon")])
+    store.replace_aliases(ALIASES)
+    with store.transaction():
+        for account, sku, article in PRODUCTS:
+            store.db.execute("INSERT INTO products (account, sku, size, article, updated_at) VALUES (?, ?, '', ?, ?)",
+                             [account, sku, article, "2026-11-01T00:00:00+03:00"])
+    yield store
+    store.close()
+
+
+def query(path: Path, name: str, at: str = NOON, **params) -> list[dict]:
+    metadata = yaml.safe_load((ROOT / "metadata.yml").read_text(encoding="utf-8"))
+    datasette = Datasette([str(path)], metadata=metadata)
+    with freeze_time(at):
+        response = asyncio.run(datasette.client.get(f"/mp/{name}.json?{urlencode({'_shape': 'objects', **params})}"))
+    assert response.status_code == 200, response.text
+    return response.json()["rows"]
+
+
+def pick(rows: list[dict], *columns: str) -> list[tuple]:
+    return [tuple(row[c] for c in columns) for row in rows]
+
+
+def assert_summaries_match_raw_rows(storage: Storage) -> None:
+    """What the triggers kept in step equals a recomputation from the raw rows (zero rows aside)."""
+    columns = [row[1] for row in storage.db.execute("PRAGMA table_info(daily_figures)")]
+    nonzero = " OR ".join(f"{c} <> 0" for c in columns[4:])
+    kept = set(storage.db.execute(f"SELECT * FROM daily_figures WHERE {nonzero}"))
+    recomputed = set(storage.db.execute(f"SELECT {', '.join(columns)} FROM daily_figures_recomputed WHERE {nonzero}"))
+    assert kept == recomputed
+    stale = storage.db.execute("SELECT count(*) FROM orders o JOIN order_outcomes v USING (account, order_id, sku) "
+                               "WHERE o.outcome IS NOT v.outcome").fetchone()[0]
+    assert stale == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Buyout: the order cohort
+
+BUYOUT = ("alias", "marketplace", "ordered", "bought", "not_bought", "in_transit", "buyout_pct")
+
+
+def test_buyout_rate_follows_each_order_to_its_outcome(storage):
+    wb_orders, wb_sales = wb_cohort()
+    # w5's sale comes first: its order line must still end up bought
+    write(storage, sales=[s for s in wb_sales if s.order_id == "w5"])
+    write(storage, orders=wb_orders, sales=[s for s in wb_sales if s.order_id != "w5"])
+    ozon_orders, ozon_returns = ozon_cohort()
+    write(storage, orders=ozon_orders, sales=ozon_returns)
+    # WB: bought w1 w5; not bought w2 (cancelled) w3 (returned); w4 on its way: 2 / 4 = 50 %.
+    # Ozon: bought p1 (2); not bought p2 p3 p5 (3); p4 (3) on its way: 2 / 5 = 40 %.
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == [
+        ("Пакеты 8", "wb", 5, 2, 2, 1, 50.0),
+        ("Пакеты 8", "ozon", 8, 2, 3, 3, 40.0),
+    ]
+    assert_summaries_match_raw_rows(storage)
+
+    # p4 delivered at a later pass: 5 / 8; the window follows the order day, not the delivery day
+    write(storage, orders=ozon_cohort(p4_status="delivered")[0])
+    assert pick(query(storage.path, "buyout", marketplace="ozon"), *BUYOUT) == [
+        ("Пакеты 8", "ozon", 8, 5, 3, 0, 62.5)]
+    assert query(storage.path, "buyout", days="3") == []  # ordered 5 days ago: outside a 3-day window
+    assert_summaries_match_raw_rows(storage)
+
+
+def test_buyout_rate_is_empty_until_an_order_settles_and_never_above_100(storage):
+    write(storage, orders=[order("wb-1", "x1", 1004, "PAK-8", "Коледино", T)])
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == [("Пакеты 8", "wb", 1, 0, 0, 1, None)]
+    # More sales than orders in a day (the old bought/ordered reading gave 200 %) stay within 100 %
+    write(storage, sales=[sale("wb-1", "sale", "S-x1", "x1", 1004, "PAK-8", T),
+                          sale("wb-1", "sale", "S-old", "old-order", 1004, "PAK-8", T)])
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == [("Пакеты 8", "wb", 1, 1, 0, 0, 100.0)]
+    summary = query(storage.path, "summary")[0]
+    assert (summary["wb_ordered"], summary["wb_bought"], summary["wb_buyout_pct"], summary["wb_in_transit"]) == \
+        (1, 2, 100.0, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Money
+
+def test_money_beside_every_count_in_kopecks(storage):
+    wb_orders, wb_sales = wb_cohort()
+    ozon_orders, ozon_returns = ozon_cohort()
+    write(storage, orders=wb_orders + ozon_orders, sales=wb_sales + ozon_returns)
+    # 29.11, WB: 4 units not cancelled x 500,50 ₽; Ozon: p1 2 + p3 1 + p4 3 + p5 1 = 7 x 300 ₽.
+    history = query(storage.path, "history", date="2026-12-02", days="4")
+    by_day = {(r["day"], r["marketplace"]): r for r in history}
+    assert pick([by_day["2026-11-29", "wb"], by_day["2026-11-29", "ozon"]],
+                "ordered", "ordered_rub", "bought", "bought_rub") == [(4, 2002.0, 0, 0.0), (7, 2100.0, 0, 0.0)]
+    # 01.12, WB: S1 S3 S5 at 500,50 ₽ bought, R3 returned; к перечислению 3 x 400 − 400 = 800 ₽.
+    assert pick([by_day["2026-12-01", "wb"]], "bought", "bought_rub", "returned", "returned_rub", "payout_rub") == [
+        (3, 1501.5, 1, 500.5, 800.0)]
+    # 02.12, Ozon: only the ClientReturn counts as returned (p5 was refused at handover, never bought).
+    assert pick([by_day["2026-12-02", "ozon"]], "returned", "returned_rub") == [(1, 300.0)]
+    today = {row["alias"]: row for row in query(storage.path, "today", date=COHORT_DAY)}["Пакеты 8"]
+    assert (today["wb_ordered_rub"], today["ozon_ordered_rub"]) == (2002.0, 2100.0)
+    assert pick(query(storage.path, "orders_by_warehouse", date=COHORT_DAY), "marketplace", "warehouse",
+                "ordered", "ordered_rub") == [("wb", "Коледино", 4, 2002.0), ("ozon", "Хоругвино", 7, 2100.0)]
+
+
+def wb_row(srid: str, date: str, price) -> dict:
+    return {"date": date, "lastChangeDate": date, "srid": srid, "nmId": 1004, "supplierArticle": "PAK-8",
+            "techSize": "0", "warehouseName": "Коледино", "isCancel": False, "priceWithDisc": price}
+
+
+@pytest.mark.parametrize("now, today_rub, yesterday_rub", [
+    ("2026-12-03T20:59:59Z", 1547.35, None),        # 23:59:59 in Moscow: still 3 December
+    ("2026-12-03T21:00:01Z", 999.99, 1547.35),      # 00:00:01 in Moscow: 4 December has begun
+])
+def test_money_of_the_day_turns_at_moscow_midnight(storage, now, today_rub, yesterday_rub):
+    # WB times are Moscow wall-clock; the second order is placed one second into 4 December.
+    rows = [wb_row("m1", "2026-12-03T23:59:59", 1547.35), wb_row("m2", "2026-12-04T00:00:01", "999.99")]
+    write(storage, orders=[wb_norm.order_line(row, "wb-1", MOSCOW) for row in rows])
+    def ordered_rub(**params):
+        return {row["alias"]: row for row in query(storage.path, "today", at=now, **params)}["Пакеты 8"][
+            "wb_ordered_rub"]
+
+    assert ordered_rub() == today_rub
+    if yesterday_rub is not None:
+        assert ordered_rub(date="2026-12-03") == yesterday_rub
+
+
+def test_today_money_matches_the_official_example_bodies_to_the_kopeck(storage):
+    """The marketplaces' own example answers, through the normalisers: `today` for their day adds
+    up priceWithDisc (WB) and price x quantity (Ozon) exactly, in Decimal."""
+    wb_orders = load_example("wb/orders_example.json", "wb_orders.json")
+    wb_sales = load_example("wb/sales_example.json", "wb_sales.json")
+    postings = load_example("ozon/posting_fbo_list_v3.response_200.json", None)
+    postings = postings["postings"] if isinstance(postings, dict) else postings
+    lines = [wb_norm.order_line(row, "wb-1", MOSCOW) for row in wb_orders]
+    events = [e for e in (wb_norm.sale_event(row, "wb-1", MOSCOW) for row in wb_sales) if e]
+    ozon_lines = [line for p in postings for line in ozon_norm.posting_lines(p, "ozon-1", MOSCOW, "x")]
+    write(storage, orders=lines + ozon_lines, sales=events)
+    days = {line.day for line in lines + ozon_lines} | {e.day for e in events}
+    seen = []
+    for day in sorted(days):
+        want_wb = sum((Decimal(str(r["priceWithDisc"])) for r, line in zip(wb_orders, lines)
+                       if line.day == day and not line.is_cancelled), Decimal(0))
+        want_bought = sum((Decimal(str(r["priceWithDisc"])) for r in wb_sales
+                           if str(r["saleID"]).startswith("S") and wb_norm.sale_event(r, "wb-1", MOSCOW).day == day),
+                          Decimal(0))
+        want_ozon = sum((Decimal(pr["price"]["amount"]) * pr["quantity"] for p in postings for pr in p["products"]
+                         if ozon_norm.posting_lines(p, "ozon-1", MOSCOW, "x")[0].day == day
+                         and p["status"] != "cancelled"), Decimal(0))
+        rows = query(storage.path, "today", date=day)
+        totals = {c: sum((Decimal(str(r[c])) for r in rows), Decimal(0))
+                  for c in ("wb_ordered_rub", "wb_bought_rub", "ozon_ordered_rub")}
+        assert totals == {"wb_ordered_rub": want_wb, "wb_bought_rub": want_bought, "ozon_ordered_rub": want_ozon}, day
+        seen.append(totals)
+    assert all(any(t[c] > 0 for t in seen) for c in ("wb_ordered_rub", "wb_bought_rub", "ozon_ordered_rub"))
+
+
+def load_example(official: str, fallback: str | None):
+    path = EXAMPLES / official
+    if not path.exists():
+        if fallback is None:
+            pytest.skip(f"{path} is not beside the repository")
+        path = FIXTURES / fallback
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Restock
+
+RESTOCK = ("alias", "marketplace", "warehouse", "stock", "avg_daily_ordered", "days_of_cover", "runs_out_on",
+           "to_ship", "days_out_of_stock", "lost_units")
+
+
+def test_restock_leaves_days_out_of_stock_out_of_demand(storage):
+    stock, orders = restock_history()
+    wb_orders, _ = wb_cohort()
+    ozon_orders, _ = ozon_cohort()
+    write(storage, orders=orders + wb_orders + ozon_orders, stock=stock)
+    assert pick(query(storage.path, "restock"), *RESTOCK) == [
+        # No stock ever seen: out now; 4 (WB) and 7 (Ozon) units over 14 days; ship 4 x 30 / 14 -> 9
+        ("Пакеты 8", "wb", "", 0, 0.29, 0, T, 9, 0, 0.0),
+        ("Пакеты 8", "ozon", "Хоругвино", 0, 0.5, 0, T, 15, 0, 0.0),
+        # Тверь: days before its first observation count as in stock: 3 / 14 a day, 3 units last 14 days
+        ("Кронштейны", "ozon", "Тверь", 3, 0.21, 14.0, "2026-12-18", 4, 0, 0.0),
+        # Хоругвино: 26 and 27.11 at zero are left out: 30 units / 12 days = 2.5; 40 / 2.5 = 16 days;
+        # 2.5 x 30 − 40 = 35 to ship; 2 days x 2.5 = 5 units lost
+        ("Кронштейны", "ozon", "Хоругвино", 40, 2.5, 16.0, "2026-12-20", 35, 2, 5.0),
+        # WB as a whole, whichever warehouse shipped: 7 / 14 = 0.5; 10 / 0.5 = 20 days
+        ("Кронштейны", "wb", "", 10, 0.5, 20.0, "2026-12-24", 5, 0, 0.0),
+    ]
+    soon = pick(query(storage.path, "restock", soon="1"), "alias", "marketplace", "warehouse")
+    assert soon == [("Пакеты 8", "wb", ""), ("Пакеты 8", "ozon", "Хоругвино")]
+    assert_summaries_match_raw_rows(storage)
+
+
+def test_restock_reads_its_settings(storage, monkeypatch):
+    stock, orders = restock_history()
+    write(storage, orders=orders, stock=stock)
+    monkeypatch.setenv("LOW_STOCK_DAYS", "15")
+    monkeypatch.setenv("TARGET_COVER_DAYS", "60")
+    rows = query(storage.path, "restock", soon="1")
+    # Тверь (14 days) now runs out within 15 days; to reach 60 days: 3 x 60 / 14 − 3 = 9.86 -> 10
+    assert pick(rows, "warehouse", "days_of_cover", "to_ship") == [("Тверь", 14.0, 10)]
