@@ -253,6 +253,8 @@ def test_today_money_matches_the_official_example_bodies_to_the_kopeck(storage):
     """The marketplaces' own example answers, through the normalisers: `today` for their day adds
     up priceWithDisc (WB) and price x quantity (Ozon) exactly, in Decimal."""
     wb_orders = load_example("wb/orders_example.json", "wb_orders.json")
+    # the example order is cancelled (it must not count); a kept twin of it must
+    wb_orders += [dict(row, srid=f"{row['srid']}-kept", isCancel=False) for row in wb_orders]
     wb_sales = load_example("wb/sales_example.json", "wb_sales.json")
     postings = load_example("ozon/posting_fbo_list_v3.response_200.json", None)
     postings = postings["postings"] if isinstance(postings, dict) else postings
