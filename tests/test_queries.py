@@ -41,6 +41,9 @@ QUERY_COLUMNS = {  # DESIGN.md, "Viewer"
     "history": ["day", "alias", "marketplace", "ordered", "bought", "returned", "stock"],
     "days_of_cover": ["alias", "marketplace", "stock", "avg_daily_ordered", "days_of_cover"],
     "freshness": ["account", "dataset", "status", "last_success_at", "minutes_since_success", "last_error"],
+    "buyout": ["alias", "marketplace", "ordered", "bought", "not_bought", "in_transit", "buyout_pct"],
+    "restock": ["alias", "marketplace", "warehouse", "stock", "avg_daily_ordered", "days_of_cover", "runs_out_on",
+                "to_ship", "days_out_of_stock", "lost_units"],
 }
 
 # --------------------------------------------------------------------------------------------
@@ -157,6 +160,10 @@ FETCH_LOG = [  # id, run_id, account, dataset, status, finished_at, error
 ]
 
 
+# Which order line a sale or return belongs to (WB srid, Ozon posting): the buyout rate.
+SALE_ORDERS = {"S1": "o1", "S2": "o2", "R1": "o2", "S3": "o6", "S4": "o7", "0005-1": "0005-1", "ret-1": "0001-1"}
+
+
 def build_database(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(SCHEMA.read_text(encoding="utf-8"))
@@ -175,9 +182,10 @@ def build_database(path: Path) -> None:
              for a, o, s, art, w, d, c, q in ORDERS],
         )
         conn.executemany(
-            """INSERT INTO sales (account, kind, sale_id, sku, sold_at, day, quantity, return_type, warehouse)
-               VALUES (?, ?, ?, ?, ? || 'T12:00:00+03:00', ?, ?, ?, ?)""",
-            [(a, k, i, s, d, d, q, r, w) for a, k, i, s, d, q, r, w in SALES],
+            """INSERT INTO sales (account, kind, sale_id, sku, sold_at, day, quantity, return_type, warehouse,
+                                  order_id)
+               VALUES (?, ?, ?, ?, ? || 'T12:00:00+03:00', ?, ?, ?, ?, ?)""",
+            [(a, k, i, s, d, d, q, r, w, SALE_ORDERS.get(i)) for a, k, i, s, d, q, r, w in SALES],
         )
         for (account, sku, size, warehouse), changes in STOCK.items():
             for day, quantity in changes:
@@ -235,12 +243,15 @@ def get(ds: Datasette, path: str):
 
 
 def query(ds: Datasette, name: str, at: str = NOON, **params) -> list[tuple]:
-    """Run canned query `name` at the instant `at` (UTC); rows as tuples in column order."""
+    """Run canned query `name` at the instant `at` (UTC); rows as tuples in column order, of the
+    unit columns where the query also has money (this data has no prices: tests/test_seller_figures.py
+    checks the money on data that does)."""
     qs = urlencode({"_shape": "objects", **params})
     with freeze_time(at):
         data = get(ds, f"/mp/{name}.json?{qs}")
     assert data.get("ok", True), data
-    return [tuple(row.values()) for row in data["rows"]]
+    columns = UNIT_COLUMNS.get(name)
+    return [tuple(row[c] for c in columns) if columns else tuple(row.values()) for row in data["rows"]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,6 +259,8 @@ def query(ds: Datasette, name: str, at: str = NOON, **params) -> list[tuple]:
 
 TODAY_COLUMNS = ("alias", "wb_stock", "wb_ordered", "wb_bought", "wb_returned",
                  "ozon_stock", "ozon_ordered", "ozon_bought", "ozon_returned")
+TODAY_MONEY = ("wb_ordered_rub", "wb_bought_rub", "wb_returned_rub", "wb_payout_rub",
+               "ozon_ordered_rub", "ozon_bought_rub", "ozon_returned_rub", "ozon_payout_rub")
 
 # Stock: wb Кронштейны = 1001 Коледино 18 + Электросталь 0 + 1002 4; ozon = 2001 37 + 5 + 3001 9.
 # Ordered: wb o1 o2 o3 o5 (o4 cancelled); ozon 2 (0001-1) + 1 (1001-1), 0002-1 cancelled.
@@ -280,7 +293,7 @@ NEXT_DAY_ROWS = [
 def test_today_columns(ds):
     with freeze_time(NOON):
         data = get(ds, "/mp/today.json?_shape=objects")
-    assert tuple(data["columns"]) == TODAY_COLUMNS
+    assert tuple(data["columns"]) == TODAY_COLUMNS + TODAY_MONEY
 
 
 def test_today(ds):
@@ -467,15 +480,17 @@ SUMMARY_COLUMNS = ("day", "wb_ordered", "wb_bought", "wb_returned", "wb_stock", 
 
 # Today: wb ordered o1 o2 o3 o5 o7 o8, bought S1 S2 S4, returned R1, stock 22 + 9 + 6 + 3 + 5;
 # ozon ordered 3 + 3 + 1 + 4 + 1, bought 2 + 1, returned ret-1, stock 51 + 12 + 6.
-# Buyout over the 7 whole days 19..25 Nov: wb bought S3 of ordered o6 o11 = 50 %; ozon 0005-1
-# (2) of 0005-1 (2) and 1003-1 (1) = 66.7 %; both 3 of 5 = 60 %.
-SUMMARY_NOON = (T, 6, 3, 1, 45, 50.0, 12, 3, 1, 69, 66.7, 114, 60.0)
+# Buyout of the orders of the 30 days 28 Oct .. 26 Nov (SALE_ORDERS links sales to orders):
+# wb bought o1 o6 o7, not bought o2 (R1) o4 o10 (cancelled), 4 on their way: 3 / 6 = 50 %;
+# ozon bought 0005-1 (2), not bought 0001-1 (2, ret-1) 0002-1 (1, cancelled): 2 / 5 = 40 %;
+# both 5 / 11 = 45.5 %.
+SUMMARY_NOON = (T, 6, 3, 1, 45, 50.0, 12, 3, 1, 69, 40.0, 114, 45.5)
 
 
 def test_summary(ds):
     with freeze_time(NOON):
         data = get(ds, "/mp/summary.json?_shape=objects")
-    assert tuple(data["columns"]) == SUMMARY_COLUMNS
+    assert set(SUMMARY_COLUMNS) | {"wb_ordered_rub", "ozon_bought_rub", "wb_in_transit"} <= set(data["columns"])
     assert query(ds, "summary") == [SUMMARY_NOON]
     # It is the `today` table added up.
     totals = [sum(column) for column in zip(*(row[1:] for row in TODAY_ROWS))]
@@ -488,10 +503,10 @@ def test_summary_filters_and_period(ds):
     # Коледино is WB only: o1 o2 o5 o7 o8; S1 S2; R1; 1001 18 + 1002 4 + 1003 9 + 1004 6 +
     # 1009 5; the week before: S3 of o6 o11. Ozon has nothing there, so no rate either.
     assert query(ds, "summary", warehouse="Коледино") == [(T, 5, 2, 1, 42, 50.0, 0, 0, 0, 0, None, 42, 50.0)]
-    # A week: the WEEK_ROWS added up; the rate is still over the 7 days before `date`.
+    # A week: the WEEK_ROWS added up; the rate is still over the orders of 30 days.
     week = [sum(column) for column in zip(*(row[1:] for row in WEEK_ROWS))]
     assert query(ds, "summary", period="week") == [
-        (T, week[1], week[2], week[3], week[0], 50.0, week[5], week[6], week[7], week[4], 66.7, 114, 60.0)]
+        (T, week[1], week[2], week[3], week[0], 50.0, week[5], week[6], week[7], week[4], 40.0, 114, 45.5)]
     # Nothing matches: zeros, and no rate (nothing ordered), but still one row.
     assert query(ds, "summary", alias="no such thing") == [(T, 0, 0, 0, 0, None, 0, 0, 0, 0, None, 0, None)]
     assert query(ds, "summary", date="2026-13-01") == []
@@ -501,21 +516,30 @@ def test_summary_filters_and_period(ds):
 def test_summary_at_one_in_the_morning_and_at_23_59_moscow(ds):
     # 23:59 MSK on the 26th: still the 26th (UTC 20:59).
     assert query(ds, "summary", at="2026-11-26T20:59:00Z") == [SUMMARY_NOON]
-    # 01:00 MSK on the 27th (UTC still the 26th): a new day with nothing yet; the rate's week
-    # is now 20..26 Nov: wb bought S1 S2 S3 S4 of ordered 2 + 6 = 50 %; ozon 3 + 2 of 3 + 12;
-    # both 9 of 23.
+    # 01:00 MSK on the 27th (UTC still the 26th): a new day with nothing yet; the rate's 30 days
+    # are now 29 Oct .. 27 Nov, which hold the same orders.
     assert query(ds, "summary", at="2026-11-26T22:00:00Z") == [
-        ("2026-11-27", 0, 0, 0, 45, 50.0, 0, 0, 0, 69, 33.3, 114, 39.1)]
+        ("2026-11-27", 0, 0, 0, 45, 50.0, 0, 0, 0, 69, 40.0, 114, 45.5)]
 
 
 VS_COLUMNS = ("marketplace", "up_to", "ordered_today", "ordered_yesterday", "ordered_diff",
               "bought_today", "bought_yesterday", "bought_diff")
+UNIT_COLUMNS = {
+    "today": TODAY_COLUMNS, "summary": SUMMARY_COLUMNS, "today_vs_yesterday": VS_COLUMNS,
+    "history": ("day", "alias", "marketplace", "ordered", "bought", "returned", "stock"),
+    "orders_by_warehouse": ("alias", "marketplace", "warehouse", "ordered"),
+    "by_warehouse": ("alias", "marketplace", "warehouse", "stock", "ordered", "bought", "returned"),
+    "freshness": ("account", "label", "marketplace", "dataset", "status", "last_success_at",
+                  "minutes_since_success", "last_error"),
+}
 
 
 def test_today_vs_yesterday(ds):
     with freeze_time(NOON):
         data = get(ds, "/mp/today_vs_yesterday.json?_shape=objects")
-    assert tuple(data["columns"]) == VS_COLUMNS
+    assert tuple(data["columns"]) == VS_COLUMNS + (
+        "ordered_rub_today", "ordered_rub_yesterday", "ordered_rub_diff",
+        "bought_rub_today", "bought_rub_yesterday", "bought_rub_diff")
     # Orders are placed at 10:00 and sales happen at 12:00 (local) in this data. At 12:00:
     # yesterday wb o6 o11 and S3, ozon 0005-1 (2) + 1003-1 (1) and 0005-1 (2) had happened.
     assert query(ds, "today_vs_yesterday") == [
@@ -893,7 +917,8 @@ def test_queries_do_not_read_the_whole_history(ds, tmp_path):
             [(d, d) for d in days])
     conn.close()
     queries = load_metadata()["databases"]["mp"]["queries"]
-    params = {"date": "", "alias": "", "marketplace": "", "warehouse": "", "days": "", "period": "", "by": ""}
+    params = {"date": "", "alias": "", "marketplace": "", "warehouse": "", "days": "", "period": "", "by": "",
+              "soon": ""}
     with freeze_time(NOON):
         for name in queries:
             for extra in ({}, {"date": Y}, {"days": "90"}, {"period": "month"}, {"by": "marketplace"}):
