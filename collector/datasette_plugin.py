@@ -232,7 +232,8 @@ async def help_page(datasette, request):
     return Response.html(await datasette.render_template(
         "mp_help.html",
         {"timezone": _zone().key, "now": mp_now(), "freshness": freshness, "queries": queries,
-         "database": DATABASE, "password_required": password_required(datasette)},
+         "database": DATABASE, "password_required": password_required(datasette),
+         "target_cover_days": mp_target_cover_days(), "low_stock_days": mp_low_stock_days()},
         request=request,
     ))
 

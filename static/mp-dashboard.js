@@ -5,10 +5,15 @@
  * from the very SQL behind the CSV and JSON exports, and the charts need no ad-hoc SQL.
  *
  * Libraries:
- *   mp-metric     one figure: display.field of the first row, display.suffix after it;
- *   mp-table      display.columns [{field, label, group, link, labels, signed, omit_when}] and
- *                 display.total (a footer row of sums, labelled so);
+ *   mp-metric     one figure: display.field of the first row, display.suffix after it; under it
+ *                 display.money (a field in roubles, as «1 234 567,89 ₽») and display.note
+ *                 ({field, label, suffix}: a smaller figure, such as «в пути»);
+ *   mp-table      display.columns [{field, label, group, link, labels, signed, omit_when, money,
+ *                 date}] and display.total (a footer row of sums, labelled so);
  *   mp-vega-lite  a Vega-Lite spec (display) over the rows, themed for dark mode.
+ *
+ * A chart's `switch` ({param, fields: {value: {shown: source}}, titles: {value: title}}) lets a
+ * page filter swap what a chart draws: with ?in=rub the history charts draw roubles.
  *
  * Values are always inserted as text, never as HTML: warehouse and product names come from the
  * marketplaces' APIs. When every chart has drawn (or failed), <body data-mp-ready="1"> is set,
@@ -19,6 +24,7 @@
 
 const mpDashboard = (() => {
   const numbers = new Intl.NumberFormat('ru-RU', { maximumFractionDigits: 1 })
+  const roubles = new Intl.NumberFormat('ru-RU', { minimumFractionDigits: 2, maximumFractionDigits: 2 })
   const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches
   const data = {}
 
@@ -76,10 +82,17 @@ const mpDashboard = (() => {
     if (value === null || value === undefined || value === '') return '—'
     if (column.labels && Object.prototype.hasOwnProperty.call(column.labels, value)) return column.labels[value]
     if (typeof value === 'number') {
-      const text = numbers.format(value)
+      const text = (column.money ? roubles : numbers).format(value)
       return column.signed && value > 0 ? `+${text}` : text
     }
+    // 2026-12-18 -> 18.12.2026
+    if (column.date && /^\d{4}-\d{2}-\d{2}$/.test(value)) return value.split('-').reverse().join('.')
     return String(value)
+  }
+
+  // 1234567.89 -> «1 234 567,89 ₽»
+  function money (value) {
+    return value === null || value === undefined ? '—' : `${roubles.format(value)}\u00a0₽`
   }
 
   // "/-/dashboards/warehouses?alias={alias}" with the row's values, under Datasette's base URL.
@@ -89,10 +102,21 @@ const mpDashboard = (() => {
   }
 
   function renderMetric (el, chart, body) {
-    const field = chart.display.field
-    const value = body.rows.length ? body.rows[0][field] : null
-    const text = value === null || value === undefined ? '—' : numbers.format(value) + (chart.display.suffix || '')
-    el.replaceChildren(element('p', { class: 'mp-metric-value', dataset: { field } }, text))
+    const display = chart.display
+    const row = body.rows.length ? body.rows[0] : {}
+    const value = row[display.field]
+    const text = value === null || value === undefined ? '—' : numbers.format(value) + (display.suffix || '')
+    const parts = [element('p', { class: 'mp-metric-value', dataset: { field: display.field } }, text)]
+    if (display.money) {
+      parts.push(element('p', { class: 'mp-metric-money', dataset: { field: display.money } }, money(row[display.money])))
+    }
+    if (display.note) {
+      const note = row[display.note.field]
+      const shown = display.note.money ? money(note) : `${format(note)}${display.note.suffix || ''}`
+      parts.push(element('p', { class: 'mp-metric-note', dataset: { field: display.note.field } },
+        `${display.note.label} ${shown}`))
+    }
+    el.replaceChildren(...parts)
   }
 
   function renderTable (el, chart, body, base, params) {
@@ -149,7 +173,11 @@ const mpDashboard = (() => {
         if (i === 0) td.textContent = display.total
         else if (numeric && !column.signed) {
           td.className = 'mp-num'
-          td.textContent = format(values.reduce((sum, value) => sum + (value || 0), 0))
+          // kopecks are summed as whole numbers, so that a column of roubles adds up exactly
+          const total = column.money
+            ? values.reduce((sum, value) => sum + Math.round((value || 0) * 100), 0) / 100
+            : values.reduce((sum, value) => sum + (value || 0), 0)
+          td.textContent = format(total, column)
         }
         tr.appendChild(td)
       })
@@ -159,7 +187,7 @@ const mpDashboard = (() => {
     el.replaceChildren(wrapper)
   }
 
-  async function renderVegaLite (el, chart, body) {
+  async function renderVegaLite (el, chart, body, base, params) {
     const display = chart.display || {}
     const spec = {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -194,6 +222,18 @@ const mpDashboard = (() => {
     links.appendChild(element('a', { class: 'mp-export', href: withQuery(`${queryUrl}.json`, params, { _shape: 'array' }) }, 'JSON'))
   }
 
+  // ?in=rub: the fields the chart draws take their values from the money ones, and the title says so.
+  function applySwitch (card, chart, rows, params) {
+    const choice = chart.switch && params.get(chart.switch.param)
+    if (!choice) return
+    for (const [shown, source] of Object.entries(chart.switch.fields[choice] || {})) {
+      for (const row of rows) row[shown] = row[source]
+    }
+    const title = chart.switch.titles && chart.switch.titles[choice]
+    const heading = card && card.querySelector('.mp-card-title a, .mp-card-title')
+    if (title && heading) heading.textContent = title
+  }
+
   async function renderChart (slug, chart, options) {
     const el = document.getElementById(`chart-${slug}`)
     const card = document.getElementById(`card-${slug}`)
@@ -205,6 +245,7 @@ const mpDashboard = (() => {
     el.replaceChildren(element('p', { class: 'mp-loading' }, '…'))
     try {
       const body = await fetchShared(withQuery(`${queryUrl}.json`, params, { _shape: 'objects' }))
+      applySwitch(card, chart, body.rows, params)
       data[slug] = body.rows
       await render(el, chart, body, options.base, params)
       if (body.truncated) {
@@ -219,6 +260,8 @@ const mpDashboard = (() => {
 
   // "Данные: Wildberries — 14:05 (12 мин назад), Ozon — ..." from the freshness query: per
   // marketplace the oldest of its sources' last successful loads, so a stuck source shows.
+  const REQUIRED = ['stocks', 'orders', 'sales']
+
   async function renderFreshness () {
     const el = document.getElementById('mp-freshness')
     if (!el) return
@@ -227,7 +270,8 @@ const mpDashboard = (() => {
       const names = { wb: 'Wildberries', ozon: 'Ozon' }
       const parts = []
       for (const marketplace of ['wb', 'ozon']) {
-        const rows = body.rows.filter(row => row.marketplace === marketplace)
+        // the figures on the page come from these; balance and the catalogue are optional
+        const rows = body.rows.filter(row => row.marketplace === marketplace && REQUIRED.includes(row.dataset))
         if (!rows.length) continue
         if (rows.some(row => !row.last_success_at)) {
           parts.push(`${names[marketplace]} — ещё не всё загружено`)

@@ -1,4 +1,4 @@
-"""Fetching from the Ozon Seller API (FBO): SKU discovery, stock, postings, returns.
+"""Fetching from the Ozon Seller API (FBO): product catalogue, stock, postings, returns, balance.
 
 Only requests live here; turning answers into records is `collector.ozon.normalize`.
 """
@@ -18,6 +18,7 @@ STOCKS = "/v1/analytics/stocks"
 POSTINGS = "/v3/posting/fbo/list"
 RETURNS = "/v1/returns/list"
 ROLES = "/v1/roles"
+BALANCE = "/v1/finance/balance"
 
 PRODUCT_PAGE = 1000
 STOCK_BATCH = 100
@@ -50,8 +51,18 @@ def _post(api: ApiClient, settings: Settings, path: str, body: dict) -> dict:
     return answer
 
 
-def fetch_products(api: ApiClient, settings: Settings) -> list[dict]:
-    """Every product not archived, with `sku` (filled in from product/info where missing)."""
+def fetch_catalog(api: ApiClient, settings: Settings) -> list[dict]:
+    """Every product not archived: its /v3/product/list row with the /v3/product/info/list item
+    (name, barcodes, sources) merged in under "info". The info is asked for every product, not
+    only those the list gives no `sku`: a product's FBO SKU may differ from the list's one
+    (sources), and the names come from there."""
+    items = _product_list(api, settings)
+    info = _product_info(api, settings, [str(item["product_id"]) for item in items
+                                         if item.get("product_id") not in (None, "")])
+    return [{**item, "info": info.get(str(item.get("product_id"))) or {}} for item in items]
+
+
+def _product_list(api: ApiClient, settings: Settings) -> list[dict]:
     items: list[dict] = []
     last_id = ""
     while True:
@@ -61,21 +72,15 @@ def fetch_products(api: ApiClient, settings: Settings) -> list[dict]:
         items.extend(page)
         last_id = result.get("last_id") or ""
         if len(page) < PRODUCT_PAGE or not last_id:
-            break
-    missing = [str(item["product_id"]) for item in items if not item.get("sku") and item.get("product_id")]
-    if missing:
-        skus = _skus_by_product_id(api, settings, missing)
-        items = [{**item, "sku": item.get("sku") or skus.get(str(item.get("product_id")))} for item in items]
-    return items
+            return items
 
 
-def _skus_by_product_id(api: ApiClient, settings: Settings, product_ids: list[str]) -> dict[str, int]:
+def _product_info(api: ApiClient, settings: Settings, product_ids: list[str]) -> dict[str, dict]:
+    """{product_id: info item}; ids go as strings, as the reference asks, 1000 a request."""
     found = {}
     for batch in chunks(product_ids, 1000):
-        answer = _post(api, settings, PRODUCT_INFO, {"product_id": batch})
-        for item in answer.get("items") or []:
-            if item.get("sku"):
-                found[str(item.get("id"))] = item["sku"]
+        for item in _post(api, settings, PRODUCT_INFO, {"product_id": batch}).get("items") or []:
+            found[str(item.get("id"))] = item
     return found
 
 
@@ -107,7 +112,8 @@ def _posting_pages(api, settings, since, to, statuses, numbers) -> list[dict]:
     while True:
         answer = _post(api, settings, POSTINGS, {
             "cursor": cursor, "filter": query_filter, "limit": POSTING_PAGE, "sort_dir": "ASC",
-            "with": {"analytics_data": True, "financial_data": False, "legal_info": False},
+            # financial_data: what the seller receives per product (payout, «к перечислению»)
+            "with": {"analytics_data": True, "financial_data": True, "legal_info": False},
         })
         postings.extend(answer.get("postings") or [])
         cursor = answer.get("cursor") or ""
@@ -137,6 +143,11 @@ def fetch_returns(api: ApiClient, settings: Settings, since: datetime, to: datet
         if next_id <= last_id:
             raise ApiError(f"POST {RETURNS}", 200, "last_id did not advance; paging stopped")
         last_id = next_id
+
+
+def fetch_balance(api: ApiClient, settings: Settings, day: str) -> dict:
+    """Финансы → Баланс for one local day (dates as YYYY-MM-DD, as the reference shows)."""
+    return _post(api, settings, BALANCE, {"date_from": day, "date_to": day})
 
 
 def roles(api: ApiClient, settings: Settings) -> dict:
