@@ -204,6 +204,65 @@ def maintain(ctx: click.Context, keep_days: int) -> None:
     click.echo(", ".join(f"{table}: {n} rows deleted" for table, n in deleted.items()))
 
 
+@cli.command()
+@click.pass_context
+def rebuild(ctx: click.Context) -> None:
+    """Recompute the summaries the viewer reads (daily_figures, order outcomes, first stock
+    days) from the raw orders, sales and stock rows, in one transaction."""
+    import time
+
+    settings = settings_from(ctx, need_accounts=False)
+    started = time.monotonic()
+    try:
+        with run_lock(settings.database_path), open_storage(settings) as storage:
+            counts = storage.rebuild_summaries()
+    except (AlreadyRunning, StorageError) as exc:
+        raise Failure(str(exc)) from None
+    click.echo(f"rebuilt in {time.monotonic() - started:.1f} s from {counts['orders']} order lines, "
+               f"{counts['sales']} sales rows and {counts['stock']} stock changes: "
+               f"{counts['daily_figures']} daily_figures rows")
+
+
+@cli.group("alerts")
+def alerts_group() -> None:
+    """Messages to the seller through Apprise (ALERT_URLS)."""
+
+
+@alerts_group.command("test")
+@click.pass_context
+def alerts_test(ctx: click.Context) -> None:
+    """Send one test message to every ALERT_URLS entry and say which worked."""
+    from collector.alerts import test_channels
+
+    settings = settings_from(ctx, need_accounts=False)
+    if not settings.alert_urls:
+        raise Failure("ALERT_URLS is not set: no alerts are sent (see README, «Уведомления»)")
+    outcome = test_channels(settings)
+    for label, ok, error in outcome:  # a label is scheme and host only: the URL holds tokens
+        click.echo(f"ok    {label}" if ok else f"FAIL  {label}: {error}")
+    sys.exit(EXIT_OK if all(ok for _, ok, _ in outcome) else EXIT_PARTIAL)
+
+
+@alerts_group.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many events.")
+@click.pass_context
+def alerts_list(ctx: click.Context, limit: int) -> None:
+    """Show recent events and how their delivery went, per channel."""
+    from collector.alerts import recent_events
+
+    settings = settings_from(ctx, need_accounts=False)
+    with open_storage(settings) as storage:
+        events = recent_events(storage, limit)
+    if not events:
+        click.echo("no events yet" + ("" if settings.alert_urls else " (ALERT_URLS is not set)"))
+    for event in events:
+        click.echo(f"{event['created_at']}  {event['status']:<7}  {event['kind']:<12}  {event['title']}")
+        for d in event["deliveries"]:
+            retry = f", next try {d['next_try_at']}" if d["status"] == "failed" and d["next_try_at"] else ""
+            error = f": {d['error']}" if d["error"] and d["status"] != "sent" else ""
+            click.echo(f"    {d['channel']}: {d['status']} after {d['attempts']} attempt(s){retry}{error}")
+
+
 class BackfillProgress:
     """A bar per account x dataset on a terminal; elsewhere (systemd, a pipe) a log line at
     every tenth, since a bar would not be drawn there."""
@@ -238,11 +297,16 @@ class BackfillProgress:
 @click.option("--history-days", type=int, default=30, show_default=True, help="History loaded at the start.")
 @click.option("--database", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/demo/mp.db"),
               show_default=True)
-def demo(port: int, sandbox_port: int, minutes: float, history_days: int, database: Path) -> None:
+@click.option("--wb-statistics-off-in", "statistics_off_in", type=click.FloatRange(0), metavar="MINUTES",
+              help="The simulated WB switches supplier/orders and supplier/sales off after this many minutes "
+                   "(404): watch the collector move to the order feed on the freshness page.")
+def demo(port: int, sandbox_port: int, minutes: float, history_days: int, database: Path,
+         statistics_off_in: float | None) -> None:
     """Simulator + collector + Datasette: a working dashboard with no tokens."""
     from collector.demo import run_demo
 
-    run_demo(port=port, sandbox_port=sandbox_port, minutes=minutes, history_days=history_days, database=database)
+    run_demo(port=port, sandbox_port=sandbox_port, minutes=minutes, history_days=history_days, database=database,
+             statistics_off_in=statistics_off_in)
 
 
 @cli.command()

@@ -1,0 +1,182 @@
+"""The summaries the viewer reads are kept by triggers in step with the raw rows: after any
+history, what they hold equals a recomputation from the raw rows alone (daily_figures_recomputed,
+order_outcomes), and `mp-collector rebuild` and the upgrade of an old database produce exactly that.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from collector.records import OrderLine, SaleEvent, StockLevel
+from collector.storage import SCHEMA_VERSION, Storage
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DAYS = [f"2026-11-{d:02d}" for d in range(20, 31)]
+STATUSES = ["awaiting_packaging", "delivering", "delivered", "cancelled"]
+
+
+def kept_and_recomputed(db) -> tuple[set, set]:
+    columns = [row[1] for row in db.execute("PRAGMA table_info(daily_figures)")]
+    nonzero = " OR ".join(f"{c} <> 0" for c in columns[4:])
+    kept = set(db.execute(f"SELECT * FROM daily_figures WHERE {nonzero}"))
+    recomputed = set(db.execute(f"SELECT {', '.join(columns)} FROM daily_figures_recomputed WHERE {nonzero}"))
+    return kept, recomputed
+
+
+def stale_outcomes(db) -> int:
+    return db.execute("SELECT count(*) FROM orders o JOIN order_outcomes v USING (account, order_id, sku) "
+                      "WHERE o.outcome IS NOT v.outcome").fetchone()[0]
+
+
+def random_order(rng: random.Random, n: int) -> OrderLine:
+    status = rng.choice(STATUSES)
+    day = rng.choice(DAYS)
+    return OrderLine(account=rng.choice(["wb-1", "ozon-1"]), order_id=f"o{n}", sku=rng.randint(1, 4), article=None,
+                     size="", barcode=None, warehouse=rng.choice(["A", "B", None]), ordered_at=f"{day}T10:00:00+03:00",
+                     day=day, status=status, is_cancelled=int(status == "cancelled"), cancelled_at=None,
+                     quantity=rng.randint(1, 3), price_kopecks=rng.choice([None, 100, 12345]), changed_at=None,
+                     payout_kopecks=rng.choice([None, 90]))
+
+
+def random_sale(rng: random.Random, order: OrderLine, n: int) -> SaleEvent:
+    kind = rng.choice(["sale", "sale", "return"])
+    day = rng.choice(DAYS + [None])
+    return SaleEvent(account=order.account, kind=kind, sale_id=f"s{n}", sku=order.sku,
+                     order_id=rng.choice([order.order_id, order.order_id, None, "elsewhere"]), article=None, size="",
+                     barcode=None, warehouse=rng.choice(["A", "B", None]), sold_at=None, day=day,
+                     quantity=rng.randint(1, 2), amount_kopecks=rng.choice([None, 500, -500]),
+                     return_type=rng.choice([None, "ClientReturn", "FullReturn"]), changed_at=None,
+                     payout_kopecks=rng.choice([None, 400, -400]))
+
+
+def random_history(storage: Storage, rng: random.Random, steps: int = 300) -> None:
+    """Inserts, status changes, re-dated and moved rows, deletes and stock changes, in any order."""
+    orders: list[OrderLine] = []
+    sales: list[SaleEvent] = []
+    for n in range(steps):
+        action = rng.random()
+        with storage.transaction():
+            if action < 0.35 or not orders:
+                orders.append(random_order(rng, n))
+                storage.write_orders([orders[-1]])
+            elif action < 0.45:
+                # WB sends money as 0 for up to a day, then corrects it: only the price changes
+                i = rng.randrange(len(orders))
+                orders[i] = replace(orders[i], price_kopecks=rng.choice([None, 0, 777, 12345]))
+                storage.write_orders([orders[i]])
+            elif action < 0.55:
+                i = rng.randrange(len(orders))
+                # the same line, anything else changed: status, day, warehouse, quantity, price
+                orders[i] = replace(random_order(rng, n), account=orders[i].account,
+                                    order_id=orders[i].order_id, sku=orders[i].sku)
+                storage.write_orders([orders[i]])
+            elif action < 0.8:
+                sales.append(random_sale(rng, rng.choice(orders), n))
+                storage.write_sales([sales[-1]])
+            elif action < 0.85 and sales:
+                gone = sales.pop(rng.randrange(len(sales)))
+                storage.db.execute("DELETE FROM sales WHERE account = ? AND kind = ? AND sale_id = ?",
+                                   [gone.account, gone.kind, gone.sale_id])
+            elif action < 0.88:
+                gone = orders.pop(rng.randrange(len(orders)))
+                storage.db.execute("DELETE FROM orders WHERE account = ? AND order_id = ?",
+                                   [gone.account, gone.order_id])
+            else:
+                levels = [StockLevel("ozon-1", sku, "", wh, rng.randint(0, 5)) for sku in (1, 2) for wh in ("A", "B")
+                          if rng.random() < 0.7]
+                storage.write_stock("ozon-1", levels, f"{DAYS[n % len(DAYS)]}T12:00:00+03:00", DAYS[n % len(DAYS)], None)
+
+
+@pytest.fixture
+def storage(tmp_path):
+    store = Storage(tmp_path / "mp.db")
+    store.migrate()
+    store.save_accounts([("wb-1", "wb", "WB"), ("ozon-1", "ozon", "Ozon")])
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_summaries_equal_a_recomputation_after_a_random_history(storage, seed):
+    random_history(storage, random.Random(seed))
+    kept, recomputed = kept_and_recomputed(storage.db)
+    assert kept == recomputed
+    assert len(kept) > 20
+    assert stale_outcomes(storage.db) == 0
+    # A rebuild changes nothing that counts.
+    storage.rebuild_summaries()
+    assert kept_and_recomputed(storage.db)[0] == kept
+
+
+def test_rebuild_repairs_summaries_that_drifted(storage):
+    random_history(storage, random.Random(42), steps=120)
+    kept, _ = kept_and_recomputed(storage.db)
+    with storage.transaction():  # what a bug or a hand edit could leave behind
+        storage.db.execute("UPDATE daily_figures SET ordered = ordered + 7, ordered_kopecks = 1")
+        storage.db.execute("UPDATE orders SET outcome = 'open'")
+    assert kept_and_recomputed(storage.db)[0] != kept
+    result = subprocess.run([sys.executable, "-m", "collector", "--env-file", "/dev/null", "rebuild"],
+                            env={"DATABASE_PATH": str(storage.path), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "daily_figures rows" in result.stdout
+    assert kept_and_recomputed(storage.db)[0] == kept
+    assert stale_outcomes(storage.db) == 0
+
+
+def test_a_version_1_database_is_upgraded_in_one_step(tmp_path):
+    """A database written by the previous release (schema.sql as it was) gains money, outcomes and
+    first stock days, and its figures stay what they were."""
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript((FIXTURES / "schema_v1.sql").read_text(encoding="utf-8"))
+    with old:
+        old.execute("INSERT INTO accounts VALUES ('wb-1', 'wb', 'WB')")
+        old.executemany(
+            "INSERT INTO orders (account, order_id, sku, warehouse, ordered_at, day, status, is_cancelled, quantity, "
+            "price_kopecks) VALUES ('wb-1', ?, 7, 'A', ?, ?, ?, ?, 1, 10050)",
+            [("o1", "2026-11-20T10:00:00+03:00", "2026-11-20", "ordered", 0),
+             ("o2", "2026-11-20T11:00:00+03:00", "2026-11-20", "cancelled", 1),
+             ("o3", "2026-11-21T10:00:00+03:00", "2026-11-21", "ordered", 0)])
+        old.executemany(
+            "INSERT INTO sales (account, kind, sale_id, sku, order_id, warehouse, sold_at, day, quantity, amount_kopecks) "
+            "VALUES ('wb-1', ?, ?, 7, ?, 'A', ?, ?, 1, ?)",
+            [("sale", "S1", "o1", "2026-11-22T10:00:00+03:00", "2026-11-22", 10050),
+             ("return", "R3", "o3", "2026-11-23T10:00:00+03:00", "2026-11-23", -10050)])
+        old.executemany("INSERT INTO stock (account, sku, size, warehouse, quantity, observed_at, day) "
+                        "VALUES ('wb-1', 7, '', 'A', ?, ?, ?)",
+                        [(5, "2026-11-19T10:00:00+03:00", "2026-11-19"), (3, "2026-11-22T10:00:00+03:00", "2026-11-22")])
+        old.execute("INSERT INTO stock_current (account, sku, size, warehouse, quantity, changed_at, seen_at) "
+                    "VALUES ('wb-1', 7, '', 'A', 3, '2026-11-22T10:00:00+03:00', '2026-11-22T10:00:00+03:00')")
+        old.execute("PRAGMA user_version = 1")
+    units_before = old.execute("SELECT day, ordered, bought, returned, stock_delta FROM daily_figures "
+                               "ORDER BY day").fetchall()
+    old.close()
+
+    storage = Storage(path)
+    assert storage.migrate() == 1
+    assert storage.schema_version == SCHEMA_VERSION
+    db = storage.db
+    assert db.execute("SELECT day, ordered, bought, returned, stock_delta FROM daily_figures ORDER BY day").fetchall() \
+        == units_before
+    assert db.execute("SELECT order_id, outcome FROM orders ORDER BY order_id").fetchall() == [
+        ("o1", "bought"), ("o2", "not_bought"), ("o3", "not_bought")]
+    assert db.execute("SELECT day, ordered_kopecks, bought_kopecks, returned_kopecks, cohort_units, cohort_bought, "
+                      "cohort_not_bought FROM daily_figures WHERE ordered_lines + sales_lines > 0 "
+                      "OR cohort_units > 0 ORDER BY day").fetchall() == [
+        ("2026-11-20", 10050, 0, 0, 2, 1, 1), ("2026-11-21", 10050, 0, 0, 1, 0, 1),
+        ("2026-11-22", 0, 10050, 0, 0, 0, 0), ("2026-11-23", 0, 0, 10050, 0, 0, 0)]
+    assert db.execute("SELECT first_day FROM stock_current").fetchall() == [("2026-11-19",)]
+    kept, recomputed = kept_and_recomputed(db)
+    assert kept == recomputed
+    # Applying the schema again (every start does) changes nothing.
+    storage.migrate()
+    assert kept_and_recomputed(db)[0] == kept
+    storage.close()
