@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import json
 import os
 import re
 import shutil
@@ -190,6 +191,14 @@ def light(browser):
 # Figures straight from the raw tables (DESIGN.md, "Datasets and their meaning")
 
 
+UNITS = ("stock", "ordered", "bought", "returned")
+
+
+def units_of(row: tuple) -> list:
+    """A row of the `today` table without its money: wb stock..returned, ozon stock..returned."""
+    return [*row[1:5], *row[7:11]]
+
+
 class Truth:
     """The figures by the definitions, from orders, sales, stock_current and sku_aliases."""
 
@@ -222,19 +231,28 @@ class Truth:
         def keep(account, sku, wh):
             return (not alias or self.alias_of[account, sku] == alias) and (not warehouse or wh == warehouse)
 
-        for account, sku, wh, qty in self.rows(
-                "SELECT account, sku, warehouse, quantity FROM orders WHERE day = ? AND is_cancelled = 0", day.isoformat()):
+        for account, sku, wh, qty, price in self.rows(
+                "SELECT account, sku, warehouse, quantity, price_kopecks FROM orders WHERE day = ? AND is_cancelled = 0",
+                day.isoformat()):
             if keep(account, sku, wh):
-                out[self.alias_of[account, sku], self.marketplace[account]]["ordered"] += qty
-        for account, sku, wh, kind, rtype, qty in self.rows(
-                "SELECT account, sku, warehouse, kind, return_type, quantity FROM sales WHERE day = ?", day.isoformat()):
+                key = self.alias_of[account, sku], self.marketplace[account]
+                out[key]["ordered"] += qty
+                out[key]["ordered_kop"] += (price or 0) * qty
+        for account, sku, wh, kind, rtype, qty, amount, payout in self.rows(
+                "SELECT account, sku, warehouse, kind, return_type, quantity, amount_kopecks, payout_kopecks "
+                "FROM sales WHERE day = ?", day.isoformat()):
             if not keep(account, sku, wh):
                 continue
             key = self.alias_of[account, sku], self.marketplace[account]
             if kind == "sale":
                 out[key]["bought"] += qty
-            elif (rtype or "ClientReturn") in ("ClientReturn", "Unknown"):
-                out[key]["returned"] += qty
+                out[key]["bought_kop"] += amount or 0
+                out[key]["payout_kop"] += payout or 0
+            else:
+                out[key]["payout_kop"] -= abs(payout or 0)
+                if (rtype or "ClientReturn") in ("ClientReturn", "Unknown"):
+                    out[key]["returned"] += qty
+                    out[key]["returned_kop"] += abs(amount or 0)
         for account, sku, wh, qty in self.rows("SELECT account, sku, warehouse, quantity FROM stock_current"):
             if keep(account, sku, wh):
                 out[self.alias_of[account, sku], self.marketplace[account]]["stock"] += qty
@@ -243,15 +261,29 @@ class Truth:
     def total(self, figures: dict, marketplace: str, figure: str) -> int:
         return sum(v[figure] for (_, mp), v in figures.items() if mp == marketplace)
 
+    def cohort(self, marketplace: str, days: int = 30) -> dict:
+        """What became of the units ordered in the last `days` days (DESIGN.md, "buyout rate"):
+        a return for the order line: not bought; else a sale or a delivered posting: bought; else
+        cancelled: not bought; else on its way."""
+        sales = defaultdict(set)
+        for account, order_id, sku, kind in self.rows("SELECT account, order_id, sku, kind FROM sales"):
+            sales[account, order_id, sku].add(kind)
+        out = defaultdict(int)
+        since = (self.today - timedelta(days=days - 1)).isoformat()
+        for account, order_id, sku, status, cancelled, qty in self.rows(
+                "SELECT account, order_id, sku, status, is_cancelled, quantity FROM orders WHERE day >= ?", since):
+            if self.marketplace[account] != marketplace:
+                continue
+            kinds = sales[account, order_id, sku]
+            outcome = ("not_bought" if "return" in kinds else "bought" if "sale" in kinds or status == "delivered"
+                       else "not_bought" if cancelled else "in_transit")
+            out[outcome] += qty
+        return out
+
     def buyout_pct(self, marketplace: str) -> float | None:
-        """Bought / ordered over the 7 whole days before today, in %."""
-        days = [self.today - timedelta(days=n) for n in range(1, 8)]
-        ordered = bought = 0
-        for day in days:
-            f = self.figures(day)
-            ordered += self.total(f, marketplace, "ordered")
-            bought += self.total(f, marketplace, "bought")
-        return round(100 * bought / ordered, 1) if ordered else None
+        cohort = self.cohort(marketplace)
+        settled = cohort["bought"] + cohort["not_bought"]
+        return round(100 * cohort["bought"] / settled, 1) if settled else None
 
     def table(self, alias: str = "", warehouse: str = "") -> list[tuple]:
         """The `today` table: aliases of the CSV (all of them) in their order, then the rest by name
@@ -261,7 +293,8 @@ class Truth:
         names = {a for a, _ in f} | ({a for a in declared if not alias or a == alias})
         rows = []
         for name in sorted(names, key=lambda a: (self.position.get(a, 10**9), a)):
-            figures = [f[name, mp][k] for mp in ("wb", "ozon") for k in ("stock", "ordered", "bought", "returned")]
+            figures = [f[name, mp][k] if k in UNITS else f[name, mp][k] / 100
+                       for mp in ("wb", "ozon") for k in (*UNITS, "ordered_kop", "bought_kop")]
             if name in declared or any(figures):
                 rows.append((name, *figures))
         return rows
@@ -274,13 +307,14 @@ class Truth:
         return result
 
     def per_day(self, days: int, figure: str) -> dict:
-        """{(day, marketplace): units} for the last `days` days, for the charts."""
+        """{(day, marketplace): units, or roubles for a *_kop figure} for the last `days` days."""
         out = {}
         for n in range(days):
             day = self.today - timedelta(days=n)
             f = self.figures(day)
             for mp in ("wb", "ozon"):
-                out[day.isoformat(), mp] = self.total(f, mp, figure)
+                total = self.total(f, mp, figure)
+                out[day.isoformat(), mp] = total / 100 if figure.endswith("_kop") else total
         return out
 
 
@@ -311,6 +345,20 @@ def open_page(driver, url: str) -> None:
 
 def metric(driver, field: str):
     return number(driver.find_element(By.CSS_SELECTOR, f".mp-metric-value[data-field='{field}']").text)
+
+
+def money(driver, field: str):
+    """'27 781,46 ₽' (on a card, or «к перечислению 50 775,81 ₽» under it) -> 27781.46."""
+    element = driver.find_element(By.CSS_SELECTOR, f"[data-field='{field}']")
+    text = element.text.replace("к перечислению", "")
+    assert text.strip().endswith("₽"), text
+    return number(text.replace("₽", ""))
+
+
+def note(driver, field: str):
+    """«в пути 847 шт.» -> 847."""
+    return number(driver.find_element(By.CSS_SELECTOR, f".mp-metric-note[data-field='{field}']").text
+                  .replace("в пути", ""))
 
 
 def cell(text: str):
@@ -352,9 +400,15 @@ def test_dashboard_figures_are_the_databases(site, light, truth):
     for mp in ("wb", "ozon"):
         for figure in ("ordered", "bought", "stock"):
             assert metric(driver, f"{mp}_{figure}") == truth.total(today, mp, figure), (mp, figure)
+        # Roubles beside units, to the kopeck, and what the seller receives.
+        for figure in ("ordered", "bought", "payout"):
+            assert money(driver, f"{mp}_{figure}_rub") == truth.total(today, mp, f"{figure}_kop") / 100, (mp, figure)
         # SQLite rounds halves away from zero, Python to even: allow the last digit.
         assert metric(driver, f"{mp}_buyout_pct") == pytest.approx(truth.buyout_pct(mp), abs=0.11), mp
+        assert note(driver, f"{mp}_in_transit") == truth.cohort(mp)["in_transit"], mp
+        assert truth.buyout_pct(mp) <= 100
     assert truth.total(today, "wb", "ordered") > 0 and truth.total(today, "ozon", "bought") > 0
+    assert truth.total(today, "wb", "bought_kop") > 0 and truth.total(today, "ozon", "payout_kop") > 0
 
     # WB and Ozon side by side, per alias, in the CSV's order, and the footer adds up.
     rows = table_rows(driver, "by-alias")
@@ -363,7 +417,7 @@ def test_dashboard_figures_are_the_databases(site, light, truth):
     headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#card-by-alias thead tr:first-child th")]
     assert headers == ["Группа", "Wildberries", "Ozon"]
     footer = [number(td.text) for td in driver.find_elements(By.CSS_SELECTOR, "#card-by-alias tfoot td")[1:]]
-    assert footer == [sum(column) for column in zip(*(r[1:] for r in rows))]
+    assert footer == [round(sum(column), 2) for column in zip(*(r[1:] for r in rows))]
 
     # Today against yesterday up to the same minute (the minute the page shows).
     vs = {row[0]: row for row in table_rows(driver, "vs-yesterday")}
@@ -372,7 +426,7 @@ def test_dashboard_figures_are_the_databases(site, light, truth):
     ordered_then = truth.until(yesterday, up_to, "orders", "is_cancelled = 0", "ordered_at")
     bought_then = truth.until(yesterday, up_to, "sales", "kind = 'sale'", "sold_at")
     for mp, name in (("wb", "Wildberries"), ("ozon", "Ozon")):
-        _, _, ordered, ordered_y, ordered_diff, bought, bought_y, bought_diff = vs[name]
+        _, _, ordered, ordered_y, ordered_diff, bought, bought_y, bought_diff = vs[name][:8]
         assert (ordered, bought) == (truth.total(today, mp, "ordered"), truth.total(today, mp, "bought"))
         assert (ordered_y, bought_y) == (ordered_then[mp], bought_then[mp]), mp
         assert (ordered_diff, bought_diff) == (ordered - ordered_y, bought - bought_y)
@@ -401,6 +455,44 @@ def test_dashboard_charts_are_the_databases(site, light, truth):
     open_page(driver, driver.current_url)
     data = driver.execute_script("return mpDashboard.data['ordered-chart']")
     assert {(r["day"], r["marketplace"]): r["ordered"] for r in data} == truth.per_day(30, "ordered")
+
+
+def test_charts_switch_to_roubles(site, light, truth):
+    driver = light
+    open_page(driver, f"{site}/-/dashboards/today?days=14&in=rub")
+    assert driver.find_element(By.CSS_SELECTOR, "#card-ordered-chart .mp-card-title").text == "Заказано по дням, ₽"
+    for chart, figure, money_figure in (("ordered-chart", "ordered", "ordered_kop"), ("bought-chart", "bought", "bought_kop")):
+        data = driver.execute_script(f"return mpDashboard.data['{chart}']")
+        assert {(r["day"], r["marketplace"]): r[figure] for r in data} == truth.per_day(14, money_figure), chart
+    assert Select(driver.find_element(By.ID, "filter-in")).first_selected_option.text == "рублях"
+
+
+def test_runs_out_and_buyout_tables(site, light, truth):
+    """«Заканчивается» is the restock query's soon rows, soonest first; the buyout table is the
+    30-day cohort of the raw rows, never above 100 %."""
+    driver = light
+    open_page(driver, f"{site}/-/dashboards/today?days=14")
+    with urllib.request.urlopen(f"{site}/mp/restock.json?_shape=objects&soon=1&days=14") as response:
+        expected = json.load(response)["rows"]
+    rows = table_rows(driver, "runs-out")
+    assert expected and len(rows) == len(expected)
+    names = {"wb": "Wildberries", "ozon": "Ozon"}
+    for row, want in zip(rows, expected):
+        assert row[:4] == (want["alias"], names[want["marketplace"]], want["warehouse"] or None, want["stock"])  # "—"
+        assert row[6] == ".".join(reversed(want["runs_out_on"].split("-")))  # 18.12.2026
+        assert want["stock"] <= 0 or want["days_of_cover"] < 7
+    covers = [w["days_of_cover"] for w in expected]
+    assert covers == sorted(covers)
+    for row in table_rows(driver, "buyout-table"):
+        alias, name, ordered, bought, not_bought, in_transit, pct = row
+        assert ordered == bought + not_bought + in_transit
+        assert pct is None or 0 <= pct <= 100
+    totals = {mp: truth.cohort(mp) for mp in ("wb", "ozon")}
+    for mp, name in names.items():
+        mine = [r for r in table_rows(driver, "buyout-table") if r[1] == name]
+        assert sum(r[3] for r in mine) == totals[mp]["bought"], mp
+        assert sum(r[4] for r in mine) == totals[mp]["not_bought"], mp
+        assert sum(r[5] for r in mine) == totals[mp]["in_transit"], mp
 
 
 def test_filters_alias_and_warehouse(site, light, truth):
@@ -452,7 +544,7 @@ def test_alias_leads_to_its_warehouses(site, light, truth):
         per_warehouse[mp] = [sum(c) for c in zip(*expected.values())]
     # The same figures as the group's row on the dashboard.
     row = next(r for r in truth.table() if r[0] == "Кронштейны")
-    assert per_warehouse["wb"] + per_warehouse["ozon"] == list(row[1:])
+    assert per_warehouse["wb"] + per_warehouse["ozon"] == units_of(row)
 
 
 def test_csv_link_downloads_the_table(site, light, downloads, truth):
@@ -468,9 +560,13 @@ def test_csv_link_downloads_the_table(site, light, downloads, truth):
     assert path.name == "today.csv"
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["alias", "wb_stock", "wb_ordered", "wb_bought", "wb_returned",
-                             "ozon_stock", "ozon_ordered", "ozon_bought", "ozon_returned"]
-    assert [(r["alias"], *(int(v) for k, v in r.items() if k != "alias")) for r in rows] == table_rows(driver, "by-alias")
+    shown = [f"{mp}_{figure}" for mp in ("wb", "ozon")
+             for figure in ("stock", "ordered", "bought", "returned", "ordered_rub", "bought_rub")]
+    assert list(rows[0])[:9] == ["alias", "wb_stock", "wb_ordered", "wb_bought", "wb_returned",
+                                 "ozon_stock", "ozon_ordered", "ozon_bought", "ozon_returned"]
+    assert {"wb_ordered_rub", "ozon_bought_rub", "wb_payout_rub"} <= set(rows[0])
+    # plain numbers in the export: roubles with a dot and kopecks
+    assert [(r["alias"], *(cell(r[c]) for c in shown)) for r in rows] == table_rows(driver, "by-alias")
     assert table_rows(driver, "by-alias") == truth.table()
 
 

@@ -270,21 +270,26 @@ def test_dashboard_charts_read_existing_queries_with_existing_columns(open_ds):
             columns = set(data["columns"])
             display = chart["display"]
             if chart["library"] == "mp-metric":
-                assert display["field"] in columns, where
+                shown = {display["field"], display.get("money"), (display.get("note") or {}).get("field")}
+                assert shown - {None} <= columns, where
             elif chart["library"] == "mp-table":
                 assert {c["field"] for c in display["columns"]} <= columns, where
             else:
                 fields = {e["field"] for e in display["encoding"].values() if isinstance(e, dict)}
                 fields |= {t["field"] for t in display["encoding"].get("tooltip", [])}
                 assert fields <= columns, where
-        # Every filter is a parameter of one of the dashboard's queries, so it filters something.
+            for swapped in (chart.get("switch") or {}).get("fields", {}).values():
+                assert set(swapped) | set(swapped.values()) <= columns, where
+        # Every filter is a parameter of one of the dashboard's queries, or switches what a chart
+        # draws, so it does something.
         used = set().union(*(metadata[c["canned"]].get("params", []) for c in dashboard["charts"].values()))
+        used |= {c["switch"]["param"] for c in dashboard["charts"].values() if c.get("switch")}
         assert set(dashboard["filters"]) <= used, slug
 
 
 def test_dashboard_pages_render_in_russian(open_ds):
     first = get(open_ds, "/-/dashboards/today")
-    assert first.status_code == 302 and first.headers["location"].endswith("/-/dashboards/today?days=14")
+    assert first.status_code == 302 and first.headers["location"].endswith("/-/dashboards/today?days=14&in=units")
     page = get(open_ds, "/-/dashboards/today?days=14").text
     for text in ("<h1>Сегодня</h1>", "Маркетплейс", "Группа, артикул или SKU", "Склад", "Графики за",
                  "Показать", "Wildberries — заказано сегодня", "Ozon — выкуплено сегодня", "/assets/mp-dashboard.js",
@@ -307,7 +312,8 @@ def test_dashboard_pages_render_in_russian(open_ds):
 
 def test_help_page_explains_every_figure_and_shows_freshness(open_ds):
     page = get(open_ds, "/-/help").text
-    for text in ("<h1>Справка</h1>", "Заказано", "Выкуплено", "Возвраты", "Остаток", "Выкуп за 7 дней",
+    for text in ("<h1>Справка</h1>", "Заказано", "Выкуплено", "Возвраты", "Остаток", "Выкуп заказов",
+                 "в пути", "К перечислению", "priceWithDisc", "Заканчивается", "Спрос в день", "TARGET_COVER_DAYS",
                  "Сегодня против вчера", "На сколько дней хватит", "Europe/Moscow", "Откуда данные",
                  "Насколько свежие данные", "saleID на S", "доставлено",
                  "available_stock_count", "Склад WB"):
@@ -366,7 +372,7 @@ def test_full_exports_stream_past_max_returned_rows(db_path, monkeypatch):
 def test_export_daily_adds_up_to_the_queries(open_ds):
     rows = csv_rows(get(open_ds, "/mp/export_daily.csv?_stream=on&day=2026-11-26").text)
     assert list(rows[0]) == ["day", "marketplace", "account", "alias", "article", "sku", "warehouse",
-                             "ordered", "bought", "returned"]
+                             "ordered", "bought", "returned", "ordered_rub", "bought_rub", "returned_rub"]
     summary = get(open_ds, "/mp/summary.json?_shape=array").json()[0]
     for mp in ("wb", "ozon"):
         for figure in ("ordered", "bought", "returned"):
