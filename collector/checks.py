@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Iterator
 
 from collector.config import OzonAccount, Settings, WbAccount
 from collector.http import ApiError
 from collector.ozon import client as ozon_api
+from collector.pipeline import feed_state_key
 from collector.wb import client as wb_api
 
 WB_TOKEN_TYPES = {1: "Base", 2: "Test", 3: "Personal", 4: "Service"}
@@ -38,8 +42,8 @@ def _check_wb(account: WbAccount, settings: Settings, name: str, now: datetime):
         yield from _expiry(name, claims.get("exp"), now)
         kind = WB_TOKEN_TYPES.get(claims.get("acc"))
         if kind == "Base":
-            yield (f"{name}: a Base token gets 1 request per 2-3 hours for orders and sales; "
-                   "use a Personal or Service token"), False
+            yield _base_token_warning(name, settings), False
+    yield from _orders_source(name, account, settings)
     api = wb_api.make_client(account, settings)
     for label, url in (("statistics", settings.wb_statistics_url), ("analytics", settings.wb_analytics_url)):
         try:
@@ -48,6 +52,40 @@ def _check_wb(account: WbAccount, settings: Settings, name: str, now: datetime):
         except ApiError as exc:
             yield f"{name}: {label} API: {api.redact(str(exc))}", False
     api.close()
+
+
+def _base_token_warning(name: str, settings: Settings) -> str:
+    """A Base token's limits, said before passes start failing on them with HTTP 429."""
+    feed = ("" if settings.wb_orders_source == "statistics" else
+            "; the order feed, which replaces them when WB switches statistics off, once per 3 hours")
+    return (f"{name}: a Base token gets 1 request per 2-3 hours for orders and sales{feed}, and no stock "
+            "report (403 \"base token is not allowed\"): passes every few minutes fail with HTTP 429; "
+            "use a Personal or Service token")
+
+
+def _orders_source(name: str, account: WbAccount, settings: Settings):
+    """Where orders and sales come from: the statistics methods, or the order feed (chosen in
+    WB_ORDERS_SOURCE, or switched to when WB switched statistics off, as the database remembers)."""
+    source = settings.wb_orders_source
+    if source == "order-feed":
+        yield f"{name}: orders and sales come from the order feed (WB_ORDERS_SOURCE=order-feed)", True
+        return
+    switched = _stored_state(settings, feed_state_key(account.account)) if source == "auto" else None
+    if switched:
+        yield f"{name}: orders and sales come from the order feed since WB switched statistics off: {switched}", True
+
+
+def _stored_state(settings: Settings, key: str) -> str | None:
+    """A collector_state value, read without writing anything (no database yet: None)."""
+    path = Path(settings.database_path)
+    if not path.exists():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT value FROM collector_state WHERE key = ?", [key]).fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
 
 
 def _check_ozon(account: OzonAccount, settings: Settings, name: str, now: datetime):

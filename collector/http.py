@@ -1,8 +1,8 @@
 """The HTTP layer shared by both marketplaces: one session per account, client-side pacing,
 bounded retries, and errors that say in plain words what failed.
 
-Retried: 429 (waiting what the marketplace says), 5xx, connection errors, timeouts, malformed
-or empty bodies and Ozon's `Circle is open`. Never retried: 400, 401, 402, 403 and other 404s,
+Retried: 429 (waiting what the marketplace says), 5xx, connection errors (also one cut in the
+middle of a body), timeouts, malformed or empty bodies and Ozon's `Circle is open`. Never retried: 400, 401, 402, 403 and other 404s,
 because repeating them only gets a seller blocked.
 
 A 204 is data only where the marketplace documents it (`empty_ok`: WB's 204 "no stock"); a 204
@@ -25,7 +25,7 @@ from typing import Any, Callable
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from collector import __version__
+from collector import __version__, stopping
 
 USER_AGENT = f"mp-dashboard/{__version__}"
 CIRCLE_OPEN = "circle is open"
@@ -82,7 +82,7 @@ class TokenBucket:
             wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) * self.interval
             self._tokens -= 1
             if wait:
-                time.sleep(wait)
+                stopping.sleep(wait)  # pacing waits up to a minute: a stop must not wait for it
             return wait
 
 
@@ -113,7 +113,9 @@ class ApiClient:
         and for an empty 200 body always, an empty answer is a RetryableError like any glitch.
         """
         self.last_endpoint = endpoint
+        stopping.checkpoint()  # a stopped pass sends no new request; its waits end early too
         retrying = Retrying(
+            sleep=stopping.sleep,
             retry=retry_if_exception_type(RetryableError),
             wait=self._wait,
             stop=self._stop,
@@ -134,6 +136,10 @@ class ApiClient:
             raise RetryableError(endpoint, None, f"no answer within {self.timeout:g} s") from None
         except requests.ConnectionError as exc:
             raise RetryableError(endpoint, None, connection_problem(exc)) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            # The status line came, then the connection broke in the middle of the body: as
+            # transient as a reset, and a half body must never be read as the whole answer.
+            raise RetryableError(endpoint, None, "the connection was cut in the middle of the answer") from None
         return self._interpret(response, endpoint, limit, empty_ok)
 
     def _interpret(self, response: requests.Response, endpoint: str, limit: str, empty_ok: bool = False):
@@ -157,6 +163,9 @@ class ApiClient:
             raise RetryableError(endpoint, status, detail, self._retry_after(response, limit), reason)
         if status >= 500:
             raise RetryableError(endpoint, status, detail, reason=reason)
+        if status == 402:  # WB: the token belongs to a catalog app whose balance ran out
+            raise ApiError(endpoint, status, f"the marketplace asks for payment (a paid app's balance ran out, "
+                                             f"not the seller's data): {detail}", reason)
         if status == 404 and DEPRECATED.search(detail):
             raise ApiError(endpoint, status, f"the method is removed or deprecated: {detail}", reason)
         raise ApiError(endpoint, status, detail, reason)

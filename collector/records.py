@@ -155,3 +155,17 @@ def gc_paused():
             _GcPause.depth -= 1
             if _GcPause.depth == 0 and _GcPause.resume:
                 gc.enable()
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """An account's balance at one pass, in kopecks; a figure the marketplace does not give is None."""
+    account: str
+    day: str
+    currency: str | None
+    current_kopecks: int | None = None
+    for_withdraw_kopecks: int | None = None
+    opening_kopecks: int | None = None
+    accrued_kopecks: int | None = None
+    paid_kopecks: int | None = None
+    closing_kopecks: int | None = None

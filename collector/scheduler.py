@@ -1,22 +1,22 @@
 """`mp-collector schedule`: passes on an interval in-process, for hosts without systemd.
 
 Never two passes at once (max_instances=1 here, and the run lock against other processes);
-passes missed while one ran long are coalesced into one; SIGTERM and Ctrl-C stop cleanly
-after the pass in progress.
+passes missed while one ran long are coalesced into one. SIGTERM and SIGINT stop it within 5 s,
+exit code 0: the pass in progress stops at its next request, with nothing half-written (see
+collector/stopping.py).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 from datetime import datetime
 from typing import Callable
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from collector import logs
+from collector import logs, stopping
 from collector.config import Settings
 from collector.pipeline import AlreadyRunning, PassResult
 from collector.runner import collect_once
@@ -24,13 +24,18 @@ from collector.storage import StorageError
 
 
 def one_pass(settings: Settings, trigger: str) -> PassResult | None:
-    """A pass as the scheduler runs it: errors are logged, never raised into the scheduler."""
+    """A pass as the scheduler runs it: errors are logged, never raised into the scheduler; a
+    stop ends it quietly (collect_once has closed its run)."""
+    if stopping.STOP.is_set():
+        return None  # fired in the moment between the signal and the scheduler's shutdown
     try:
         return collect_once(settings, trigger)
     except AlreadyRunning as exc:
         logs.event(logging.WARNING, str(exc), event="pass", status="skipped")
     except StorageError as exc:
         logs.event(logging.ERROR, str(exc), event="pass", status="failed")
+    except stopping.Stopped:
+        pass
     return None
 
 
@@ -45,15 +50,15 @@ def add_pass_job(scheduler: BaseScheduler, settings: Settings, minutes: float, t
 
 
 def run_forever(settings: Settings, minutes: float) -> None:
-    scheduler = BlockingScheduler(timezone=settings.timezone)
+    """Passes until SIGTERM or SIGINT. The scheduler runs them in its own thread, so that the
+    main thread is free to take the signal and wait for the pass to stop."""
+    stopping.install("stopping; a pass in progress stops at its next request")
+    scheduler = BackgroundScheduler(timezone=settings.timezone)
     add_pass_job(scheduler, settings, minutes, "schedule")
-
-    def stop(signum, _frame):
-        logs.event(logging.INFO, f"{signal.Signals(signum).name}: stopping after the pass in progress",
-                   event="schedule")
-        scheduler.shutdown(wait=False)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     logs.event(logging.INFO, f"collecting every {minutes:g} minutes; Ctrl-C to stop", event="schedule")
     scheduler.start()
+    try:
+        stopping.wait_forever()
+    finally:
+        scheduler.shutdown(wait=True)  # the pass in progress ends at its next checkpoint
+    logs.event(logging.INFO, "stopped", event="schedule")

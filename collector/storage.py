@@ -312,6 +312,13 @@ class Storage:
             "SELECT DISTINCT order_id, kind FROM sales WHERE account = ? AND order_id IN ({})",
             account, order_ids)}
 
+    def drop_feed_sales(self, account: str, events: Sequence[SaleEvent]) -> None:
+        """Delete the order feed's sales and returns (sale_id = the srid) of the orders and kinds
+        that statistics rows now give, so one unit is never counted by both sources."""
+        self._executemany(
+            "DELETE FROM sales WHERE account = ? AND order_id = ? AND kind = ? AND sale_id = order_id",
+            {(account, event.order_id, event.kind) for event in events if event.order_id})
+
     def _by_order_ids(self, sql: str, account: str, order_ids: Iterable[str]) -> list[tuple]:
         """Rows of `sql` (an IN list left as {}) for every order id, IN_BATCH ids a query."""
         ids, rows = sorted(set(order_ids)), []

@@ -3,12 +3,23 @@ unit (`mp-collector serve`) and a person, so that the options can never drift ap
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # What the viewer reads from the environment (the plugin and datasette-auth-passwords).
 VIEWER_VARIABLES = ("TIMEZONE", "DATASETTE_PASSWORD_HASH", "DATASETTE_SECRET", "STALE_AFTER_MINUTES")
+# Set by a parent that starts the viewer as its child (`demo`): the viewer stops when it is gone.
+PARENT_VARIABLE = "MP_VIEWER_PARENT_PID"
+# How long uvicorn waits for requests in flight on a stop (a big CSV export) before it cuts them:
+# the whole stop stays within the 5 s a supervisor gives.
+SHUTDOWN_SECONDS = 2.0
+EXIT_STOPPED = 0  # = collector.stopping.EXIT_STOPPED; not imported, to keep this start light
+PR_SET_PDEATHSIG = 1
 
 
 def datasette_command(database: Path, port: int, host: str = "127.0.0.1", behind_proxy: bool = False,
@@ -21,8 +32,9 @@ def datasette_command(database: Path, port: int, host: str = "127.0.0.1", behind
     stream from views with _stream=on instead). The file is opened read-only (not --immutable:
     the collector keeps writing it). behind_proxy: nginx terminates TLS, so the URLs Datasette
     builds must say https://. create: start on an empty file before the collector's first pass.
+    It runs Datasette's own CLI through main() below, for the stop.
     """
-    command = [sys.executable, "-m", "datasette", "serve", str(database),
+    command = [sys.executable, "-m", "collector.viewer", "serve", str(database),
                "--metadata", str(PROJECT_DIR / "metadata.yml"),
                "--template-dir", str(PROJECT_DIR / "templates"),
                "--static", f"assets:{PROJECT_DIR / 'static'}",
@@ -34,3 +46,61 @@ def datasette_command(database: Path, port: int, host: str = "127.0.0.1", behind
     if create:
         command.append("--create")
     return command
+
+
+def main(argv: list[str]) -> None:
+    """`python -m collector.viewer serve ...`: Datasette's own CLI, in this process, stopping
+    within 5 s with exit code 0 on SIGTERM or SIGINT at any moment.
+
+    Datasette alone does not: before uvicorn serves (importing takes a second or more) SIGTERM
+    kills it by default and SIGINT prints a traceback; once serving, uvicorn waits for requests in
+    flight without a limit, then re-raises the signal to die by it.
+    """
+    signal.signal(signal.SIGTERM, _exit_stopped)
+    signal.signal(signal.SIGINT, _exit_stopped)
+    if os.environ.get(PARENT_VARIABLE):
+        die_with_parent(int(os.environ.pop(PARENT_VARIABLE)))
+
+    import uvicorn
+    from datasette.cli import cli
+
+    # Datasette calls uvicorn.run() without a shutdown limit; uvicorn handles the signals while it
+    # serves, then restores _exit_stopped and re-raises the signal to it.
+    serve = uvicorn.run
+    uvicorn.run = lambda app, **options: serve(app, timeout_graceful_shutdown=SHUTDOWN_SECONDS, **options)
+    cli.main(args=argv, prog_name="datasette")
+
+
+def _exit_stopped(_signum, _frame) -> None:
+    """Before uvicorn serves there is nothing to close (the database is opened read-only), and
+    after it has shut down there is nothing left: exit at once."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(EXIT_STOPPED)
+
+
+def die_with_parent(parent: int) -> None:
+    """Stop when `parent` is gone, even killed with SIGKILL, so that no Datasette is left holding
+    the port. Linux: the kernel sends SIGTERM (prctl PR_SET_PDEATHSIG; the parent starts this
+    process from its main thread, which lives as long as the parent). Elsewhere: a thread polls."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        armed = False
+    if os.getppid() != parent:  # gone already, before the prctl above could take effect
+        os.kill(os.getpid(), signal.SIGTERM)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -209,6 +209,22 @@ def build_database(path: Path) -> None:
                VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
             [(i, r, a, d, st, f, f, e) for i, r, a, d, st, f, e in FETCH_LOG],
         )
+        # balances (the `balances` query): wb-1 changed once, ozon-1 has one row
+        conn.executemany(
+            """INSERT INTO balances (account, fetched_at, day, currency, current_kopecks, for_withdraw_kopecks,
+                                     opening_kopecks, accrued_kopecks, paid_kopecks, closing_kopecks)
+               VALUES (?, ?, ?, 'RUB', ?, ?, ?, ?, ?, ?)""",
+            [("wb-1", "2026-11-25T10:00:00+03:00", "2026-11-25", 1000000, 800000, None, None, None, None),
+             ("wb-1", "2026-11-26T10:00:00+03:00", "2026-11-26", 1234501, 987601, None, None, None, None),
+             ("ozon-1", "2026-11-26T10:00:00+03:00", "2026-11-26", None, None, 500000, 12345, 100000, 412345)])
+        # one alert (collector/alerts.py), sent to one channel and still failing on another
+        conn.execute("INSERT INTO alert_outbox (id, key, kind, title, body, created_at, day) VALUES "
+                     "(1, 'digest:2026-11-25', 'digest', 'Итоги дня, ср 25.11.2026', 'WB: заказано 3 шт.', "
+                     "'2026-11-25T21:00:00+03:00', '2026-11-25')")
+        conn.execute("INSERT INTO alert_deliveries (event_id, channel, status, attempts, last_try_at, next_try_at, "
+                     "last_error, sent_at) VALUES (1, 'tgram://1...g', 'sent', 1, '2026-11-25T21:00:00+03:00', NULL, "
+                     "NULL, '2026-11-25T21:00:00+03:00'), (1, 'mailtos://smtp.example.ru', 'failed', 2, "
+                     "'2026-11-25T21:10:00+03:00', '2026-11-25T21:12:00+03:00', 'Connection refused', NULL)")
     conn.close()
 
 
@@ -946,3 +962,12 @@ def test_plugin_functions(monkeypatch):
     assert datasette_plugin.mp_date_add("nonsense", 1) is None
     assert [datasette_plugin.mp_period_days(v) for v in (None, "", "day", " WEEK ", "month", "7", "год")] == [
         1, 1, 1, 7, 30, None, None]
+
+
+def test_balances_shows_each_accounts_latest_figures_in_roubles(ds):
+    with freeze_time(NOON):
+        rows = get(ds, "/mp/balances.json?_shape=objects")["rows"]
+    shown = [(r["account"], r["current_rub"], r["for_withdraw_rub"], r["opening_rub"], r["accrued_rub"],
+              r["paid_rub"], r["closing_rub"], r["changed_at"]) for r in rows]
+    assert shown == [("wb-1", 12345.01, 9876.01, None, None, None, None, "2026-11-26T10:00:00+03:00"),
+                     ("ozon-1", None, None, 5000.0, 123.45, 1000.0, 4123.45, "2026-11-26T10:00:00+03:00")]

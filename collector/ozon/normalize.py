@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from collector.records import (BadRecord, OrderLine, Product, SaleEvent, StockLevel, kopecks,
+from collector.records import (Balance, BadRecord, OrderLine, Product, SaleEvent, StockLevel, kopecks,
                                page_kopecks, required, whole)
 from collector.timeutil import iso, local_day, local_parts, parse_ozon_time
 
@@ -104,6 +104,46 @@ def stock_products(items: list[dict], account: str) -> list[Product]:
             for i in items if i.get("sku") not in (None, "")]
 
 
-def listed_products(items: list[dict], account: str) -> list[Product]:
-    return [Product(account, whole(i["sku"], "sku"), "", i.get("offer_id"), None, None)
-            for i in items if i.get("sku") not in (None, "")]
+def fbo_sku(item: dict) -> int:
+    """The SKU FBO postings, stock and returns use. A product sold from one stock has one SKU
+    (source SDS); one with separate FBO and FBS stock has an FBO SKU of its own, which the list's
+    `sku` need not be. Without sources, the list's `sku` (or the info's)."""
+    where = f"product {item.get('product_id')!r}"
+    sources = {str(s.get("source") or "").upper(): s.get("sku") for s in (item.get("info") or {}).get("sources") or []
+               if isinstance(s, dict)}
+    chosen = sources.get("FBO") or sources.get("SDS") or item.get("sku") or (item.get("info") or {}).get("sku")
+    return whole(required({"sku": chosen}, "sku", where), f"{where} sku")
+
+
+def catalog_product(item: dict, account: str) -> Product:
+    """A /v3/product/list row with its info: FBO SKU, article, name, first barcode."""
+    info = item.get("info") or {}
+    barcode = next(iter(info.get("barcodes") or []), None)
+    return Product(account, fbo_sku(item), "", item.get("offer_id") or info.get("offer_id"),
+                   info.get("name") or None, barcode)
+
+
+def balance(answer: dict, account: str, day: str) -> Balance:
+    """/v1/finance/balance: total{opening_balance, accrued, payments[], closing_balance}, each
+    {value, currency_code}; payments summed into what was paid out in the period."""
+    total = required(answer, "total", "balance")
+    if not isinstance(total, dict):
+        raise BadRecord(f"balance: total is {total!r}, not an object")
+    amounts = [total.get("opening_balance"), total.get("accrued"), total.get("closing_balance"),
+               *(total.get("payments") or [])]
+    currency = next((a.get("currency_code") for a in amounts if isinstance(a, dict) and a.get("currency_code")), None)
+    payments = [_money(p, "balance payments") for p in total.get("payments") or []]
+    return Balance(account=account, day=day, currency=currency,
+                   opening_kopecks=_money(total.get("opening_balance"), "balance opening_balance"),
+                   accrued_kopecks=_money(total.get("accrued"), "balance accrued"),
+                   paid_kopecks=sum(p for p in payments if p is not None) if payments else 0,
+                   closing_kopecks=_money(total.get("closing_balance"), "balance closing_balance"))
+
+
+def _money(amount, what: str) -> int | None:
+    """{value, currency_code} (or a bare number) as kopecks."""
+    value = amount.get("value") if isinstance(amount, dict) else amount
+    try:
+        return kopecks(value)
+    except BadRecord:
+        raise BadRecord(f"{what}: {value!r} is not an amount of money") from None

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from collector.sandbox.clock import DAY, US
 from collector.sandbox.randomness import stable_int, stable_uuid
 
-# Bit positions of the `s` claim (WB's numbering is uncertain; these follow api/wildberries.md).
+# Bit positions of the `s` claim (WB's numbering is uncertain; these follow api/wildberries.md;
+# Content and Finance follow WB's token page, 1 and 13, equally unconfirmed).
 ANALYTICS, STATISTICS, READ_ONLY = 2, 5, 30
+CONTENT, FINANCE = 1, 13
+DEFAULT_CATEGORIES = (CONTENT, ANALYTICS, STATISTICS, FINANCE, READ_ONLY)
 BASE, TEST, PERSONAL, SERVICE = 1, 2, 3, 4  # the `acc` claim
 TOKEN_DAYS = 180
 
@@ -71,7 +74,7 @@ class Credentials:
         return stable_uuid(self._seed, account, "sid")
 
     def wb_token(self, account: str, issued_us: int, *,
-                 categories: tuple[int, ...] = (ANALYTICS, STATISTICS, READ_ONLY),
+                 categories: tuple[int, ...] = DEFAULT_CATEGORIES,
                  token_type: int = PERSONAL, days: int = TOKEN_DAYS) -> str:
         """A token of `account` issued at `issued_us`, valid `days`, with these category bits."""
         header = {"alg": "HS256", "kid": "sandbox", "typ": "JWT"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import click
 
@@ -26,6 +27,11 @@ def _parse_faults(ctx, param, specs: tuple[str, ...]) -> list[Fault]:
         return [Fault.parse(spec) for spec in specs]
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+
+
+def statistics_off_at(minutes: float) -> datetime:
+    """When statistics goes off for `--wb-statistics-off-in MINUTES` (the sandbox serves real time)."""
+    return datetime.now(timezone.utc) + timedelta(minutes=minutes)
 
 
 def _stop_on_sigterm(signum, frame):
@@ -51,12 +57,19 @@ def _stop_on_sigterm(signum, frame):
               metavar="KIND[:ENDPOINT[:TIMES]]",
               help=f"Inject a fault (repeatable). TIMES defaults to every time. "
                    f"Kinds: {', '.join(sorted(KINDS))}.")
+@click.option("--wb-statistics-off-in", "statistics_off_in", type=click.FloatRange(0), metavar="MINUTES",
+              help="WB switches statistics off this many minutes from now (0 = already off): "
+                   "supplier/orders and supplier/sales answer 404, as supplier/stocks does, and the "
+                   "collector moves to the order feed.")
 @click.option("--print-env", is_flag=True, help="Print the .env lines for this sandbox and exit.")
 def sandbox_command(host: str, port: int, seed: int, big: bool, faults: list[Fault],
-                    print_env: bool, rate_limit_factor: float, **knobs) -> None:
+                    print_env: bool, rate_limit_factor: float, statistics_off_in: float | None,
+                    **knobs) -> None:
     """Serve a simulated WB + Ozon seller API on loopback, for the collector to run against."""
     base = SandboxConfig.big_seller() if big else SandboxConfig()
     overrides = {name: value for name, value in knobs.items() if value is not None}
+    if statistics_off_in is not None:
+        overrides["wb_statistics_off_at"] = statistics_off_at(statistics_off_in)
     config = replace(base, seed=seed, rate_limit_factor=rate_limit_factor, **overrides)
     sandbox = Sandbox(config)
     if print_env:

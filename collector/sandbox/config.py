@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class SandboxConfig:
     wb_refresh_minutes: int = 30  # statistics and stock data are republished on this grid
     wb_page_rows: int = 80_000  # flag=0 row cap per response
     wb_retention_days: int = 90
+    # From this moment (seller's clock) supplier/orders and supplier/sales answer 404 "deprecated",
+    # as supplier/stocks already does: WB switching statistics off in favour of the order feed.
+    wb_statistics_off_at: datetime | None = None
 
     # Ozon stores: catalogue
     ozon_products: int = 10
@@ -48,6 +52,9 @@ class SandboxConfig:
     ozon_return_rate: float = 0.04
     # Ozon API behaviour
     ozon_int64_as_strings: bool = True  # /v1/returns/list writes int64s as strings, like the official example
+    # Every n-th active product (0: none) has separate FBO and FBS stock: /v3/product/list shows its
+    # FBS SKU, /v3/product/info/list lists both in `sources`, and postings and stock use the FBO one.
+    ozon_split_sku_every: int = 0
 
     # Stock: every key is topped up every `restock_every_days` to cover this many periods of demand;
     # a cover below 1 means the key sells out before its next restock.

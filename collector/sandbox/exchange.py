@@ -25,6 +25,7 @@ class Reply:
     body: object = None  # JSON-able, or bytes sent as they are; None sends no body
     content_type: str = JSON
     headers: dict[str, str] = field(default_factory=dict)
+    cut: bool = False  # send the headers and half the body, then drop the connection (cut_body)
 
     def encode(self) -> bytes:
         if self.body is None:

@@ -5,7 +5,10 @@ Faults fall in three groups, by what the server does with them:
   * `timeout` and `huge_page` change how the endpoint runs;
   * `malformed`, `missing_field`, `wrong_type` and `int64_as_string` spoil the endpoint's real
     answer (`int64_as_string` writes a number as a numeric string, as Ozon's official examples do).
-`reset` closes the connection without any answer.
+`reset` closes the connection without any answer; `cut_body` sends the status, the headers and
+half the body of the real answer, then closes (a proxy dying mid-transfer).
+`payment_required` (WB 402, a catalog app out of funds) and `item_quota` (Ozon's 429 with the
+string code RESOURCE_EXHAUSTED and `Item-Retry-After`) replace the answer like the others.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import threading
 from dataclasses import dataclass
 
 REPLACING = frozenset({"429", "429_noheaders", "500", "502", "503", "html", "empty", "204",
-                       "deprecated", "bad_key", "wrong_category", "circle_open"})
+                       "deprecated", "bad_key", "wrong_category", "circle_open",
+                       "payment_required", "item_quota"})
 SPOILING = frozenset({"malformed", "missing_field", "wrong_type", "int64_as_string"})
-KINDS = REPLACING | SPOILING | {"timeout", "huge_page", "reset"}
+KINDS = REPLACING | SPOILING | {"timeout", "huge_page", "reset", "cut_body"}
 WRONG_VALUE = "abc"
 
 
@@ -25,13 +29,16 @@ class Fault:
     """A fault of `kind` for requests to `endpoint` (a path, None = any) from `account` (None =
     any), `times` times (None = every time). `field` picks the row field (dotted, through lists:
     "products.quantity") that missing_field drops or wrong_type spoils; by default each endpoint
-    names one its rows need; int64_as_string turns that field's number into a string."""
+    names one its rows need; int64_as_string turns that field's number into a string. `rows`
+    spoils only the first so many rows of the answer (None: every row), for drift that hits a
+    few rows rather than the shape."""
 
     kind: str
     endpoint: str | None = None
     account: str | None = None
     times: int | None = 1
     field: str | None = None
+    rows: int | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:

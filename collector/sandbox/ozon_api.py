@@ -13,6 +13,7 @@ from collector.sandbox.config import SandboxConfig
 from collector.sandbox.exchange import BadRequest, Call, Endpoint, Reply
 from collector.sandbox.limits import Limit, RateLimiter
 from collector.sandbox.ozon_model import RETURN_DATE_FIELDS, OzonPosting, OzonStore
+from collector.sandbox.optional_shapes import day_number, ozon_balance_json
 from collector.sandbox.ozon_shapes import (posting_json, product_info_item, product_list_item,
                                            return_json, stock_items_json)
 from collector.sandbox.seller import Seller
@@ -26,6 +27,7 @@ ENDPOINTS = (
     Endpoint("ozon", "POST", "/v3/posting/fbo/list", "postings", rows="postings",
              row_field="products.quantity"),
     Endpoint("ozon", "POST", "/v1/returns/list", "returns", rows="returns", row_field="product.quantity"),
+    Endpoint("ozon", "POST", "/v1/finance/balance", "balance"),
     Endpoint("ozon", "POST", "/v2/posting/fbo/list", "switched_off"),
 )
 
@@ -36,6 +38,8 @@ SWITCHED_OFF_MESSAGE = "This method is deprecated and switched off, use /v3/post
 MAX_PRODUCT_PAGE, MAX_POSTING_PAGE, MAX_RETURN_PAGE = 1000, 100, 500
 MAX_ANALYTICS_SKUS, MAX_POSTING_NUMBERS, MAX_RETURN_POSTING_NUMBERS, MAX_INFO_IDS = 100, 1000, 50, 1000
 MAX_PERIOD = 365 * DAY
+MAX_BALANCE_DAYS = 30
+ITEM_QUOTA_MESSAGE = "You have reached operation items limits. Retry after 120 seconds. Remaining 10 items"
 POSTING_STATUSES = ("awaiting_packaging", "awaiting_deliver", "delivering", "delivered", "cancelled")
 FINAL_STATUSES = {"delivered", "cancelled"}
 VISIBILITIES = ("ALL", "VISIBLE", "IN_SALE", "EMPTY_STOCK", "ARCHIVED")
@@ -104,20 +108,26 @@ class OzonApi:
         page = products[start:start + limit * call.page_factor]
         last_id = _encode_last_id(start + len(page)) if page else ""
         return Reply(200, {"result": {
-            "items": [product_list_item(p, p.sku in in_stock) for p in page],
+            "items": [product_list_item(p, p.sku in in_stock, self._split(store, p)) for p in page],
             "total": len(products), "last_id": last_id}})
 
     def product_info(self, call: Call, store: OzonStore) -> Reply:
         body = call.json_body(invalid)
-        product_ids = _int_set(body, "product_id", MAX_INFO_IDS)
+        product_ids = _string_ids(body, "product_id", MAX_INFO_IDS)
         offer_ids = _string_set(body, "offer_id", MAX_INFO_IDS)
-        skus = _int_set(body, "sku", MAX_INFO_IDS)
+        skus = _string_ids(body, "sku", MAX_INFO_IDS)
         if len(product_ids) + len(offer_ids) + len(skus) > MAX_INFO_IDS:
             raise BadRequest(invalid(f"at most {MAX_INFO_IDS} ids in total"))
         stock = self._fbo_units(store, call.now)
-        items = [product_info_item(p, store, *stock.get(p.sku, (0, 0))) for p in store.products
+        items = [product_info_item(p, store, *stock.get(p.sku, (0, 0)), split=self._split(store, p))
+                 for p in store.products
                  if p.product_id in product_ids or p.offer_id in offer_ids or p.sku in skus]
         return Reply(200, {"items": items})
+
+    def _split(self, store: OzonStore, product) -> bool:
+        """Whether a product has separate FBO and FBS SKUs (config.ozon_split_sku_every)."""
+        every = self._config.ozon_split_sku_every
+        return bool(every) and not product.archived and store.products.index(product) % every == 0
 
     def roles(self, call: Call, store: OzonStore) -> Reply:
         expires = self._seller.origin + KEY_DAYS_LEFT * DAY
@@ -143,7 +153,7 @@ class OzonApi:
         body = call.json_body(invalid)
         if not body.get("skus"):
             raise BadRequest(invalid("skus: value is required"))
-        skus = _int_set(body, "skus", MAX_ANALYTICS_SKUS)
+        skus = _string_ids(body, "skus", MAX_ANALYTICS_SKUS)
         if body.get("cluster_ids") and body.get("macrolocal_cluster_ids"):
             raise BadRequest(invalid("use either cluster_ids or macrolocal_cluster_ids, not both"))
         warehouse_ids = _int_set(body, "warehouse_ids", None)
@@ -205,6 +215,17 @@ class OzonApi:
             "postings": [posting_json(p, call.now, analytics=bool(extras.get("analytics_data")),
                                       financial=bool(extras.get("financial_data"))) for p in page],
         })
+
+    def balance(self, call: Call, store: OzonStore) -> Reply:
+        """Финансы → Баланс over [date_from, date_to], dates as YYYY-MM-DD, at most 30 days."""
+        body = call.json_body(invalid)
+        try:
+            first, last = day_number(str(body["date_from"])), day_number(str(body["date_to"]))
+        except (KeyError, ValueError):
+            raise BadRequest(invalid("date_from and date_to: required, YYYY-MM-DD")) from None
+        if last < first or last - first > MAX_BALANCE_DAYS:
+            raise BadRequest(invalid("PERIOD_IS_TOO_LONG"))
+        return Reply(200, ozon_balance_json(self._config.seed, store.account, first, last))
 
     def switched_off(self, call: Call, store: OzonStore) -> Reply:
         return rpc_error(404, NOT_FOUND, SWITCHED_OFF_MESSAGE)
@@ -273,7 +294,16 @@ class OzonApi:
             "wrong_category": lambda: rpc_error(403, PERMISSION_DENIED,
                                                 "Access denied: the API key has no role for this method"),
             "circle_open": lambda: rpc_error(503, UNAVAILABLE, "Circle is open"),
+            "item_quota": lambda: self.item_quota(),
+            "payment_required": lambda: rpc_error(402, PERMISSION_DENIED, "Payment required"),
         }[kind]()
+
+    def item_quota(self) -> Reply:
+        """The official 429 example: the string code and `Item-Retry-After` in minutes (scaled
+        like every sandbox wait by rate_limit_factor, so tests need not wait two minutes)."""
+        reply = rpc_error(429, "RESOURCE_EXHAUSTED", ITEM_QUOTA_MESSAGE)
+        reply.headers["Item-Retry-After"] = f"{2 * self._config.rate_limit_factor:g}"
+        return reply
 
 
 # --- request parsing helpers -----------------------------------------------------------------
@@ -302,6 +332,14 @@ def _list(container: dict, name: str, most: int | None) -> list:
 def _int_set(container: dict, name: str, most: int | None) -> set[int]:
     """Ids sent as strings (as documented) or numbers."""
     return {_int_in(item, name, 0, None) for item in _list(container, name, most)}
+
+
+def _string_ids(container: dict, name: str, most: int | None) -> set[int]:
+    """int64 ids the reference types as strings: a number is refused, as Ozon's validator does."""
+    items = _list(container, name, most)
+    if not all(isinstance(item, str) for item in items):
+        raise BadRequest(invalid(f"{name}: invalid value, expected an array of strings"))
+    return {_int_in(item, name, 0, None) for item in items}
 
 
 def _string_set(container: dict, name: str, most: int | None) -> set[str]:

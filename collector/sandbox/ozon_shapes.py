@@ -241,11 +241,16 @@ def stock_items_json(stocks: list[OzonStock]) -> list[dict]:
 
 # --- /v3/product/list and /v3/product/info/list ----------------------------------------------
 
-def product_list_item(product: OzonProduct, has_fbo_stocks: bool) -> dict:
+def fbs_sku(product: OzonProduct) -> int:
+    """The FBS SKU of a product with separate stocks: apart from every FBO SKU (1e9..4e9)."""
+    return product.sku + 5_000_000_000
+
+
+def product_list_item(product: OzonProduct, has_fbo_stocks: bool, split: bool = False) -> dict:
     return {
         "product_id": product.product_id,
         "offer_id": product.offer_id,
-        "sku": product.sku,
+        "sku": fbs_sku(product) if split else product.sku,
         "has_fbo_stocks": has_fbo_stocks,
         "has_fbs_stocks": False,
         "archived": product.archived,
@@ -254,14 +259,15 @@ def product_list_item(product: OzonProduct, has_fbo_stocks: bool) -> dict:
     }
 
 
-def product_info_item(product: OzonProduct, store: OzonStore, present: int, reserved: int) -> dict:
+def product_info_item(product: OzonProduct, store: OzonStore, present: int, reserved: int,
+                      split: bool = False) -> dict:
     created = fmt_utc(store.history_start - (product.product_id % 300 + 30) * DAY)
     category_id = 17_000_000 + FAMILIES.index(product.family)
     return {
         "id": product.product_id,
         "name": product.name,
         "offer_id": product.offer_id,
-        "sku": product.sku,
+        "sku": fbs_sku(product) if split else product.sku,
         "is_archived": product.archived,
         "is_autoarchived": False,
         "is_discounted": False,
@@ -276,8 +282,10 @@ def product_info_item(product: OzonProduct, store: OzonStore, present: int, rese
         "old_price": decimal_string(product.old_price_kop),
         "min_price": decimal_string(product.price_kop * 9 // 10),
         "vat": "0.20",
-        "sources": [{"sku": product.sku, "source": "SDS", "created_at": created,
-                     "shipment_type": "SHIPMENT_TYPE_GENERAL", "quant_code": ""}],
+        "sources": [{"sku": sku, "source": source, "created_at": created,
+                     "shipment_type": "SHIPMENT_TYPE_GENERAL", "quant_code": ""}
+                    for sku, source in ([(fbs_sku(product), "FBS"), (product.sku, "FBO")] if split
+                                        else [(product.sku, "SDS")])],
         "stocks": {"has_stock": present > 0,
                    "stocks": [{"present": present, "reserved": reserved, "sku": product.sku,
                                "source": "fbo"}]},

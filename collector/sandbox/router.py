@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from collector.sandbox import ozon_api, wb_api
+from collector.sandbox.alerts import AlertInbox
 from collector.sandbox.config import SandboxConfig
 from collector.sandbox.exchange import HTML, Call, Endpoint, Reply
 from collector.sandbox.faults import REPLACING, SPOILING, Fault, FaultSet, spoil_rows
@@ -27,9 +28,12 @@ class Router:
         self._faults = faults
         self._stopping = stopping
         self._routes = {endpoint.path: endpoint for endpoint in (*wb_api.ENDPOINTS, *ozon_api.ENDPOINTS)}
+        self.alerts = AlertInbox(faults)  # the collector's alerts (json://), for the demo and tests
 
     def respond(self, call: Call) -> tuple[Reply | None, Fault | None]:
         """The reply (None: drop the connection unanswered) and the fault that shaped it."""
+        if self.alerts.serves(call):
+            return self.alerts.respond(call), None
         endpoint = self._routes.get(call.path)
         api = self._api_for(endpoint, call)
         call.account = api.account_hint(call)
@@ -46,6 +50,8 @@ class Router:
         reply = self._serve(endpoint, api, call)
         if kind in SPOILING and reply.status == 200:
             reply = self._spoil(fault, endpoint, reply)
+        if kind == "cut_body":
+            reply.cut = True
         return reply, fault
 
     def _api_for(self, endpoint: Endpoint | None, call: Call):
@@ -80,7 +86,7 @@ class Router:
         field = fault.field or (endpoint.row_field if endpoint else None)
         rows = _rows(reply.body, endpoint.rows if endpoint else None)
         if field and rows:
-            spoil_rows(rows, field, fault.kind)
+            spoil_rows(rows if fault.rows is None else rows[:fault.rows], field, fault.kind)
         return reply
 
 

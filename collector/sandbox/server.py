@@ -13,7 +13,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from collector.sandbox.auth import ANALYTICS, PERSONAL, READ_ONLY, STATISTICS, Credentials
+from collector.sandbox.auth import DEFAULT_CATEGORIES, PERSONAL, Credentials
 from collector.sandbox.clock import DAY, SandboxClock, SystemClock, from_us, to_us
 from collector.sandbox.config import SandboxConfig
 from collector.sandbox.exchange import Call, Reply
@@ -113,7 +113,7 @@ class Sandbox:
 
     def env(self, url: str | None = None) -> dict[str, str]:
         """Environment variables that point the collector at this sandbox: tokens and keys of
-        every account, their labels, and the three base URLs (all `url`, default self.url)."""
+        every account, their labels, and the base URLs (all `url`, default self.url)."""
         base = url or self.url
         variables: dict[str, str] = {}
         for n, account in enumerate(self.seller.wb_accounts, start=1):
@@ -123,17 +123,30 @@ class Sandbox:
             variables[f"OZON_CLIENT_ID_{n}"] = self.credentials.ozon_client_id(account)
             variables[f"OZON_API_KEY_{n}"] = self.credentials.ozon_api_key(account)
             variables[f"OZON_NAME_{n}"] = f"Песочница Ozon {n}"
-        variables.update(WB_STATISTICS_URL=base, WB_ANALYTICS_URL=base, OZON_API_URL=base)
+        variables.update(WB_STATISTICS_URL=base, WB_ANALYTICS_URL=base, WB_FINANCE_URL=base, WB_CONTENT_URL=base,
+                         OZON_API_URL=base)
         return variables
 
     def wb_token(self, account: str = "wb-1", *, issued: datetime | None = None, days: int = 180,
-                 categories: tuple[int, ...] = (ANALYTICS, STATISTICS, READ_ONLY),
+                 categories: tuple[int, ...] = DEFAULT_CATEGORIES,
                  token_type: int = PERSONAL) -> str:
         """Mint another token for a cabinet: expired (`issued` long ago), Base (token_type=1),
         or without a category (see collector.sandbox.auth for the constants)."""
         issued_us = to_us(issued or self.clock.now())
         return self.credentials.wb_token(account, issued_us, categories=categories,
                                          token_type=token_type, days=days)
+
+    @property
+    def alerts(self):
+        """The receiver of the collector's alerts (collector/sandbox/alerts.py): `.received`."""
+        return self._router.alerts
+
+    @property
+    def alerts_url(self) -> str:
+        """The Apprise URL (json://) that delivers alerts to this sandbox."""
+        from collector.sandbox.alerts import apprise_url
+
+        return apprise_url(self.url)
 
     # --- what was asked ---------------------------------------------------------------------
 
@@ -214,7 +227,11 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        if data:
+        if reply.cut:  # Content-Length promised the whole body; half of it comes, then the end
+            self.wfile.write(data[:len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True  # a clean FIN: the client reads the half, then the end
+        elif data:
             self.wfile.write(data)
 
     def _reset(self) -> None:

@@ -65,6 +65,16 @@ class WbOrder:
     odd_listed: int | None = None
 
 
+class FeedRow(NamedTuple):
+    """An order as the order feed shows it at some moment: its current status and the time it
+    was reached (`updated`). The feed is real time: no publication grid. Sorts by (updated, n)."""
+
+    updated: int
+    n: int
+    status: str  # created | cancel | buyout | return | returnDefective
+    order: WbOrder
+
+
 class WbRow(NamedTuple):
     """A row of /supplier/orders or /supplier/sales as visible at some moment.
 
@@ -118,6 +128,8 @@ class WbCabinet:
         self.day_orders = functools.lru_cache(maxsize=cache_days)(self._generate_day)
         self._late_orders = functools.lru_cache(maxsize=config.history_days + 2)(self._select_late)
         self._stock_snapshot = functools.lru_cache(maxsize=4)(self._compute_stock)
+        # The feed pages one snapshot by offset: every page of it reads the same list.
+        self.feed_rows = functools.lru_cache(maxsize=8)(self._feed_rows)
 
     # --- generation -------------------------------------------------------------------------
 
@@ -274,6 +286,37 @@ class WbCabinet:
         rows.sort(key=lambda row: (row.date, row.n, row.kind))
         return rows
 
+    # --- order feed ------------------------------------------------------------------------
+
+    @staticmethod
+    def feed_status(order: WbOrder, t: int) -> tuple[str, int] | None:
+        """(status, since when) of an order at t in the feed's words; None before it exists."""
+        if order.created > t:
+            return None
+        if order.cancel_at is not None and order.cancel_at <= t:
+            return "cancel", order.cancel_at
+        if order.return_at is not None and order.return_at <= t:
+            # Which returns are defective is not modelled; a stable quarter of them reads so.
+            return ("returnDefective" if order.n % 4 == 0 else "return"), order.return_at
+        if order.sale_at is not None and order.sale_at <= t:
+            return "buyout", order.sale_at
+        return "created", order.created
+
+    def _feed_rows(self, start: int, end: int, t: int) -> tuple[FeedRow, ...]:
+        """Orders whose status at t was reached within [start, end], by (updatedAt, n)."""
+        rows = []
+        first_day = msk_day(max(start - self._lags["sales"], self.history_start))
+        for day in range(first_day, msk_day(min(end, t)) + 1):
+            # A day whose buyouts all lie before `start` can only bring returns: the late orders.
+            for order in self._orders_with_rows_from("sales", day, start):
+                status = self.feed_status(order, t)
+                if status is None:
+                    break
+                if start <= status[1] <= end:
+                    rows.append(FeedRow(status[1], order.n, status[0], order))
+        rows.sort()
+        return tuple(rows)
+
     # --- stock ------------------------------------------------------------------------------
 
     def expected_daily_orders(self, size: WbSize) -> float:
@@ -321,4 +364,20 @@ class WbCabinet:
         for row in self.rows_dated(dataset, day, t):
             if row.kind == kind and not (kind == "order" and row.flag):
                 units[row.order.product.nm_id] += 1
+        return units
+
+    def units_by_event(self, day: int, t: int) -> dict[str, Counter]:
+        """Real-time truth, as the order feed knows it at t: units per nmId ordered on `day` and not
+        cancelled by t, bought out on `day`, and returned on `day` (event times, Moscow days)."""
+        start, end = msk_day_start(day), msk_day_start(day + 1)
+        units = {"ordered": Counter(), "bought": Counter(), "returned": Counter()}
+        for order_day in range(msk_day(max(start - self._lags["sales"], self.history_start)), day + 1):
+            for order in self.day_orders(order_day):
+                nm_id = order.product.nm_id
+                if order_day == day and order.created <= t and not (
+                        order.cancel_at is not None and order.cancel_at <= t):
+                    units["ordered"][nm_id] += 1
+                for measure, moment in (("bought", order.sale_at), ("returned", order.return_at)):
+                    if moment is not None and start <= moment < min(end, t + 1):
+                        units[measure][nm_id] += 1
         return units

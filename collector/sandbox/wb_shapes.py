@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collector.sandbox.clock import WB_NO_DATE, fmt_msk
-from collector.sandbox.wb_model import WAREHOUSE_ID, WAREHOUSE_NAME, WbOrder, WbRow, WbStock
+from collector.sandbox.clock import WB_NO_DATE, fmt_msk, fmt_msk_offset
+from collector.sandbox.wb_model import WAREHOUSE_ID, WAREHOUSE_NAME, FeedRow, WbOrder, WbRow, WbStock
 
 WAREHOUSE_TYPE = "Склад WB"
 
@@ -97,6 +97,29 @@ def sale_json(row: WbRow) -> dict:
         "sticker": str(order.sticker),
         "gNumber": f"{order.g_number:020d}",
         "srid": srid(order),
+    }
+
+
+def feed_order_json(row: FeedRow) -> dict:
+    """An order of /api/analytics/v1/order-feed (api/examples/wb/order_feed_example.json): the
+    same order, srid and warehouse as its supplier/orders row; sellerPrice is priceWithDisc."""
+    order = row.order
+    country, okrug, region = order.region
+    return {
+        "nmId": order.product.nm_id,
+        "chrtId": order.size.chrt_id,
+        "srid": srid(order),
+        "createdAt": fmt_msk_offset(order.created),
+        "updatedAt": fmt_msk_offset(row.updated),
+        "status": row.status,
+        "cancelType": "app" if row.status == "cancel" else "",
+        "warehouseName": order.warehouse,
+        "warehouseRegion": "",
+        "isMp": True,
+        "destinationCity": region,
+        "destinationDistrict": okrug,
+        "sellerPrice": money(_amounts(order)[0]),
+        "isB2b": False,
     }
 
 

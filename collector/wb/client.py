@@ -10,14 +10,16 @@ from typing import Iterator
 
 from collector.config import Settings, WbAccount
 from collector.http import ApiClient, ApiError, TokenBucket
-from collector.timeutil import format_wb_time, parse_wb_time
+from collector.timeutil import MOSCOW, format_wb_time, parse_wb_time
 
 ORDERS = "/api/v1/supplier/orders"
 SALES = "/api/v1/supplier/sales"
 STOCKS = "/api/analytics/v1/stocks-report/wb-warehouses"
+ORDER_FEED = "/api/analytics/v1/order-feed"
 PING = "/ping"
 STATISTICS_KEYS = {"orders": "srid", "sales": "saleID"}
 STOCK_PAGE_LIMIT = 250_000
+FEED_PAGE_LIMIT = 10_000
 
 
 def make_client(account: WbAccount, settings: Settings) -> ApiClient:
@@ -32,9 +34,13 @@ def make_client(account: WbAccount, settings: Settings) -> ApiClient:
             "orders": TokenBucket(60 * factor, burst=10),
             "sales": TokenBucket(60 * factor, burst=1),
             "stocks": TokenBucket(20 * factor, burst=1),
+            "order-feed": TokenBucket(60 * factor, burst=1),
             "ping": TokenBucket(10 * factor, burst=3),
+            "balance": TokenBucket(60 * factor, burst=1),
+            "content": TokenBucket(0.6 * factor, burst=5),
         },
-        default_retry_after={"orders": 60, "sales": 60, "stocks": 20, "ping": 10},
+        default_retry_after={"orders": 60, "sales": 60, "stocks": 20, "ping": 10, "order-feed": 20,
+                             "balance": 60, "content": 1},
         timeout=settings.http_timeout,
         max_retry_wait=settings.max_retry_wait,
         backoff_factor=factor,
@@ -96,9 +102,80 @@ def fetch_stock_items(api: ApiClient, settings: Settings) -> list[dict]:
         offset += STOCK_PAGE_LIMIT
 
 
+def fetch_order_feed(api: ApiClient, settings: Settings, start: datetime) -> list[dict]:
+    """Every order whose current status was reached since `start` (the feed matches its period
+    on updatedAt); the latest copy of a srid wins.
+
+    Page 1 omits snapshotTime; later pages repeat the first answer's, so offsets walk one frozen
+    list. A page shorter than the limit is the last. WB_PAGE_ROWS lowers the page size below the
+    documented 10,000 (tests use it to exercise paging).
+    """
+    limit = min(FEED_PAGE_LIMIT, settings.wb_page_rows)
+    rows: dict[str, dict] = {}
+    snapshot, offset = None, 0
+    while True:
+        pagination = {"offset": offset, "limit": limit} | ({"snapshotTime": snapshot} if snapshot else {})
+        body = api.call("POST", settings.wb_analytics_url + ORDER_FEED, limit="order-feed",
+                        endpoint=f"POST {ORDER_FEED}",
+                        body={"selectedPeriod": {"start": format_feed_time(start)}, "pagination": pagination})
+        data = body.get("data") if isinstance(body, dict) else None
+        page = data.get("orders") if isinstance(data, dict) else None
+        if not isinstance(page, list) or not all(isinstance(row, dict) for row in page):
+            raise_shape(ORDER_FEED, '{"data": {"orders": [{...}, ...]}}')
+        snapshot = snapshot or data.get("snapshotTime")
+        rows.update((row.get("srid"), row) for row in page)
+        if len(page) < limit:
+            return list(rows.values())
+        offset += limit
+
+
+def format_feed_time(moment: datetime) -> str:
+    """The feed takes times with an offset; Moscow's, to the second (cut down, never later)."""
+    return moment.astimezone(MOSCOW).isoformat(timespec="seconds")
+
+
 def ping(api: ApiClient, base_url: str) -> dict:
     return api.call("GET", base_url + PING, limit="ping", endpoint=f"GET {base_url}{PING}") or {}
 
 
 def raise_shape(path: str, expected: str):
     raise ApiError(path, 200, f"unexpected answer shape: expected {expected}", "OK")
+
+
+# -- optional datasets: balance (finance host) and product cards (content host) ----------------
+
+BALANCE = "/api/v1/account/balance"
+CARDS = "/content/v2/get/cards/list"
+CARDS_PAGE = 100
+
+
+def fetch_balance(api: ApiClient, settings: Settings) -> dict:
+    """{currency, current, for_withdraw}; token category Finance."""
+    answer = api.call("GET", settings.wb_finance_url + BALANCE, limit="balance", endpoint=f"GET {BALANCE}")
+    if not isinstance(answer, dict):
+        raise_shape(BALANCE, "a JSON object")
+    return answer
+
+
+def fetch_cards(api: ApiClient, settings: Settings) -> list[dict]:
+    """Every product card (not in the trash), 100 a page; token category Content.
+
+    The next page's cursor is the answer's `updatedAt` and `nmID`; a page whose `cursor.total`
+    is below the limit is the last. A cursor that does not move ends the loop.
+    """
+    cards: list[dict] = []
+    cursor: dict = {"limit": CARDS_PAGE}
+    seen = set()
+    while True:
+        answer = api.call("POST", settings.wb_content_url + CARDS, limit="content", endpoint=f"POST {CARDS}",
+                          body={"settings": {"sort": {"ascending": True}, "cursor": cursor,
+                                             "filter": {"withPhoto": -1}}})
+        if not isinstance(answer, dict) or not isinstance(answer.get("cards"), list):
+            raise_shape(CARDS, '{"cards": [...], "cursor": {...}}')
+        cards.extend(answer["cards"])
+        got = answer.get("cursor") or {}
+        position = (got.get("updatedAt"), got.get("nmID"))
+        if (got.get("total") or 0) < CARDS_PAGE or position in seen or None in position:
+            return cards
+        seen.add(position)
+        cursor = {"limit": CARDS_PAGE, "updatedAt": position[0], "nmID": position[1]}

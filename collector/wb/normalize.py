@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from collector.records import (BadRecord, OrderLine, Product, SaleEvent, StockLevel, page_kopecks,
                                required, whole)
-from collector.timeutil import iso, parse_wb_time, wb_local
+from collector.timeutil import iso, local_parts, parse_wb_time, wb_local
 
 SALE_KINDS = {"S": "sale", "R": "return"}
 
@@ -118,3 +119,122 @@ def stock_levels(items: list[dict], account: str) -> list[StockLevel]:
                str(required(item, "warehouseName", where)))
         totals[key] = totals.get(key, 0) + whole(required(item, "quantity", where), "quantity")
     return [StockLevel(account, sku, size, warehouse, qty) for (sku, size, warehouse), qty in totals.items()]
+
+
+# -- order feed (POST /api/analytics/v1/order-feed) ---------------------------------------------
+#
+# One feed row is one order (srid) in its current status, reached at updatedAt. It lands in the
+# same tables as supplier/orders and supplier/sales, with the same meaning: the order line keyed
+# by srid, so statistics and the feed write the same row; a buyout is a sale dated updatedAt, a
+# return a return dated updatedAt. Feed sales and returns take the srid as their sale_id.
+
+FEED_SALE_KINDS = {"buyout": "sale", "return": "return", "returnDefective": "return"}
+FEED_STATUSES = {"created", "cancel", *FEED_SALE_KINDS}
+
+
+def _feed_time(row: dict, key: str, where: str, zone: ZoneInfo) -> tuple[str, str]:
+    """(ISO time in zone, local day) of a feed time, written with its offset."""
+    value = required(row, key, where)
+    try:
+        moment = parse_wb_time(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise BadRecord(f"{where}: {key}={value!r} is not a date-time")
+    return local_parts(moment, zone)
+
+
+def _feed_status(row: dict, where: str) -> str:
+    status = required(row, "status", where)
+    if status not in FEED_STATUSES:
+        raise BadRecord(f"{where}: status={status!r} is none of {', '.join(sorted(FEED_STATUSES))}")
+    return status
+
+
+def feed_order_line(row: dict, account: str, zone: ZoneInfo) -> OrderLine:
+    """The order line of a feed row: placed on the day of createdAt, cancelled when the status is
+    `cancel` (since updatedAt); bought or returned orders stay ordered, as in supplier/orders."""
+    where = _where(row, "srid", "order-feed")
+    status = _feed_status(row, where)
+    ordered_at, day = _feed_time(row, "createdAt", where, zone)
+    updated_at = _feed_time(row, "updatedAt", where, zone)[0]
+    cancelled = status == "cancel"
+    return OrderLine(
+        account=account,
+        order_id=str(required(row, "srid", where)),
+        sku=whole(required(row, "nmId", where), "nmId"),
+        article=None,
+        size="",
+        barcode=None,
+        warehouse=row.get("warehouseName"),
+        ordered_at=ordered_at,
+        day=day,
+        status="cancelled" if cancelled else "ordered",
+        is_cancelled=int(cancelled),
+        cancelled_at=updated_at if cancelled else None,
+        quantity=1,
+        price_kopecks=page_kopecks(row.get("sellerPrice")),
+        changed_at=updated_at,
+    )
+
+
+def feed_sale_events(row: dict, account: str, zone: ZoneInfo) -> list[SaleEvent]:
+    """A buyout: a sale dated updatedAt. A return: the return dated updatedAt, plus the sale it
+    undoes with no day, for the case that the buyout itself was never seen (the feed shows only
+    the current status); the pipeline drops it when the order's sale is stored. No day means it
+    counts as bought for the buyout rate but on no day, like an Ozon posting delivered at first
+    sight. Other statuses make no sales row."""
+    where = _where(row, "srid", "order-feed")
+    kind = FEED_SALE_KINDS.get(_feed_status(row, where))
+    if kind is None:
+        return []
+    srid = str(required(row, "srid", where))
+    updated_at, day = _feed_time(row, "updatedAt", where, zone)
+    event = SaleEvent(
+        account=account, kind=kind, sale_id=srid, sku=whole(required(row, "nmId", where), "nmId"),
+        order_id=srid, article=None, size="", barcode=None, warehouse=row.get("warehouseName"),
+        sold_at=updated_at, day=day, quantity=1, amount_kopecks=page_kopecks(row.get("sellerPrice")),
+        return_type=None, changed_at=updated_at)
+    if kind == "sale":
+        return [event]
+    return [replace(event, kind="sale", sold_at=None, day=None), event]
+
+# -- optional datasets: balance and product cards ---------------------------------------------
+
+from collector.records import Balance, kopecks  # noqa: E402 - kept with the code that uses it
+
+
+def balance(answer: dict, account: str, day: str) -> Balance:
+    """GET /api/v1/account/balance: {currency, current, for_withdraw} in roubles."""
+    current = required(answer, "current", "balance")
+    return Balance(account=account, day=day, currency=answer.get("currency"),
+                   current_kopecks=kopecks(current), for_withdraw_kopecks=kopecks(answer.get("for_withdraw")))
+
+
+def card(item: dict, account: str) -> tuple[list[Product], list[tuple[int, str, str, str | None]]]:
+    """One product card: a product per size (its real title, article and first barcode), and
+    the size map chrtID -> techSize that names stock sizes as orders and sales do."""
+    where = f"card nmID={item.get('nmID')!r}"
+    sku = whole(required(item, "nmID", where), "nmID")
+    title, article = item.get("title") or None, item.get("vendorCode") or None
+    products, sizes = [], []
+    for size in item.get("sizes") or []:
+        tech = str(size.get("techSize") or "0")
+        barcode = next(iter(size.get("skus") or []), None)
+        products.append(Product(account, sku, tech, article, title, barcode))
+        if size.get("chrtID") not in (None, ""):
+            sizes.append((sku, str(whole(size["chrtID"], f"{where} chrtID")), tech, barcode))
+    if not products:  # a card without sizes still names its product
+        products.append(Product(account, sku, "", article, title, None))
+    return products, sizes
+
+
+def named_sizes(levels: list[StockLevel], names: dict[tuple[int, str], str]) -> list[StockLevel]:
+    """Stock sizes by techSize where a card maps the chrtId (schema.sql, `sizes`), so a size is
+    the same key in stock, orders and sales; unmapped ones keep their chrtId."""
+    totals: dict[tuple, int] = {}
+    for level in levels:
+        key = (level.sku, names.get((level.sku, level.size), level.size), level.warehouse)
+        totals[key] = totals.get(key, 0) + level.quantity
+    return [StockLevel(levels[0].account, sku, size, warehouse, qty)
+            for (sku, size, warehouse), qty in totals.items()] if levels else []

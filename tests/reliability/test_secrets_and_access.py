@@ -226,6 +226,7 @@ def scan(tmp_path_factory, hostile) -> Scan:
         scenario("every key refused", [c for name in MARKETPLACE_COMMANDS for c in commands(work)[name]])
         sandbox.faults.clear()
         env.write_text(env_file({**settings, "WB_STATISTICS_URL": hostile, "WB_ANALYTICS_URL": hostile,
+                                 "WB_FINANCE_URL": hostile, "WB_CONTENT_URL": hostile,
                                  "OZON_API_URL": hostile}), encoding="utf-8")
         scenario("hostile marketplace", [c for name in MARKETPLACE_COMMANDS for c in commands(work)[name]])
         env.write_text(env_file(settings), encoding="utf-8")
@@ -427,6 +428,7 @@ def test_the_scan_finds_a_leak_when_redaction_is_off(hostile, tmp_path, monkeypa
     settings = load_settings(None, {"WB_API_TOKEN": CANARY_WB_TOKEN, "OZON_CLIENT_ID_1": "1",
                                     "OZON_API_KEY_1": CANARY_OZON_KEY, "WB_STATISTICS_URL": hostile,
                                     "WB_ANALYTICS_URL": hostile, "OZON_API_URL": hostile,
+                                    "WB_FINANCE_URL": hostile, "WB_CONTENT_URL": hostile,
                                     "DATABASE_PATH": str(tmp_path / "mp.db"), "RATE_LIMIT_FACTOR": FAST,
                                     "MAX_RETRY_WAIT": "1"})
     storage = Storage(settings.database_path)
