@@ -137,9 +137,12 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
         results = [result for batch in per_account for result in batch]
     status = pass_status(results)
     failed = sum(result.status == "failed" for result in results)
+    required = [result for result in results if result.dataset not in optional.OPTIONAL]
+    saved = sum(result.status == "ok" for result in required)
     storage.finish_run(run_id, iso(clock(), settings.timezone), status)
     logs.event(logging.INFO if status == "ok" else logging.WARNING,
-               f"pass {run_id} {status}: {len(results) - failed} of {len(results)} datasets saved",
+               f"pass {run_id} {status}: {saved} of {len(required)} datasets saved"
+               f"{optional_summary(results)}",
                event="pass", run_id=run_id, status=status, trigger=trigger,
                datasets=len(results), failed=failed,
                rows=sum(r.rows for r in results), requests=sum(r.requests for r in results),
@@ -149,6 +152,15 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
     # then delivery. Never raises, and never changes the pass's status or exit code.
     alerts.after_pass(settings, storage, run_id, clock)
     return PassResult(run_id, status, results)
+
+
+def optional_summary(results: list[DatasetResult]) -> str:
+    """"; optional: 5 ok, 1 skipped" for the pass's log line (they never change its status)."""
+    counts: dict[str, int] = {}
+    for result in results:
+        if result.dataset in optional.OPTIONAL:
+            counts[result.status] = counts.get(result.status, 0) + 1
+    return "; optional: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if counts else ""
 
 
 def pass_status(results: list[DatasetResult]) -> str:
