@@ -17,8 +17,9 @@ rows and the shape a collector running all along would have left:
   write, which checks the whole run;
 * runs and fetch_log: one pass every 10 minutes, kept for the last `keep_days` days as the
   daily maintenance does;
-* the tables the schema's triggers keep (daily_figures, order_warehouses): by the triggers, row
-  by row, or with `bulk` by the schema's own backfill once the rest is written.
+* the summaries the schema's triggers keep (daily_figures, orders.outcome, order_warehouses):
+  by the triggers, row by row, or with `bulk` by `Storage.rebuild_summaries()` once the rest is
+  written.
 
 The accounts are split between two processes writing to the same file, as the collector's
 threads do.
@@ -56,9 +57,10 @@ STEP_US = 10 * MINUTE
 # write_stock's own statements, for the change rows of the fast path (collector/storage.py).
 INSERT_STOCK = ("INSERT INTO stock (account, sku, size, warehouse, quantity, observed_at, day, run_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-UPSERT_CURRENT = ("INSERT INTO stock_current (account, sku, size, warehouse, quantity, changed_at, seen_at) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, sku, size, warehouse) DO UPDATE SET "
-                  "quantity = excluded.quantity, changed_at = excluded.changed_at, seen_at = excluded.seen_at")
+UPSERT_CURRENT = ("INSERT INTO stock_current (account, sku, size, warehouse, quantity, changed_at, seen_at, first_day) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, sku, size, warehouse) DO UPDATE SET "
+                  "quantity = excluded.quantity, changed_at = excluded.changed_at, seen_at = excluded.seen_at, "
+                  "first_day = coalesce(stock_current.first_day, excluded.first_day)")
 # Requests a steady pass of the reference seller makes per dataset (see the `pass` benchmark);
 # they only fill fetch_log, whose size depends little on them.
 TYPICAL_REQUESTS = {("wb", "stocks"): 1, ("wb", "orders"): 1, ("wb", "sales"): 1,
@@ -106,9 +108,10 @@ def generate(path: Path, config, start: datetime, end: datetime, *, write_stock_
              bulk: bool = False) -> HistoryResult:
     """Write the history of `config`'s seller from `start` to `end` into a new database at `path`.
 
-    `bulk`: load without the schema's triggers, then let `Storage.migrate()` put them back and
-    count once what they would have counted row by row (schema.sql's backfill of daily_figures
-    and order_warehouses): the same tables, several minutes sooner for a year of history.
+    `bulk`: load without the schema's triggers, then let `Storage.rebuild_summaries()` count once
+    what they would have counted row by row (daily_figures, orders.outcome, stock_current.first_day,
+    order_warehouses, from the raw rows) and put them back: the same tables, several minutes sooner
+    for a year of history.
     """
     began = time.perf_counter()
     path = Path(path)
@@ -157,7 +160,7 @@ def generate(path: Path, config, start: datetime, end: datetime, *, write_stock_
     storage = Storage(path)
     if bulk:
         storage.db.execute(f"PRAGMA cache_size = -{GENERATOR_CACHE_KIB}")
-        storage.migrate()
+        storage.rebuild_summaries()
     _bookkeeping(storage, seller, passes, keep_days, zone, result)
     # What the collector's daily maintenance does after a pass: prune the run logs, refresh the
     # planner's statistics, fold the WAL back into the file.
@@ -300,7 +303,7 @@ class AccountHistory:
             for posting in store.day_postings(day):
                 if not self.start_us <= posting.created <= self.end_us:
                     continue
-                shown = posting_json(posting, self.end_us, analytics=True, financial=False)
+                shown = posting_json(posting, self.end_us, analytics=True, financial=True)
                 changed = max(t for t in (posting.created, posting.packaged_at, posting.shipped_at,
                                           posting.delivered_at, posting.cancel_at)
                               if t is not None and t <= self.end_us)
@@ -368,8 +371,8 @@ class AccountHistory:
         conn = self.storage.db.conn
         with self._transaction():
             conn.executemany(INSERT_STOCK, rows)
-            conn.executemany(UPSERT_CURRENT, [(a, sku, size, wh, q, seen, seen)
-                                              for a, sku, size, wh, q, seen, _, _ in rows])
+            conn.executemany(UPSERT_CURRENT, [(a, sku, size, wh, q, seen, seen, day)
+                                              for a, sku, size, wh, q, seen, day, _ in rows])
 
     def _changes(self, touched: dict) -> list[tuple[tuple, int]]:
         """write_stock's rule on the keys that may have changed: a row where the reported

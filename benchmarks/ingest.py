@@ -85,7 +85,7 @@ def make_pages(config, at: datetime, wb_rows: int = WB_PAGE_ROWS, postings: int 
         since -= DAY
         found = list(store.iter_postings(since, now))
     picked = found[-postings:]
-    ozon = json.dumps([posting_json(p, now, analytics=True, financial=False) for p in picked],
+    ozon = json.dumps([posting_json(p, now, analytics=True, financial=True) for p in picked],
                       ensure_ascii=False).encode()
     return wb, ozon
 

@@ -41,6 +41,7 @@ PAGE_LIMITS = {
     "GET /api/v1/supplier/sales": 80_000,
     "POST /api/analytics/v1/stocks-report/wb-warehouses": 250_000,
     "POST /v3/product/list": 1000,
+    "POST /content/v2/get/cards/list": 100,
     "POST /v1/analytics/stocks": 100,  # SKUs per request; no paging
     "POST /v3/posting/fbo/list": 100,
     "POST /v1/returns/list": 500,
@@ -48,7 +49,9 @@ PAGE_LIMITS = {
 DATASET_OF = {
     "GET /api/v1/supplier/orders": "orders", "GET /api/v1/supplier/sales": "sales",
     "POST /api/analytics/v1/stocks-report/wb-warehouses": "stocks",
-    "POST /v3/product/list": "stocks", "POST /v3/product/info/list": "stocks", "POST /v1/analytics/stocks": "stocks",
+    "POST /v3/product/list": "catalog", "POST /v3/product/info/list": "catalog", "POST /v1/analytics/stocks": "stocks",
+    "POST /content/v2/get/cards/list": "catalog", "GET /api/v1/account/balance": "balance",
+    "POST /v1/finance/balance": "balance",
     "POST /v3/posting/fbo/list": "orders", "POST /v1/returns/list": "sales",
 }
 

@@ -23,10 +23,13 @@ DATABASE = "mp"
 DASHBOARD = "today"
 # Besides each canned query with its defaults (what the dashboard and a bare link ask), the
 # variants that read the most: the longest history the page offers, a month's period, a past day
-# (stock at the end of that day comes from the stock history).
+# (stock at the end of that day comes from the stock history), the dashboard's "runs out soon" card.
+# `buyout` with days=30, the dashboard's table, is its default; `history` with in=rub is the same
+# query (the page's `in` switches what the chart draws, not the SQL).
 VARIANTS = {
     "history": [{"days": "90"}],
     "today": [{"period": "month"}, {"date": "{yesterday}"}],
+    "restock": [{"soon": "1"}],
 }
 
 

@@ -176,24 +176,26 @@ def collect_account(settings: Settings, storage: Storage, account: Account, run_
     api = make(account, settings)
     memo: dict = {}
     try:
-        results = (collect_dataset(Context(settings, storage, account, api, run_id, clock(), memo), dataset)
-                   for dataset in datasets)
+        # Datasets named by hand (`run --dataset balance`) run now, due or resting.
+        by_hand = tuple(datasets) != DATASETS
+        results = (collect_dataset(Context(settings, storage, account, api, run_id, clock(), memo), dataset,
+                                   by_hand) for dataset in datasets)
         return [result for result in results if result is not None]
     finally:
         api.close()
 
 
-def collect_dataset(ctx: Context, dataset: str) -> DatasetResult | None:
+def collect_dataset(ctx: Context, dataset: str, by_hand: bool = False) -> DatasetResult | None:
     """Fetch, normalise and write one dataset; None when an optional one is not due this pass."""
     ctx.api.stats = RequestStats()
     started, started_at = time.monotonic(), ctx.now_iso
     result = DatasetResult(ctx.account.account, dataset, "ok")
     is_optional = dataset in optional.OPTIONAL
-    if is_optional and optional.resting_until(ctx.storage, ctx.account.account, dataset, ctx.now):
+    if is_optional and not by_hand and optional.resting_until(ctx.storage, ctx.account.account, dataset, ctx.now):
         result.status = "skipped"  # refused its category lately: the note on the freshness page says so
         _finish(ctx, result, started, started_at, separate_transaction=True)
         return result
-    if is_optional and not optional.due(ctx.storage, ctx.account.account, dataset, ctx.now):
+    if is_optional and not by_hand and not optional.due(ctx.storage, ctx.account.account, dataset, ctx.now):
         return None
     try:
         collected = COLLECTORS[ctx.account.marketplace, dataset](ctx)
@@ -487,11 +489,13 @@ def wb_feed_sales(storage: Storage, account: str, events: list, now: str) -> Non
 
 def ozon_stocks(ctx: Context) -> Collected:
     """Stock of the configured SKUs, else of those the daily catalogue listed (listed now when
-    it never ran), plus SKUs with recent stock or orders."""
+    it never ran, unless the key was refused it: then the SKUs of recent orders), plus SKUs with
+    recent stock or orders."""
     account: OzonAccount = ctx.account
     catalog = None
     listed = ctx.storage.state(listed_key(account.account))
-    if not account.skus and listed is None:
+    if (not account.skus and listed is None
+            and not optional.resting_until(ctx.storage, account.account, "catalog", ctx.now)):
         catalog = ozon_catalog_records(ctx)
     listed_skus = catalog[1] if catalog else json.loads(listed or "[]")
     recent = ctx.storage.known_skus(account.account, local_day(ctx.now - OPEN_POSTINGS_WINDOW, ctx.zone))

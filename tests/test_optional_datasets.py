@@ -207,3 +207,50 @@ def test_ozon_stock_is_asked_by_the_fbo_sku_where_it_is_not_the_listed_one(sandb
         == stock
     assert {p.sku for p in split} <= {sku for (sku,) in table(storage, "SELECT sku FROM products")}
     assert not {p.sku + 5_000_000_000 for p in split} & {sku for (sku,) in table(storage, "SELECT sku FROM products")}
+
+
+def test_an_ozon_key_refused_the_product_list_still_gets_stock_of_the_skus_it_sells(sandbox, storage, collect,
+                                                                                    clock):
+    sandbox.faults.add(Fault("wrong_category", endpoint=OZON_LIST, account="ozon-1", times=None))
+    result = collect()
+    assert (result.status, result.exit_code) == ("ok", 0)
+    assert {(r.dataset, r.status) for r in result.datasets if r.account == "ozon-1"} == {
+        ("catalog", "failed"), ("stocks", "ok"), ("orders", "ok"), ("sales", "ok"), ("balance", "ok")}
+    assert table(storage, "SELECT note FROM source_notes WHERE account = 'ozon-1'") == [(
+        "нет доступа: у API-ключа нет доступа к товарам — названия товаров и размеров не обновляются, товары "
+        "показаны как есть; проверим снова 27.11 в 12:00 (через 24 ч; ответ HTTP 403)",)]
+    clock.advance(minutes=10)
+    sandbox.clear_request_log()
+    collect()
+    assert not [r for r in sandbox.request_log if r.path == OZON_LIST]  # resting: stock does not list either
+    sold = {sku for (sku,) in table(storage, "SELECT DISTINCT sku FROM orders WHERE account = 'ozon-1'")}
+    stock = {k: v for k, v in sandbox.seller.stock_units("ozon-1", clock.now()).items() if v and k[0] in sold}
+    assert stock and {(sku, warehouse): qty for sku, warehouse, qty in table(
+        storage, "SELECT sku, warehouse, quantity FROM stock_current WHERE account = 'ozon-1' AND quantity > 0")} \
+        == stock
+
+
+def test_ozon_stock_alone_lists_the_products_when_the_catalogue_never_ran(sandbox, storage, collect, clock):
+    result = collect(datasets=("stocks",))
+    assert result.status == "ok"
+    assert Counter(r.path for r in sandbox.request_log if r.account == "ozon-1") == {
+        OZON_LIST: 1, OZON_INFO: 1, "/v1/analytics/stocks": 1}
+    stock = {k: v for k, v in sandbox.seller.stock_units("ozon-1", clock.now()).items() if v}
+    assert {(sku, warehouse): qty for sku, warehouse, qty in table(
+        storage, "SELECT sku, warehouse, quantity FROM stock_current WHERE account = 'ozon-1' AND quantity > 0")} \
+        == stock
+
+
+def test_a_dataset_named_by_hand_runs_at_once_resting_or_not_due(sandbox, tmp_path, storage, clock):
+    token = sandbox.wb_token("wb-1", categories=(ANALYTICS, STATISTICS, READ_ONLY))
+    run_pass(load_settings(None, collector_environ(sandbox, tmp_path, WB_API_TOKEN=token)), storage, clock=clock.now)
+    assert table(storage, "SELECT count(*) FROM source_notes WHERE account = 'wb-1'") == [(2,)]
+    clock.advance(minutes=5)
+    settings = load_settings(None, collector_environ(sandbox, tmp_path))  # the token now has Finance
+    result = run_pass(settings, storage, clock=clock.now, datasets=("balance", "catalog"))
+    assert {(r.account, r.dataset, r.status) for r in result.datasets if r.account == "wb-1"} == {
+        ("wb-1", "balance", "ok"), ("wb-1", "catalog", "ok")}
+    assert table(storage, "SELECT count(*) FROM source_notes WHERE account = 'wb-1'") == [(0,)]
+    sandbox.clear_request_log()
+    run_pass(settings, storage, clock=clock.now, datasets=("catalog",))  # not due, but asked for
+    assert optional_requests(sandbox)[("wb-1", WB_CARDS)] == 1

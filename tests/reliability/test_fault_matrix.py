@@ -57,8 +57,8 @@ ENDPOINTS = {  # what each (marketplace, dataset) calls
 TARGETS = tuple((account, dataset, endpoint) for account, dataset in CELLS
                 for endpoint in ENDPOINTS[marketplace(account), dataset])
 
-TRANSIENT = ("429", "429_noheaders", "500", "502", "503", "circle_open", "timeout", "reset", "malformed",
-             "html", "empty", "204")
+TRANSIENT = ("429", "429_noheaders", "500", "502", "503", "circle_open", "timeout", "reset", "cut_body",
+             "malformed", "html", "empty", "204")
 REFUSED = ("deprecated", "bad_key", "wrong_category")  # 4xx: never repeated
 UNREADABLE = ("missing_field", "wrong_type")
 READABLE = ("int64_as_string", "huge_page")
@@ -74,6 +74,7 @@ STATUS_WORDS = {
     "500": "HTTP 500 Internal Server Error", "502": "HTTP 502 Bad Gateway", "html": "HTTP 502 Bad Gateway",
     "503": "HTTP 503 Service Unavailable", "circle_open": "HTTP 503 Service Unavailable: Circle is open",
     "timeout": "no HTTP answer: no answer within 0.5 s", "reset": "no HTTP answer: the connection was reset",
+    "cut_body": "no HTTP answer: the connection was cut in the middle of the answer",
     "malformed": "HTTP 200 OK: the answer is not valid JSON", "empty": "HTTP 200 OK: the answer is empty",
     "204": "HTTP 204 No Content: the answer is empty",
     "deprecated": "HTTP 404 Not Found: the method is removed or deprecated",
