@@ -11,14 +11,18 @@ collector's own durability setting (WAL, synchronous=NORMAL).
 
 Both sides write into the schema as it is, triggers included (they keep daily_figures and
 order_warehouses, and fire for plain executemany just the same); the pair is measured again
-without the triggers, to show what they cost and that the target does not rest on them.
+without the triggers, to show what they cost and that the target does not rest on them, and,
+when asked, with the triggers of another revision's schema.sql instead of today's (on today's
+tables): what a change to the triggers costs, measured in the same run.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import re
 import sqlite3
+import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,10 +52,17 @@ class IngestResult:
     # the same without the schema's triggers (daily_figures, order_warehouses) on either side
     bare_collector_seconds: float = float("nan")
     bare_plain_seconds: float = float("nan")
+    # the same with another revision's triggers (baseline_triggers), when asked
+    baseline_collector_seconds: float = float("nan")
+    baseline_plain_seconds: float = float("nan")
 
     @property
     def bare_ratio(self) -> float:
         return self.bare_plain_seconds / self.bare_collector_seconds
+
+    @property
+    def baseline_ratio(self) -> float:
+        return self.baseline_plain_seconds / self.baseline_collector_seconds
 
     @property
     def collector_rate(self) -> float:
@@ -90,20 +101,29 @@ def make_pages(config, at: datetime, wb_rows: int = WB_PAGE_ROWS, postings: int 
     return wb, ozon
 
 
-def _fresh(path: Path, triggers: bool = True) -> None:
-    """A new database with the project's schema (without its triggers when asked)."""
+def triggers_at(rev: str) -> str:
+    """The CREATE TRIGGER statements of schema.sql as `rev` had it (git show changes nothing)."""
+    schema = subprocess.run(["git", "show", f"{rev}:schema.sql"], cwd=Path(__file__).resolve().parent.parent,
+                            check=True, capture_output=True, text=True).stdout
+    return "\n".join(re.findall(r"^CREATE TRIGGER .*?^END;", schema, re.S | re.M))
+
+
+def _fresh(path: Path, triggers: str | None = None) -> None:
+    """A new database with the project's schema; `triggers` None keeps its triggers, otherwise
+    they are dropped and these statements ("" for none) created instead."""
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     storage = Storage(path)
     storage.migrate()
-    if not triggers:
+    if triggers is not None:
         with storage.transaction() as db:
             for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
                 db.execute(f'DROP TRIGGER "{name}"')
+        storage.db.conn.executescript(triggers)
     storage.close()
 
 
-def _plain(path: Path, tables: list[tuple[str, tuple[str, ...], list[tuple]]], triggers: bool = True) -> float:
+def _plain(path: Path, tables: list[tuple[str, tuple[str, ...], list[tuple]]], triggers: str | None = None) -> float:
     """executemany of prepared tuples into each table, one commit; the seconds it took."""
     _fresh(path, triggers)
     conn = sqlite3.connect(path)
@@ -134,7 +154,7 @@ def _written(path: Path) -> list[tuple[str, tuple[str, ...], list[tuple]]]:
         conn.close()
 
 
-def _wb_collector(path: Path, page: list[dict], now_iso: str, triggers: bool = True) -> tuple[float, float]:
+def _wb_collector(path: Path, page: list[dict], now_iso: str, triggers: str | None = None) -> tuple[float, float]:
     _fresh(path, triggers)
     storage = Storage(path)
     try:
@@ -149,7 +169,7 @@ def _wb_collector(path: Path, page: list[dict], now_iso: str, triggers: bool = T
 
 
 def _ozon_collector(path: Path, page: list[dict], now_iso: str, today: str,
-                    triggers: bool = True) -> tuple[float, float]:
+                    triggers: str | None = None) -> tuple[float, float]:
     _fresh(path, triggers)
     storage = Storage(path)
     try:
@@ -164,11 +184,14 @@ def _ozon_collector(path: Path, page: list[dict], now_iso: str, today: str,
 
 
 def measure(config, at: datetime, out: Path, repeats: int = 5, wb_rows: int = WB_PAGE_ROWS,
-            postings: int = OZON_POSTINGS) -> list[IngestResult]:
+            postings: int = OZON_POSTINGS, baseline_triggers: str | None = None) -> list[IngestResult]:
+    """Both sides with the schema's triggers, without any, and with `baseline_triggers` (the
+    CREATE TRIGGER statements of another schema, see triggers_at) when given."""
     out.mkdir(parents=True, exist_ok=True)
     wb_json, ozon_json = make_pages(config, at, wb_rows, postings)
     gc.collect()  # the generator's objects are gone: the heap holds what a pass would hold
     now_iso, today = iso(at, MOSCOW), local_day(at, MOSCOW)
+    modes = {"schema": None, "bare": "", **({"baseline": baseline_triggers} if baseline_triggers is not None else {})}
     results = []
     for name, raw, collect in (
             (f"WB orders page ({{rows:,}} rows)", wb_json,
@@ -176,9 +199,9 @@ def measure(config, at: datetime, out: Path, repeats: int = 5, wb_rows: int = WB
             (f"Ozon postings ({{postings:,}} postings, {{rows:,}} lines)", ozon_json,
              lambda p, page, t: _ozon_collector(p, page, now_iso, today, t))):
         page = json.loads(raw)
-        best: dict[bool, list[float]] = {}
+        best: dict[str, list[float]] = {}
         tables = None
-        for triggers in (True, False):
+        for mode, triggers in modes.items():
             best_collector = best_normalise = best_plain = float("inf")
             for _ in range(repeats):
                 seconds, normalise = collect(out / "collector.db", page, triggers)
@@ -187,14 +210,14 @@ def measure(config, at: datetime, out: Path, repeats: int = 5, wb_rows: int = WB
                 if tables is None:
                     tables = _written(out / "collector.db")
                 best_plain = min(best_plain, _plain(out / "plain.db", tables, triggers))
-            best[triggers] = [best_collector, best_normalise, best_plain]
+            best[mode] = [best_collector, best_normalise, best_plain]
         order_rows = next(len(rows) for table, _, rows in tables if table == "orders")
+        baseline = best.get("baseline", [float("nan")] * 3)
         results.append(IngestResult(
             name.format(rows=order_rows, postings=len(page)), order_rows,
-            sum(len(rows) for _, _, rows in tables), *best[True],
-            bare_collector_seconds=best[False][0], bare_plain_seconds=best[False][2]))
+            sum(len(rows) for _, _, rows in tables), *best["schema"],
+            bare_collector_seconds=best["bare"][0], bare_plain_seconds=best["bare"][2],
+            baseline_collector_seconds=baseline[0], baseline_plain_seconds=baseline[2]))
         del page, tables
         gc.collect()
     return results
-
-

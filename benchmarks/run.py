@@ -34,6 +34,7 @@ class Options:
     load_requests: int = 3000
     load_seconds: float = 20.0
     reuse: bool = False
+    baseline_rev: str | None = None  # ingest also with the triggers of this revision's schema.sql
     out: Path = Path("benchmarks/out")
 
     @classmethod
@@ -125,6 +126,10 @@ def _ms(seconds: float) -> str:
     return "—" if seconds != seconds else f"{seconds * 1000:,.0f} ms" if seconds >= 0.1 else f"{seconds * 1000:.1f} ms"
 
 
+def _us_per_row(seconds: float, rows: int) -> str:
+    return f"{seconds / rows * 1e6:.1f} us"
+
+
 def _mb(size: float) -> str:
     return f"{size / 1e6:,.0f} MB" if size < 1e9 else f"{size / 1e9:,.1f} GB"
 
@@ -162,9 +167,10 @@ def _save(report: Report, out: Path) -> None:
 # --- sections ------------------------------------------------------------------------------
 
 def _ingest(options: Options, out: Path, report: Report, log) -> None:
+    baseline = ingest.triggers_at(options.baseline_rev) if options.baseline_rev else None
     results = ingest.measure(options.config(), passes.PASS_AT, out / "ingest", options.ingest_repeats,
-                             options.wb_page_rows, options.ozon_postings)
-    cmd = "python -m benchmarks --only ingest"
+                             options.wb_page_rows, options.ozon_postings, baseline)
+    cmd = "python -m benchmarks --only ingest" + (f" --baseline-rev {options.baseline_rev}" if baseline else "")
     for r in results:
         report.add("1 ingest", f"{r.name}: normalise + write", f"{r.collector_rate:,.0f} rows/s",
                    f"plain executemany {r.plain_rate:,.0f} rows/s ({r.ratio:.2f}x)", ">= 0.5x plain",
@@ -175,9 +181,20 @@ def _ingest(options: Options, out: Path, report: Report, log) -> None:
                    f"{r.page_rows / r.bare_collector_seconds:,.0f} rows/s",
                    f"plain executemany {r.page_rows / r.bare_plain_seconds:,.0f} rows/s ({r.bare_ratio:.2f}x)",
                    "", None, cmd)
+        if baseline:
+            report.add("1 ingest", f"{r.name}: with the triggers of {options.baseline_rev}",
+                       f"{r.page_rows / r.baseline_collector_seconds:,.0f} rows/s",
+                       f"plain executemany {r.page_rows / r.baseline_plain_seconds:,.0f} rows/s "
+                       f"({r.baseline_ratio:.2f}x)", "", None, cmd)
+        report.add("1 ingest", f"{r.name}: the triggers' cost on plain executemany",
+                   f"{_us_per_row(r.plain_seconds - r.bare_plain_seconds, r.page_rows)} a row",
+                   f"{options.baseline_rev}'s triggers: "
+                   f"{_us_per_row(r.baseline_plain_seconds - r.bare_plain_seconds, r.page_rows)} a row" if baseline else "",
+                   "", None, cmd)
     report.data["ingest"] = [{**vars(r), "collector_rate": r.collector_rate, "plain_rate": r.plain_rate,
-                              "ratio": r.ratio, "write_ratio": r.write_ratio, "bare_ratio": r.bare_ratio}
-                             for r in results]
+                              "ratio": r.ratio, "write_ratio": r.write_ratio, "bare_ratio": r.bare_ratio,
+                              "baseline_ratio": r.baseline_ratio if baseline else None,
+                              "baseline_rev": options.baseline_rev} for r in results]
 
 
 def _pass(options: Options, out: Path, report: Report, log) -> None:

@@ -506,11 +506,12 @@ def ozon_stocks(ctx: Context) -> Collected:
 
     def write(storage: Storage) -> None:
         if catalog:
-            write_ozon_catalog(ctx, storage, *catalog)
+            write_ozon_catalog(ctx, storage, catalog[0], catalog[1])
         storage.write_products(products, ctx.now_iso)
         storage.write_stock(account.account, levels, ctx.now_iso, ctx.today, ctx.run_id)
 
-    return Collected(len(items), write)
+    # Products the list gave unreadably (a stock row is never set aside: rejects.py).
+    return Collected(len(items), write, catalog[2] if catalog else [])
 
 
 def ozon_orders(ctx: Context) -> Collected:
@@ -624,7 +625,7 @@ def ozon_catalog_records(ctx: Context):
     return read.records, [product.sku for product in read.records], read.rejected
 
 
-def write_ozon_catalog(ctx: Context, storage: Storage, products: list, skus: list, rejected: list) -> None:
+def write_ozon_catalog(ctx: Context, storage: Storage, products: list, skus: list) -> None:
     storage.write_products(products, ctx.now_iso)
     storage.set_state(listed_key(ctx.account.account), json.dumps(skus), ctx.now_iso)
 
@@ -632,7 +633,7 @@ def write_ozon_catalog(ctx: Context, storage: Storage, products: list, skus: lis
 def ozon_catalog(ctx: Context) -> Collected:
     products, skus, rejected = ozon_catalog_records(ctx)
     return Collected(len(products) + len(rejected),
-                     lambda storage: write_ozon_catalog(ctx, storage, products, skus, rejected), rejected)
+                     lambda storage: write_ozon_catalog(ctx, storage, products, skus), rejected)
 
 
 COLLECTORS: dict[tuple[str, str], Callable[[Context], Collected]] = {

@@ -1,5 +1,6 @@
 """Shared fixtures: the sandbox seller on loopback, and collector settings pointed at it."""
 
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -61,3 +62,16 @@ def collect(settings, storage, clock):
 
 def table(store: Storage, sql: str, params=()) -> list[tuple]:
     return [tuple(row) for row in store.db.execute(sql, params).fetchall()]
+
+
+@pytest.fixture
+def machine_in_utc(monkeypatch):
+    """The machine's clock is UTC and the project's settings are not set: the defaults apply
+    (TIMEZONE Europe/Moscow, LOW_STOCK_DAYS 7, TARGET_COVER_DAYS 30)."""
+    for name in ("TIMEZONE", "LOW_STOCK_DAYS", "TARGET_COVER_DAYS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

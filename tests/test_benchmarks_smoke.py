@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from benchmarks import growth, history, ingest, load, passes, viewer
+from benchmarks import growth, history, ingest, load, passes, sqlprofile, viewer
 from benchmarks.reference import reference_aliases, reference_config
 from benchmarks.run import Options, run
 from benchmarks.stocktrack import tracker_for
@@ -94,20 +94,29 @@ def test_viewer_times_every_canned_query(config, tmp_path):
     assert {"today", "history", "freshness"} <= labels
     assert not [t.error for t in timings if t.error]
     assert all(t.median > 0 for t in timings)
+    assert {"restock soon=1", "buyout"} <= labels
+    sql, params = sqlprofile.canned_sql("restock")
+    steps = sqlprofile.profile(sqlprofile.connect(database), sql, {name: "" for name in params}, repeats=1)
+    assert [name for name, _, _ in steps][-1] == "(whole query)" and len(steps) > 5
+
+
+SUMMARIES = ("SELECT * FROM daily_figures", "SELECT * FROM order_warehouses",
+             "SELECT account, order_id, sku, outcome FROM orders",
+             "SELECT account, sku, size, warehouse, first_day FROM stock_current")
 
 
 def test_a_bulk_history_counts_what_the_triggers_count(config, tmp_path):
     """The viewer's databases are loaded without the schema's triggers and counted afterwards by
-    the schema's backfill: the same daily_figures as row by row."""
+    Storage.rebuild_summaries(): the same summaries as the triggers keep row by row."""
     tables = {}
     for bulk in (False, True):
         path = tmp_path / f"bulk-{bulk}.db"
         history.generate(path, config, AT - timedelta(days=2), AT, bulk=bulk, processes=1)
         storage = Storage(path)
-        tables[bulk] = [sorted(storage.db.execute(f"SELECT * FROM {t}").fetchall())
-                        for t in ("daily_figures", "order_warehouses")]
+        tables[bulk] = [sorted(storage.db.execute(query).fetchall()) for query in SUMMARIES]
         storage.close()
     assert tables[True] == tables[False] and tables[True][0]
+    assert {outcome for _, _, _, outcome in tables[True][2]} >= {"open", "bought"}
 
 
 def test_datasette_under_load(config, tmp_path):

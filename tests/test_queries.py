@@ -242,14 +242,8 @@ def ds(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def machine_in_utc(monkeypatch):
+def utc_machine(machine_in_utc):
     """The machine's clock is UTC and TIMEZONE is not set: the default zone must apply."""
-    monkeypatch.delenv("TIMEZONE", raising=False)
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def get(ds: Datasette, path: str):

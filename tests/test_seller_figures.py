@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
@@ -37,16 +36,7 @@ ALIASES = [("wb", "KR-10", "Кронштейны", 1), ("ozon", "KR-10", "Кро
 PRODUCTS = [("wb-1", 1001, "KR-10"), ("wb-1", 1004, "PAK-8"), ("ozon-1", 2001, "KR-10"), ("ozon-1", 2004, "PAK-8")]
 
 
-@pytest.fixture(autouse=True)
-def machine_in_utc(monkeypatch):
-    monkeypatch.delenv("TIMEZONE", raising=False)
-    monkeypatch.delenv("LOW_STOCK_DAYS", raising=False)
-    monkeypatch.delenv("TARGET_COVER_DAYS", raising=False)
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("machine_in_utc")
 
 
 def order(account, order_id, sku, article, warehouse, day, quantity=1, status="ordered", price=None):
