@@ -48,6 +48,9 @@ def marketplace(account: str) -> str:
 # between two passes that fetched the same figures at different moments.
 CLOCK_COLUMNS = frozenset({"changed_at", "seen_at", "observed_at", "updated_at", "sold_at"})
 ROW_IDS = frozenset({"id", "run_id"})
+# Kept by triggers from other datasets' rows: orders.outcome follows the returns of the sales
+# dataset, which may well be saved in a pass whose orders failed.
+DERIVED = frozenset({"outcome"})
 
 # The rows one account x dataset owns, as (table, WHERE over its rows); `?` is the account.
 CELL_ROWS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
@@ -64,7 +67,7 @@ CELL_ROWS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
 
 def _columns(conn: sqlite3.Connection, table: str, with_times: bool) -> list[str]:
     names = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
-    skip = ROW_IDS | (set() if with_times else CLOCK_COLUMNS)
+    skip = ROW_IDS | DERIVED | (set() if with_times else CLOCK_COLUMNS)
     if table == "watermarks" and not with_times:
         skip |= {"value"}  # Ozon's is the pass's own time
     return [name for name in names if name not in skip]
