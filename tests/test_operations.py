@@ -158,7 +158,8 @@ def test_logs_are_one_json_line_per_dataset_and_one_per_pass_under_systemd(live_
     events = [json.loads(line) for line in err.splitlines()]
     datasets = [e for e in events if e.get("event") == "dataset"]
     passes = [e for e in events if e.get("event") == "pass"]
-    assert len(datasets) == 9 and len(passes) == 1
+    # 3 accounts x (catalog, stocks, orders, sales, balance)
+    assert len(datasets) == 15 and len(passes) == 1
     assert set(datasets[0]) >= {"time", "level", "message", "run_id", "account", "dataset", "status", "rows",
                                 "requests", "retries", "duration_ms"}
     assert passes[0]["status"] == "ok" and passes[0]["trigger"] == "timer" and passes[0]["level"] == "info"

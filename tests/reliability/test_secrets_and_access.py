@@ -49,6 +49,7 @@ from tests.reliability.helpers import (PROJECT, clean_environ, database_bytes, f
 CANARY_WB_TOKEN = "WB-CANARY-TOKEN-3f9c2e71a8d4b605-never-in-output"
 CANARY_OZON_KEY = "OZON-CANARY-KEY-8b2d4f6a1c3e5079-never-in-output"
 CANARY_PASSWORD = "viewer-canary-password-5e7a9c1b0d"
+CANARY_ALERT_PASSWORD = "alert-canary-password-9d3b7f15e2"  # inside an ALERT_URLS entry
 PASSWORD_HASH = hash_password(CANARY_PASSWORD, iterations=1000)  # few iterations: fast sign-in
 # The same form as the sandbox's tokens, from another seller: what all such JWTs share (their
 # header, the start of their claims) is no secret, and `sandbox --print-env` prints its own.
@@ -126,6 +127,8 @@ def commands(work: Path) -> dict[str, list[Command]]:
         "schedule": [Command(("--log-format", "json", "schedule", "--every", "60"), until='"event": "pass"')],
         "backup": [Command(("backup", str(work / "backup" / "copy.db")), 0)],
         "maintain": [Command(("maintain",), 0)],
+        "rebuild": [Command(("rebuild",), 0)],
+        "alerts": [Command(("alerts", "test"), 0), Command(("alerts", "list"), 0)],
         "demo": [Command(("demo", "--port", str(port), "--history-days", "1", "--database",
                           str(work / "demo" / "mp.db")), until="Dashboard:", stop=signal.SIGINT, port=port)],
         "sandbox": [Command(("sandbox", "--print-env", "--port", "8999"), 0)],
@@ -207,9 +210,11 @@ def scan(tmp_path_factory, hostile) -> Scan:
                 "OZON_NAME_3": "Канарейка Ozon",
                 "DATABASE_PATH": str(work / "mp.db"), "ALIASES_FILE": str(work / "aliases.csv"),
                 "METRICS_FILE": str(work / "mp.prom"), "RATE_LIMIT_FACTOR": FAST, "HTTP_TIMEOUT": "2",
-                "MAX_RETRY_WAIT": "1", "DATASETTE_PASSWORD_HASH": PASSWORD_HASH}
+                "MAX_RETRY_WAIT": "1", "DATASETTE_PASSWORD_HASH": PASSWORD_HASH,
+                # a webhook with a password, delivered to the sandbox's receiver
+                "ALERT_URLS": sandbox.alerts_url.replace("json://", f"json://seller:{CANARY_ALERT_PASSWORD}@", 1)}
     secrets = [v for k, v in settings.items() if k.startswith(("WB_API_TOKEN", "OZON_API_KEY"))]
-    result = Scan(work, sandbox, secrets + [CANARY_PASSWORD, PASSWORD_HASH])
+    result = Scan(work, sandbox, secrets + [CANARY_PASSWORD, PASSWORD_HASH, CANARY_ALERT_PASSWORD])
     try:
         env = work / ".env"
         env.write_text(env_file(settings), encoding="utf-8")
