@@ -38,7 +38,7 @@ from pathlib import Path
 
 from collector import maintenance
 from collector.ozon import normalize as ozon_norm
-from collector.pipeline import WbBatch
+from collector.wb.datasets import WbBatch
 from collector.records import OrderLine, SaleEvent, gc_paused
 from collector.sandbox.clock import DAY, MINUTE, msk_day, msk_day_start, to_us
 from collector.sandbox.ozon_shapes import posting_json, return_json

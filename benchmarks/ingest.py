@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from collector.pipeline import WbBatch, postings_records, write_postings
+from collector.ozon.datasets import postings_records, write_postings
+from collector.wb.datasets import WbBatch
 from collector.records import OrderLine, Product, SaleEvent, columns
 from collector.sandbox.clock import DAY, to_us
 from collector.sandbox.ozon_shapes import posting_json

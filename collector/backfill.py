@@ -19,7 +19,8 @@ from collector.config import Account, Settings
 from collector.http import ApiClient, ApiError
 from collector.ozon import client as ozon_api
 from collector.ozon import normalize as ozon_norm
-from collector.pipeline import WbBatch, postings_records, write_postings
+from collector.ozon.datasets import postings_records, write_postings
+from collector.wb.datasets import WbBatch
 from collector.records import BadRecord
 from collector.storage import Storage
 from collector.timeutil import iso, local_day, utc_now

@@ -17,7 +17,7 @@ from typing import Iterator
 from collector.config import OzonAccount, Settings, WbAccount
 from collector.http import ApiError
 from collector.ozon import client as ozon_api
-from collector.pipeline import feed_state_key
+from collector.wb.datasets import feed_state_key
 from collector.wb import client as wb_api
 
 WB_TOKEN_TYPES = {1: "Base", 2: "Test", 3: "Personal", 4: "Service"}

@@ -1,42 +1,39 @@
 """One collector pass: every account x dataset, fetched in parallel across accounts, each
 written in its own transaction, each logged in `fetch_log`.
 
-A failing account or dataset never stops the others and never leaves half of its rows.
+A failing account or dataset never stops the others and never leaves half of its rows. What each
+dataset fetches is each marketplace's business: collector/wb/datasets.py, collector/ozon/datasets.py.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 from collector import alerts, aliases, logs, optional, rejects
-from collector.config import Account, OzonAccount, Settings
-from collector.http import DEPRECATED, ApiClient, ApiError, RequestStats
+from collector.config import Account, Settings
+from collector.dataset import Context
+from collector.http import DEPRECATED, ApiError, RequestStats
 from collector.ozon import client as ozon_api
-from collector.ozon import normalize as ozon_norm
-from collector.records import BadRecord, OrderLine, gc_paused
+from collector.ozon import datasets as ozon_datasets
+from collector.records import BadRecord
 from collector.storage import Storage, StorageError
-from collector.timeutil import MOSCOW, iso, local_day, local_midnight, parse_wb_time, utc_now
+from collector.timeutil import iso, utc_now
 from collector.wb import client as wb_api
-from collector.wb import normalize as wb_norm
+from collector.wb import datasets as wb_datasets
 
 REQUIRED = ("stocks", "orders", "sales")
 # The catalogue first: Ozon stock asks for the SKUs it lists, and WB stock names sizes by its cards.
 # Optional datasets never change the exit code (collector/optional.py).
 DATASETS = ("catalog", *REQUIRED, "balance")
-# Re-read this much before the stored watermark: WB publishes changes in 30-minute batches and
-# a row may show up with a lastChangeDate older than rows already seen.
-WATERMARK_OVERLAP = timedelta(hours=1)
-OPEN_POSTINGS_WINDOW = timedelta(days=30)
 
 
 class AlreadyRunning(Exception):
@@ -65,40 +62,6 @@ class PassResult:
     @property
     def exit_code(self) -> int:
         return 0 if self.status == "ok" else 2
-
-
-@dataclass
-class Collected:
-    """What a dataset fetched: how many records, how to write them in one transaction, and the
-    rows set aside as unreadable (collector/rejects.py)."""
-    rows: int
-    write: Callable[[Storage], None]
-    rejected: list = field(default_factory=list)
-
-
-@dataclass
-class Context:
-    settings: Settings
-    storage: Storage
-    account: Account
-    api: ApiClient
-    run_id: int
-    now: datetime
-    # What the datasets of one account in one pass share: the order feed answers orders and
-    # sales at once, and its 1-a-minute limit allows one fetch per pass.
-    memo: dict = field(default_factory=dict)
-
-    @property
-    def zone(self):
-        return self.settings.timezone
-
-    @property
-    def now_iso(self) -> str:
-        return iso(self.now, self.zone)
-
-    @property
-    def today(self) -> str:
-        return local_day(self.now, self.zone)
 
 
 @contextmanager
@@ -198,7 +161,7 @@ def collect_dataset(ctx: Context, dataset: str, by_hand: bool = False) -> Datase
     if is_optional and not by_hand and not optional.due(ctx.storage, ctx.account.account, dataset, ctx.now):
         return None
     try:
-        collected = COLLECTORS[ctx.account.marketplace, dataset](ctx)
+        collected = COLLECTORS[ctx.account.marketplace][dataset](ctx)
         result.rows, result.rejected = collected.rows, len(collected.rejected)
         with ctx.storage.transaction():
             collected.write(ctx.storage)
@@ -280,374 +243,8 @@ def _finish(ctx: Context, result: DatasetResult, started: float, started_at: str
         ctx.storage.db["fetch_log"].insert(entry)
 
 
-# -- Wildberries ---------------------------------------------------------------------------
-
-def wb_statistics(ctx: Context, dataset: str) -> Collected:
-    stored = ctx.storage.watermark(ctx.account.account, dataset)
-    date_from = (datetime.fromisoformat(stored) - WATERMARK_OVERLAP if stored
-                 else local_midnight(ctx.now, ctx.zone))
-    rows = wb_api.fetch_statistics(ctx.api, ctx.settings, dataset, date_from)
-    batch = WbBatch.of(dataset, rows, ctx.account.account, ctx.zone)
-    latest = max((parse_wb_time(row.get("lastChangeDate")) for row in rows), default=None)
-    watermark = max(filter(None, [latest, datetime.fromisoformat(stored) if stored else None]), default=None)
-
-    def write(storage: Storage) -> None:
-        if dataset == "sales" and storage.state(feed_sales_key(ctx.account.account)):
-            # Back on statistics after the feed: its own S/R rows replace the feed's for their orders.
-            storage.drop_feed_sales(ctx.account.account, batch.records)
-        storage.replace_note(ctx.account.account, dataset, None, ctx.now_iso, FEED)  # the feed's, if any
-        batch.write(storage, ctx.now_iso)
-        if watermark:
-            storage.set_watermark(ctx.account.account, dataset, watermark.astimezone(MOSCOW).isoformat(),
-                                  ctx.now_iso)
-
-    return Collected(len(rows), write, batch.rejected)
-
-
-@dataclass
-class WbBatch:
-    """WB statistics rows normalised: orders or sales, and the products they describe."""
-    dataset: str
-    records: list
-    products: list
-    rejected: list = field(default_factory=list)  # rows set aside (collector/rejects.py)
-
-    @classmethod
-    def of(cls, dataset: str, rows: list[dict], account: str, zone) -> "WbBatch":
-        with gc_paused():
-            return cls._of(dataset, rows, account, zone)
-
-    @classmethod
-    def _of(cls, dataset: str, rows: list[dict], account: str, zone) -> "WbBatch":
-        if dataset == "orders":
-            read = rejects.read_rows(rows, lambda row: wb_norm.order_line(row, account, zone), "orders rows")
-            records = read.records
-        else:
-            read = rejects.read_rows(rows, lambda row: wb_norm.sale_event(row, account, zone), "sales rows")
-            records = [event for event in read.records if event]
-            if len(records) < len(read.records):
-                logs.event(logging.INFO, f"{account} sales: {len(read.records) - len(records)} rows of other "
-                           "kinds than S (sale) and R (return) not counted", event="skipped_rows", account=account)
-        return cls(dataset, records, wb_norm.products(read.rows, account), read.rejected)
-
-    def write(self, storage: Storage, now_iso: str) -> None:
-        # Statistics rows name a product by its subject: it only fills a name no card gave.
-        storage.write_products(self.products, now_iso, names_fill_only=True)
-        (storage.write_orders if self.dataset == "orders" else storage.write_sales)(self.records)
-
-
-def wb_stocks(ctx: Context) -> Collected:
-    items = wb_api.fetch_stock_items(ctx.api, ctx.settings)
-    levels = wb_norm.named_sizes(wb_norm.stock_levels(items, ctx.account.account),
-                                 ctx.storage.size_names(ctx.account.account))
-    return Collected(len(items), lambda storage: storage.write_stock(
-        ctx.account.account, levels, ctx.now_iso, ctx.today, ctx.run_id))
-
-
-
-# -- Wildberries: where orders and sales come from (WB_ORDERS_SOURCE) --------------------------
-#
-# statistics: supplier/orders and supplier/sales. order-feed: POST order-feed, fetched once a pass
-# for both datasets (its limit is 1 a minute). auto: statistics until WB answers that a method is
-# gone (404/410), then the feed for good: the switch is kept per cabinet in collector_state and
-# shown on the freshness page. The feed starts from the statistics watermarks less the overlap,
-# so nothing is skipped; orders land on the same srid keys, and a feed sale or return is left out
-# when its order already has one of that kind, so nothing counts twice (wb_feed_sales).
-
-FEED = "order-feed"
-FEED_ROWS = "order-feed rows"
-METHOD_GONE = (404, 410)
-# The feed serves 31 days back at most; the margin keeps both sides' clocks out of the edge.
-FEED_REACH = timedelta(days=31) - timedelta(minutes=10)
-
-
-def feed_state_key(account: str) -> str:
-    return f"wb_orders_source:{account}"
-
-
-def feed_sales_key(account: str) -> str:
-    """Set once the feed has written sales: statistics then checks for them (wb_statistics)."""
-    return f"wb_feed_sales:{account}"
-
-
-def wb_orders_source(ctx: Context, dataset: str) -> Collected:
-    source = ctx.settings.wb_orders_source
-    if source == FEED or (source == "auto" and ctx.storage.state(feed_state_key(ctx.account.account))):
-        return wb_feed(ctx, dataset)
-    try:
-        return wb_statistics(ctx, dataset)
-    except ApiError as gone:
-        if source != "auto" or gone.status not in METHOD_GONE:
-            raise
-        return wb_switch_to_feed(ctx, dataset, gone)
-
-
-def wb_switch_to_feed(ctx: Context, dataset: str, gone: ApiError) -> Collected:
-    """Statistics says its method is gone: this dataset comes from the feed from now on. The
-    switch is saved in the dataset's own transaction, so a failed write leaves it untried."""
-    try:
-        collected = wb_feed(ctx, dataset)
-    except ApiError as exc:
-        raise ApiError(exc.endpoint, exc.status, f"{exc.detail} (the order feed was tried because "
-                       f"{gone.endpoint} answered HTTP {gone.status}: the method is gone)", exc.reason) from None
-
-    def write(storage: Storage) -> None:
-        record_feed_switch(ctx, storage, gone)
-        collected.write(storage)
-
-    return Collected(collected.rows, write, collected.rejected)
-
-
-def record_feed_switch(ctx: Context, storage: Storage, gone: ApiError) -> None:
-    account = ctx.account.account
-    method = gone.endpoint.split()[-1].removeprefix("/api/v1/")
-    note = f"заказы и продажи идут из order-feed: WB отключил {method} ({gone.status}) {ctx.today}"
-    storage.set_state(feed_state_key(account), note, ctx.now_iso)
-    for dataset in ("orders", "sales"):
-        storage.replace_note(account, dataset, note, ctx.now_iso, FEED)
-    logs.event(logging.WARNING, f"{account}: {gone.endpoint} answered HTTP {gone.status} (the method is gone): "
-               "orders and sales come from the order feed from now on", event="source_switch",
-               account=account, source=FEED)
-
-
-def feed_note(ctx: Context, storage: Storage) -> str:
-    return (storage.state(feed_state_key(ctx.account.account))
-            or "заказы и продажи идут из order-feed: так задано в WB_ORDERS_SOURCE")
-
-
-def wb_feed(ctx: Context, dataset: str) -> Collected:
-    rows, start = feed_rows(ctx)
-    account = ctx.account.account
-    if dataset == "orders":
-        read = rejects.read_rows(rows, lambda row: wb_norm.feed_order_line(row, account, ctx.zone), FEED_ROWS)
-        records = read.records
-        save = lambda storage: storage.write_orders(with_stored_details(storage, account, records))  # noqa: E731
-    else:
-        read = rejects.read_rows(rows, lambda row: wb_norm.feed_sale_events(row, account, ctx.zone), FEED_ROWS)
-        records = [event for events in read.records for event in events]
-        save = lambda storage: wb_feed_sales(storage, account, records, ctx.now_iso)  # noqa: E731
-    stored = ctx.storage.watermark(account, dataset)
-    watermark = max(filter(None, [start, *(datetime.fromisoformat(r.changed_at) for r in records),
-                                  datetime.fromisoformat(stored) if stored else None]))
-
-    def write(storage: Storage) -> None:
-        save(storage)
-        storage.set_watermark(account, dataset, watermark.astimezone(MOSCOW).isoformat(), ctx.now_iso)
-        storage.replace_note(account, dataset, feed_note(ctx, storage), ctx.now_iso, FEED)
-
-    return Collected(len(rows), write, read.rejected)
-
-
-def feed_rows(ctx: Context) -> tuple[list[dict], datetime]:
-    """The feed since the earlier watermark of orders and sales, fetched once per account and
-    pass; a failure is kept too, so the second dataset does not spend the limit again."""
-    if FEED not in ctx.memo:
-        start = feed_start(ctx)
-        try:
-            ctx.memo[FEED] = (wb_api.fetch_order_feed(ctx.api, ctx.settings, start), start)
-        except ApiError as exc:
-            ctx.memo[FEED] = exc
-    fetched = ctx.memo[FEED]
-    if isinstance(fetched, ApiError):
-        raise fetched
-    return fetched
-
-
-def feed_start(ctx: Context) -> datetime:
-    """Where statistics (or the feed) stopped, less the overlap; today's midnight for a dataset
-    never fetched; never further back than the feed reaches."""
-    marks = [ctx.storage.watermark(ctx.account.account, dataset) for dataset in ("orders", "sales")]
-    start = min(datetime.fromisoformat(mark) - WATERMARK_OVERLAP if mark else local_midnight(ctx.now, ctx.zone)
-                for mark in marks)
-    reach = ctx.now - FEED_REACH
-    if start < reach:
-        logs.event(logging.WARNING, f"{ctx.account.account}: the order feed reaches back only to "
-                   f"{iso(reach, ctx.zone)}; changes since {iso(start, ctx.zone)} before that are not loaded",
-                   event="feed_gap", account=ctx.account.account)
-    return max(start, reach)
-
-
-def with_stored_details(storage: Storage, account: str, lines: list[OrderLine]) -> list[OrderLine]:
-    """The feed names no article, size or barcode: an order line keeps what statistics stored."""
-    stored = storage.wb_order_details(account, (line.order_id for line in lines))
-    return [replace(line, article=known[0], size=known[1], barcode=known[2])
-            if (known := stored.get(line.order_id)) else line for line in lines]
-
-
-def wb_feed_sales(storage: Storage, account: str, events: list, now: str) -> None:
-    """A feed sale or return is written only when its order has no sales row of that kind yet,
-    whoever wrote it: a buyout statistics already gave (saleID S…) is not added again as the
-    feed's (sale_id = srid), and a feed row seen again is not re-dated."""
-    known = storage.sale_kinds(account, (event.order_id for event in events))
-    fresh = [event for event in events if (event.order_id, event.kind) not in known]
-    storage.write_sales(fresh)
-    if fresh and not storage.state(feed_sales_key(account)):
-        storage.set_state(feed_sales_key(account), "1", now)
-
-
-# -- Ozon ----------------------------------------------------------------------------------
-
-def ozon_stocks(ctx: Context) -> Collected:
-    """Stock of the configured SKUs, else of those the daily catalogue listed (listed now when
-    it never ran, unless the key was refused it: then the SKUs of recent orders), plus SKUs with
-    recent stock or orders."""
-    account: OzonAccount = ctx.account
-    catalog = None
-    listed = ctx.storage.state(listed_key(account.account))
-    if (not account.skus and listed is None
-            and not optional.resting_until(ctx.storage, account.account, "catalog", ctx.now)):
-        catalog = ozon_catalog_records(ctx)
-    listed_skus = catalog[1] if catalog else json.loads(listed or "[]")
-    recent = ctx.storage.known_skus(account.account, local_day(ctx.now - OPEN_POSTINGS_WINDOW, ctx.zone))
-    skus = list(dict.fromkeys([*account.skus, *([] if account.skus else listed_skus), *recent]))
-    items = ozon_api.fetch_stock_items(ctx.api, ctx.settings, skus)
-    levels = ozon_norm.stock_levels(items, account.account)
-    products = ozon_norm.stock_products(items, account.account)
-
-    def write(storage: Storage) -> None:
-        if catalog:
-            write_ozon_catalog(ctx, storage, catalog[0], catalog[1])
-        storage.write_products(products, ctx.now_iso)
-        storage.write_stock(account.account, levels, ctx.now_iso, ctx.today, ctx.run_id)
-
-    # Products the list gave unreadably (a stock row is never set aside: rejects.py).
-    return Collected(len(items), write, catalog[2] if catalog else [])
-
-
-def ozon_orders(ctx: Context) -> Collected:
-    """Today's postings, plus what became of the older ones still open, so deliveries are seen.
-
-    Three requests kinds, each only as many pages as it needs:
-    - every posting created since midnight (`ordered` today);
-    - the postings stored as open from the last 30 days, by number, whatever their status now;
-    - postings created before midnight since the last pass (a first run, downtime, or the last
-      minutes of yesterday): none most of the time, 30 days on a first run.
-    """
-    midnight = local_midnight(ctx.now, ctx.zone)
-    window_start = ctx.now - OPEN_POSTINGS_WINDOW
-    account = ctx.account.account
-    fetch = lambda **kw: ozon_api.fetch_postings(ctx.api, ctx.settings, **kw)  # noqa: E731
-    postings = fetch(since=midnight, to=ctx.now)
-    stored = ctx.storage.watermark(account, "orders")
-    gap_start = max(window_start, datetime.fromisoformat(stored) - WATERMARK_OVERLAP) if stored else window_start
-    if gap_start < midnight:
-        postings += fetch(since=gap_start, to=midnight)
-    listed = {p.get("posting_number") for p in postings}
-    still_open = [number for number in ctx.storage.open_postings(
-        account, local_day(window_start, ctx.zone), local_day(midnight, ctx.zone)) if number not in listed]
-    if still_open:
-        postings += fetch(since=window_start, to=ctx.now, posting_numbers=still_open)
-    lines, products, rejected = read_postings(postings, account, ctx.zone, ctx.now_iso)
-
-    def write(storage: Storage) -> None:
-        write_postings(storage, lines, products, ctx.now_iso, ctx.today)
-        storage.set_watermark(account, "orders", ctx.now_iso, ctx.now_iso)
-
-    return Collected(len(postings), write, rejected)
-
-
-def read_postings(postings: list[dict], account: str, zone, seen_at: str):
-    """(order lines, products, postings set aside): an unreadable posting costs only itself."""
-    with gc_paused():
-        read = rejects.read_rows(postings, lambda p: (ozon_norm.posting_lines(p, account, zone, seen_at),
-                                                      ozon_norm.posting_products(p, account)), "postings")
-    lines = [line for posting_lines, _ in read.records for line in posting_lines]
-    products = [product for _, posting_products in read.records for product in posting_products]
-    return lines, products, read.rejected
-
-
-def postings_records(postings: list[dict], account: str, zone, seen_at: str):
-    lines, products, _ = read_postings(postings, account, zone, seen_at)
-    return lines, products
-
-
-def write_postings(storage: Storage, lines: list[OrderLine], products: list, seen_at: str, day: str) -> None:
-    """Postings and the buyouts they reveal, judged against the statuses stored before."""
-    buyouts = storage.ozon_buyouts(lines, seen_at, day)
-    storage.write_products(products, seen_at)
-    storage.write_orders(lines)
-    storage.insert_new_sales(buyouts)
-
-
-def ozon_returns(ctx: Context) -> Collected:
-    """Ozon buyouts are written with the postings that reveal them (`ozon_orders`), in the same
-    transaction as the status change; this dataset brings the FBO returns."""
-    stored = ctx.storage.watermark(ctx.account.account, "sales")
-    since = datetime.fromisoformat(stored) - WATERMARK_OVERLAP if stored else local_midnight(ctx.now, ctx.zone)
-    items = ozon_api.fetch_returns(ctx.api, ctx.settings, since, ctx.now)
-    read = rejects.read_rows(items, lambda item: ozon_norm.return_event(item, ctx.account.account, ctx.zone),
-                             "returns")
-    events = [event for event in read.records if event]
-
-    def write(storage: Storage) -> None:
-        storage.write_sales(events)
-        storage.set_watermark(ctx.account.account, "sales", ctx.now_iso, ctx.now_iso)
-
-    return Collected(len(items), write, read.rejected)
-
-
-# -- optional datasets: balance and product catalogue (collector/optional.py) --------------------
-
-def wb_balance(ctx: Context) -> Collected:
-    balance = wb_norm.balance(wb_api.fetch_balance(ctx.api, ctx.settings), ctx.account.account, ctx.today)
-    return Collected(1, lambda storage: storage.write_balance(balance, ctx.now_iso))
-
-
-def ozon_balance(ctx: Context) -> Collected:
-    answer = ozon_api.fetch_balance(ctx.api, ctx.settings, ctx.today)
-    balance = ozon_norm.balance(answer, ctx.account.account, ctx.today)
-    return Collected(1, lambda storage: storage.write_balance(balance, ctx.now_iso))
-
-
-def wb_catalog(ctx: Context) -> Collected:
-    """Product cards: real titles, and the chrtId -> techSize map that WB stock sizes need."""
-    account = ctx.account.account
-    cards = wb_api.fetch_cards(ctx.api, ctx.settings)
-    read = rejects.read_rows(cards, lambda card: wb_norm.card(card, account), "cards")
-    products = [product for card_products, _ in read.records for product in card_products]
-    sizes = [size for _, card_sizes in read.records for size in card_sizes]
-
-    def write(storage: Storage) -> None:
-        storage.write_products(products, ctx.now_iso)
-        storage.write_sizes(account, sizes, ctx.now_iso)
-
-    return Collected(len(cards), write, read.rejected)
-
-
-def listed_key(account: str) -> str:
-    return f"catalog_skus:{account}"
-
-
-def ozon_catalog_records(ctx: Context):
-    """(products with names, their FBO SKUs, rows set aside) from the product list and info."""
-    items = ozon_api.fetch_catalog(ctx.api, ctx.settings)
-    read = rejects.read_rows(items, lambda item: ozon_norm.catalog_product(item, ctx.account.account), "products")
-    return read.records, [product.sku for product in read.records], read.rejected
-
-
-def write_ozon_catalog(ctx: Context, storage: Storage, products: list, skus: list) -> None:
-    storage.write_products(products, ctx.now_iso)
-    storage.set_state(listed_key(ctx.account.account), json.dumps(skus), ctx.now_iso)
-
-
-def ozon_catalog(ctx: Context) -> Collected:
-    products, skus, rejected = ozon_catalog_records(ctx)
-    return Collected(len(products) + len(rejected),
-                     lambda storage: write_ozon_catalog(ctx, storage, products, skus), rejected)
-
-
-COLLECTORS: dict[tuple[str, str], Callable[[Context], Collected]] = {
-    ("wb", "stocks"): wb_stocks,
-    ("wb", "orders"): lambda ctx: wb_orders_source(ctx, "orders"),
-    ("wb", "sales"): lambda ctx: wb_orders_source(ctx, "sales"),
-    ("ozon", "stocks"): ozon_stocks,
-    ("ozon", "orders"): ozon_orders,
-    ("ozon", "sales"): ozon_returns,
-    ("wb", "balance"): wb_balance,
-    ("ozon", "balance"): ozon_balance,
-    ("wb", "catalog"): wb_catalog,
-    ("ozon", "catalog"): ozon_catalog,
-}
+# Each marketplace's collectors, by dataset: a function from a Context to what to write.
+COLLECTORS = {"wb": wb_datasets.COLLECTORS, "ozon": ozon_datasets.COLLECTORS}
 
 
 # -- aliases -------------------------------------------------------------------------------
