@@ -495,6 +495,22 @@ def test_runs_out_and_buyout_tables(site, light, truth):
         assert sum(r[5] for r in mine) == totals[mp]["in_transit"], mp
 
 
+def test_balances_of_every_account(site, light, truth):
+    driver = light
+    open_page(driver, f"{site}/-/dashboards/today?days=14")
+    shown = {row[0]: row for row in table_rows(driver, "balances")}
+    accounts = truth.rows("SELECT a.label, a.marketplace, b.current_kopecks, b.for_withdraw_kopecks, "
+                          "b.opening_kopecks, b.accrued_kopecks, b.paid_kopecks, b.closing_kopecks "
+                          "FROM accounts a JOIN balances b ON b.id = (SELECT max(id) FROM balances "
+                          "WHERE account = a.account)")
+    assert accounts and set(shown) == {label for label, *_ in accounts}
+    for label, marketplace, *kopecks in accounts:
+        expected = tuple(None if k is None else k / 100 for k in kopecks)
+        assert shown[label][1] == {"wb": "Wildberries", "ozon": "Ozon"}[marketplace]
+        assert shown[label][2:8] == expected, label
+    assert any(v for row in shown.values() for v in row[2:8])
+
+
 def test_filters_alias_and_warehouse(site, light, truth):
     driver = light
     open_page(driver, f"{site}/-/dashboards/today?days=14")
