@@ -96,6 +96,7 @@ class ApiClient:
     limits: dict[str, TokenBucket]
     timeout: float = 30.0
     max_retry_wait: float = 300.0
+    max_attempts: int = 6
     backoff_factor: float = 1.0
     default_retry_after: dict[str, float] = field(default_factory=dict)
     stats: RequestStats = field(default_factory=RequestStats)
@@ -202,9 +203,9 @@ class ApiClient:
         return random.uniform(longest / 2, longest)  # jitter, so parallel clients spread out
 
     def _stop(self, state: RetryCallState) -> bool:
-        """Six attempts at most, and never more than `max_retry_wait` seconds asleep in all."""
+        """`max_attempts` (six) at most, and never more than `max_retry_wait` seconds asleep in all."""
         planned = self.stats.waited + self._longest_wait(state)
-        return state.attempt_number >= 6 or planned > self.max_retry_wait
+        return state.attempt_number >= self.max_attempts or planned > self.max_retry_wait
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1

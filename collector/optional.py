@@ -14,11 +14,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from collector.config import DEFAULT_URLS, Settings
 from collector.http import ApiError, RetryableError
 from collector.storage import Storage
 
 OPTIONAL = ("catalog", "balance")
 REST = timedelta(hours=24)
+# One attempt per pass: an optional dataset must never slow the pass. Its retries would wait out
+# both the backoff and its host's pacing (WB's balance: 1 a minute), minutes for an unreachable
+# host; a transient failure is simply tried again by the next pass.
+ATTEMPTS = 1
+# The host each optional WB dataset asks (Ozon's go through OZON_API_URL like the rest).
+WB_HOSTS = {"balance": "WB_FINANCE_URL", "catalog": "WB_CONTENT_URL"}
 CATALOG_EVERY = timedelta(hours=24)
 REFUSALS = (401, 403, 404)
 NOTE_MARK = "проверим снова"  # in every rest note, and only there: tells it from other notes
@@ -79,3 +86,18 @@ def due(storage: Storage, account: str, dataset: str, now: datetime) -> bool:
     row = storage.db.execute("SELECT started_at FROM fetch_log WHERE account = ? AND dataset = 'catalog' "
                              "AND status = 'ok' ORDER BY id DESC LIMIT 1", [account]).fetchone()
     return row is None or now - datetime.fromisoformat(row[0]) >= CATALOG_EVERY
+
+
+def unset_host(settings: Settings, marketplace: str, dataset: str) -> str | None:
+    """A note when the dataset's WB host is left at the real marketplace while the required ones
+    point elsewhere (a proxy, a test double, the sandbox): asking the real host then is never what
+    was meant, so the dataset is skipped and the freshness page says which variable to set."""
+    if marketplace != "wb":
+        return None
+    name = WB_HOSTS[dataset]
+    pointed_elsewhere = [other for other in ("WB_STATISTICS_URL", "WB_ANALYTICS_URL")
+                         if getattr(settings, other.lower()) != DEFAULT_URLS[other]]
+    if getattr(settings, name.lower()) != DEFAULT_URLS[name] or not pointed_elsewhere:
+        return None
+    return (f"не задан адрес {name}, а {' и '.join(pointed_elsewhere)} ведут не на WB — "
+            f"{MISSED[dataset]}; задайте {name}")

@@ -21,7 +21,7 @@ from typing import Callable
 from collector import alerts, aliases, logs, optional, rejects
 from collector.config import Account, Settings
 from collector.dataset import Context
-from collector.http import DEPRECATED, ApiError, RequestStats
+from collector.http import DEPRECATED, ApiClient, ApiError, RequestStats
 from collector.ozon import client as ozon_api
 from collector.ozon import datasets as ozon_datasets
 from collector.records import BadRecord
@@ -154,6 +154,14 @@ def collect_dataset(ctx: Context, dataset: str, by_hand: bool = False) -> Datase
     started, started_at = time.monotonic(), ctx.now_iso
     result = DatasetResult(ctx.account.account, dataset, "ok")
     is_optional = dataset in optional.OPTIONAL
+    if is_optional and (note := optional.unset_host(ctx.settings, ctx.account.marketplace, dataset)):
+        result.status = "skipped"
+        with ctx.storage.transaction():
+            ctx.storage.set_source_note(ctx.account.account, dataset, note, ctx.now_iso)
+        _finish(ctx, result, started, started_at, separate_transaction=True)
+        return result
+    # The account's datasets share one client: each sets its own attempts.
+    ctx.api.max_attempts = optional.ATTEMPTS if is_optional else ApiClient.max_attempts
     if is_optional and not by_hand and optional.resting_until(ctx.storage, ctx.account.account, dataset, ctx.now):
         result.status = "skipped"  # refused its category lately: the note on the freshness page says so
         _finish(ctx, result, started, started_at, separate_transaction=True)

@@ -1,7 +1,9 @@
 """Optional datasets against the sandbox over HTTP: balances, the daily product catalogue (names,
 WB sizes, Ozon SKU discovery), and how a refused category rests without costing the pass."""
 
+import socket
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -185,8 +187,9 @@ def test_a_transient_balance_failure_is_retried_next_pass_without_a_rest(sandbox
     sandbox.faults.add(Fault("500", endpoint=WB_BALANCE, account="wb-1", times=None))
     result = collect()
     assert (result.status, result.exit_code) == ("ok", 0)
-    assert [(r.status, r.retries > 0) for r in result.datasets if r.dataset == "balance" and r.account == "wb-1"] \
-        == [("failed", True)]
+    # one attempt a pass (optional.ATTEMPTS): the next pass is the retry
+    assert [(r.status, r.requests) for r in result.datasets if r.dataset == "balance" and r.account == "wb-1"] \
+        == [("failed", 1)]
     assert table(storage, "SELECT count(*) FROM source_notes") == [(0,)]
     sandbox.faults.clear()
     clock.advance(minutes=10)
@@ -254,3 +257,37 @@ def test_a_dataset_named_by_hand_runs_at_once_resting_or_not_due(sandbox, tmp_pa
     sandbox.clear_request_log()
     run_pass(settings, storage, clock=clock.now, datasets=("catalog",))  # not due, but asked for
     assert optional_requests(sandbox)[("wb-1", WB_CARDS)] == 1
+
+
+def test_the_real_wb_hosts_are_never_asked_when_the_others_point_elsewhere(sandbox, tmp_path, storage, clock):
+    """WB_STATISTICS_URL and WB_ANALYTICS_URL lead to a test double (here the sandbox) while
+    WB_FINANCE_URL and WB_CONTENT_URL are left unset: their datasets are skipped with a note
+    naming the variable, rather than asking the real marketplace, and the pass stays ok."""
+    environ = {k: v for k, v in collector_environ(sandbox, tmp_path).items()
+               if k not in ("WB_FINANCE_URL", "WB_CONTENT_URL")}
+    result = run_pass(load_settings(None, environ), storage, clock=clock.now)
+    assert (result.status, result.exit_code) == ("ok", 0)
+    assert {(r.dataset, r.status, r.requests) for r in result.datasets if r.account == "wb-1"
+            and r.dataset in ("balance", "catalog")} == {("balance", "skipped", 0), ("catalog", "skipped", 0)}
+    assert table(storage, "SELECT dataset, note FROM source_notes WHERE account = 'wb-1' ORDER BY dataset") == [
+        ("balance", "не задан адрес WB_FINANCE_URL, а WB_STATISTICS_URL и WB_ANALYTICS_URL ведут не на WB — "
+                    "баланс не загружается; задайте WB_FINANCE_URL"),
+        ("catalog", "не задан адрес WB_CONTENT_URL, а WB_STATISTICS_URL и WB_ANALYTICS_URL ведут не на WB — "
+                    "названия товаров и размеров не обновляются, товары показаны как есть; задайте WB_CONTENT_URL")]
+
+
+def test_an_unreachable_optional_host_costs_one_attempt_not_minutes(sandbox, tmp_path, storage, clock):
+    """Nothing listens at the balance's host: the pass is still ok, and the balance fails after one
+    request; retrying would wait out the backoff and WB's pacing of the balance (1 a minute) for
+    minutes. Real pacing (RATE_LIMIT_FACTOR 1), so only the balance runs."""
+    with socket.socket() as probe:  # a free port on loopback: connections to it are refused
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    environ = collector_environ(sandbox, tmp_path, WB_FINANCE_URL=dead, MAX_RETRY_WAIT="300", RATE_LIMIT_FACTOR="1")
+    started = time.monotonic()
+    result = run_pass(load_settings(None, environ), storage, datasets=("balance",), clock=clock.now)
+    assert time.monotonic() - started < 10
+    assert (result.status, result.exit_code) == ("ok", 0)
+    (balance,) = [r for r in result.datasets if r.account == "wb-1"]
+    assert balance.status == "failed" and "refused" in balance.error
+    assert (balance.requests, balance.retries) == (1, 0)
