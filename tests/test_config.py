@@ -69,3 +69,35 @@ def test_secrets_never_show_in_repr(tmp_path):
     text = repr(s) + str(s.accounts) + str(s.accounts[0].token)
     assert "secret-wb" not in text and "secret-ozon-key" not in text
     assert s.secrets == ("eyJ.secret-wb.x", "secret-ozon-key")
+
+
+def test_defaults_of_the_seller_settings(tmp_path):
+    s = settings(tmp_path)
+    assert (s.wb_finance_url, s.wb_content_url, s.wb_orders_source) == (
+        "https://finance-api.wildberries.ru", "https://content-api.wildberries.ru", "auto")
+    assert (s.low_stock_days, s.target_cover_days, s.alert_after_failures, s.stale_minutes, s.digest_time) == (
+        7, 30, 3, 60, "21:00")
+    assert (s.alert_urls, s.dashboard_url) == ((), None)
+
+
+def test_alert_urls_are_secrets_split_on_spaces_and_commas(tmp_path):
+    s = settings(tmp_path, ALERT_URLS="tgram://123:ABC/456, mailtos://u:pw@smtp.x.ru  json://127.0.0.1:9/x",
+                 DIGEST_TIME="9:05", DASHBOARD_URL="https://mp.example.ru/", WB_ORDERS_SOURCE="Order-Feed")
+    assert [u.reveal() for u in s.alert_urls] == ["tgram://123:ABC/456", "mailtos://u:pw@smtp.x.ru",
+                                                  "json://127.0.0.1:9/x"]
+    assert "123:ABC" not in repr(s)
+    assert "tgram://123:ABC/456" in s.secrets  # redacted from every log line
+    assert (s.digest_time, s.dashboard_url, s.wb_orders_source) == ("09:05", "https://mp.example.ru", "order-feed")
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("DIGEST_TIME", "25:00", "not a time of day"),
+    ("DIGEST_TIME", "21.00", "not a time of day"),
+    ("WB_ORDERS_SOURCE", "feed", "is not one of: statistics, order-feed, auto"),
+    ("LOW_STOCK_DAYS", "-1", "must be greater than 0"),
+    ("TARGET_COVER_DAYS", "month", "is not a number"),
+    ("WB_FINANCE_URL", "finance-api.wildberries.ru", "must start with http"),
+])
+def test_bad_seller_settings_are_refused_plainly(tmp_path, name, value, words):
+    with pytest.raises(ConfigError, match=words):
+        settings(tmp_path, **{name: value})
