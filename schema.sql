@@ -262,6 +262,26 @@ CREATE TABLE IF NOT EXISTS alert_state (
     detail      TEXT
 );
 
+-- What to ship (the canned query `restock`): the rows of `restock_window` for its default 14
+-- days, recomputed by the collector after every pass (collector/restock.py), because at a big
+-- seller's size they take seconds to compute and the page must open at once. `position` keeps the
+-- query's order: already out first, then the soonest to run out.
+CREATE TABLE IF NOT EXISTS restock_now (
+    position          INTEGER PRIMARY KEY,
+    alias             TEXT NOT NULL,
+    marketplace       TEXT NOT NULL,
+    warehouse         TEXT NOT NULL,
+    stock             INTEGER NOT NULL,
+    avg_daily_ordered REAL,
+    days_of_cover     REAL,
+    runs_out_on       TEXT,
+    to_ship           INTEGER,
+    days_out_of_stock INTEGER NOT NULL,
+    lost_units        REAL,
+    runs_out_soon     INTEGER NOT NULL,
+    computed_at       TEXT NOT NULL
+);
+
 -- Units per day x account x SKU x warehouse, kept by the triggers below in step with orders,
 -- sales and stock, whoever writes them (the collector, a backfill, a test). It is what the viewer
 -- reads: a day of the reference seller is ~20,000 order lines and ~15,000 sales rows but ~30,000

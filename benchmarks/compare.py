@@ -4,6 +4,7 @@ dashboard page with all its charts, each revision through its own Datasette in t
 
     python -m benchmarks.compare --rev 02de239                     # the year database of make bench
     python -m benchmarks.compare --rev HEAD --database path/to/mp.db --repeats 10
+    python -m benchmarks.compare --rev 02de239 --time-limit-ms 60000   # time what stops at 3 s
 
 Only metadata.yml (the canned queries and the dashboard) is taken from the revision; the
 database, its schema, the plugin and the script are the working tree's, so the SQL of the
@@ -37,9 +38,11 @@ def metadata_at(rev: str) -> dict:
     return parse_metadata(text)
 
 
-def datasette_with(database: Path, metadata: dict) -> Datasette:
+def datasette_with(database: Path, metadata: dict, time_limit_ms: int | None = None) -> Datasette:
     options = viewer.serve_options(database)
     options["metadata"] = metadata
+    if time_limit_ms:
+        options["settings"]["sql_time_limit_ms"] = time_limit_ms
     return Datasette([str(database)], **options)
 
 
@@ -57,15 +60,20 @@ async def _alternate(sides: list[tuple[Datasette, viewer.Timing]], repeats: int,
                                                           or len(live[0][1].seconds) < 5):
         for ds, timing in live:
             t = time.perf_counter()
-            await viewer._get(ds, timing.path)
+            try:
+                await viewer._get(ds, timing.path)
+            except RuntimeError as error:  # e.g. the time limit, on a try slower than the warm-up
+                timing.error = str(error)
+                return
             timing.seconds.append(time.perf_counter() - t)
 
 
-def compare(database: Path, rev: str, repeats: int = 20, budget: float = 20.0) -> list[tuple[str, viewer.Timing | None, viewer.Timing | None]]:
+def compare(database: Path, rev: str, repeats: int = 20, budget: float = 20.0,
+            time_limit_ms: int | None = None) -> list[tuple[str, viewer.Timing | None, viewer.Timing | None]]:
     """(label, before, after) for every query case of either revision, then the dashboard."""
     yesterday = (now_aligned() - timedelta(days=1)).astimezone(timezone(timedelta(hours=3))).date().isoformat()
     metadata = {"before": metadata_at(rev), "after": viewer.serve_options(database)["metadata"]}
-    sides = {name: datasette_with(database, meta) for name, meta in metadata.items()}
+    sides = {name: datasette_with(database, meta, time_limit_ms) for name, meta in metadata.items()}
     cases = {name: dict(viewer.query_cases(meta, yesterday)) for name, meta in metadata.items()}
     labels = list(dict.fromkeys([*cases["before"], *cases["after"]]))
 
@@ -106,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", type=Path, default=ROOT / "benchmarks" / "out" / "viewer-year" / "mp.db")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per case, at most")
+    parser.add_argument("--time-limit-ms", type=int,
+                        help="Datasette's sql_time_limit_ms for both sides (default: as served, 3000), "
+                             "to time queries that would stop at the limit")
     args = parser.parse_args(argv)
-    print(table(compare(args.database, args.rev, args.repeats, args.budget), args.rev))
+    print(table(compare(args.database, args.rev, args.repeats, args.budget, args.time_limit_ms), args.rev))
     return 0
 
 

@@ -274,7 +274,8 @@ def _viewer(options: Options, out: Path, report: Report, log) -> None:
             target, met = "no error", False
         report.add("4 viewer", label,
                    f"{year_label}: {_ms(year.median)} (p95 {_ms(year.p95)})" if not year.error else f"{year_label}: ERROR",
-                   (f"1 day: {_ms(day.median)} (p95 {_ms(day.p95)}); {ratio:.1f}x" if not day.error else "1 day: ERROR"),
+                   (f"1 day: {_ms(day.median)} (p95 {_ms(day.p95)})" + (f"; {ratio:.1f}x" if ratio == ratio else "")
+                    if not day.error else "1 day: ERROR"),
                    target, met, cmd)
         if failed:
             report.data.setdefault("viewer_errors", {})[label] = failed

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from collector import alerts, aliases, logs, optional, rejects
+from collector import alerts, aliases, logs, optional, rejects, restock
 from collector.config import Account, Settings
 from collector.dataset import Context
 from collector.http import DEPRECATED, ApiClient, ApiError, RequestStats
@@ -111,10 +111,24 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
                rows=sum(r.rows for r in results), requests=sum(r.requests for r in results),
                retries=sum(r.retries for r in results),
                duration_ms=int((clock() - started).total_seconds() * 1000))
-    # After the writes: events into the outbox in one commit with the state that detected them,
-    # then delivery. Never raises, and never changes the pass's status or exit code.
+    # After the writes: what to ship, computed once for the page and the alerts; then events into
+    # the outbox in one commit with the state that detected them, then delivery. Neither raises,
+    # nor changes the pass's status or exit code.
+    refresh_restock(settings, storage, clock())
     alerts.after_pass(settings, storage, run_id, clock)
     return PassResult(run_id, status, results)
+
+
+def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> None:
+    started = time.monotonic()
+    try:
+        rows = restock.refresh(settings, storage, now)
+    except Exception as exc:  # noqa: BLE001 - the figures are saved; the old restock rows stay
+        logs.event(logging.ERROR, f"restock not recomputed: {type(exc).__name__}: {exc}", event="restock",
+                   status="failed")
+        return
+    logs.event(logging.INFO, f"restock: {rows} rows in {time.monotonic() - started:.1f} s", event="restock",
+               status="ok", rows=rows, duration_ms=int((time.monotonic() - started) * 1000))
 
 
 def optional_summary(results: list[DatasetResult]) -> str:

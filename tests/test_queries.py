@@ -11,7 +11,7 @@ import asyncio
 import re
 import sqlite3
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -20,7 +20,9 @@ import yaml
 from datasette.app import Datasette
 from freezegun import freeze_time
 
-from collector import datasette_plugin
+from collector import datasette_plugin, restock
+from collector.config import load_settings
+from collector.storage import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schema.sql"
@@ -226,6 +228,11 @@ def build_database(path: Path) -> None:
                      "NULL, '2026-11-25T21:00:00+03:00'), (1, 'mailtos://smtp.example.ru', 'failed', 2, "
                      "'2026-11-25T21:10:00+03:00', '2026-11-25T21:12:00+03:00', 'Connection refused', NULL)")
     conn.close()
+    # What a pass does after its writes: restock_now, as of noon.
+    store = Storage(path)
+    restock.refresh(load_settings(None, {"DATABASE_PATH": str(path)}), store,
+                    datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    store.close()
 
 
 def load_metadata() -> dict:
