@@ -324,6 +324,10 @@ CREATE TABLE IF NOT EXISTS daily_figures (
     cohort_not_bought INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, account, sku, warehouse)
 ) WITHOUT ROWID;
+-- The buyout rate reads 30 days of cohorts: only the rows that have one, from the index alone.
+CREATE INDEX IF NOT EXISTS daily_figures_cohort
+    ON daily_figures (day, account, sku, warehouse, cohort_units, cohort_bought, cohort_not_bought)
+    WHERE cohort_units <> 0;
 
 -- What became of an order line, for the buyout rate: 'bought' (WB: a sale S… for its srid; Ozon:
 -- the posting delivered), 'not_bought' (cancelled, refused at handover, or returned after purchase:
@@ -387,8 +391,11 @@ GROUP BY day, account, sku, warehouse;
 -- The triggers are dropped and created anew every time this file is applied, so a database
 -- always runs the definitions written here.
 
+-- A new line is 'open' unless something already says otherwise (most new lines: one probe).
 DROP TRIGGER IF EXISTS orders_outcome_added;
 CREATE TRIGGER orders_outcome_added AFTER INSERT ON orders
+WHEN new.status = 'delivered' OR new.is_cancelled
+  OR EXISTS (SELECT 1 FROM sales s WHERE s.account = new.account AND s.order_id = new.order_id AND s.sku = new.sku)
 BEGIN
     UPDATE orders SET outcome = v.outcome FROM order_outcomes v
     WHERE v.account = new.account AND v.order_id = new.order_id AND v.sku = new.sku
