@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from collector import maintenance
+from collector import maintenance, restock
+from collector.config import load_settings
 from collector.ozon import normalize as ozon_norm
-from collector.wb.datasets import WbBatch
 from collector.records import OrderLine, SaleEvent, gc_paused
 from collector.sandbox.clock import DAY, MINUTE, msk_day, msk_day_start, to_us
 from collector.sandbox.ozon_shapes import posting_json, return_json
@@ -46,6 +46,7 @@ from collector.sandbox.seller import Seller
 from collector.sandbox.wb_shapes import order_json, sale_json
 from collector.storage import Storage
 from collector.timeutil import MOSCOW, iso, local_day
+from collector.wb.datasets import WbBatch
 
 from benchmarks.reference import reference_aliases
 from benchmarks.stocktrack import tracker_for
@@ -162,6 +163,8 @@ def generate(path: Path, config, start: datetime, end: datetime, *, write_stock_
         storage.db.execute(f"PRAGMA cache_size = -{GENERATOR_CACHE_KIB}")
         storage.rebuild_summaries()
     _bookkeeping(storage, seller, passes, keep_days, zone, result)
+    # What every pass does after its writes: what to ship, kept ready for the viewer.
+    restock.refresh(load_settings(None, {"DATABASE_PATH": str(path), "TIMEZONE": str(zone)}), storage, end)
     # What the collector's daily maintenance does after a pass: prune the run logs, refresh the
     # planner's statistics, fold the WAL back into the file.
     maintenance.daily(storage, end.astimezone(zone), keep_days)
