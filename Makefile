@@ -7,6 +7,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
+# Test files run in parallel, each file whole in one worker (module fixtures, figures). Three
+# workers on two cores: most tests wait on the sandbox's pacing, subprocesses and sockets.
+PYTEST_WORKERS ?= 3
+PYTEST := $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
 .PHONY: venv demo test test-fast bench reliability screenshots lock install-systemd clean
 
 $(STAMP): requirements.lock pyproject.toml
@@ -24,10 +29,10 @@ demo: venv
 ## The whole test suite (installs headless Chromium from Debian's packages when missing)
 test: venv
 	bash scripts/install-test-deps.sh
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not browser and not slow"
+	$(PYTEST) -m "not browser and not slow"
 
 ## Performance figures (docs/PERFORMANCE.md)
 bench: venv

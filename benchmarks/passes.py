@@ -84,6 +84,17 @@ class PassResult:
     seconds: float
     status: str
     datasets: list[DatasetRequests] = field(default_factory=list)
+    written_bytes: int = 0  # what the pass wrote to files: SQLite's WAL frames and checkpoints
+
+
+def written_bytes() -> int:
+    """Bytes this process has passed to write()/pwrite() on files so far (/proc/self/io `wchar`;
+    socket sends do not count). The sandbox answers from memory, so in a pass this is SQLite's
+    WAL frames, its checkpoints into the database file, and the odd log line."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise RuntimeError("/proc/self/io has no wchar")
 
 
 class CallRecorder:
@@ -228,16 +239,17 @@ def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PAS
         storage = Storage(database)
         try:
             with CallRecorder() as recorder:
-                began = time.perf_counter()
+                began, written = time.perf_counter(), written_bytes()
                 result = run_pass(settings, storage, "bench", clock=clock.now)
                 seconds = time.perf_counter() - began
         finally:
-            storage.close()
+            storage.close()  # its last checkpoint is part of what the pass wrote
+        written = written_bytes() - written
         served = Counter((r.account, DATASET_OF.get(f"{r.method} {r.path}", "?")) for r in sandbox.request_log)
         refused = Counter((r.account, DATASET_OF.get(f"{r.method} {r.path}", "?"))
                           for r in sandbox.request_log if r.status == 429)
     fewest = recorder.fewest()
-    measured = PassResult(latency_ms, seconds, result.status)
+    measured = PassResult(latency_ms, seconds, result.status, written_bytes=written)
     for dataset in result.datasets:
         key = (dataset.account, dataset.dataset)
         least, rows = fewest.get(key, (0, 0))

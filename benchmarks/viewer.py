@@ -8,6 +8,7 @@ the figures include Datasette's routing, parameter handling and JSON rendering, 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -38,12 +39,18 @@ class Timing:
     label: str
     path: str
     seconds: list[float] = field(default_factory=list)
+    cold: list[float] = field(default_factory=list)  # each with the database evicted from the page cache
     rows: int | None = None
     error: str | None = None
+    cold_error: str | None = None
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds) if self.seconds else float("nan")
+
+    @property
+    def cold_median(self) -> float:
+        return statistics.median(self.cold) if self.cold else float("nan")
 
     @property
     def p95(self) -> float:
@@ -115,6 +122,20 @@ def dashboard_requests(metadata: dict, page_query: str = "") -> list[str]:
     return list(dict.fromkeys(paths))  # charts asking the very same URL share one request
 
 
+def evict(database: Path) -> None:
+    """Drop the database's pages from the OS page cache (no root needed): the next request reads
+    from disk what it needs, as on a small server whose memory holds little of a 10 GB file."""
+    for path in (database, database.with_name(database.name + "-wal")):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 async def _get(ds: Datasette, path: str):
     response = await ds.client.get(path)
     if response.status_code != 200:
@@ -140,6 +161,20 @@ async def _time_case(ds: Datasette, label: str, path: str, repeats: int, budget:
     return timing
 
 
+async def _time_cold(ds: Datasette, timing: Timing, database: Path, repeats: int, requests=None) -> None:
+    """`repeats` requests, each after the database file left the page cache. `requests` sends
+    what one measurement is (the page and its charts); by default the timing's own path."""
+    send = requests or (lambda: _get(ds, timing.path))
+    try:
+        for _ in range(repeats):
+            evict(database)
+            t = time.perf_counter()
+            await send()
+            timing.cold.append(time.perf_counter() - t)
+    except RuntimeError as error:
+        timing.cold_error = str(error)
+
+
 async def _time_dashboard(ds: Datasette, metadata: dict, repeats: int, budget: float) -> tuple[Timing, Timing]:
     """The page itself, and the page plus every request its script makes (concurrently, as a
     browser does) until the last chart has its rows."""
@@ -163,8 +198,10 @@ async def _time_dashboard(ds: Datasette, metadata: dict, repeats: int, budget: f
     return page, full
 
 
-def time_viewer(database: Path, yesterday: str, repeats: int = 30, budget: float = 20.0) -> list[Timing]:
-    """Median and p95 of every canned query (and its heavier variants) and of the dashboard."""
+def time_viewer(database: Path, yesterday: str, repeats: int = 30, budget: float = 20.0,
+                cold_repeats: int = 0) -> list[Timing]:
+    """Median and p95 of every canned query (and its heavier variants) and of the dashboard;
+    with `cold_repeats`, also that many requests of each with the file evicted before each."""
     ds = make_datasette(database)
     metadata = serve_options(database)["metadata"]
 
@@ -172,7 +209,17 @@ def time_viewer(database: Path, yesterday: str, repeats: int = 30, budget: float
         await ds.invoke_startup()
         timings = [await _time_case(ds, label, path, repeats, budget)
                    for label, path in query_cases(metadata, yesterday)]
-        timings += await _time_dashboard(ds, metadata, max(5, repeats // 3), budget)
+        page, full = await _time_dashboard(ds, metadata, max(5, repeats // 3), budget)
+        timings += [page, full]
+        if cold_repeats:
+            for timing in timings[:-1]:
+                await _time_cold(ds, timing, database, cold_repeats)
+            charts = dashboard_requests(metadata, urlsplit(page.path).query)
+
+            async def whole_page():
+                await _get(ds, page.path)
+                await asyncio.gather(*(_get(ds, p) for p in charts))
+            await _time_cold(ds, full, database, cold_repeats, whole_page)
         return timings
 
     return asyncio.run(run())

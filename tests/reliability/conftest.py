@@ -23,7 +23,30 @@ def figures() -> dict[str, dict]:
     return FIGURES
 
 
+def pytest_sessionfinish(session):
+    # Under pytest-xdist each worker measures the modules it ran (whole modules: --dist loadfile)
+    # and hands its sections to the controller, which reports them all.
+    worker = getattr(session.config, "workerinput", {}).get("workerid")
+    if worker and FIGURES:
+        FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+        (FIGURES_DIR / f".{worker}.json").write_text(json.dumps(FIGURES, ensure_ascii=False), encoding="utf-8")
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller: no worker's leftovers
+        for stale in FIGURES_DIR.glob(".gw*.json"):
+            stale.unlink()
+
+
+def _collect_worker_figures() -> None:
+    for part in sorted(FIGURES_DIR.glob(".gw*.json")):
+        FIGURES.update(json.loads(part.read_text(encoding="utf-8")))
+        part.unlink()
+
+
 def pytest_terminal_summary(terminalreporter):
+    if FIGURES_DIR.exists():
+        _collect_worker_figures()
     if not FIGURES:
         return
     variant = "full" if FULL else "quick"
