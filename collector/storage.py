@@ -24,10 +24,18 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
+# version -> SQL run after schema.sql on an upgrade that needs no rebuild: a new summary filled
+# from the summaries already kept (a rebuild fills it with the rest).
+FILLS: dict[int, str] = {
+    3: """
+    INSERT INTO sku_days SELECT * FROM sku_days_recomputed;
+    INSERT INTO sku_stock SELECT * FROM sku_stock_recomputed;
+    """,
+}
 # version -> SQL that brings a database of version-1 up to it, run before schema.sql (which then
 # creates what is new and recreates every view). Tables are extended (ALTER TABLE ... ADD COLUMN,
 # new tables); a table is rebuilt only where SQLite cannot change a constraint in place.
@@ -133,10 +141,12 @@ class Storage:
             # Recreate views and triggers as this file defines them (cheap; tables stay).
             self._apply_script(schema_sql())
             return found
-        steps = "".join(MIGRATIONS.get(v, "") for v in range(found + 1, SCHEMA_VERSION + 1)) if found else ""
-        rebuild = found and any(v in REBUILD_AFTER for v in range(found + 1, SCHEMA_VERSION + 1))
+        newer = range(found + 1, SCHEMA_VERSION + 1)
+        steps = "".join(MIGRATIONS.get(v, "") for v in newer) if found else ""
+        rebuild = found and any(v in REBUILD_AFTER for v in newer)
+        fills = "".join(FILLS.get(v, "") for v in newer) if found and not rebuild else ""
         started = time.monotonic()
-        self._apply_script(steps + schema_sql() + (rebuild_sql() if rebuild else "")
+        self._apply_script(steps + schema_sql() + (rebuild_sql() if rebuild else fills)
                            + f"PRAGMA user_version = {SCHEMA_VERSION};")
         if found:
             logs.event(logging.INFO, f"database upgraded from schema {found} to {SCHEMA_VERSION} in "
@@ -148,7 +158,7 @@ class Storage:
         days, order warehouses) from the raw rows, in one transaction; returns row counts."""
         self._apply_script(rebuild_sql())
         return {table: self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for table in ("orders", "sales", "stock", "daily_figures")}
+                for table in ("orders", "sales", "stock", "daily_figures", "sku_days")}
 
     def _apply_script(self, script: str) -> None:
         """One script in one transaction: sqlite3's executescript() commits whatever is open
@@ -462,6 +472,10 @@ SELECT day, account, sku, warehouse, ordered_lines, ordered, sales_lines, bought
        stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks,
        cohort_units, cohort_bought, cohort_not_bought
 FROM daily_figures_recomputed;
+DELETE FROM sku_days;
+INSERT INTO sku_days SELECT * FROM sku_days_recomputed;
+DELETE FROM sku_stock;
+INSERT INTO sku_stock SELECT * FROM sku_stock_recomputed;
 UPDATE stock_current SET first_day = (
     SELECT min(s.day) FROM stock s
     WHERE s.account = stock_current.account AND s.sku = stock_current.sku AND s.size = stock_current.size

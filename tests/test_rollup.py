@@ -6,6 +6,7 @@ order_outcomes), and `mp-collector rebuild` and the upgrade of an old database p
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -22,11 +23,19 @@ DAYS = [f"2026-11-{d:02d}" for d in range(20, 31)]
 STATUSES = ["awaiting_packaging", "delivering", "delivered", "cancelled"]
 
 
+# Each summary table, the view that says what it must hold, and how many key columns it has.
+SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku_days_recomputed", 3),
+             ("sku_stock", "sku_stock_recomputed", 2))
+
+
 def kept_and_recomputed(db) -> tuple[set, set]:
-    columns = [row[1] for row in db.execute("PRAGMA table_info(daily_figures)")]
-    nonzero = " OR ".join(f"{c} <> 0" for c in columns[4:])
-    kept = set(db.execute(f"SELECT * FROM daily_figures WHERE {nonzero}"))
-    recomputed = set(db.execute(f"SELECT {', '.join(columns)} FROM daily_figures_recomputed WHERE {nonzero}"))
+    """Every summary's rows that count (not all zero), as kept and as recomputed from raw rows."""
+    kept, recomputed = set(), set()
+    for table, view, keys in SUMMARIES:
+        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        nonzero = " OR ".join(f"{c} <> 0" for c in columns[keys:])
+        kept |= {(table, *row) for row in db.execute(f"SELECT * FROM {table} WHERE {nonzero}")}
+        recomputed |= {(table, *row) for row in db.execute(f"SELECT {', '.join(columns)} FROM {view} WHERE {nonzero}")}
     return kept, recomputed
 
 
@@ -121,6 +130,7 @@ def test_rebuild_repairs_summaries_that_drifted(storage):
     with storage.transaction():  # what a bug or a hand edit could leave behind
         storage.db.execute("UPDATE daily_figures SET ordered = ordered + 7, ordered_kopecks = 1")
         storage.db.execute("UPDATE orders SET outcome = 'open'")
+        storage.db.execute("UPDATE sku_stock SET quantity = quantity + 1")
     assert kept_and_recomputed(storage.db)[0] != kept
     result = subprocess.run([sys.executable, "-m", "collector", "--env-file", "/dev/null", "rebuild"],
                             env={"DATABASE_PATH": str(storage.path), "PATH": "/usr/bin:/bin"},
@@ -180,3 +190,67 @@ def test_a_version_1_database_is_upgraded_in_one_step(tmp_path):
     storage.migrate()
     assert kept_and_recomputed(db)[0] == kept
     storage.close()
+
+
+def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage):
+    random_history(storage, random.Random(7), steps=150)
+    kept, _ = kept_and_recomputed(storage.db)
+    assert {row[0] for row in kept} == {"daily_figures", "sku_days", "sku_stock"}
+    with storage.transaction():  # the database as schema version 2 left it
+        for name in ("sku_days_added", "sku_days_changed", "sku_days_removed",
+                     "sku_stock_added", "sku_stock_changed", "sku_stock_removed"):
+            storage.db.execute(f"DROP TRIGGER {name}")
+        storage.db.execute("DROP TABLE sku_days")
+        storage.db.execute("DROP TABLE sku_stock")
+        storage.db.execute("PRAGMA user_version = 2")
+    assert storage.migrate() == 2 and storage.schema_version == SCHEMA_VERSION
+    assert kept_and_recomputed(storage.db)[0] == kept
+
+
+# The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads
+# daily_figures and stock_current instead), for today, a past day and longer windows.
+ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": "2026-11-24", "period": "week"}),
+         ("today", {}), ("today", {"period": "month"}), ("today", {"date": "2026-11-22"}),
+         ("today", {"warehouse": "B"}), ("history", {"days": "30"}), ("history", {"days": "30", "warehouse": "A"}),
+         ("history", {"days": "12", "period": "week", "by": "marketplace"}), ("buyout", {}), ("buyout", {"days": "7"})]
+
+
+def recomputed_views(conn) -> str:
+    """Temp views named sku_days and sku_stock, as a recomputation from the raw rows would give them:
+    schema.sql's own *_recomputed views, over daily_figures_recomputed instead of daily_figures."""
+    sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE 'sku_%_recomputed'"))
+    return (sql["sku_days_recomputed"].replace("VIEW sku_days_recomputed", "TEMP VIEW sku_days")
+            .replace("FROM daily_figures", "FROM main.daily_figures_recomputed") + ";\n"
+            + sql["sku_stock_recomputed"].replace("VIEW sku_stock_recomputed", "TEMP VIEW sku_stock")
+            .replace("FROM stock_current", "FROM main.stock_current") + ";")
+
+
+
+
+def canned_rows(path: Path, recomputed: bool) -> list:
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from collector.alerts import canned_sql
+    from collector.datasette_plugin import prepare_collector_connection
+
+    conn = sqlite3.connect(path)
+    prepare_collector_connection(conn, ZoneInfo("Europe/Moscow"), lambda: datetime(2026, 11, 30, 9, tzinfo=timezone.utc))
+    if recomputed:  # temp objects come first in name lookup: the queries read these instead
+        conn.executescript(recomputed_views(conn))
+    sql = canned_sql()
+    try:
+        return [conn.execute(sql[name], {n: params.get(n, "") for n in re.findall(r":(\w+)", sql[name])}).fetchall()
+                for name, params in ASKED]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_viewer_reads_from_the_summaries_what_the_raw_rows_say(storage, seed):
+    random_history(storage, random.Random(100 + seed))
+    storage.db.execute("INSERT INTO sku_aliases (marketplace, key, alias, position) VALUES ('ozon', '1', 'Группа', 1)")
+    storage.db.conn.commit()
+    kept = canned_rows(storage.path, recomputed=False)
+    assert kept == canned_rows(storage.path, recomputed=True)
+    assert all(kept[:4]) and sum(len(rows) for rows in kept) > 40  # the queries found something to add up
