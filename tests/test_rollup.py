@@ -212,7 +212,8 @@ def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage)
 ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": "2026-11-24", "period": "week"}),
          ("today", {}), ("today", {"period": "month"}), ("today", {"date": "2026-11-22"}),
          ("today", {"warehouse": "B"}), ("history", {"days": "30"}), ("history", {"days": "30", "warehouse": "A"}),
-         ("history", {"days": "12", "period": "week", "by": "marketplace"}), ("buyout", {}), ("buyout", {"days": "7"})]
+         ("history", {"days": "12", "period": "week", "by": "marketplace"}), ("buyout", {}), ("buyout", {"days": "7"}),
+         ("days_of_cover", {}), ("days_of_cover", {"days": "5", "warehouse": "A"})]
 
 
 def recomputed_views(conn) -> str:
