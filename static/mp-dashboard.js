@@ -9,7 +9,10 @@
  *                 display.money (a field in roubles, as «1 234 567,89 ₽») and display.note
  *                 ({field, label, suffix}: a smaller figure, such as «в пути»);
  *   mp-table      display.columns [{field, label, group, link, labels, signed, omit_when, money,
- *                 date}] and display.total (a footer row of sums, labelled so);
+ *                 date}] and display.total (a footer row of sums, labelled so); display.expand
+ *                 ({canned, param, field, params, columns}) gives each row a button that opens,
+ *                 under it, the rows of another canned query of the same database for that
+ *                 row (its `field` as the query's `param`, with the page's `params` filters);
  *   mp-vega-lite  a Vega-Lite spec (display) over the rows, themed for dark mode.
  *
  * A chart's `switch` ({param, fields: {value: {shown: source}}, titles: {value: title}}) lets a
@@ -119,7 +122,43 @@ const mpDashboard = (() => {
     el.replaceChildren(...parts)
   }
 
-  function renderTable (el, chart, body, base, params) {
+  // The canned query `canned` of the same database as `queryUrl` (…/mp/today -> …/mp/<canned>).
+  function siblingQuery (queryUrl, canned) {
+    return queryUrl.replace(/[^/]+$/, encodeURIComponent(canned))
+  }
+
+  // A row's detail (display.expand): a row under it holding a small table of the other query's
+  // rows for it; the button closes it again. Rows once fetched are kept in `data` too.
+  async function toggleDetail (button, tr, slug, expand, row, queryUrl, params, base) {
+    const open = tr.nextElementSibling && tr.nextElementSibling.dataset.detailOf === tr.dataset.key
+    if (open) {
+      tr.nextElementSibling.remove()
+      button.setAttribute('aria-expanded', 'false')
+      return
+    }
+    button.setAttribute('aria-expanded', 'true')
+    const detail = element('tr', { class: 'mp-detail', dataset: { detailOf: tr.dataset.key } })
+    const td = element('td', { colspan: tr.cells.length })
+    const holder = element('div', { class: 'mp-detail-body' })
+    holder.appendChild(element('p', { class: 'mp-loading' }, '…'))
+    td.appendChild(holder)
+    detail.appendChild(td)
+    tr.after(detail)
+    const asked = new URLSearchParams()
+    for (const name of expand.params || []) if (params.get(name)) asked.set(name, params.get(name))
+    asked.set(expand.param, row[expand.field] ?? '')
+    try {
+      const body = await fetchShared(withQuery(`${siblingQuery(queryUrl, expand.canned)}.json`, asked, { _shape: 'objects' }))
+      data[`${slug}:${tr.dataset.key}`] = body.rows
+      renderTable(holder, { display: { columns: expand.columns } }, body, base, new URLSearchParams())
+      detail.dataset.ready = '1'
+    } catch (error) {
+      holder.replaceChildren(element('p', { class: 'mp-error' }, `Не удалось загрузить: ${error.message}`))
+      detail.dataset.ready = 'error'
+    }
+  }
+
+  function renderTable (el, chart, body, base, params, slug = '', queryUrl = '') {
     const display = chart.display || {}
     // `omit_when: alias`: a column that says nothing once the page is filtered by it.
     const columns = (display.columns || body.columns.map(field => ({ field, label: field })))
@@ -149,6 +188,7 @@ const mpDashboard = (() => {
     }
 
     const tbody = table.createTBody()
+    const expand = display.expand && queryUrl ? display.expand : null
     for (const row of body.rows) {
       const tr = tbody.insertRow()
       tr.dataset.key = row[columns[0].field] ?? ''
@@ -159,6 +199,13 @@ const mpDashboard = (() => {
         if (column.link) td.appendChild(element('a', { href: linkFor(column.link, row, base) }, format(value, column)))
         else td.textContent = format(value, column)
         tr.appendChild(td)
+      }
+      if (expand) {
+        // the ▸ / ▾ is drawn by mp.css, so that the cell's text stays the group's name
+        const button = element('button', { type: 'button', class: 'mp-expand', 'aria-expanded': 'false',
+          title: expand.title || 'Подробнее', 'aria-label': expand.title || 'Подробнее' })
+        button.addEventListener('click', () => toggleDetail(button, tr, slug, expand, row, queryUrl, params, base))
+        tr.cells[0].prepend(button)
       }
     }
     if (!body.rows.length) {
@@ -247,7 +294,7 @@ const mpDashboard = (() => {
       const body = await fetchShared(withQuery(`${queryUrl}.json`, params, { _shape: 'objects' }))
       applySwitch(card, chart, body.rows, params)
       data[slug] = body.rows
-      await render(el, chart, body, options.base, params)
+      await render(el, chart, body, options.base, params, slug, queryUrl)
       if (body.truncated) {
         el.appendChild(element('p', { class: 'mp-note' },
           'Показаны не все строки — полная выгрузка по ссылке CSV.'))

@@ -645,3 +645,41 @@ def test_screenshot_dashboard_dark(site, browser):
         assert screenshot(browser, "dashboard-dark").stat().st_size > 50_000
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_a_group_opens_its_warehouses_inline(site, light, truth):
+    """▸ on a row of «Сегодня по группам» opens the group's warehouses under it: stock now and
+    units ordered today per marketplace x warehouse, as the raw rows say, adding up to the row."""
+    driver = light
+    open_page(driver, f"{site}/-/dashboards/today?days=14")
+    names = {"wb": "Wildberries", "ozon": "Ozon"}
+    group = driver.find_element(By.CSS_SELECTOR, "#card-by-alias tbody tr")
+    alias = group.get_attribute("data-key")
+    row = tuple(cell(td.text) for td in group.find_elements(By.TAG_NAME, "td"))
+    assert row[0] == alias  # the button adds no text to the group's name
+    group.find_element(By.CSS_SELECTOR, "button.mp-expand").click()
+    detail = WebDriverWait(driver, 10).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#card-by-alias tr.mp-detail[data-ready='1']"))
+    assert detail.get_attribute("data-detail-of") == alias
+    shown = {}
+    for tr in detail.find_elements(By.CSS_SELECTOR, "table.mp-table > tbody > tr"):
+        marketplace, warehouse, stock, ordered, per_day, cover = (cell(td.text) for td in tr.find_elements(By.TAG_NAME, "td"))
+        shown[marketplace, warehouse] = (stock, ordered)
+    expected = defaultdict(lambda: [0, 0])
+    for account, sku, warehouse, quantity in truth.rows("SELECT account, sku, warehouse, quantity FROM stock_current"):
+        if truth.alias_of[account, sku] == alias:
+            expected[names[truth.marketplace[account]], warehouse or None][0] += quantity
+    for account, sku, warehouse, quantity in truth.rows(
+            "SELECT account, sku, warehouse, quantity FROM orders WHERE day = ? AND is_cancelled = 0",
+            truth.today.isoformat()):
+        if truth.alias_of[account, sku] == alias:
+            expected[names[truth.marketplace[account]], warehouse or None][1] += quantity
+    expected = {key: tuple(value) for key, value in expected.items() if value != [0, 0]}
+    # (a warehouse with neither stock nor an order today is shown for its orders of the last 14 days)
+    assert {key: value for key, value in shown.items() if value != (0, 0)} == expected and len(expected) > 1
+    # the warehouses add up to the group's row: stock and ordered, per marketplace
+    for name, stock_at, ordered_at in (("Wildberries", 1, 2), ("Ozon", 7, 8)):
+        assert sum(s for (mp, _), (s, _) in shown.items() if mp == name) == row[stock_at]
+        assert sum(o for (mp, _), (_, o) in shown.items() if mp == name) == row[ordered_at]
+    group.find_element(By.CSS_SELECTOR, "button.mp-expand").click()  # and closes again
+    assert not driver.find_elements(By.CSS_SELECTOR, "#card-by-alias tr.mp-detail")
