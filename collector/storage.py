@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -34,6 +34,10 @@ FILLS: dict[int, str] = {
     3: """
     INSERT INTO sku_days SELECT * FROM sku_days_recomputed;
     INSERT INTO sku_stock SELECT * FROM sku_stock_recomputed;
+    """,
+    # (the inserts above already named most SKUs through sku_names' triggers)
+    4: """
+    INSERT OR REPLACE INTO sku_names SELECT * FROM sku_names_recomputed;
     """,
 }
 # version -> SQL that brings a database of version-1 up to it, run before schema.sql (which then
@@ -476,6 +480,8 @@ DELETE FROM sku_days;
 INSERT INTO sku_days SELECT * FROM sku_days_recomputed;
 DELETE FROM sku_stock;
 INSERT INTO sku_stock SELECT * FROM sku_stock_recomputed;
+DELETE FROM sku_names;
+INSERT INTO sku_names SELECT * FROM sku_names_recomputed;
 UPDATE stock_current SET first_day = (
     SELECT min(s.day) FROM stock s
     WHERE s.account = stock_current.account AND s.sku = stock_current.sku AND s.size = stock_current.size

@@ -25,7 +25,7 @@ STATUSES = ["awaiting_packaging", "delivering", "delivered", "cancelled"]
 
 # Each summary table, the view that says what it must hold, and how many key columns it has.
 SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku_days_recomputed", 3),
-             ("sku_stock", "sku_stock_recomputed", 2))
+             ("sku_stock", "sku_stock_recomputed", 2), ("sku_names", "sku_names_recomputed", 2))
 
 
 def kept_and_recomputed(db) -> tuple[set, set]:
@@ -33,7 +33,8 @@ def kept_and_recomputed(db) -> tuple[set, set]:
     kept, recomputed = set(), set()
     for table, view, keys in SUMMARIES:
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-        nonzero = " OR ".join(f"{c} <> 0" for c in columns[keys:])
+        # (a name is never "zero": every row counts)
+        nonzero = " OR ".join(f"{c} IS NOT 0" for c in columns[keys:])
         kept |= {(table, *row) for row in db.execute(f"SELECT * FROM {table} WHERE {nonzero}")}
         recomputed |= {(table, *row) for row in db.execute(f"SELECT {', '.join(columns)} FROM {view} WHERE {nonzero}")}
     return kept, recomputed
@@ -195,13 +196,16 @@ def test_a_version_1_database_is_upgraded_in_one_step(tmp_path):
 def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage):
     random_history(storage, random.Random(7), steps=150)
     kept, _ = kept_and_recomputed(storage.db)
-    assert {row[0] for row in kept} == {"daily_figures", "sku_days", "sku_stock"}
+    assert {row[0] for row in kept} == {"daily_figures", "sku_days", "sku_stock", "sku_names"}
     with storage.transaction():  # the database as schema version 2 left it
         for name in ("sku_days_added", "sku_days_changed", "sku_days_removed",
-                     "sku_stock_added", "sku_stock_changed", "sku_stock_removed"):
+                     "sku_stock_added", "sku_stock_changed", "sku_stock_removed", "sku_names_product_added",
+                     "sku_names_product_changed", "sku_names_product_removed", "sku_names_day_added",
+                     "sku_names_stock_added", "sku_names_alias_added", "sku_names_alias_removed",
+                     "sku_names_alias_changed"):
             storage.db.execute(f"DROP TRIGGER {name}")
-        storage.db.execute("DROP TABLE sku_days")
-        storage.db.execute("DROP TABLE sku_stock")
+        for table in ("sku_days", "sku_stock", "sku_names"):
+            storage.db.execute(f"DROP TABLE {table}")
         storage.db.execute("PRAGMA user_version = 2")
     assert storage.migrate() == 2 and storage.schema_version == SCHEMA_VERSION
     assert kept_and_recomputed(storage.db)[0] == kept
@@ -255,3 +259,35 @@ def test_the_viewer_reads_from_the_summaries_what_the_raw_rows_say(storage, seed
     kept = canned_rows(storage.path, recomputed=False)
     assert kept == canned_rows(storage.path, recomputed=True)
     assert all(kept[:4]) and sum(len(rows) for rows in kept) > 40  # the queries found something to add up
+
+
+def test_names_follow_products_and_aliases_whatever_changes(storage):
+    """sku_names is what sku_groups' rule says after every kind of change: articles learned and
+    changed, aliases by SKU and by article added, replaced, edited and removed."""
+    from collector.records import Product
+
+    random_history(storage, random.Random(5), steps=80)
+    rng = random.Random(9)
+
+    def names_agree():
+        kept, recomputed = kept_and_recomputed(storage.db)
+        assert {r for r in kept if r[0] == "sku_names"} == {r for r in recomputed if r[0] == "sku_names"}
+
+    names_agree()
+    for step in range(12):
+        with storage.transaction():
+            storage.write_products([Product(account, sku, size, rng.choice([None, "A-1", "A-2", "A-9", f"A-{sku}"]), None, None)
+                                    for account in ("wb-1", "ozon-1") for sku in (1, 2, 3, 4, 5)
+                                    for size in ("", "S") if rng.random() < 0.5], f"2026-11-30T10:{step:02d}:00+03:00")
+        names_agree()
+        keys = ["1", "2", "5", "A-1", "A-2", "A-3"]
+        rows = [(mp, key, f"Группа {rng.randint(1, 3)}", n) for n, (mp, key) in enumerate(
+                 (mp, key) for mp in ("wb", "ozon") for key in keys if rng.random() < 0.4)]
+        storage.replace_aliases(rows)
+        names_agree()
+        if rows:
+            with storage.transaction():  # a hand edit of one alias row
+                storage.db.execute("UPDATE OR IGNORE sku_aliases SET alias = 'Правка', key = 'A-9' WHERE rowid = "
+                                   "(SELECT min(rowid) FROM sku_aliases)")
+            names_agree()
+    assert storage.db.execute("SELECT count(DISTINCT alias) FROM sku_names").fetchone()[0] > 3
