@@ -255,7 +255,8 @@ class Storage:
             "orders", OrderLine, key=("account", "order_id", "sku"), kept=("changed_at",),
             # When the status last changed: kept while the status stays the same.
             also="changed_at = CASE WHEN orders.status IS excluded.status AND orders.quantity = excluded.quantity "
-                 "THEN coalesce(orders.changed_at, excluded.changed_at) ELSE excluded.changed_at END"),
+                 "THEN coalesce(orders.changed_at, excluded.changed_at) ELSE excluded.changed_at END",
+            also_when="orders.changed_at IS NULL AND excluded.changed_at IS NOT NULL"),
             map(record_values(OrderLine), lines))
 
     def write_sales(self, events: Sequence[SaleEvent]) -> None:
@@ -503,13 +504,19 @@ def record_values(record_type):
 PRODUCT_KEY = attrgetter("account", "sku", "size")
 
 
-def upsert_sql(table: str, record_type, key: tuple[str, ...], kept: tuple[str, ...] = (), also: str = "") -> str:
+def upsert_sql(table: str, record_type, key: tuple[str, ...], kept: tuple[str, ...] = (), also: str = "",
+               also_when: str = "") -> str:
     """INSERT of a record type's columns that updates every non-key column in place on conflict,
-    except `kept` ones, plus any `also` assignment."""
+    except `kept` ones, plus any `also` assignment (which `also_when` says would change the row
+    on its own). A row that would stay as it is is not
+    written at all: a pass re-reads the day's orders every time, and rewriting each unchanged
+    row cost a page in the WAL (and again in the checkpoint) for nothing."""
     names = columns(record_type)
-    updates = [f"{c} = excluded.{c}" for c in names if c not in key + kept] + ([also] if also else [])
+    compared = [c for c in names if c not in key + kept]
+    updates = [f"{c} = excluded.{c}" for c in compared] + ([also] if also else [])
+    changed = " OR ".join([f"{table}.{c} IS NOT excluded.{c}" for c in compared] + ([also_when] if also_when else []))
     return (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(updates)}")
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(updates)} WHERE {changed}")
 
 
 def _unique(items, key):
