@@ -104,7 +104,8 @@ def test_viewer_times_every_canned_query(config, tmp_path):
 
 SUMMARIES = ("SELECT * FROM daily_figures", "SELECT * FROM order_warehouses",
              "SELECT account, order_id, sku, outcome FROM orders",
-             "SELECT account, sku, size, warehouse, first_day FROM stock_current")
+             "SELECT account, sku, size, warehouse, first_day FROM stock_current",
+             "SELECT * FROM sku_days", "SELECT * FROM sku_stock", "SELECT * FROM sku_names")
 
 
 def test_a_bulk_history_counts_what_the_triggers_count(config, tmp_path):
