@@ -820,9 +820,12 @@ BEGIN
 END;
 
 DROP TRIGGER IF EXISTS sku_names_product_changed;
+-- Every pass rewrites updated_at of each product it sees; that renames nothing unless the row's
+-- article, now the latest, differs from the one the SKU is named by.
 CREATE TRIGGER sku_names_product_changed AFTER UPDATE OF account, sku, article, updated_at ON products
-WHEN old.article IS NOT new.article OR old.updated_at IS NOT new.updated_at
-  OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+WHEN old.article IS NOT new.article OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+  OR (new.article IS NOT NULL
+      AND new.article IS NOT (SELECT article FROM sku_names WHERE account = new.account AND sku = new.sku))
 BEGIN
     INSERT INTO sku_names (account, sku, article, alias, alias_position)
     SELECT new.account, new.sku, pa.article,
@@ -847,7 +850,7 @@ BEGIN
                WHERE account = old.account AND sku = old.sku AND article IS NOT NULL) AS pa ON 1
     LEFT JOIN sku_aliases by_sku ON by_sku.marketplace = a.marketplace AND by_sku.key = CAST(old.sku AS TEXT)
     LEFT JOIN sku_aliases by_article ON by_article.marketplace = a.marketplace AND by_article.key = pa.article
-    WHERE a.account = old.account
+    WHERE a.account = old.account AND (old.account IS NOT new.account OR old.sku IS NOT new.sku)
     ON CONFLICT DO UPDATE SET article = excluded.article, alias = excluded.alias,
         alias_position = excluded.alias_position
     WHERE article IS NOT excluded.article OR alias IS NOT excluded.alias

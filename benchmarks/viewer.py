@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -98,8 +99,6 @@ def canned_queries(metadata: dict) -> list[str]:
 
 
 def first_alias(database: Path) -> str:
-    import sqlite3
-
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
         row = conn.execute("SELECT alias FROM sku_aliases ORDER BY position LIMIT 1").fetchone()
