@@ -205,14 +205,19 @@ def maintain(ctx: click.Context, keep_days: int) -> None:
 
 
 @cli.command()
+@click.option("--check", is_flag=True,
+              help="Only compare the kept summaries with a recomputation; exit 1 if they differ.")
 @click.pass_context
-def rebuild(ctx: click.Context) -> None:
-    """Recompute the summaries the viewer reads (daily_figures, order outcomes, first stock
-    days) from the raw orders, sales and stock rows, in one transaction."""
+def rebuild(ctx: click.Context, check: bool) -> None:
+    """Recompute the summaries the viewer reads (daily_figures, sku_days, sku_stock, sku_names,
+    order outcomes, first stock days) from the raw orders, sales and stock rows, in one transaction."""
     import time
 
     settings = settings_from(ctx, need_accounts=False)
     started = time.monotonic()
+    if check:
+        check_summaries(settings)
+        return
     try:
         with run_lock(settings.database_path), open_storage(settings) as storage:
             counts = storage.rebuild_summaries()
@@ -221,6 +226,19 @@ def rebuild(ctx: click.Context) -> None:
     click.echo(f"rebuilt in {time.monotonic() - started:.1f} s from {counts['orders']} order lines, "
                f"{counts['sales']} sales rows and {counts['stock']} stock changes: "
                f"{counts['daily_figures']} daily_figures rows")
+
+
+def check_summaries(settings) -> None:
+    """Say, per summary, how many rows differ from a recomputation from the raw rows."""
+    try:
+        with open_storage(settings) as storage:
+            drift = storage.summary_drift()
+    except StorageError as exc:
+        raise Failure(str(exc)) from None
+    for table, rows in drift.items():
+        click.echo(f"{'ok  ' if rows == 0 else 'DIFF'}  {table}: {rows} rows differ from a recomputation")
+    if any(drift.values()):
+        raise Failure("the summaries differ from the raw rows: run `mp-collector rebuild`")
 
 
 @cli.group("alerts")

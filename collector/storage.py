@@ -40,6 +40,11 @@ FILLS: dict[int, str] = {
     INSERT OR REPLACE INTO sku_names SELECT * FROM sku_names_recomputed;
     """,
 }
+# Each summary kept by triggers, the view in schema.sql that says what it must hold, and how many
+# key columns it has. `Storage.summary_drift()` compares the two; `mp-collector rebuild` makes
+# them equal.
+SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku_days_recomputed", 3),
+             ("sku_stock", "sku_stock_recomputed", 2), ("sku_names", "sku_names_recomputed", 2))
 # version -> SQL that brings a database of version-1 up to it, run before schema.sql (which then
 # creates what is new and recreates every view). Tables are extended (ALTER TABLE ... ADD COLUMN,
 # new tables); a table is rebuilt only where SQLite cannot change a constraint in place.
@@ -163,6 +168,9 @@ class Storage:
         self._apply_script(rebuild_sql())
         return {table: self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 for table in ("orders", "sales", "stock", "daily_figures", "sku_days")}
+
+    def summary_drift(self) -> dict[str, int]:
+        return summary_drift(self.db)
 
     def _apply_script(self, script: str) -> None:
         """One script in one transaction: sqlite3's executescript() commits whatever is open
@@ -463,6 +471,33 @@ def rebuild_sql() -> str:
     schema = schema_sql()
     drops = "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in re.findall(r"CREATE TRIGGER (\w+)", schema))
     return drops + REBUILD_STATEMENTS + schema
+
+
+def summary_rows(db) -> tuple[set, set]:
+    """Every kept summary's rows that count (not all zero), as kept and as recomputed from
+    the raw rows, each row led by its table's name. A row of zeros counts as no row: a
+    trigger may leave one behind where the changes cancelled out."""
+    kept, recomputed = set(), set()
+    for table, view, keys in SUMMARIES:
+        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        nonzero = " OR ".join(f"{c} IS NOT 0" for c in columns[keys:])  # (a name is never 0)
+        kept |= {(table, *row) for row in db.execute(f"SELECT * FROM {table} WHERE {nonzero}")}
+        recomputed |= {(table, *row) for row in
+                       db.execute(f"SELECT {', '.join(columns)} FROM {view} WHERE {nonzero}")}
+    return kept, recomputed
+
+
+def summary_drift(db) -> dict[str, int]:
+    """Per kept summary (and orders.outcome), how many rows differ from a recomputation from
+    the raw rows: all zero when the triggers kept them in step."""
+    kept, recomputed = summary_rows(db)
+    drift = {table: 0 for table, _, _ in SUMMARIES}
+    for row in kept ^ recomputed:
+        drift[row[0]] += 1
+    drift["orders.outcome"] = db.execute(
+        "SELECT count(*) FROM orders o JOIN order_outcomes v USING (account, order_id, sku) "
+        "WHERE o.outcome IS NOT v.outcome").fetchone()[0]
+    return drift
 
 
 REBUILD_STATEMENTS = """

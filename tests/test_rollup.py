@@ -16,33 +16,19 @@ from pathlib import Path
 import pytest
 
 from collector.records import OrderLine, SaleEvent, StockLevel
-from collector.storage import SCHEMA_VERSION, Storage
+from collector.storage import SCHEMA_VERSION, Storage, summary_drift, summary_rows
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DAYS = [f"2026-11-{d:02d}" for d in range(20, 31)]
 STATUSES = ["awaiting_packaging", "delivering", "delivered", "cancelled"]
 
 
-# Each summary table, the view that says what it must hold, and how many key columns it has.
-SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku_days_recomputed", 3),
-             ("sku_stock", "sku_stock_recomputed", 2), ("sku_names", "sku_names_recomputed", 2))
-
-
 def kept_and_recomputed(db) -> tuple[set, set]:
-    """Every summary's rows that count (not all zero), as kept and as recomputed from raw rows."""
-    kept, recomputed = set(), set()
-    for table, view, keys in SUMMARIES:
-        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-        # (a name is never "zero": every row counts)
-        nonzero = " OR ".join(f"{c} IS NOT 0" for c in columns[keys:])
-        kept |= {(table, *row) for row in db.execute(f"SELECT * FROM {table} WHERE {nonzero}")}
-        recomputed |= {(table, *row) for row in db.execute(f"SELECT {', '.join(columns)} FROM {view} WHERE {nonzero}")}
-    return kept, recomputed
+    return summary_rows(db)
 
 
 def stale_outcomes(db) -> int:
-    return db.execute("SELECT count(*) FROM orders o JOIN order_outcomes v USING (account, order_id, sku) "
-                      "WHERE o.outcome IS NOT v.outcome").fetchone()[0]
+    return summary_drift(db)["orders.outcome"]
 
 
 def random_order(rng: random.Random, n: int) -> OrderLine:
@@ -133,13 +119,24 @@ def test_rebuild_repairs_summaries_that_drifted(storage):
         storage.db.execute("UPDATE orders SET outcome = 'open'")
         storage.db.execute("UPDATE sku_stock SET quantity = quantity + 1")
     assert kept_and_recomputed(storage.db)[0] != kept
-    result = subprocess.run([sys.executable, "-m", "collector", "--env-file", "/dev/null", "rebuild"],
-                            env={"DATABASE_PATH": str(storage.path), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, timeout=60)
+
+    def rebuild(*args):
+        return subprocess.run([sys.executable, "-m", "collector", "--env-file", "/dev/null", "rebuild", *args],
+                              env={"DATABASE_PATH": str(storage.path), "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True, timeout=60)
+
+    checked = rebuild("--check")
+    assert checked.returncode == 1
+    assert "DIFF  sku_stock" in checked.stdout and "ok    sku_names: 0 rows" in checked.stdout
+    assert "run `mp-collector rebuild`" in checked.stderr
+    assert kept_and_recomputed(storage.db)[0] != kept  # a check writes nothing
+    result = rebuild()
     assert result.returncode == 0, result.stderr
     assert "daily_figures rows" in result.stdout
     assert kept_and_recomputed(storage.db)[0] == kept
     assert stale_outcomes(storage.db) == 0
+    checked = rebuild("--check")
+    assert checked.returncode == 0 and "DIFF" not in checked.stdout
 
 
 def test_a_version_1_database_is_upgraded_in_one_step(tmp_path):
