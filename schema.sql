@@ -375,6 +375,45 @@ CREATE TABLE IF NOT EXISTS sku_names (
     PRIMARY KEY (account, sku)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sku_names_article ON sku_names (article);
+-- Every day sku_days has rows for: how a SKU's days are found when its group changes (a key
+-- lookup per day). An index on sku_days (account, sku) would do it too, but SQLite then reads
+-- the windows of sku_days through that index, 7,500 seeks instead of one range.
+CREATE TABLE IF NOT EXISTS summary_days (
+    day TEXT PRIMARY KEY
+) WITHOUT ROWID;
+DROP INDEX IF EXISTS sku_days_sku;
+
+-- sku_days and sku_stock added up per group (sku_names.alias): a row per day x account x group,
+-- ~1,000 a day at the reference seller instead of ~7,500 SKUs. What the dashboard reads when no
+-- warehouse and no group, article or SKU is asked for. Kept by the triggers on sku_days,
+-- sku_stock and sku_names below (a SKU's rows move with it when its group changes), so each
+-- is always the exact sum of its SKUs.
+CREATE TABLE IF NOT EXISTS alias_days (
+    day               TEXT NOT NULL,
+    account           TEXT NOT NULL,
+    alias             TEXT NOT NULL,
+    ordered_lines     INTEGER NOT NULL DEFAULT 0,
+    ordered           INTEGER NOT NULL DEFAULT 0,
+    sales_lines       INTEGER NOT NULL DEFAULT 0,
+    bought            INTEGER NOT NULL DEFAULT 0,
+    returned          INTEGER NOT NULL DEFAULT 0,
+    stock_delta       INTEGER NOT NULL DEFAULT 0,
+    ordered_kopecks   INTEGER NOT NULL DEFAULT 0,
+    bought_kopecks    INTEGER NOT NULL DEFAULT 0,
+    returned_kopecks  INTEGER NOT NULL DEFAULT 0,
+    payout_kopecks    INTEGER NOT NULL DEFAULT 0,
+    cohort_units      INTEGER NOT NULL DEFAULT 0,
+    cohort_bought     INTEGER NOT NULL DEFAULT 0,
+    cohort_not_bought INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, account, alias)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS alias_stock (
+    account  TEXT NOT NULL,
+    alias    TEXT NOT NULL,
+    quantity INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account, alias)
+) WITHOUT ROWID;
 
 -- What became of an order line, for the buyout rate: 'bought' (WB: a sale S… for its srid; Ozon:
 -- the posting delivered), 'not_bought' (cancelled, refused at handover, or returned after purchase:
@@ -470,6 +509,30 @@ LEFT JOIN sku_aliases by_sku
        ON by_sku.marketplace = a.marketplace AND by_sku.key = CAST(k.sku AS TEXT)
 LEFT JOIN sku_aliases by_article
        ON by_article.marketplace = a.marketplace AND by_article.key = pa.article;
+
+-- What alias_days and alias_stock must hold: sku_days and sku_stock per group.
+DROP VIEW IF EXISTS alias_days_recomputed;
+CREATE VIEW alias_days_recomputed AS
+SELECT d.day, d.account, coalesce(nm.alias, CAST(d.sku AS TEXT)) AS alias,
+       sum(d.ordered_lines) AS ordered_lines, sum(d.ordered) AS ordered,
+       sum(d.sales_lines) AS sales_lines, sum(d.bought) AS bought, sum(d.returned) AS returned,
+       sum(d.stock_delta) AS stock_delta, sum(d.ordered_kopecks) AS ordered_kopecks,
+       sum(d.bought_kopecks) AS bought_kopecks, sum(d.returned_kopecks) AS returned_kopecks,
+       sum(d.payout_kopecks) AS payout_kopecks, sum(d.cohort_units) AS cohort_units,
+       sum(d.cohort_bought) AS cohort_bought, sum(d.cohort_not_bought) AS cohort_not_bought
+FROM sku_days d
+LEFT JOIN sku_names nm ON nm.account = d.account AND nm.sku = d.sku
+GROUP BY d.day, d.account, coalesce(nm.alias, CAST(d.sku AS TEXT));
+
+DROP VIEW IF EXISTS summary_days_recomputed;
+CREATE VIEW summary_days_recomputed AS SELECT DISTINCT day FROM sku_days;
+
+DROP VIEW IF EXISTS alias_stock_recomputed;
+CREATE VIEW alias_stock_recomputed AS
+SELECT k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)) AS alias, sum(k.quantity) AS quantity
+FROM sku_stock k
+LEFT JOIN sku_names nm ON nm.account = k.account AND nm.sku = k.sku
+GROUP BY k.account, coalesce(nm.alias, CAST(k.sku AS TEXT));
 
 -- The triggers are dropped and created anew every time this file is applied, so a database
 -- always runs the definitions written here.
@@ -876,10 +939,14 @@ BEGIN
        OR alias_position IS NOT excluded.alias_position;
 END;
 
+-- A SKU's day or stock is counted in its group. The SKU is named first (its first appearance
+-- names it), so that its group is known: in one trigger, because SQLite runs a trigger's
+-- statements in order but promises no order between two triggers.
 DROP TRIGGER IF EXISTS sku_names_day_added;
-CREATE TRIGGER sku_names_day_added AFTER INSERT ON sku_days
-WHEN NOT EXISTS (SELECT 1 FROM sku_names WHERE account = new.account AND sku = new.sku)
+DROP TRIGGER IF EXISTS alias_days_added;
+CREATE TRIGGER alias_days_added AFTER INSERT ON sku_days
 BEGIN
+    INSERT INTO summary_days (day) VALUES (new.day) ON CONFLICT DO NOTHING;
     INSERT INTO sku_names (account, sku, article, alias, alias_position)
     SELECT new.account, new.sku, pa.article,
            coalesce(by_sku.alias, by_article.alias, pa.article, CAST(new.sku AS TEXT)),
@@ -890,15 +957,112 @@ BEGIN
     LEFT JOIN sku_aliases by_sku ON by_sku.marketplace = a.marketplace AND by_sku.key = CAST(new.sku AS TEXT)
     LEFT JOIN sku_aliases by_article ON by_article.marketplace = a.marketplace AND by_article.key = pa.article
     WHERE a.account = new.account
+      AND NOT EXISTS (SELECT 1 FROM sku_names WHERE account = new.account AND sku = new.sku)
     ON CONFLICT DO UPDATE SET article = excluded.article, alias = excluded.alias,
         alias_position = excluded.alias_position
     WHERE article IS NOT excluded.article OR alias IS NOT excluded.alias
        OR alias_position IS NOT excluded.alias_position;
+    INSERT INTO alias_days (day, account, alias, ordered_lines, ordered, sales_lines, bought, returned,
+                            stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks,
+                            payout_kopecks, cohort_units, cohort_bought, cohort_not_bought)
+    SELECT new.day, new.account, nm.alias, new.ordered_lines, new.ordered, new.sales_lines, new.bought,
+           new.returned, new.stock_delta, new.ordered_kopecks, new.bought_kopecks,
+           new.returned_kopecks, new.payout_kopecks, new.cohort_units, new.cohort_bought,
+           new.cohort_not_bought
+    FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
+        ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
+        bought = bought + excluded.bought, returned = returned + excluded.returned,
+        stock_delta = stock_delta + excluded.stock_delta,
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
+END;
+
+-- (sku_days' rows change in place: their key never changes, but a change of key is counted right too)
+DROP TRIGGER IF EXISTS alias_days_changed;
+CREATE TRIGGER alias_days_changed AFTER UPDATE ON sku_days
+WHEN old.day = new.day AND old.account = new.account AND old.sku = new.sku
+BEGIN
+    UPDATE alias_days SET ordered_lines = ordered_lines + new.ordered_lines - old.ordered_lines,
+        ordered = ordered + new.ordered - old.ordered,
+        sales_lines = sales_lines + new.sales_lines - old.sales_lines,
+        bought = bought + new.bought - old.bought, returned = returned + new.returned - old.returned,
+        stock_delta = stock_delta + new.stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks + new.ordered_kopecks - old.ordered_kopecks,
+        bought_kopecks = bought_kopecks + new.bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks + new.returned_kopecks - old.returned_kopecks,
+        payout_kopecks = payout_kopecks + new.payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units + new.cohort_units - old.cohort_units,
+        cohort_bought = cohort_bought + new.cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought + new.cohort_not_bought - old.cohort_not_bought
+    WHERE day = old.day AND account = old.account
+      AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
+END;
+
+DROP TRIGGER IF EXISTS alias_days_rekeyed;
+CREATE TRIGGER alias_days_rekeyed AFTER UPDATE ON sku_days
+WHEN old.day IS NOT new.day OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+BEGIN
+    UPDATE alias_days SET ordered_lines = ordered_lines - old.ordered_lines,
+        ordered = ordered - old.ordered, sales_lines = sales_lines - old.sales_lines,
+        bought = bought - old.bought, returned = returned - old.returned,
+        stock_delta = stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks - old.ordered_kopecks,
+        bought_kopecks = bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks - old.returned_kopecks,
+        payout_kopecks = payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units - old.cohort_units,
+        cohort_bought = cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought - old.cohort_not_bought
+    WHERE day = old.day AND account = old.account
+      AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
+    INSERT INTO alias_days (day, account, alias, ordered_lines, ordered, sales_lines, bought, returned,
+                            stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks,
+                            payout_kopecks, cohort_units, cohort_bought, cohort_not_bought)
+    SELECT new.day, new.account, nm.alias, new.ordered_lines, new.ordered, new.sales_lines, new.bought,
+           new.returned, new.stock_delta, new.ordered_kopecks, new.bought_kopecks,
+           new.returned_kopecks, new.payout_kopecks, new.cohort_units, new.cohort_bought,
+           new.cohort_not_bought
+    FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
+        ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
+        bought = bought + excluded.bought, returned = returned + excluded.returned,
+        stock_delta = stock_delta + excluded.stock_delta,
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
+END;
+
+DROP TRIGGER IF EXISTS alias_days_removed;
+CREATE TRIGGER alias_days_removed AFTER DELETE ON sku_days
+BEGIN
+    UPDATE alias_days SET ordered_lines = ordered_lines - old.ordered_lines,
+        ordered = ordered - old.ordered, sales_lines = sales_lines - old.sales_lines,
+        bought = bought - old.bought, returned = returned - old.returned,
+        stock_delta = stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks - old.ordered_kopecks,
+        bought_kopecks = bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks - old.returned_kopecks,
+        payout_kopecks = payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units - old.cohort_units,
+        cohort_bought = cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought - old.cohort_not_bought
+    WHERE day = old.day AND account = old.account
+      AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
 END;
 
 DROP TRIGGER IF EXISTS sku_names_stock_added;
-CREATE TRIGGER sku_names_stock_added AFTER INSERT ON sku_stock
-WHEN NOT EXISTS (SELECT 1 FROM sku_names WHERE account = new.account AND sku = new.sku)
+DROP TRIGGER IF EXISTS alias_stock_added;
+CREATE TRIGGER alias_stock_added AFTER INSERT ON sku_stock
 BEGIN
     INSERT INTO sku_names (account, sku, article, alias, alias_position)
     SELECT new.account, new.sku, pa.article,
@@ -910,10 +1074,85 @@ BEGIN
     LEFT JOIN sku_aliases by_sku ON by_sku.marketplace = a.marketplace AND by_sku.key = CAST(new.sku AS TEXT)
     LEFT JOIN sku_aliases by_article ON by_article.marketplace = a.marketplace AND by_article.key = pa.article
     WHERE a.account = new.account
+      AND NOT EXISTS (SELECT 1 FROM sku_names WHERE account = new.account AND sku = new.sku)
     ON CONFLICT DO UPDATE SET article = excluded.article, alias = excluded.alias,
         alias_position = excluded.alias_position
     WHERE article IS NOT excluded.article OR alias IS NOT excluded.alias
        OR alias_position IS NOT excluded.alias_position;
+    INSERT INTO alias_stock (account, alias, quantity)
+    SELECT new.account, nm.alias, new.quantity
+    FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
+END;
+
+DROP TRIGGER IF EXISTS alias_stock_changed;
+CREATE TRIGGER alias_stock_changed AFTER UPDATE ON sku_stock
+BEGIN
+    UPDATE alias_stock SET quantity = quantity - old.quantity
+    WHERE account = old.account
+      AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
+    INSERT INTO alias_stock (account, alias, quantity)
+    SELECT new.account, nm.alias, new.quantity
+    FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
+END;
+
+DROP TRIGGER IF EXISTS alias_stock_removed;
+CREATE TRIGGER alias_stock_removed AFTER DELETE ON sku_stock
+BEGIN
+    UPDATE alias_stock SET quantity = quantity - old.quantity
+    WHERE account = old.account
+      AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
+END;
+
+-- A SKU that changes group (an alias added, edited or removed, an article learned) takes its
+-- days and its stock from the old group to the new one (summary_days lists the days to look up).
+DROP TRIGGER IF EXISTS alias_days_regrouped;
+CREATE TRIGGER alias_days_regrouped AFTER UPDATE OF account, sku, alias ON sku_names
+WHEN old.alias IS NOT new.alias OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+BEGIN
+    INSERT INTO alias_days (day, account, alias, ordered_lines, ordered, sales_lines, bought, returned,
+                            stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks,
+                            payout_kopecks, cohort_units, cohort_bought, cohort_not_bought)
+    SELECT s.day, old.account, old.alias, -ordered_lines, -ordered, -sales_lines, -bought, -returned,
+           -stock_delta, -ordered_kopecks, -bought_kopecks, -returned_kopecks, -payout_kopecks,
+           -cohort_units, -cohort_bought, -cohort_not_bought
+    FROM summary_days d, sku_days s WHERE s.day = d.day AND s.account = old.account AND s.sku = old.sku
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
+        ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
+        bought = bought + excluded.bought, returned = returned + excluded.returned,
+        stock_delta = stock_delta + excluded.stock_delta,
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
+    INSERT INTO alias_days (day, account, alias, ordered_lines, ordered, sales_lines, bought, returned,
+                            stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks,
+                            payout_kopecks, cohort_units, cohort_bought, cohort_not_bought)
+    SELECT s.day, new.account, new.alias, ordered_lines, ordered, sales_lines, bought, returned,
+           stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks,
+           cohort_units, cohort_bought, cohort_not_bought
+    FROM summary_days d, sku_days s WHERE s.day = d.day AND s.account = new.account AND s.sku = new.sku
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
+        ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
+        bought = bought + excluded.bought, returned = returned + excluded.returned,
+        stock_delta = stock_delta + excluded.stock_delta,
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
+    INSERT INTO alias_stock (account, alias, quantity)
+    SELECT old.account, old.alias, -quantity FROM sku_stock WHERE account = old.account AND sku = old.sku
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
+    INSERT INTO alias_stock (account, alias, quantity)
+    SELECT new.account, new.alias, quantity FROM sku_stock WHERE account = new.account AND sku = new.sku
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
 END;
 
 -- An alias row names SKUs of its marketplace by SKU or by article: those are named again.

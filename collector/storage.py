@@ -24,10 +24,19 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
+
+
+def refill_sql(*summaries: str) -> str:
+    """Statements that fill summaries created by schema.sql (so their columns are in the order of
+    their *_recomputed views) afresh from those views, in the order given."""
+    return "".join(f"DELETE FROM {table};\nINSERT INTO {table} SELECT * FROM {table}_recomputed;\n"
+                   for table in summaries)
+
+
 # version -> SQL run after schema.sql on an upgrade that needs no rebuild: a new summary filled
 # from the summaries already kept (a rebuild fills it with the rest).
 FILLS: dict[int, str] = {
@@ -39,12 +48,16 @@ FILLS: dict[int, str] = {
     4: """
     INSERT OR REPLACE INTO sku_names SELECT * FROM sku_names_recomputed;
     """,
+    # (the triggers counted the rows the fills above inserted; counted again here, whole)
+    5: refill_sql("summary_days", "alias_days", "alias_stock"),
 }
 # Each summary kept by triggers, the view in schema.sql that says what it must hold, and how many
 # key columns it has. `Storage.summary_drift()` compares the two; `mp-collector rebuild` makes
 # them equal.
 SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku_days_recomputed", 3),
-             ("sku_stock", "sku_stock_recomputed", 2), ("sku_names", "sku_names_recomputed", 2))
+             ("sku_stock", "sku_stock_recomputed", 2), ("sku_names", "sku_names_recomputed", 2),
+             ("alias_days", "alias_days_recomputed", 3), ("alias_stock", "alias_stock_recomputed", 2),
+             ("summary_days", "summary_days_recomputed", 1))
 # version -> SQL that brings a database of version-1 up to it, run before schema.sql (which then
 # creates what is new and recreates every view). Tables are extended (ALTER TABLE ... ADD COLUMN,
 # new tables); a table is rebuilt only where SQLite cannot change a constraint in place.
@@ -167,7 +180,7 @@ class Storage:
         days, order warehouses) from the raw rows, in one transaction; returns row counts."""
         self._apply_script(rebuild_sql())
         return {table: self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for table in ("orders", "sales", "stock", "daily_figures", "sku_days")}
+                for table in ("orders", "sales", "stock", "daily_figures", "sku_days", "alias_days")}
 
     def summary_drift(self) -> dict[str, int]:
         return summary_drift(self.db)
@@ -480,7 +493,8 @@ def summary_rows(db) -> tuple[set, set]:
     kept, recomputed = set(), set()
     for table, view, keys in SUMMARIES:
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-        nonzero = " OR ".join(f"{c} IS NOT 0" for c in columns[keys:])  # (a name is never 0)
+        # (a name is never 0; a table of keys alone counts every row)
+        nonzero = " OR ".join([f"{c} IS NOT 0" for c in columns[keys:]] or ["1"])
         kept |= {(table, *row) for row in db.execute(f"SELECT * FROM {table} WHERE {nonzero}")}
         recomputed |= {(table, *row) for row in
                        db.execute(f"SELECT {', '.join(columns)} FROM {view} WHERE {nonzero}")}
@@ -512,12 +526,7 @@ SELECT day, account, sku, warehouse, ordered_lines, ordered, sales_lines, bought
        stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks,
        cohort_units, cohort_bought, cohort_not_bought
 FROM daily_figures_recomputed;
-DELETE FROM sku_days;
-INSERT INTO sku_days SELECT * FROM sku_days_recomputed;
-DELETE FROM sku_stock;
-INSERT INTO sku_stock SELECT * FROM sku_stock_recomputed;
-DELETE FROM sku_names;
-INSERT INTO sku_names SELECT * FROM sku_names_recomputed;
+""" + refill_sql("sku_days", "sku_stock", "sku_names", "summary_days", "alias_days", "alias_stock") + """
 UPDATE stock_current SET first_day = (
     SELECT min(s.day) FROM stock s
     WHERE s.account = stock_current.account AND s.sku = stock_current.sku AND s.size = stock_current.size

@@ -193,15 +193,17 @@ def test_a_version_1_database_is_upgraded_in_one_step(tmp_path):
 def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage):
     random_history(storage, random.Random(7), steps=150)
     kept, _ = kept_and_recomputed(storage.db)
-    assert {row[0] for row in kept} == {"daily_figures", "sku_days", "sku_stock", "sku_names"}
+    assert {row[0] for row in kept} == {"daily_figures", "sku_days", "sku_stock", "sku_names", "alias_days",
+                                        "alias_stock", "summary_days"}
     with storage.transaction():  # the database as schema version 2 left it
         for name in ("sku_days_added", "sku_days_changed", "sku_days_removed",
                      "sku_stock_added", "sku_stock_changed", "sku_stock_removed", "sku_names_product_added",
-                     "sku_names_product_changed", "sku_names_product_removed", "sku_names_day_added",
-                     "sku_names_stock_added", "sku_names_alias_added", "sku_names_alias_removed",
-                     "sku_names_alias_changed"):
+                     "sku_names_product_changed", "sku_names_product_removed", "alias_days_added",
+                     "alias_stock_added", "sku_names_alias_added", "sku_names_alias_removed",
+                     "sku_names_alias_changed", "alias_days_changed", "alias_days_rekeyed",
+                     "alias_days_removed", "alias_stock_changed", "alias_stock_removed", "alias_days_regrouped"):
             storage.db.execute(f"DROP TRIGGER {name}")
-        for table in ("sku_days", "sku_stock", "sku_names"):
+        for table in ("sku_days", "sku_stock", "sku_names", "alias_days", "alias_stock", "summary_days"):
             storage.db.execute(f"DROP TABLE {table}")
         storage.db.execute("PRAGMA user_version = 2")
     assert storage.migrate() == 2 and storage.schema_version == SCHEMA_VERSION
@@ -218,15 +220,21 @@ ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": 
 
 
 def recomputed_views(conn) -> str:
-    """Temp views named sku_days and sku_stock, as a recomputation from the raw rows would give them:
-    schema.sql's own *_recomputed views, over daily_figures_recomputed instead of daily_figures."""
-    sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE 'sku_%_recomputed'"))
-    return (sql["sku_days_recomputed"].replace("VIEW sku_days_recomputed", "TEMP VIEW sku_days")
-            .replace("FROM daily_figures", "FROM main.daily_figures_recomputed") + ";\n"
-            + sql["sku_stock_recomputed"].replace("VIEW sku_stock_recomputed", "TEMP VIEW sku_stock")
-            .replace("FROM stock_current", "FROM main.stock_current") + ";")
+    """Temp views named like the summaries the queries read, as a recomputation from the raw rows
+    would give them: schema.sql's own *_recomputed views, sku_days and sku_stock over
+    daily_figures_recomputed and stock_current, alias_days and alias_stock over those."""
+    sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%_recomputed'"))
 
+    def temp(summary: str, **sources: str) -> str:
+        text = sql[f"{summary}_recomputed"].replace(f"VIEW {summary}_recomputed", f"TEMP VIEW {summary}")
+        for table, source in sources.items():
+            text = text.replace(f"FROM {table}", f"FROM {source}")
+        return text + ";\n"
 
+    # (a temp view's plain name finds the temp views first: alias_days reads the temp sku_days)
+    return (temp("sku_days", daily_figures="main.daily_figures_recomputed")
+            + temp("sku_stock", stock_current="main.stock_current")
+            + temp("alias_days") + temp("alias_stock"))
 
 
 def canned_rows(path: Path, recomputed: bool) -> list:
@@ -260,15 +268,16 @@ def test_the_viewer_reads_from_the_summaries_what_the_raw_rows_say(storage, seed
 
 def test_names_follow_products_and_aliases_whatever_changes(storage):
     """sku_names is what sku_groups' rule says after every kind of change: articles learned and
-    changed, aliases by SKU and by article added, replaced, edited and removed."""
+    changed, aliases by SKU and by article added, replaced, edited and removed; alias_days and
+    alias_stock move a SKU's figures with it."""
     from collector.records import Product
 
     random_history(storage, random.Random(5), steps=80)
     rng = random.Random(9)
 
-    def names_agree():
+    def names_agree():  # and each group's days and stock follow its SKUs
         kept, recomputed = kept_and_recomputed(storage.db)
-        assert {r for r in kept if r[0] == "sku_names"} == {r for r in recomputed if r[0] == "sku_names"}
+        assert kept == recomputed
 
     names_agree()
     for step in range(12):
@@ -288,3 +297,4 @@ def test_names_follow_products_and_aliases_whatever_changes(storage):
                                    "(SELECT min(rowid) FROM sku_aliases)")
             names_agree()
     assert storage.db.execute("SELECT count(DISTINCT alias) FROM sku_names").fetchone()[0] > 3
+    assert storage.db.execute("SELECT count(DISTINCT alias) FROM alias_days WHERE ordered <> 0").fetchone()[0] > 2
