@@ -26,10 +26,11 @@ DASHBOARD = "today"
 # Besides each canned query with its defaults (what the dashboard and a bare link ask), the
 # variants that read the most: the longest history the page offers, a month's period, a past day
 # (stock at the end of that day comes from the stock history), the dashboard's "runs out soon" card.
-# `buyout` with days=30, the dashboard's table, is its default; `history` with in=rub is the same
-# query (the page's `in` switches what the chart draws, not the SQL).
+# `buyout` with days=30, the dashboard's table, is its default; `history` by=marketplace is what
+# the dashboard's charts ask (with in=rub the same query: the page's `in` switches what the chart
+# draws, not the SQL).
 VARIANTS = {
-    "history": [{"days": "90"}],
+    "history": [{"days": "90"}, {"by": "marketplace"}, {"by": "marketplace", "days": "90"}],
     "today": [{"period": "month"}, {"date": "{yesterday}"}],
     "restock": [{"soon": "1"}],
     # a group's warehouses, as ▸ on «Сегодня» opens them ({alias}: the seller's first group)
