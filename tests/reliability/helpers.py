@@ -1,5 +1,6 @@
-"""Shared by the reliability tests: what an account x dataset wrote, a leak detector for
-secrets, the collector and Datasette as real processes, and the quick/full switch."""
+"""Shared by the reliability tests: what an account x dataset wrote, whether the summaries are in
+step with the raw rows, a leak detector for secrets, the collector and Datasette as real
+processes, and the quick/full switch."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Iterable, Iterator, Mapping
 from zoneinfo import ZoneInfo
 
 from collector.demo import datasette_command
+from collector.storage import summary_drift
 
 PROJECT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("RELIABILITY_FULL") == "1"
@@ -105,6 +107,25 @@ def integrity(path: Path) -> str:
     conn = sqlite3.connect(path)
     try:
         return "; ".join(row[0] for row in conn.execute("PRAGMA integrity_check"))
+    finally:
+        conn.close()
+
+
+def drifted(path: Path) -> dict[str, int]:
+    """The summaries that differ from a recomputation from the raw rows, with how many rows:
+    `summary_drift()` through a read-only connection (its views need none of the collector's SQL
+    functions); {} when every summary is in step."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {summary: rows for summary, rows in summary_drift(conn).items() if rows}
+    finally:
+        conn.close()
+
+
+def row_counts(path: Path, *tables: str) -> list[int]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables]
     finally:
         conn.close()
 
