@@ -24,7 +24,9 @@ with constant arguments once per statement rather than once per row. Never use t
 index, a CHECK or a generated column (the writer does not register them anyway).
 
 The plugin also makes the viewer private when a password is configured (see ``password_required``),
-sends ``/`` to the dashboard, and serves the help page ``/-/help``.
+sends ``/`` to the dashboard, and serves the help page ``/-/help``, the health check
+``/-/health.json`` and the full exports ``/-/export/daily.csv`` and ``/-/export/stock.csv``
+(collector/export.py).
 """
 
 from __future__ import annotations
@@ -271,8 +273,12 @@ async def health(datasette, request):
 
 @hookimpl
 def register_routes():
+    # Imported here: collector/export.py builds on this module (DATABASE, mp_today).
+    from collector.export import export_csv
+
     return [
         (r"^/$", home),
         (r"^/-/help$", help_page),
         (r"^/-/health(\.json)?$", health),
+        (r"^/-/export/(?P<name>daily|stock)\.csv$", export_csv),
     ]

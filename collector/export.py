@@ -1,0 +1,268 @@
+"""Full exports that stream: every day's figures (`/-/export/daily.csv`) and the stock now
+(`/-/export/stock.csv`) as CSV, a page of rows at a time, in memory that does not grow with the
+export.
+
+Why not the views `export_daily` and `export_stock` with Datasette's `?_stream=on`: Datasette
+pages through a view with OFFSET, one query per page of `default_page_size` (100) rows, and each
+query runs the whole view again (its GROUP BY over alias_figures, the sort) only to skip what the
+pages before it sent. At a year of the reference seller one such query takes minutes (past the
+3 s `sql_time_limit_ms`, so the very first page fails), and a year is 116,000 pages; Datasette
+also stops its streamed CSV at `max_csv_mb` (100 MB), a tenth of a year. docs/PERFORMANCE.md,
+"Streaming a year's export", has the figures.
+
+Here each page is one index range read of the table the view adds up: the rows after the last
+one sent, in the table's primary key order (keyset paging), so a page costs the same at the
+start and at the end of a year. `daily_figures` already holds one row per day x account x SKU x
+warehouse, which is one row of `export_daily`; the export takes the rows the view counts (an
+order line or a sales row that day) and names them as `alias_figures` does. Every page goes
+through Datasette's read connection (`Database.execute_fn`) under its `sql_time_limit_ms`, so the
+limit applies to each page, not to the whole export, and other requests are served between
+pages. Each page reads the database as it is then: a row the collector writes during an export
+is in it if its page has not been read yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import sys
+from dataclasses import dataclass
+from datetime import date
+
+from datasette.utils import sqlite_timelimit
+from datasette.utils.asgi import AsgiStream, Response
+
+from collector.datasette_plugin import DATABASE, mp_today
+
+PAGE_ROWS = 5000  # rows a query; tests cross page boundaries with fewer
+
+# As alias_figures names a SKU: its group from sku_names, else the SKU itself.
+ALIAS = "coalesce(nm.alias, CAST(f.sku AS TEXT))"
+# CROSS JOIN keeps the exported table the outer loop, so that a page is read in its key's order
+# from the key (SQLite never reorders a CROSS JOIN); accounts and sku_names are key lookups.
+NAMED = f"""CROSS JOIN accounts a ON a.account = f.account
+LEFT JOIN sku_names nm ON nm.account = f.account AND nm.sku = f.sku"""
+
+
+def rubles(kopecks: str) -> str:
+    """SQL: whole kopecks as an exact decimal, `1234.50`, `-0.05`, in integers only (never a
+    float's 1234.4999...). `:point` is the decimal mark."""
+    return (f"printf('%s%d%s%02d', iif({kopecks} < 0, '-', ''), abs({kopecks}) / 100, :point, "
+            f"abs({kopecks}) % 100)")
+
+
+@dataclass(frozen=True)
+class Export:
+    """One export: its columns, the query of a page (`{after}`: the rows after the previous
+    page's last, `{where}`: the filters) and where the key is in a row."""
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    sql: str
+    after: str
+    key: tuple[int, ...]  # positions of the table's primary key in a row, in the key's order
+    by_day: bool = False  # a page at a time within each day (`:day`), from `day__gte` to `day__lte`
+
+    def cursor(self, row) -> dict:
+        # nullif() made an empty warehouse NULL in the row; the key holds ''.
+        return {f"after{n}": "" if row[i] is None else row[i] for n, i in enumerate(self.key)}
+
+
+# A row of export_daily per day x account x SKU x warehouse where an order line or a sales row
+# was counted (the view's daily_ordered and daily_sales), with its figures as the view sums them.
+# Paged within one day (`f.day = :day`), so that a page's scan stays inside a day even when the
+# filters leave few rows.
+DAILY = Export(
+    name="daily", table="daily_figures",
+    columns=("day", "marketplace", "account", "alias", "article", "sku", "warehouse", "ordered", "bought",
+             "returned", "ordered_rub", "bought_rub", "returned_rub"),
+    sql=f"""SELECT f.day, a.marketplace, f.account, {ALIAS} AS alias, nm.article, f.sku,
+       nullif(f.warehouse, '') AS warehouse,
+       iif(f.ordered_lines > 0, f.ordered, 0), iif(f.sales_lines > 0, f.bought, 0),
+       iif(f.sales_lines > 0, f.returned, 0),
+       {rubles("iif(f.ordered_lines > 0, f.ordered_kopecks, 0)")},
+       {rubles("iif(f.sales_lines > 0, f.bought_kopecks, 0)")},
+       {rubles("iif(f.sales_lines > 0, f.returned_kopecks, 0)")}
+FROM daily_figures f
+{NAMED}
+WHERE f.day = :day {{after}} AND (f.ordered_lines > 0 OR f.sales_lines > 0) {{where}}
+ORDER BY f.day, f.account, f.sku, f.warehouse
+LIMIT :limit""",
+    after="AND (f.account, f.sku, f.warehouse) > (:after0, :after1, :after2)",
+    key=(2, 5, 6),
+    by_day=True,
+)
+
+# export_stock: the stock now per account x SKU x size x warehouse.
+STOCK = Export(
+    name="stock", table="stock_current",
+    columns=("marketplace", "account", "alias", "article", "sku", "size", "warehouse", "stock"),
+    sql=f"""SELECT a.marketplace, f.account, {ALIAS} AS alias, nm.article, f.sku, f.size, f.warehouse,
+       f.quantity
+FROM stock_current f
+{NAMED}
+WHERE 1 {{after}} {{where}}
+ORDER BY f.account, f.sku, f.size, f.warehouse
+LIMIT :limit""",
+    after="AND (f.account, f.sku, f.size, f.warehouse) > (:after0, :after1, :after2, :after3)",
+    key=(1, 4, 5, 6),
+)
+
+EXPORTS = {export.name: export for export in (DAILY, STOCK)}
+
+# The filters, each a condition on a page's rows; `alias` is a group, an article or a SKU, as in
+# the canned queries.
+FILTERS = {
+    "marketplace": "a.marketplace = :marketplace",
+    "account": "f.account = :account",
+    "alias": f":alias IN ({ALIAS}, nm.article, CAST(f.sku AS TEXT))",
+    "warehouse": "f.warehouse = :warehouse",
+}
+DAYS = ("day", "day__gte", "day__lte")  # daily only: one day, from, to (inclusive)
+MARKETPLACES = ("wb", "ozon")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What an export was asked for: its filters, the days, and whether for Excel."""
+    export: Export
+    filters: dict
+    day_from: str = ""
+    day_to: str = ""
+    excel: bool = False
+
+    @classmethod
+    def parse(cls, export: Export, args) -> "Request":
+        """From the URL's arguments; ValueError names what is wrong. Unknown arguments are
+        refused (a misspelt filter must not export everything); `_dl`, `_stream` and other
+        arguments starting with `_` are Datasette's and are ignored."""
+        known = {*FILTERS, "excel", *(DAYS if export.by_day else ())}
+        unknown = sorted(name for name in args.keys() if name not in known and not name.startswith("_"))
+        if unknown:
+            raise ValueError(f"unknown parameter {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        filters = {name: args.get(name) for name in FILTERS if args.get(name)}
+        if filters.get("marketplace", "wb") not in MARKETPLACES:
+            raise ValueError("marketplace must be wb or ozon")
+        days = {name: _day(name, args.get(name)) for name in DAYS if args.get(name)}
+        day_from = max(days.get("day", ""), days.get("day__gte", ""))
+        day_to = min((days[name] for name in ("day", "day__lte") if name in days), default="")
+        return cls(export, filters, day_from, day_to, args.get("excel", "") not in ("", "0"))
+
+    @property
+    def where(self) -> str:
+        return "".join(f" AND {FILTERS[name]}" for name in self.filters)
+
+
+def _day(name: str, value: str) -> str:
+    try:
+        if len(value) == 10:  # fromisoformat also takes 20261126; a day here is YYYY-MM-DD
+            return date.fromisoformat(value).isoformat()
+    except ValueError:
+        pass
+    raise ValueError(f"{name} must be a day, YYYY-MM-DD")
+
+
+async def _read(db, sql: str, params: dict) -> list:
+    """One page through Datasette's read connection, under its time limit as Database.execute
+    runs a query, but decoded by SQLite itself: Datasette's connection decodes every text value
+    in a Python function (replacing bad UTF-8, which the collector never writes), a third of
+    the time a page takes."""
+    limit_ms = db.ds.setting("sql_time_limit_ms")
+
+    def read(conn):
+        with sqlite_timelimit(conn, limit_ms):
+            factory, conn.text_factory = conn.text_factory, str
+            try:
+                return conn.execute(sql, params).fetchall()
+            finally:
+                conn.text_factory = factory
+
+    return await db.execute_fn(read)
+
+
+async def _keyset(db, export: Export, where: str, params: dict, page_rows: int):
+    """The rows of one range of the key, a page (one query) at a time: each page starts after
+    the last row of the page before it. The next page is asked for before this one is handed
+    on, so that SQLite reads it (in Datasette's thread, without the GIL) while this one is
+    written out: two pages in memory at the most."""
+
+    def fetch(cursor: dict):
+        sql = export.sql.format(after=export.after if cursor else "", where=where)
+        return asyncio.ensure_future(_read(db, sql, {**params, **cursor, "limit": page_rows}))
+
+    pending = fetch({})
+    try:
+        while pending is not None:
+            rows = await pending
+            pending = fetch(export.cursor(rows[-1])) if len(rows) == page_rows else None
+            if rows:
+                yield rows
+    finally:
+        if pending is not None:  # the client went away, or a page failed: nobody will read it
+            pending.cancel()
+
+
+async def _next_day(db, day: str, inclusive: bool = False) -> str | None:
+    # The first key at or after the day: one index lookup, however long the history.
+    sql = f"SELECT day FROM daily_figures WHERE day {'>=' if inclusive else '>'} :day ORDER BY day LIMIT 1"
+    rows = (await db.execute(sql, {"day": day})).rows
+    return rows[0][0] if rows else None
+
+
+async def pages(db, asked: Request, page_rows: int | None = None):
+    """Every row of the export, in the key's order (daily: day, account, SKU, warehouse; stock:
+    account, SKU, size, warehouse), a page at a time."""
+    page_rows = page_rows or PAGE_ROWS
+    params = {**asked.filters, "point": "," if asked.excel else "."}
+    if not asked.export.by_day:
+        async for rows in _keyset(db, asked.export, asked.where, params, page_rows):
+            yield rows
+        return
+    day = await _next_day(db, asked.day_from, inclusive=True)
+    while day is not None and (not asked.day_to or day <= asked.day_to):
+        async for rows in _keyset(db, asked.export, asked.where, {**params, "day": day}, page_rows):
+            yield rows
+        day = await _next_day(db, day)
+
+
+def csv_text(rows, excel: bool) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=";" if excel else ",").writerows(rows)
+    return buffer.getvalue()
+
+
+def stream(db, asked: Request) -> AsgiStream:
+    """The CSV as a stream: the header, then one chunk a page. Excel (`excel=1`): the byte
+    order mark that makes it read UTF-8 (Cyrillic groups and warehouses), `;` and a decimal
+    comma, as a Russian Excel opens a file on a double click."""
+
+    async def write(writer) -> None:
+        await writer.write(("\ufeff" if asked.excel else "") + csv_text([asked.export.columns], asked.excel))
+        try:
+            async for rows in pages(db, asked):
+                await writer.write(csv_text(rows, asked.excel))
+        except Exception as error:
+            # The 200 and the first pages are sent: all that is left is to break the response off,
+            # so that the client sees a failed download, never a short file that looks whole.
+            print(f"mp_dashboard: /-/export/{asked.export.name}.csv stopped: {error!r}", file=sys.stderr)
+            raise
+
+    filename = f"mp-{asked.export.name}-{mp_today()}.csv"
+    return AsgiStream(write, headers={"content-disposition": f'attachment; filename="{filename}"'},
+                      content_type="text/csv; charset=utf-8")
+
+
+async def export_csv(datasette, request):
+    """/-/export/daily.csv, /-/export/stock.csv: readable to whoever may read the table it
+    comes from (with a password, nobody anonymous: 403, as every CSV)."""
+    export = EXPORTS[request.url_vars["name"]]
+    await datasette.ensure_permissions(request.actor, [("view-table", (DATABASE, export.table)),
+                                                       ("view-database", DATABASE), "view-instance"])
+    if DATABASE not in datasette.databases:
+        return Response.text(f"no database {DATABASE}", status=404)
+    try:
+        asked = Request.parse(export, request.args)
+    except ValueError as error:
+        return Response.text(f"{error}\n", status=400)
+    return stream(datasette.get_database(DATABASE), asked)

@@ -1,0 +1,303 @@
+"""The streamed exports `/-/export/daily.csv` and `/-/export/stock.csv` (collector/export.py).
+
+The database is the hand-made one of tests/test_queries.py with a few rows of money added; the
+exports are compared with the views they replace (`export_daily`, `export_stock`) as Datasette
+serves them: the same rows, in the documented order, across pages as small as one row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import sqlite3
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from datasette.database import QueryInterrupted
+
+import collector.export as export
+from test_queries import T, Y, build_database
+from test_viewer import PASSWORD_HASH, get, make_datasette
+
+MONEY = ("ordered_rub", "bought_rub", "returned_rub")
+# Orders and sales with prices, on top of test_queries' rows (which have none): a unit of
+# 1234.50, three of 0.05 at no warehouse, a sale of 1999.99, a return of 100.01.
+PRICED_ORDERS = [("wb-1", "m1", 1004, "PAK-8", "Коледино", T, 1, 123450),
+                 ("wb-1", "m2", 1004, "PAK-8", None, T, 3, 5),
+                 ("ozon-1", "m3", 2003, "PAK-2", "Тверь", Y, 2, 99)]
+PRICED_SALES = [("wb-1", "sale", "S9", 1004, T, 1, 199999, "Коледино"),
+                ("wb-1", "return", "R9", 1004, T, 1, -10001, "Коледино")]
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "mp.db"
+    build_database(path)
+    with sqlite3.connect(path) as conn:
+        conn.executemany("""INSERT INTO orders (account, order_id, sku, article, warehouse, ordered_at, day, status,
+                                                quantity, price_kopecks)
+                            VALUES (?, ?, ?, ?, ?, ? || 'T10:00:00+03:00', ?, 'ordered', ?, ?)""",
+                         [(a, o, s, art, w, d, d, q, p) for a, o, s, art, w, d, q, p in PRICED_ORDERS])
+        conn.executemany("""INSERT INTO sales (account, kind, sale_id, sku, sold_at, day, quantity, amount_kopecks,
+                                               warehouse)
+                            VALUES (?, ?, ?, ?, ? || 'T12:00:00+03:00', ?, ?, ?, ?)""",
+                         [(a, k, i, s, d, d, q, m, w) for a, k, i, s, d, q, m, w in PRICED_SALES])
+        # A SKU nobody has named yet stands for itself: alias = the SKU, no article.
+        conn.execute("DELETE FROM sku_names WHERE account = 'ozon-2' AND sku = 3009")
+    return path
+
+
+@pytest.fixture
+def ds(db_path, monkeypatch):
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    return make_datasette(db_path)
+
+
+def csv_rows(text: str, delimiter: str = ",") -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text), delimiter=delimiter))
+
+
+def comparable(rows: list[dict]) -> list[tuple]:
+    """Rows as tuples, money as a number: the view's 2550.0 is the export's 2550.00."""
+    return [tuple(Decimal(v) if k in MONEY else v for k, v in row.items()) for row in rows]
+
+
+def view(ds, name: str, query: str = "") -> list[dict]:
+    return csv_rows(get(ds, f"/mp/{name}.csv?_stream=on&_size=max{query}").text)
+
+
+def exported(ds, name: str, query: str = "") -> list[dict]:
+    response = get(ds, f"/-/export/{name}.csv{query}")
+    assert response.status_code == 200, response.text
+    return csv_rows(response.text)
+
+
+DAILY_KEY = ("day", "account", "sku", "warehouse")  # the documented order: daily_figures' key
+STOCK_KEY = ("account", "sku", "size", "warehouse")
+
+
+def key_order(rows: list[dict], key: tuple[str, ...]) -> list[dict]:
+    return sorted(rows, key=lambda row: tuple(int(row[k]) if k == "sku" else row[k] for k in key))
+
+
+# --------------------------------------------------------------------------------------------
+# The rows: the views', in the key's order
+
+
+def test_the_daily_export_has_the_view_s_rows_in_the_key_s_order(ds):
+    rows = exported(ds, "daily")
+    assert list(rows[0]) == list(export.DAILY.columns)
+    assert sorted(comparable(rows)) == sorted(comparable(view(ds, "export_daily")))
+    assert rows == key_order(rows, DAILY_KEY)
+    assert len(rows) == 20  # test_queries' 18, and two keys of the priced rows (the others add to keys)
+
+
+def test_the_stock_export_has_the_view_s_rows_in_the_key_s_order(ds):
+    rows = exported(ds, "stock")
+    assert list(rows[0]) == list(export.STOCK.columns)
+    assert sorted(comparable(rows)) == sorted(comparable(view(ds, "export_stock")))
+    assert rows == key_order(rows, STOCK_KEY) and len(rows) == 14
+
+
+def test_money_is_exact_kopecks(ds):
+    rows = {(r["day"], r["sku"], r["warehouse"]): r for r in exported(ds, "daily")}
+    assert [rows[(T, "1004", "Коледино")][m] for m in MONEY] == ["1234.50", "1999.99", "100.01"]
+    assert [rows[(T, "1004", "")][m] for m in MONEY] == ["0.15", "0.00", "0.00"]  # no warehouse: empty
+    assert rows[(Y, "2003", "Тверь")]["ordered_rub"] == "1.98"
+
+
+def test_rubles_are_worked_out_in_whole_numbers():
+    """Past 2**53 kopecks a float is off by a kopeck; the export's SQL never goes through one."""
+    conn = sqlite3.connect(":memory:")
+    for kopecks in (0, 5, 99, 100, 123450, -5, -105, -100, 2**53 + 1, -(2**53 + 1), 10**17 + 7):
+        text = conn.execute(f"SELECT {export.rubles(':k')}", {"k": kopecks, "point": "."}).fetchone()[0]
+        assert text == f"{Decimal(kopecks) / 100:.2f}", kopecks
+    assert conn.execute(f"SELECT {export.rubles(':k')}", {"k": -123450, "point": ","}).fetchone()[0] == "-1234,50"
+
+
+def test_a_sku_with_no_name_stands_for_itself(ds):
+    row = next(r for r in exported(ds, "daily") if r["sku"] == "3009")
+    assert (row["alias"], row["article"]) == ("3009", "")
+
+
+# --------------------------------------------------------------------------------------------
+# Pages
+
+
+def boundaries_inside_a_sku(rows: list[dict], page: int) -> int:
+    """How many page boundaries fall between two rows of one day, account and SKU (they differ
+    only by warehouse): where a cursor that stopped short of the whole key would lose rows."""
+    return sum(1 for i in range(page, len(rows), page)
+               if all(rows[i - 1][k] == rows[i][k] for k in ("day", "account", "sku")))
+
+
+@pytest.mark.parametrize("page", [1, 2, 3, 5, 1000])
+def test_pages_of_any_size_give_the_same_rows(ds, monkeypatch, page):
+    whole = exported(ds, "daily")
+    stock = exported(ds, "stock")
+    monkeypatch.setattr(export, "PAGE_ROWS", page)
+    assert exported(ds, "daily") == whole
+    assert exported(ds, "stock") == stock
+    assert exported(ds, "daily", "?day=2026-11-26&marketplace=wb") == \
+        [r for r in whole if r["day"] == T and r["marketplace"] == "wb"]
+
+
+def test_a_page_boundary_inside_a_sku_is_crossed(ds, monkeypatch):
+    rows = exported(ds, "daily")
+    day = [r for r in rows if r["day"] == T]
+    assert boundaries_inside_a_sku(day, 2) >= 1  # the hand-made day has such a boundary at 2 rows a page
+    monkeypatch.setattr(export, "PAGE_ROWS", 2)
+    assert exported(ds, "daily", f"?day={T}") == day
+
+
+def test_a_cursor_short_of_the_key_loses_rows(ds, monkeypatch):
+    """The test above can fail: a cursor on day, account and SKU alone skips the warehouses of
+    a SKU that follow a page boundary."""
+    whole = exported(ds, "daily")
+    monkeypatch.setattr(export, "PAGE_ROWS", 2)
+    short = replace(export.DAILY, after="AND (f.account, f.sku) > (:after0, :after1)", key=(2, 5))
+    monkeypatch.setitem(export.EXPORTS, "daily", short)
+    assert len(exported(ds, "daily")) < len(whole)
+
+
+def chunks(ds, path: str) -> list[dict]:
+    """The ASGI messages of a response, sent by Datasette as to a server: a second start (what
+    Datasette sends when a view fails after it began to answer) is refused as uvicorn does."""
+    messages: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start" and messages:
+            raise RuntimeError("response already started")
+        messages.append(message)
+
+    target, _, query = path.partition("?")
+    scope = {"type": "http", "http_version": "1.1", "method": "GET", "scheme": "http", "path": target,
+             "raw_path": target.encode(), "query_string": query.encode(), "headers": [], "root_path": ""}
+    try:
+        asyncio.run(ds.app()(scope, receive, send))
+    except RuntimeError:
+        pass
+    return messages
+
+
+def test_the_export_streams_a_chunk_a_page(ds, monkeypatch):
+    monkeypatch.setattr(export, "PAGE_ROWS", 3)
+    messages = chunks(ds, "/-/export/daily.csv")
+    start, *body = messages
+    assert start["status"] == 200
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    assert headers["content-type"] == "text/csv; charset=utf-8"
+    assert headers["content-disposition"].startswith('attachment; filename="mp-daily-')
+    parts = [m["body"].decode() for m in body if m["body"]]
+    assert parts[0].startswith("day,marketplace") and len(parts) >= 1 + 20 // 3
+    assert all(part.count("\n") <= 3 for part in parts[1:])  # a page is at most PAGE_ROWS rows
+    assert body[-1] == {"type": "http.response.body", "body": b""}  # and the response ends
+
+
+def test_a_page_that_fails_breaks_the_download_off(ds, monkeypatch):
+    """A page past the time limit: the client must see a failed download, not a short CSV."""
+    monkeypatch.setattr(export, "PAGE_ROWS", 2)
+    read = export._read
+
+    async def failing(db, sql, params):
+        if params.get("day") == Y:  # the second day's pages
+            raise QueryInterrupted(None, sql, params)
+        return await read(db, sql, params)
+
+    monkeypatch.setattr(export, "_read", failing)
+    messages = chunks(ds, "/-/export/daily.csv")
+    assert messages[0]["status"] == 200 and b"2026-10-17" in messages[2]["body"]  # pages were sent
+    assert all(m.get("more_body") for m in messages[1:])  # never the end of the body
+
+
+def test_each_page_runs_under_datasette_s_time_limit(db_path, monkeypatch):
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    ds = make_datasette(db_path, sql_time_limit_ms=50)
+    assert not chunks(ds, "/-/export/daily.csv")[-1].get("more_body")  # a quick export ends
+    slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) SELECT count(*) FROM n"
+    monkeypatch.setitem(export.EXPORTS, "daily", replace(export.DAILY, sql=slow + " WHERE :day = :day {after} {where}"))
+    messages = chunks(ds, "/-/export/daily.csv")
+    assert messages[0]["status"] == 200 and all(m.get("more_body") for m in messages[1:])
+
+
+# --------------------------------------------------------------------------------------------
+# Filters
+
+
+@pytest.mark.parametrize("query, keep", [
+    ("?marketplace=ozon", lambda r: r["marketplace"] == "ozon"),
+    ("?account=ozon-1", lambda r: r["account"] == "ozon-1"),
+    ("?alias=Кронштейны", lambda r: r["alias"] == "Кронштейны"),
+    ("?alias=CARD-B", lambda r: r["article"] == "CARD-B"),  # an article
+    ("?alias=3009", lambda r: r["sku"] == "3009"),  # a SKU
+    ("?warehouse=Тверь", lambda r: r["warehouse"] == "Тверь"),
+    ("?day=2026-11-25", lambda r: r["day"] == Y),
+    ("?day__gte=2026-11-25", lambda r: r["day"] >= Y),
+    ("?day__lte=2026-11-25", lambda r: r["day"] <= Y),
+    ("?day__gte=2026-10-18&day__lte=2026-11-25&marketplace=wb", lambda r: r["day"] == Y and r["marketplace"] == "wb"),
+    ("?day__gte=2026-11-27", lambda r: False),
+    ("?_stream=on&_dl=1", lambda r: True),  # Datasette's own arguments are ignored
+])
+def test_filters(ds, monkeypatch, query, keep):
+    whole = exported(ds, "daily")
+    monkeypatch.setattr(export, "PAGE_ROWS", 2)
+    assert exported(ds, "daily", query) == [r for r in whole if keep(r)]
+
+
+def test_filters_of_the_views_give_the_view_s_rows(ds):
+    for query in ("&marketplace=wb&day__gte=2026-11-25", "&alias=Кронштейны", "&account=ozon-2"):
+        assert sorted(comparable(exported(ds, "daily", "?" + query[1:]))) == \
+            sorted(comparable(view(ds, "export_daily", query))), query
+    assert sorted(comparable(exported(ds, "stock", "?marketplace=ozon&warehouse=Тверь"))) == \
+        sorted(comparable(view(ds, "export_stock", "&marketplace=ozon&warehouse=Тверь")))
+
+
+@pytest.mark.parametrize("query", ["?marketplace=yandex", "?day=26.11.2026", "?day__gte=20261126",
+                                   "?date=2026-11-26", "?alias=X&limit=5"])
+def test_a_misspelt_filter_is_refused_not_ignored(ds, query):
+    response = get(ds, f"/-/export/daily.csv{query}")
+    assert response.status_code == 400 and "day,marketplace" not in response.text
+
+
+def test_the_stock_export_has_no_days(ds):
+    assert get(ds, "/-/export/stock.csv?day=2026-11-26").status_code == 400
+
+
+def test_for_excel_utf8_with_a_bom_semicolons_and_decimal_commas(ds):
+    response = get(ds, "/-/export/daily.csv?excel=1")
+    assert response.content.startswith("\ufeffday;marketplace".encode("utf-8"))
+    rows = {(r["day"], r["sku"], r["warehouse"]): r for r in csv_rows(response.text.lstrip("\ufeff"), ";")}
+    assert rows[(T, "1004", "Коледино")]["ordered_rub"] == "1234,50"
+    plain = get(ds, "/-/export/daily.csv").content
+    assert plain.startswith(b"day,marketplace")  # no BOM by default: scripts and IMPORTDATA read it as is
+
+
+# --------------------------------------------------------------------------------------------
+# Access
+
+
+@pytest.fixture
+def private_ds(db_path, monkeypatch):
+    monkeypatch.setenv("DATASETTE_PASSWORD_HASH", PASSWORD_HASH)
+    return make_datasette(db_path)
+
+
+@pytest.mark.parametrize("path", ["/-/export/daily.csv", "/-/export/stock.csv", "/-/export/daily.csv?excel=1",
+                                  "/-/export/daily.csv?bad=1"])
+def test_with_a_password_an_anonymous_request_is_refused(private_ds, path):
+    response = get(private_ds, path)
+    assert response.status_code == 403
+    assert "Кронштейны" not in response.text and "wb-1" not in response.text
+
+
+def test_signed_in_the_exports_open(private_ds):
+    cookies = {"ds_actor": private_ds.sign({"a": {"id": "seller"}}, "actor")}
+    for name in ("daily", "stock"):
+        response = get(private_ds, f"/-/export/{name}.csv", cookies=cookies)
+        assert response.status_code == 200 and "Кронштейны" in response.text
