@@ -259,6 +259,8 @@ async def export_csv(datasette, request):
     export = EXPORTS[request.url_vars["name"]]
     await datasette.ensure_permissions(request.actor, [("view-table", (DATABASE, export.table)),
                                                        ("view-database", DATABASE), "view-instance"])
+    if request.method != "GET":  # only ever a read: say so rather than answer a POST with data
+        return Response.text("GET only\n", status=405, headers={"Allow": "GET"})
     if DATABASE not in datasette.databases:
         return Response.text(f"no database {DATABASE}", status=404)
     try:

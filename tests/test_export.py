@@ -296,6 +296,11 @@ def test_with_a_password_an_anonymous_request_is_refused(private_ds, path):
     assert "Кронштейны" not in response.text and "wb-1" not in response.text
 
 
+def test_the_exports_only_read(ds):
+    assert asyncio.run(ds.client.post("/-/export/daily.csv", data={"sql": "delete from orders"})).status_code == 405
+    assert get(ds, "/mp/orders.json?_shape=array&_size=max").json()  # and every order is still there
+
+
 def test_signed_in_the_exports_open(private_ds):
     cookies = {"ds_actor": private_ds.sign({"a": {"id": "seller"}}, "actor")}
     for name in ("daily", "stock"):

@@ -83,6 +83,7 @@ def data_urls(path: Path) -> list[str]:
     urls = [f"/mp/{name}.{fmt}" for name in QUERIES for fmt in ("json", "csv")]
     urls += [f"/mp/{quote(name)}.{fmt}" for name in table_names(path) for fmt in ("json", "csv")]
     urls += ["/mp.json?sql=select+1", "/mp.csv?sql=select+*+from+orders", "/mp/export_daily.csv?_stream=on",
+             "/-/export/daily.csv", "/-/export/stock.csv", "/-/export/daily.csv?excel=1&marketplace=wb",
              "/mp/accounts/wb-1.json", "/.json", "/mp.json", "/-/metadata.json", "/-/databases.json",
              "/-/plugins.json", "/-/settings.json", "/-/versions.json", "/mp/today.json?_shape=array&alias=KR-10"]
     return urls
@@ -322,7 +323,7 @@ def test_help_page_explains_every_figure_and_shows_freshness(open_ds):
     assert "WB основной (wb-1)" in page and "HTTP 500" in page and "ещё не загружался" in page
     for name in QUERIES:
         assert f'href="/mp/{name}.csv?_dl=1"' in page, name
-    assert "/mp/export_daily.csv?_stream=on" in page
+    assert 'href="/-/export/daily.csv"' in page and 'href="/-/export/stock.csv?excel=1"' in page
     # The footer's "about" link leads here from every page.
     assert 'href="/-/help"' in get(open_ds, "/mp").text
 

@@ -288,8 +288,8 @@ def test_every_command_did_what_it_should(scan: Scan):
 
 def data_urls(database: Path) -> list[str]:
     """Every URL that gives data away: each table, view and canned query as a page, JSON and
-    CSV, ad-hoc SQL, the file itself, a row, the dashboards, the help and health pages, and
-    Datasette's own JSON."""
+    CSV, ad-hoc SQL, the file itself, a row, the dashboards, the help and health pages, the
+    streamed exports, and Datasette's own JSON."""
     conn = sqlite3.connect(database)
     try:
         names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
@@ -304,7 +304,8 @@ def data_urls(database: Path) -> list[str]:
     urls += ["/mp", "/mp.json", "/.json", "/mp.db", "/mp?sql=select+1", "/mp.json?sql=select+*+from+orders",
              "/mp.csv?sql=select+*+from+fetch_log", "/mp/orders.csv?_stream=on", "/mp/accounts/wb-1.json",
              "/-/help", "/-/health.json", "/-/metadata.json", "/-/databases.json", "/-/plugins.json",
-             "/-/settings.json", "/-/versions.json"]
+             "/-/settings.json", "/-/versions.json", "/-/export/daily.csv", "/-/export/stock.csv",
+             "/-/export/daily.csv?excel=1&day__gte=2026-01-01"]
     return urls
 
 
@@ -362,7 +363,7 @@ def test_nothing_in_the_viewer_writes_to_the_database(scan: Scan, figures):
             attempts.append(session.post(f"{scan.viewer}/mp", data={"sql": sql}, headers=auth, timeout=30))
         for path in ("/mp/today", "/mp/freshness", "/mp/orders/-/insert", "/mp/orders/-/upsert", "/mp/-/create",
                      "/mp/orders/-/drop", "/mp/accounts/wb-1/-/delete", "/mp/accounts/wb-1/-/update", "/-/create",
-                     "/mp/-/query", "/mp/accounts/-/insert"):
+                     "/mp/-/query", "/mp/accounts/-/insert", "/-/export/daily.csv", "/-/export/stock.csv"):
             attempts.append(session.post(scan.viewer + path, json={"row": {"account": "x"}, "rows": [],
                                                                    "table": "x", "sql": "delete from orders"},
                                          headers=auth, timeout=30))
