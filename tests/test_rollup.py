@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from collector.records import OrderLine, SaleEvent, StockLevel
-from collector.storage import SCHEMA_VERSION, Storage, summary_drift, summary_rows
+from collector.storage import SCHEMA_VERSION, SUMMARIES, Storage, summary_drift, summary_rows
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DAYS = [f"2026-11-{d:02d}" for d in range(20, 31)]
@@ -31,11 +31,16 @@ def stale_outcomes(db) -> int:
     return summary_drift(db)["orders.outcome"]
 
 
+def random_time(rng: random.Random) -> str:
+    """A local time of day, either side of noon (the canned queries' "now" below is 12:00)."""
+    return rng.choice(["00:00:01", "09:59:00", "11:59:59", "12:00:00", "12:01:00", "23:59:59"])
+
+
 def random_order(rng: random.Random, n: int) -> OrderLine:
     status = rng.choice(STATUSES)
     day = rng.choice(DAYS)
     return OrderLine(account=rng.choice(["wb-1", "ozon-1"]), order_id=f"o{n}", sku=rng.randint(1, 4), article=None,
-                     size="", barcode=None, warehouse=rng.choice(["A", "B", None]), ordered_at=f"{day}T10:00:00+03:00",
+                     size="", barcode=None, warehouse=rng.choice(["A", "B", None]), ordered_at=f"{day}T{random_time(rng)}+03:00",
                      day=day, status=status, is_cancelled=int(status == "cancelled"), cancelled_at=None,
                      quantity=rng.randint(1, 3), price_kopecks=rng.choice([None, 100, 12345]), changed_at=None,
                      payout_kopecks=rng.choice([None, 90]))
@@ -46,7 +51,8 @@ def random_sale(rng: random.Random, order: OrderLine, n: int) -> SaleEvent:
     day = rng.choice(DAYS + [None])
     return SaleEvent(account=order.account, kind=kind, sale_id=f"s{n}", sku=order.sku,
                      order_id=rng.choice([order.order_id, order.order_id, None, "elsewhere"]), article=None, size="",
-                     barcode=None, warehouse=rng.choice(["A", "B", None]), sold_at=None, day=day,
+                     barcode=None, warehouse=rng.choice(["A", "B", None]),
+                     sold_at=rng.choice([None, f"{day}T{random_time(rng)}+03:00"]) if day else None, day=day,
                      quantity=rng.randint(1, 2), amount_kopecks=rng.choice([None, 500, -500]),
                      return_type=rng.choice([None, "ClientReturn", "FullReturn"]), changed_at=None,
                      payout_kopecks=rng.choice([None, 400, -400]))
@@ -193,17 +199,14 @@ def test_a_version_1_database_is_upgraded_in_one_step(tmp_path):
 def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage):
     random_history(storage, random.Random(7), steps=150)
     kept, _ = kept_and_recomputed(storage.db)
-    assert {row[0] for row in kept} == {"daily_figures", "sku_days", "sku_stock", "sku_names", "alias_days",
-                                        "alias_stock", "summary_days"}
-    with storage.transaction():  # the database as schema version 2 left it
-        for name in ("sku_days_added", "sku_days_changed", "sku_days_removed",
-                     "sku_stock_added", "sku_stock_changed", "sku_stock_removed", "sku_names_product_added",
-                     "sku_names_product_changed", "sku_names_product_removed", "alias_days_added",
-                     "alias_stock_added", "sku_names_alias_added", "sku_names_alias_removed",
-                     "sku_names_alias_changed", "alias_days_changed", "alias_days_rekeyed",
-                     "alias_days_removed", "alias_stock_changed", "alias_stock_removed", "alias_days_regrouped"):
-            storage.db.execute(f"DROP TRIGGER {name}")
-        for table in ("sku_days", "sku_stock", "sku_names", "alias_days", "alias_stock", "summary_days"):
+    assert {row[0] for row in kept} == {table for table, _, _ in SUMMARIES}
+    with storage.transaction():  # the database as schema version 2 left it: every summary after
+        # daily_figures gone, with the triggers that keep them
+        newer = [table for table, _, _ in SUMMARIES if table != "daily_figures"]
+        for name, sql in storage.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            if any(re.search(rf"\b{table}\b", sql) for table in newer):
+                storage.db.execute(f"DROP TRIGGER {name}")
+        for table in newer:
             storage.db.execute(f"DROP TABLE {table}")
         storage.db.execute("PRAGMA user_version = 2")
     assert storage.migrate() == 2 and storage.schema_version == SCHEMA_VERSION
@@ -216,13 +219,15 @@ ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": 
          ("today", {}), ("today", {"period": "month"}), ("today", {"date": "2026-11-22"}),
          ("today", {"warehouse": "B"}), ("history", {"days": "30"}), ("history", {"days": "30", "warehouse": "A"}),
          ("history", {"days": "12", "period": "week", "by": "marketplace"}), ("buyout", {}), ("buyout", {"days": "7"}),
-         ("days_of_cover", {}), ("days_of_cover", {"days": "5", "warehouse": "A"})]
+         ("days_of_cover", {}), ("days_of_cover", {"days": "5", "warehouse": "A"}),
+         ("today_vs_yesterday", {}), ("today_vs_yesterday", {"alias": "Группа"})]
 
 
 def recomputed_views(conn) -> str:
     """Temp views named like the summaries the queries read, as a recomputation from the raw rows
     would give them: schema.sql's own *_recomputed views, sku_days and sku_stock over
-    daily_figures_recomputed and stock_current, alias_days and alias_stock over those."""
+    daily_figures_recomputed and stock_current, alias_days and alias_stock over those,
+    minute_totals over the raw rows."""
     sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%_recomputed'"))
 
     def temp(summary: str, **sources: str) -> str:
@@ -234,7 +239,7 @@ def recomputed_views(conn) -> str:
     # (a temp view's plain name finds the temp views first: alias_days reads the temp sku_days)
     return (temp("sku_days", daily_figures="main.daily_figures_recomputed")
             + temp("sku_stock", stock_current="main.stock_current")
-            + temp("alias_days") + temp("alias_stock"))
+            + temp("alias_days") + temp("alias_stock") + temp("minute_totals"))
 
 
 def canned_rows(path: Path, recomputed: bool) -> list:
