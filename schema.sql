@@ -415,6 +415,16 @@ CREATE TABLE IF NOT EXISTS alias_stock (
     PRIMARY KEY (account, alias)
 ) WITHOUT ROWID;
 
+-- The stock now per account x group x warehouse (stock_current over sizes and SKUs): ~16,000
+-- rows instead of ~120,000 keys at the reference seller, for the pages by warehouse.
+CREATE TABLE IF NOT EXISTS alias_warehouse_stock (
+    account   TEXT NOT NULL,
+    alias     TEXT NOT NULL,
+    warehouse TEXT NOT NULL,
+    quantity  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account, alias, warehouse)
+) WITHOUT ROWID;
+
 -- What became of an order line, for the buyout rate: 'bought' (WB: a sale S… for its srid; Ozon:
 -- the posting delivered), 'not_bought' (cancelled, refused at handover, or returned after purchase:
 -- WB R… for the srid, any Ozon FBO return of the posting), else 'open' («в пути»). A return wins
@@ -526,6 +536,13 @@ GROUP BY d.day, d.account, coalesce(nm.alias, CAST(d.sku AS TEXT));
 
 DROP VIEW IF EXISTS summary_days_recomputed;
 CREATE VIEW summary_days_recomputed AS SELECT DISTINCT day FROM sku_days;
+
+DROP VIEW IF EXISTS alias_warehouse_stock_recomputed;
+CREATE VIEW alias_warehouse_stock_recomputed AS
+SELECT k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)) AS alias, k.warehouse, sum(k.quantity) AS quantity
+FROM stock_current k
+LEFT JOIN sku_names nm ON nm.account = k.account AND nm.sku = k.sku
+GROUP BY k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)), k.warehouse;
 
 DROP VIEW IF EXISTS alias_stock_recomputed;
 CREATE VIEW alias_stock_recomputed AS
@@ -838,20 +855,34 @@ BEGIN
     WHERE day = old.day AND account = old.account AND sku = old.sku;
 END;
 
--- sku_stock follows stock_current, row by row (a pass changes a few hundred keys of ~120,000).
+-- sku_stock follows stock_current, row by row (a pass changes a few hundred keys of ~120,000),
+-- and alias_warehouse_stock with it: after sku_stock, whose triggers name a new SKU (sku_names), in
+-- the same trigger so that the name is there.
 DROP TRIGGER IF EXISTS sku_stock_added;
 CREATE TRIGGER sku_stock_added AFTER INSERT ON stock_current
 BEGIN
     INSERT INTO sku_stock (account, sku, quantity) VALUES (new.account, new.sku, new.quantity)
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity)
+    SELECT new.account, nm.alias, new.warehouse, new.quantity
+    FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
 END;
 
 DROP TRIGGER IF EXISTS sku_stock_changed;
-CREATE TRIGGER sku_stock_changed AFTER UPDATE OF account, sku, quantity ON stock_current
+CREATE TRIGGER sku_stock_changed AFTER UPDATE OF account, sku, warehouse, quantity ON stock_current
 WHEN old.quantity IS NOT new.quantity OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+  OR old.warehouse IS NOT new.warehouse
 BEGIN
     INSERT INTO sku_stock (account, sku, quantity)
     VALUES (old.account, old.sku, -old.quantity), (new.account, new.sku, new.quantity)
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
+    UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity
+    WHERE account = old.account AND warehouse = old.warehouse
+      AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity)
+    SELECT new.account, nm.alias, new.warehouse, new.quantity
+    FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
 END;
 
@@ -859,6 +890,9 @@ DROP TRIGGER IF EXISTS sku_stock_removed;
 CREATE TRIGGER sku_stock_removed AFTER DELETE ON stock_current
 BEGIN
     UPDATE sku_stock SET quantity = quantity - old.quantity WHERE account = old.account AND sku = old.sku;
+    UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity
+    WHERE account = old.account AND warehouse = old.warehouse
+      AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
 END;
 
 -- sku_names: a SKU gets its name when it first appears, again when its products change, and
@@ -1106,7 +1140,8 @@ BEGIN
 END;
 
 -- A SKU that changes group (an alias added, edited or removed, an article learned) takes its
--- days and its stock from the old group to the new one (summary_days lists the days to look up).
+-- days and its stock (by warehouse too) from the old group to the new one (summary_days lists
+-- the days to look up).
 DROP TRIGGER IF EXISTS alias_days_regrouped;
 CREATE TRIGGER alias_days_regrouped AFTER UPDATE OF account, sku, alias ON sku_names
 WHEN old.alias IS NOT new.alias OR old.account IS NOT new.account OR old.sku IS NOT new.sku
@@ -1152,6 +1187,14 @@ BEGIN
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
     INSERT INTO alias_stock (account, alias, quantity)
     SELECT new.account, new.alias, quantity FROM sku_stock WHERE account = new.account AND sku = new.sku
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity)
+    SELECT old.account, old.alias, warehouse, -quantity FROM stock_current
+    WHERE account = old.account AND sku = old.sku
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity)
+    SELECT new.account, new.alias, warehouse, quantity FROM stock_current
+    WHERE account = new.account AND sku = new.sku
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
 END;
 

@@ -220,14 +220,16 @@ ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": 
          ("today", {"warehouse": "B"}), ("history", {"days": "30"}), ("history", {"days": "30", "warehouse": "A"}),
          ("history", {"days": "12", "period": "week", "by": "marketplace"}), ("buyout", {}), ("buyout", {"days": "7"}),
          ("days_of_cover", {}), ("days_of_cover", {"days": "5", "warehouse": "A"}),
-         ("today_vs_yesterday", {}), ("today_vs_yesterday", {"alias": "Группа"})]
+         ("today_vs_yesterday", {}), ("today_vs_yesterday", {"alias": "Группа"}), ("by_warehouse", {}),
+         ("by_warehouse", {"date": "2026-11-22", "period": "week"}), ("stock_by_warehouse", {}),
+         ("stock_by_warehouse", {"alias": "Группа"})]
 
 
 def recomputed_views(conn) -> str:
     """Temp views named like the summaries the queries read, as a recomputation from the raw rows
     would give them: schema.sql's own *_recomputed views, sku_days and sku_stock over
     daily_figures_recomputed and stock_current, alias_days and alias_stock over those,
-    minute_totals over the raw rows."""
+    minute_totals and alias_warehouse_stock over the raw rows."""
     sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%_recomputed'"))
 
     def temp(summary: str, **sources: str) -> str:
@@ -239,7 +241,7 @@ def recomputed_views(conn) -> str:
     # (a temp view's plain name finds the temp views first: alias_days reads the temp sku_days)
     return (temp("sku_days", daily_figures="main.daily_figures_recomputed")
             + temp("sku_stock", stock_current="main.stock_current")
-            + temp("alias_days") + temp("alias_stock") + temp("minute_totals"))
+            + temp("alias_days") + temp("alias_stock") + temp("minute_totals") + temp("alias_warehouse_stock"))
 
 
 def canned_rows(path: Path, recomputed: bool) -> list:
