@@ -3,6 +3,7 @@
     python -m benchmarks                 # the reference seller, a year of history (~20 min)
     python -m benchmarks --quick         # a twentieth of the seller, a month of history (~1 min)
     python -m benchmarks --only viewer,load --reuse
+    python -m benchmarks --only export   # a year's export streamed whole, against the views' ?_stream=on
     python -m benchmarks --only ingest --baseline-rev 02de239   # today's triggers against 02de239's
 
 Generated databases go to benchmarks/out/ (git-ignored); the table is also written there as
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--growth-days", type=int, help="simulated days for the growth figure (default 30)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the viewer's databases when they were generated today with the same settings")
+    parser.add_argument("--export-rows", type=int, metavar="N",
+                        help="stream only the first N rows of the year's export (default: all of them)")
     parser.add_argument("--baseline-rev", metavar="REV",
                         help="ingest also with the triggers of REV's schema.sql (on today's tables), e.g. "
                              "the commit before a change to the triggers")
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.growth_days is not None:
         options.growth_days = args.growth_days
     options.reuse = args.reuse
+    if args.export_rows is not None:
+        options.export_rows = args.export_rows
     options.baseline_rev = args.baseline_rev
     options.out = args.out
     report = run(options, sections, log=lambda text: print(text, file=sys.stderr, flush=True))

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from benchmarks import growth, history, ingest, load, passes, viewer
+from benchmarks import export, growth, history, ingest, load, passes, viewer
 from benchmarks.reference import describe, reference_config
 
-SECTIONS = ("ingest", "pass", "growth", "viewer", "load")
+SECTIONS = ("ingest", "pass", "growth", "viewer", "load", "export")
 PERIOD_SECONDS = 600  # the collector's timer
 
 
@@ -34,6 +34,9 @@ class Options:
     load_clients: int = 8
     load_requests: int = 3000
     load_seconds: float = 20.0
+    export_rows: int | None = None  # the year's export is streamed whole; a number: only that many rows
+    export_view_seconds: float = 30.0  # how long Datasette's own ?_stream=on of a view is read
+    export_check_days: int = 2  # days whose exported rows are compared with the view's
     reuse: bool = False
     baseline_rev: str | None = None  # ingest also with the triggers of this revision's schema.sql
     out: Path = Path("benchmarks/out")
@@ -42,7 +45,7 @@ class Options:
     def quick(cls) -> "Options":
         return cls(scale=0.05, year_days=30, growth_days=3, ingest_repeats=2, wb_page_rows=4000,
                    ozon_postings=500, viewer_repeats=5, viewer_budget=2.0, viewer_cold_repeats=2, load_clients=4,
-                   load_requests=200, load_seconds=3.0)
+                   load_requests=200, load_seconds=3.0, export_view_seconds=5.0, export_check_days=1)
 
     def config(self, history_days: int = 100):
         return reference_config(self.scale, history_days=history_days, wb_retention_days=history_days)
@@ -308,3 +311,54 @@ def _load(options: Options, out: Path, report: Report, log) -> None:
                ">= 0.25x versions.json", share >= 0.25 and today.errors == 0, cmd)
     report.data["load"] = [{"path": r.path, "clients": r.clients, "requests": r.requests, "errors": r.errors,
                             "seconds": r.seconds, "rate": r.rate, "median": r.median, "p95": r.p95} for r in results]
+
+
+# The export streams a year with the server's memory flat: its peak within this much of its size
+# before the export (two pages of rows and their CSV text are a few MB).
+EXPORT_MEMORY = 50e6
+
+
+def _export(options: Options, out: Path, report: Report, log) -> None:
+    cmd = "python -m benchmarks --only export"
+    database = out / "viewer-year" / "mp.db"
+    if not database.exists():
+        database = _viewer_database(options, out, "year", options.year_days, log)
+    day = out / "viewer-day" / "mp.db"
+    result = export.measure(database, out / "export", day if day.exists() else None, options.export_rows,
+                            options.export_view_seconds, options.export_check_days)
+    year_label = f"{options.year_days} days" if options.year_days != 365 else "a year"
+    for s, whole in ((result.daily, result.expected_rows), (result.stock, None)):
+        capped = s is result.daily and options.export_rows is not None  # the first rows only, by request
+        arrived = not s.error and (capped or (s.complete and (whole is None or s.rows == whole)))
+        extent = (f"the first {s.rows:,} rows" if capped else
+                  f"{s.rows:,} rows" + (f" of {whole:,}" if whole is not None else ""))
+        report.add("6 export", f"{s.label}, {year_label}", f"{s.rate:,.0f} rows/s",
+                   f"{extent}, {_mb(s.bytes)} in {s.seconds:.0f} s; server RSS {_mb(s.rss_before)} before, "
+                   f"peak {_mb(s.rss_peak)} (VmHWM {_mb(s.hwm_after)}); {export.PAGE_ROWS:,} rows: first "
+                   f"{_ms(s.pages(True))}, last {_ms(s.pages(False))}",
+                   f"every row, RSS within {_mb(EXPORT_MEMORY)}",
+                   arrived and s.rss_peak - s.rss_before <= EXPORT_MEMORY, cmd)
+    views = [(f"{result.view.label}, {year_label}", result.view), (f"{result.view_stock.label}, {year_label}", result.view_stock)]
+    if result.small_view is not None:
+        views.append((f"{result.small_view.label}, 1 day", result.small_view))
+    for label, s in views:
+        what = (f"ERROR ({s.error}) after {s.seconds:.1f} s" if s.error and not s.rows
+                else f"{s.rows:,} rows in {s.seconds:.0f} s ({s.rate:,.0f} rows/s)"
+                + (f", then ERROR: {s.error}" if s.error else ""))
+        report.add("6 export", f"Datasette {label}", what,
+                   f"a page of {export.VIEW_PAGE_ROWS}: first {_ms(s.pages(True))}, after {len(s.page_seconds)} pages "
+                   f"{_ms(s.pages(False))}; server RSS {_mb(s.rss_before)} -> peak {_mb(s.rss_peak)}", "", None, cmd)
+    page = result.view_page
+    report.add("6 export", "one page of the view export_daily in SQLite, no time limit",
+               f"> {result.view_page_budget:.0f} s (stopped)" if page is None else _ms(page),
+               f"{year_label}: one query per {export.VIEW_PAGE_ROWS} rows", "", None, cmd)
+    for day, (same, rows) in result.checked_days.items():
+        report.add("6 export", f"/-/export/daily.csv?day={day}: rows equal the view's", "yes" if same else "NO",
+                   f"{rows:,} rows of export_daily (SQLite, no time limit)", "same rows", same, cmd)
+    report.data["export"] = {
+        "streams": {name: {**vars(s), "rate": s.rate} for name, s in
+                    (("daily", result.daily), ("stock", result.stock), ("view", result.view),
+                     ("view_stock", result.view_stock), ("small_view", result.small_view)) if s is not None},
+        "expected_rows": result.expected_rows, "view_page_seconds": result.view_page,
+        "view_page_budget": result.view_page_budget,
+        "checked_days": {day: {"same": same, "rows": rows} for day, (same, rows) in result.checked_days.items()}}
