@@ -95,7 +95,8 @@ CREATE TABLE IF NOT EXISTS stock (
     run_id      INTEGER
 );
 CREATE INDEX IF NOT EXISTS stock_key_day ON stock (account, sku, size, warehouse, day);
-CREATE INDEX IF NOT EXISTS stock_day ON stock (day);
+-- (stock_day, an index by day alone, served no query: 0.33 GB a year at the reference seller)
+DROP INDEX IF EXISTS stock_day;
 
 -- The latest quantity per key: what `stock` would say at its newest row, kept in step by the
 -- collector in the same transaction so that "now" never scans the history.
@@ -137,7 +138,8 @@ CREATE TABLE IF NOT EXISTS orders (
     PRIMARY KEY (account, order_id, sku)
 );
 CREATE INDEX IF NOT EXISTS orders_day ON orders (day, account);
-CREATE INDEX IF NOT EXISTS orders_open ON orders (account, status) WHERE is_cancelled = 0;
+-- (orders_open, on account x status of lines not cancelled, served no query: 0.30 GB a year)
+DROP INDEX IF EXISTS orders_open;
 
 CREATE TABLE IF NOT EXISTS sales (
     account        TEXT NOT NULL,
