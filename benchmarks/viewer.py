@@ -32,7 +32,7 @@ DASHBOARD = "today"
 VARIANTS = {
     "history": [{"days": "90"}, {"by": "marketplace"}, {"by": "marketplace", "days": "90"}],
     "today": [{"period": "month"}, {"date": "{yesterday}"}],
-    "restock": [{"soon": "1"}],
+    "restock": [{"soon": "1"}, {"soon": "1", "top": "31"}],
     # a group's warehouses, as ▸ on «Сегодня» opens them ({alias}: the seller's first group)
     "alias_warehouses": [{"alias": "{alias}"}],
 }
@@ -130,6 +130,8 @@ def dashboard_requests(metadata: dict, page_query: str = "") -> list[str]:
         if chart.get("canned"):
             params = {**dict(parse_qsl(page_query)), **{k: str(v) for k, v in (chart.get("params") or {}).items()},
                       "_shape": "objects"}
+            if (chart.get("display") or {}).get("limit"):  # a table of the first rows only
+                params["top"] = str(chart["display"]["limit"] + 1)
             paths.append(f"/{chart.get('db', DATABASE)}/{chart['canned']}.json?{urlencode(params)}")
     paths.append(f"/{DATABASE}/freshness.json?_shape=objects")
     return list(dict.fromkeys(paths))  # charts asking the very same URL share one request

@@ -189,7 +189,10 @@ const mpDashboard = (() => {
 
     const tbody = table.createTBody()
     const expand = display.expand && queryUrl ? display.expand : null
-    for (const row of body.rows) {
+    // `limit`: the first rows only (fetched with one more, so that a cut is known)
+    const cut = display.limit && body.rows.length > display.limit
+    const rows = cut ? body.rows.slice(0, display.limit) : body.rows
+    for (const row of rows) {
       const tr = tbody.insertRow()
       tr.dataset.key = row[columns[0].field] ?? ''
       for (const column of columns) {
@@ -232,6 +235,11 @@ const mpDashboard = (() => {
     const wrapper = element('div', { class: 'mp-table-wrapper' })
     wrapper.appendChild(table)
     el.replaceChildren(wrapper)
+    if (cut && queryUrl) {
+      const note = element('p', { class: 'mp-note mp-more' }, `Показаны первые ${display.limit}. `)
+      note.appendChild(element('a', { href: withQuery(queryUrl, params) }, 'Все строки'))
+      el.appendChild(note)
+    }
   }
 
   async function renderVegaLite (el, chart, body, base, params) {
@@ -291,7 +299,9 @@ const mpDashboard = (() => {
     addLinks(card, queryUrl, params, chart.library)
     el.replaceChildren(element('p', { class: 'mp-loading' }, '…'))
     try {
-      const body = await fetchShared(withQuery(`${queryUrl}.json`, params, { _shape: 'objects' }))
+      const limit = (chart.display || {}).limit
+      const body = await fetchShared(withQuery(`${queryUrl}.json`, params,
+        limit ? { _shape: 'objects', top: String(limit + 1) } : { _shape: 'objects' }))
       applySwitch(card, chart, body.rows, params)
       data[slug] = body.rows
       await render(el, chart, body, options.base, params, slug, queryUrl)

@@ -319,6 +319,11 @@ def test_restock_leaves_days_out_of_stock_out_of_demand(storage):
     ]
     soon = pick(query(storage.path, "restock", soon="1"), "alias", "marketplace", "warehouse")
     assert soon == [("Пакеты 8", "wb", ""), ("Пакеты 8", "ozon", "Хоругвино")]
+    # top=N: the first N rows of the same order (the dashboard's card asks for its 30 + 1)
+    assert query(storage.path, "restock", top="2") == query(storage.path, "restock")[:2]
+    assert query(storage.path, "restock", soon="1", top="1") == query(storage.path, "restock", soon="1")[:1]
+    assert query(storage.path, "restock", top="0") == query(storage.path, "restock", top="x") == query(
+        storage.path, "restock")
     assert_summaries_match_raw_rows(storage)
 
 
