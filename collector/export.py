@@ -41,7 +41,7 @@ PAGE_ROWS = 5000  # rows a query; tests cross page boundaries with fewer
 ALIAS = "coalesce(nm.alias, CAST(f.sku AS TEXT))"
 # CROSS JOIN keeps the exported table the outer loop, so that a page is read in its key's order
 # from the key (SQLite never reorders a CROSS JOIN); accounts and sku_names are key lookups.
-NAMED = f"""CROSS JOIN accounts a ON a.account = f.account
+NAMED = """CROSS JOIN accounts a ON a.account = f.account
 LEFT JOIN sku_names nm ON nm.account = f.account AND nm.sku = f.sku"""
 
 
