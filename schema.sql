@@ -417,6 +417,28 @@ CREATE TABLE IF NOT EXISTS alias_stock (
     PRIMARY KEY (account, alias)
 ) WITHOUT ROWID;
 
+-- alias_days added up per account: a row per day x account, what the totals of every group
+-- (summary, the dashboard's cards; history by marketplace, its charts) read: 4 rows a day at the
+-- reference seller. Kept by the triggers on alias_days below.
+CREATE TABLE IF NOT EXISTS account_days (
+    day               TEXT NOT NULL,
+    account           TEXT NOT NULL,
+    ordered_lines     INTEGER NOT NULL DEFAULT 0,
+    ordered           INTEGER NOT NULL DEFAULT 0,
+    sales_lines       INTEGER NOT NULL DEFAULT 0,
+    bought            INTEGER NOT NULL DEFAULT 0,
+    returned          INTEGER NOT NULL DEFAULT 0,
+    stock_delta       INTEGER NOT NULL DEFAULT 0,
+    ordered_kopecks   INTEGER NOT NULL DEFAULT 0,
+    bought_kopecks    INTEGER NOT NULL DEFAULT 0,
+    returned_kopecks  INTEGER NOT NULL DEFAULT 0,
+    payout_kopecks    INTEGER NOT NULL DEFAULT 0,
+    cohort_units      INTEGER NOT NULL DEFAULT 0,
+    cohort_bought     INTEGER NOT NULL DEFAULT 0,
+    cohort_not_bought INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, account)
+) WITHOUT ROWID;
+
 -- The stock now per account x group x warehouse (stock_current over sizes and SKUs): ~16,000
 -- rows instead of ~120,000 keys at the reference seller, for the pages by warehouse.
 CREATE TABLE IF NOT EXISTS alias_warehouse_stock (
@@ -538,6 +560,18 @@ GROUP BY d.day, d.account, coalesce(nm.alias, CAST(d.sku AS TEXT));
 
 DROP VIEW IF EXISTS summary_days_recomputed;
 CREATE VIEW summary_days_recomputed AS SELECT DISTINCT day FROM sku_days;
+
+-- What account_days must hold: alias_days per account.
+DROP VIEW IF EXISTS account_days_recomputed;
+CREATE VIEW account_days_recomputed AS
+SELECT day, account, sum(ordered_lines) AS ordered_lines, sum(ordered) AS ordered,
+       sum(sales_lines) AS sales_lines, sum(bought) AS bought, sum(returned) AS returned,
+       sum(stock_delta) AS stock_delta, sum(ordered_kopecks) AS ordered_kopecks,
+       sum(bought_kopecks) AS bought_kopecks, sum(returned_kopecks) AS returned_kopecks,
+       sum(payout_kopecks) AS payout_kopecks, sum(cohort_units) AS cohort_units,
+       sum(cohort_bought) AS cohort_bought, sum(cohort_not_bought) AS cohort_not_bought
+FROM alias_days
+GROUP BY day, account;
 
 DROP VIEW IF EXISTS alias_warehouse_stock_recomputed;
 CREATE VIEW alias_warehouse_stock_recomputed AS
@@ -1139,6 +1173,102 @@ BEGIN
     UPDATE alias_stock SET quantity = quantity - old.quantity
     WHERE account = old.account
       AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
+END;
+
+-- account_days follows alias_days (a SKU moved between groups of one account nets to nothing).
+DROP TRIGGER IF EXISTS account_days_added;
+CREATE TRIGGER account_days_added AFTER INSERT ON alias_days
+BEGIN
+    INSERT INTO account_days (day, account, ordered_lines, ordered, sales_lines, bought, returned,
+                              stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks,
+                              payout_kopecks, cohort_units, cohort_bought, cohort_not_bought)
+    VALUES (new.day, new.account, new.ordered_lines, new.ordered, new.sales_lines, new.bought,
+            new.returned, new.stock_delta, new.ordered_kopecks, new.bought_kopecks,
+            new.returned_kopecks, new.payout_kopecks, new.cohort_units, new.cohort_bought,
+            new.cohort_not_bought)
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
+        ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
+        bought = bought + excluded.bought, returned = returned + excluded.returned,
+        stock_delta = stock_delta + excluded.stock_delta,
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
+END;
+
+DROP TRIGGER IF EXISTS account_days_changed;
+CREATE TRIGGER account_days_changed AFTER UPDATE ON alias_days
+WHEN old.day = new.day AND old.account = new.account
+BEGIN
+    UPDATE account_days SET ordered_lines = ordered_lines + new.ordered_lines - old.ordered_lines,
+        ordered = ordered + new.ordered - old.ordered,
+        sales_lines = sales_lines + new.sales_lines - old.sales_lines,
+        bought = bought + new.bought - old.bought, returned = returned + new.returned - old.returned,
+        stock_delta = stock_delta + new.stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks + new.ordered_kopecks - old.ordered_kopecks,
+        bought_kopecks = bought_kopecks + new.bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks + new.returned_kopecks - old.returned_kopecks,
+        payout_kopecks = payout_kopecks + new.payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units + new.cohort_units - old.cohort_units,
+        cohort_bought = cohort_bought + new.cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought + new.cohort_not_bought - old.cohort_not_bought
+    WHERE day = old.day AND account = old.account;
+END;
+
+DROP TRIGGER IF EXISTS account_days_rekeyed;
+CREATE TRIGGER account_days_rekeyed AFTER UPDATE ON alias_days
+WHEN old.day IS NOT new.day OR old.account IS NOT new.account
+BEGIN
+    UPDATE account_days SET ordered_lines = ordered_lines - old.ordered_lines,
+        ordered = ordered - old.ordered, sales_lines = sales_lines - old.sales_lines,
+        bought = bought - old.bought, returned = returned - old.returned,
+        stock_delta = stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks - old.ordered_kopecks,
+        bought_kopecks = bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks - old.returned_kopecks,
+        payout_kopecks = payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units - old.cohort_units,
+        cohort_bought = cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought - old.cohort_not_bought
+    WHERE day = old.day AND account = old.account;
+    INSERT INTO account_days (day, account, ordered_lines, ordered, sales_lines, bought, returned,
+                              stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks,
+                              payout_kopecks, cohort_units, cohort_bought, cohort_not_bought)
+    VALUES (new.day, new.account, new.ordered_lines, new.ordered, new.sales_lines, new.bought,
+            new.returned, new.stock_delta, new.ordered_kopecks, new.bought_kopecks,
+            new.returned_kopecks, new.payout_kopecks, new.cohort_units, new.cohort_bought,
+            new.cohort_not_bought)
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
+        ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
+        bought = bought + excluded.bought, returned = returned + excluded.returned,
+        stock_delta = stock_delta + excluded.stock_delta,
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
+END;
+
+DROP TRIGGER IF EXISTS account_days_removed;
+CREATE TRIGGER account_days_removed AFTER DELETE ON alias_days
+BEGIN
+    UPDATE account_days SET ordered_lines = ordered_lines - old.ordered_lines,
+        ordered = ordered - old.ordered, sales_lines = sales_lines - old.sales_lines,
+        bought = bought - old.bought, returned = returned - old.returned,
+        stock_delta = stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks - old.ordered_kopecks,
+        bought_kopecks = bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks - old.returned_kopecks,
+        payout_kopecks = payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units - old.cohort_units,
+        cohort_bought = cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought - old.cohort_not_bought
+    WHERE day = old.day AND account = old.account;
 END;
 
 -- A SKU that changes group (an alias added, edited or removed, an article learned) takes its

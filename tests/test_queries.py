@@ -935,7 +935,7 @@ def test_queries_do_not_read_the_whole_history(ds, tmp_path):
     conn.close()
     queries = load_metadata()["databases"]["mp"]["queries"]
     params = {"date": "", "alias": "", "marketplace": "", "warehouse": "", "days": "", "period": "", "by": "",
-              "soon": ""}
+              "soon": "", "top": ""}
     with freeze_time(NOON):
         for name in queries:
             for extra in ({}, {"date": Y}, {"days": "90"}, {"period": "month"}, {"by": "marketplace"}):

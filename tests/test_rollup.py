@@ -273,6 +273,39 @@ def test_the_viewer_reads_from_the_summaries_what_the_raw_rows_say(storage, seed
     assert all(kept[:4]) and sum(len(rows) for rows in kept) > 40  # the queries found something to add up
 
 
+# Queries whose rows are per group, and the group's column: asked for one group, they give that
+# group's rows of the unfiltered answer, whichever summary each reads (per group unfiltered, per SKU
+# filtered).
+PER_GROUP = [("today", {}, 0), ("today", {"period": "week"}, 0), ("history", {"days": "12"}, 1),
+             ("buyout", {}, 0), ("days_of_cover", {}, 0), ("stock_by_warehouse", {}, 0), ("by_warehouse", {}, 0)]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_group_asked_for_is_its_rows_of_the_whole(storage, seed):
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from collector.alerts import canned_sql
+    from collector.datasette_plugin import prepare_collector_connection
+
+    random_history(storage, random.Random(200 + seed))
+    storage.replace_aliases([("ozon", "1", "Группа", 1), ("wb", "2", "Группа", 1), ("ozon", "3", "Другая", 2)])
+    conn = sqlite3.connect(storage.path)
+    prepare_collector_connection(conn, ZoneInfo("Europe/Moscow"), lambda: datetime(2026, 11, 30, 9, tzinfo=timezone.utc))
+    sql = canned_sql()
+    try:
+        for name, params, column in PER_GROUP:
+            def rows(**asked):
+                values = {**params, **asked}
+                return conn.execute(sql[name], {n: values.get(n, "") for n in re.findall(r":(\w+)", sql[name])}).fetchall()
+            whole = rows()
+            for group in ("Группа", "Другая", "4"):
+                assert rows(alias=group) == [row for row in whole if row[column] == group], (name, params, group)
+            assert any(row[column] == "Группа" for row in whole), name
+    finally:
+        conn.close()
+
+
 def test_names_follow_products_and_aliases_whatever_changes(storage):
     """sku_names is what sku_groups' rule says after every kind of change: articles learned and
     changed, aliases by SKU and by article added, replaced, edited and removed; alias_days and
