@@ -1640,9 +1640,11 @@ JOIN accounts a ON a.account = f.account
 LEFT JOIN sku_names nm ON nm.account = f.account AND nm.sku = f.sku;
 
 -- ---------------------------------------------------------------------------------------------
--- Full exports. A canned query stops at max_returned_rows; a table or view streams every row
--- with `/mp/<view>.csv?_stream=on` (README, "Витрина"). These two give the whole history in
--- the shape a spreadsheet pivots, alias and article resolved as in alias_figures.
+-- Full exports. A canned query stops at max_returned_rows. These two views give the whole history
+-- in the shape a spreadsheet pivots, alias and article resolved as in alias_figures; a year of
+-- them is streamed by /-/export/daily.csv and /-/export/stock.csv (collector/export.py: the same
+-- rows, read in key order from daily_figures and stock_current), not by Datasette's
+-- `?_stream=on`, which re-runs a view for every page of 100 rows.
 
 -- Units ordered, bought out and returned per day x account x SKU x warehouse.
 DROP VIEW IF EXISTS export_daily;
