@@ -451,3 +451,13 @@ def test_health_needs_sign_in_when_a_password_is_set(tmp_path, monkeypatch):
     build_database(tmp_path / "mp.db")
     ds = Datasette([str(tmp_path / "mp.db")], metadata=load_metadata())
     assert asyncio.run(ds.client.get("/-/health.json")).status_code == 403
+
+
+def test_a_filters_suggestions_are_escaped_options():
+    from collector.datasette_plugin import datalist_options
+
+    html = str(datalist_options(["Кружки 01", 'Чехлы "Люкс" & <Co>', 42], {"42": "SKU"}))
+    assert html == ('<option value="Кружки 01"></option>'
+                    '<option value="Чехлы &#34;Люкс&#34; &amp; &lt;Co&gt;"></option>'
+                    '<option value="42">SKU</option>')
+    assert str(datalist_options(None, None)) == ""
