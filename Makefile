@@ -26,10 +26,12 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/mp-collector demo
 
-## The whole test suite (installs headless Chromium from Debian's packages when missing)
+## The test suite (installs headless Chromium from Debian's packages when missing). Tests marked
+## slow (the rest of the signal matrix, whose quick set covers every command, signal and moment
+## once) run with `make reliability`.
 test: venv
 	bash scripts/install-test-deps.sh
-	$(PYTEST)
+	$(PYTEST) -m "not slow"
 
 test-fast: venv
 	$(PYTEST) -m "not browser and not slow"
@@ -38,9 +40,10 @@ test-fast: venv
 bench: venv
 	$(BIN)/python -m benchmarks
 
-## Long fault, crash and load runs (docs/RELIABILITY.md)
+## Long fault, crash and load runs (docs/RELIABILITY.md), and the tests marked slow
 reliability: venv
 	RELIABILITY_FULL=1 $(BIN)/python -m pytest -q tests/reliability
+	$(PYTEST) -m slow
 
 ## The README's screenshots
 screenshots: venv

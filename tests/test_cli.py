@@ -9,7 +9,7 @@ import pytest
 
 from collector.pipeline import run_lock
 from collector.sandbox import Fault, Sandbox, SandboxConfig
-from tests.conftest import collector_environ
+from tests.conftest import SMALL_SELLER, collector_environ
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -17,7 +17,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def live_sandbox():
     """A sandbox on the real clock, as a separate collector process sees it."""
-    sb = Sandbox(SandboxConfig(seed=2, rate_limit_factor=0.001)).start()
+    sb = Sandbox(SandboxConfig(seed=2, rate_limit_factor=0.001, **SMALL_SELLER)).start()
     yield sb
     sb.stop()
 

@@ -21,7 +21,7 @@ from collector.metrics import render
 from collector.pipeline import run_pass
 from collector.sandbox import Fault, Sandbox, SandboxConfig
 from collector.scheduler import add_pass_job
-from tests.conftest import collector_environ, table
+from tests.conftest import SMALL_SELLER, collector_environ, table
 
 PAST_DAYS = [date(2026, 11, 26) - timedelta(days=n) for n in range(1, 10)]
 
@@ -89,7 +89,7 @@ def mp(*args, env, cwd, **kwargs):
 
 @pytest.fixture
 def live_sandbox():
-    sb = Sandbox(SandboxConfig(seed=4, rate_limit_factor=0.001)).start()
+    sb = Sandbox(SandboxConfig(seed=4, rate_limit_factor=0.001, **SMALL_SELLER)).start()
     yield sb
     sb.stop()
 

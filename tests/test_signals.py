@@ -8,7 +8,7 @@ PRAGMA integrity_check with no run still marked running and no dataset half-writ
 `demo` must not leave its Datasette behind either.
 
 The quick set covers every command x signal and every moment once; the rest of the matrix is
-marked slow.
+marked slow and runs with `make reliability`, not `make test`.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from collector import logs
 from collector.cli import cli
 from collector.sandbox import Sandbox, SandboxConfig
+from tests.conftest import SMALL_SELLER
 from tests.reliability.helpers import FOREIGN, find_leaks
 
 GOOD_ALIASES = ("marketplace,key,alias\n"
@@ -35,7 +36,7 @@ GOOD_ROWS = [("ozon", "KR-101", "Кронштейны", 1), ("wb", "KR-101", "К
 
 @pytest.fixture(scope="module")
 def seller():
-    with Sandbox(SandboxConfig(seed=1, rate_limit_factor=0.001, wb_refresh_minutes=1)) as sandbox:
+    with Sandbox(SandboxConfig(seed=1, rate_limit_factor=0.001, wb_refresh_minutes=1, **SMALL_SELLER)) as sandbox:
         yield sandbox
 
 

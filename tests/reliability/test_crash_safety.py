@@ -56,8 +56,8 @@ SEED = 20261126
 WRITE_KILLS, TIMED_KILLS = pick(quick=(5, 3), full=(60, 30))
 # A seller big enough that a pass spends a good part of its time writing.
 SELLER = pick(
-    quick=SandboxConfig(seed=7, rate_limit_factor=0, history_days=4, wb_products=80, wb_orders_per_day=2500,
-                        ozon_products=60, ozon_postings_per_day=700, ozon_warehouses=(6, 6)),
+    quick=SandboxConfig(seed=7, rate_limit_factor=0, history_days=4, wb_products=40, wb_orders_per_day=800,
+                        ozon_products=30, ozon_postings_per_day=200, ozon_warehouses=(4, 4)),
     full=SandboxConfig(seed=7, rate_limit_factor=0, history_days=4, wb_products=300, wb_orders_per_day=8000,
                        ozon_products=250, ozon_postings_per_day=2000, ozon_warehouses=(10, 10)),
 )

@@ -37,7 +37,7 @@ from collector.config import load_settings
 from collector.pipeline import run_pass
 from collector.sandbox import Sandbox, SandboxClock, SandboxConfig
 from collector.storage import Storage
-from tests.conftest import FAST, NOON_MSK, collector_environ
+from tests.conftest import FAST, NOON_MSK, SMALL_SELLER, collector_environ
 from tests.reliability.helpers import PROJECT, pick, served_viewer
 
 WORKERS, MAX_REQUESTS, MAX_SECONDS, PASS_EVERY = pick(quick=(6, 1500, 8.0, 1.0), full=(16, 60_000, 120.0, 3.0))
@@ -206,7 +206,7 @@ def fetch(session: requests.Session, url: str, kind: str) -> Answer:
 def viewer_and_writer(tmp_path, monkeypatch):
     monkeypatch.setenv("TIMEZONE", ZONE)  # the writer's mp_today() must agree with Datasette's
     clock = SandboxClock(NOON_MSK - timedelta(hours=6))
-    sandbox = Sandbox(SandboxConfig(seed=3, rate_limit_factor=float(FAST), wb_refresh_minutes=1), clock=clock).start()
+    sandbox = Sandbox(SandboxConfig(seed=3, rate_limit_factor=float(FAST), wb_refresh_minutes=1, **SMALL_SELLER), clock=clock).start()
     settings = load_settings(None, collector_environ(sandbox, tmp_path, TIMEZONE=ZONE))
     storage = RecordingStorage(settings.database_path)
     writer = Writer(settings, storage, clock)

@@ -43,7 +43,7 @@ from collector.logs import SecretFilter
 from collector.pipeline import run_pass
 from collector.sandbox import Fault, Sandbox, SandboxConfig
 from collector.storage import Storage
-from tests.conftest import FAST
+from tests.conftest import FAST, SMALL_SELLER
 from tests.reliability.helpers import (PROJECT, clean_environ, database_bytes, find_leaks, free_port, mp)
 
 CANARY_WB_TOKEN = "WB-CANARY-TOKEN-3f9c2e71a8d4b605-never-in-output"
@@ -204,7 +204,7 @@ def env_file(values: dict[str, str]) -> str:
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory, hostile) -> Scan:
     work = tmp_path_factory.mktemp("secrets")
-    sandbox = Sandbox(SandboxConfig(seed=5, rate_limit_factor=float(FAST), wb_refresh_minutes=1)).start()
+    sandbox = Sandbox(SandboxConfig(seed=5, rate_limit_factor=float(FAST), wb_refresh_minutes=1, **SMALL_SELLER)).start()
     settings = {**sandbox.env(), "WB_API_TOKEN_2": CANARY_WB_TOKEN, "WB_NAME_2": "Канарейка WB",
                 "OZON_CLIENT_ID_3": "987654321", "OZON_API_KEY_3": CANARY_OZON_KEY,
                 "OZON_NAME_3": "Канарейка Ozon",
