@@ -15,6 +15,9 @@
  *                 row (its `field` as the query's `param`, with the page's `params` filters);
  *   mp-vega-lite  a Vega-Lite spec (display) over the rows, themed for dark mode.
  *
+ * The group filter's suggestions come from the canned query its `options_query` names, fetched
+ * when the field is first used (suggestOnFirstUse).
+ *
  * A chart's `switch` ({param, fields: {value: {shown: source}}, titles: {value: title}}) lets a
  * page filter swap what a chart draws: with ?in=rub the history charts draw roubles.
  *
@@ -349,7 +352,27 @@ const mpDashboard = (() => {
     }
   }
 
+  // A filter's suggestions that come from a canned query (the group filter: every group and
+  // article, ~5,000 at a big seller) are fetched the first time the field is used, so that the
+  // page itself stays small and does not wait for them.
+  function suggestOnFirstUse () {
+    for (const list of document.querySelectorAll('datalist[data-options-url]')) {
+      const input = document.querySelector(`input[list="${list.id}"]`)
+      if (!input) continue
+      let loading = null
+      const load = () => {
+        loading = loading || fetchJson(list.dataset.optionsUrl).then(values => {
+          list.replaceChildren(...values.map(value => element('option', { value: String(value) })))
+          list.dataset.loaded = '1'
+        }).catch(() => { loading = null })  // tried again on the next use
+      }
+      input.addEventListener('focus', load)
+      input.addEventListener('input', load)
+    }
+  }
+
   async function render (options) {
+    suggestOnFirstUse()
     const jobs = Object.entries(options.charts).map(([slug, chart]) => renderChart(slug, chart, options))
     jobs.push(renderFreshness())
     await Promise.allSettled(jobs)

@@ -521,7 +521,16 @@ def test_filters_alias_and_warehouse(site, light, truth):
                                               "JOIN accounts a USING (account) WHERE a.marketplace = 'ozon' "
                                               "ORDER BY s.warehouse")
                      if truth.figures(truth.today, "Кронштейны", w)["Кронштейны", "ozon"]["stock"] > 0)
+    # The group field's suggestions arrive when it is first used: the groups in the CSV's order,
+    # then the articles, as the database has them.
+    assert not driver.find_elements(By.CSS_SELECTOR, "#filter-alias-list option")
     driver.find_element(By.ID, "filter-alias").send_keys("Кронштейны")
+    WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "filter-alias-list").get_attribute("data-loaded"))
+    suggested = [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#filter-alias-list option")]
+    assert suggested == [alias for (alias,) in truth.rows(
+        "SELECT alias FROM (SELECT alias, min(position) AS position FROM sku_aliases GROUP BY alias UNION "
+        "SELECT DISTINCT article, 1000000000 FROM products WHERE article IS NOT NULL) ORDER BY position, alias")]
+    assert suggested[0] == "Кронштейны" and len(suggested) > 10
     driver.find_element(By.ID, "filter-warehouse").send_keys(warehouse)
     driver.find_element(By.CSS_SELECTOR, ".mp-filters input[type=submit]").click()
     WebDriverWait(driver, 20).until(lambda d: "warehouse=" in d.current_url)
