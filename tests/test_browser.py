@@ -46,6 +46,7 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
+from collector.alerts import canned_sql  # noqa: E402
 from collector.backfill import backfill  # noqa: E402
 from collector.config import load_settings  # noqa: E402
 from collector.viewer import datasette_command  # noqa: E402
@@ -527,9 +528,7 @@ def test_filters_alias_and_warehouse(site, light, truth):
     driver.find_element(By.ID, "filter-alias").send_keys("Кронштейны")
     WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "filter-alias-list").get_attribute("data-loaded"))
     suggested = [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#filter-alias-list option")]
-    assert suggested == [alias for (alias,) in truth.rows(
-        "SELECT alias FROM (SELECT alias, min(position) AS position FROM sku_aliases GROUP BY alias UNION "
-        "SELECT DISTINCT article, 1000000000 FROM products WHERE article IS NOT NULL) ORDER BY position, alias")]
+    assert suggested == [alias for (alias,) in truth.rows(canned_sql()["filter_groups"])]
     assert suggested[0] == "Кронштейны" and len(suggested) > 10
     driver.find_element(By.ID, "filter-warehouse").send_keys(warehouse)
     driver.find_element(By.CSS_SELECTOR, ".mp-filters input[type=submit]").click()
