@@ -2,7 +2,7 @@
 `restock_window` for its default window and stores its rows in `restock_now`, which the canned
 query `restock` (the dashboard's «Заканчивается», the alerts) reads at once.
 
-At a big seller's size the computation takes seconds (a row per group x day over the window),
+At a big seller's size the computation takes seconds (every place's days over the window),
 too long for a page under Datasette's time limit but nothing for a pass that runs every 10
 minutes; and the figures change only when a pass writes, or at midnight, which the next pass
 catches.

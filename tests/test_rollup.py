@@ -222,14 +222,16 @@ ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": 
          ("days_of_cover", {}), ("days_of_cover", {"days": "5", "warehouse": "A"}),
          ("today_vs_yesterday", {}), ("today_vs_yesterday", {"alias": "Группа"}), ("by_warehouse", {}),
          ("by_warehouse", {"date": "2026-11-22", "period": "week"}), ("stock_by_warehouse", {}),
-         ("stock_by_warehouse", {"alias": "Группа"})]
+         ("stock_by_warehouse", {"alias": "Группа"}), ("restock_window", {}), ("restock_window", {"days": "5"}),
+         ("restock_window", {"alias": "Группа"}), ("alias_warehouses", {}), ("alias_warehouses", {"alias": "Группа"})]
 
 
 def recomputed_views(conn) -> str:
     """Temp views named like the summaries the queries read, as a recomputation from the raw rows
     would give them: schema.sql's own *_recomputed views, sku_days and sku_stock over
     daily_figures_recomputed and stock_current, alias_days and alias_stock over those,
-    minute_totals and alias_warehouse_stock over the raw rows."""
+    minute_totals and alias_warehouse_stock over the raw rows, alias_warehouse_days over
+    daily_figures_recomputed."""
     sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%_recomputed'"))
 
     def temp(summary: str, **sources: str) -> str:
@@ -241,7 +243,8 @@ def recomputed_views(conn) -> str:
     # (a temp view's plain name finds the temp views first: alias_days reads the temp sku_days)
     return (temp("sku_days", daily_figures="main.daily_figures_recomputed")
             + temp("sku_stock", stock_current="main.stock_current")
-            + temp("alias_days") + temp("alias_stock") + temp("minute_totals") + temp("alias_warehouse_stock"))
+            + temp("alias_days") + temp("alias_stock") + temp("minute_totals") + temp("alias_warehouse_stock")
+            + temp("alias_warehouse_days", daily_figures="main.daily_figures_recomputed"))
 
 
 def canned_rows(path: Path, recomputed: bool) -> list:
@@ -277,7 +280,8 @@ def test_the_viewer_reads_from_the_summaries_what_the_raw_rows_say(storage, seed
 # group's rows of the unfiltered answer, whichever summary each reads (per group unfiltered, per SKU
 # filtered).
 PER_GROUP = [("today", {}, 0), ("today", {"period": "week"}, 0), ("history", {"days": "12"}, 1),
-             ("buyout", {}, 0), ("days_of_cover", {}, 0), ("stock_by_warehouse", {}, 0), ("by_warehouse", {}, 0)]
+             ("buyout", {}, 0), ("days_of_cover", {}, 0), ("stock_by_warehouse", {}, 0), ("by_warehouse", {}, 0),
+             ("restock_window", {}, 0)]
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -338,3 +342,37 @@ def test_names_follow_products_and_aliases_whatever_changes(storage):
             names_agree()
     assert storage.db.execute("SELECT count(DISTINCT alias) FROM sku_names").fetchone()[0] > 3
     assert storage.db.execute("SELECT count(DISTINCT alias) FROM alias_days WHERE ordered <> 0").fetchone()[0] > 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_restock_judges_quiet_days_together_as_it_would_one_by_one(storage, seed):
+    """restock_window judges the days between two moves of a place's figures together; the oracle
+    (its schema-6 SQL) judges every day of every place one by one. Same rows, same order, for
+    windows shorter and longer than the history, a group, a marketplace and soon=1."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from collector.alerts import canned_sql
+    from collector.datasette_plugin import prepare_collector_connection
+
+    rng = random.Random(300 + seed)
+    random_history(storage, rng)
+    storage.replace_aliases([("ozon", "1", "Группа", 1), ("ozon", "2", "Группа", 2), ("wb", "3", "Другая", 3)])
+    # keys first seen within the window, so that days before a first observation count too
+    storage.db.execute("UPDATE stock_current SET first_day = ? WHERE sku = 2", [rng.choice(DAYS)])
+    storage.db.conn.commit()
+    oracle = (Path(__file__).parent / "fixtures" / "restock_window_day_by_day.sql").read_text(encoding="utf-8")
+    conn = sqlite3.connect(storage.path)
+    prepare_collector_connection(conn, ZoneInfo("Europe/Moscow"), lambda: datetime(2026, 11, 30, 9, tzinfo=timezone.utc))
+    try:
+        judged = 0
+        for asked in ({}, {"days": "1"}, {"days": "3"}, {"days": "30"}, {"alias": "Группа"}, {"alias": "2"},
+                      {"marketplace": "ozon", "days": "7"}, {"soon": "1"}):
+            def rows(sql):
+                return conn.execute(sql, {n: asked.get(n, "") for n in re.findall(r":(\w+)", sql)}).fetchall()
+            expected = rows(oracle)
+            assert rows(canned_sql()["restock_window"]) == expected, asked
+            judged += sum(row[8] or 0 for row in expected)
+        assert judged > 0  # some days were out of stock
+    finally:
+        conn.close()
