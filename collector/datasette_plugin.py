@@ -15,6 +15,8 @@ yesterday. The canned queries in metadata.yml use these functions instead:
   rather than a silently different figure);
 * ``mp_target_cover_days()``, ``mp_low_stock_days()``: ``TARGET_COVER_DAYS`` (30) and
   ``LOW_STOCK_DAYS`` (7) from the environment, for the restock figures.
+* ``mp_days_out_of_stock(moves, stock, first_seen, first_day, last_day)``: how many days of a
+  window a place was out of stock, worked out from the days its figures moved (see the function).
 
 They are registered as deterministic. To SQLite that means "the same result for the same
 arguments within one statement", which holds well enough (a statement takes milliseconds) and
@@ -117,6 +119,49 @@ def mp_low_stock_days():
     return _setting("LOW_STOCK_DAYS")
 
 
+def mp_days_out_of_stock(moves: str | None, stock: int | None, first_seen: int | None, first_day: int,
+                         last_day: int) -> int | None:
+    """How many of the days first_day..last_day (day numbers) a place was out of stock, as
+    `restock_window` counts them: a day is out when the stock was known (on or after first_seen,
+    the day the place was first observed; never when it is NULL), at zero or below from the start
+    to the end of the day, and nothing was ordered. `moves` lists the days the place's figures
+    moved, "day ordered stock_change" joined by ";" in any order, up to today; `stock` is the stock
+    now. Between two such days the stock stays what it was and nothing is ordered, so the quiet
+    days in between are judged together: a few steps per place rather than a row per day.
+
+    NULL when the place has nothing to show: no stock now, nothing ordered in the window and no
+    day of it in stock."""
+    stock = stock or 0
+    days: dict[int, list[int]] = {}
+    for move in moves.split(";") if moves else ():
+        day, ordered, change = map(int, move.split(" "))
+        if day in days:
+            days[day][0] += ordered
+            days[day][1] += change
+        else:
+            days[day] = [ordered, change]
+    level = stock - sum(change for _, change in days.values())  # the stock as the window opened
+    out, had_stock, ordered_in_window, cursor = 0, False, 0, first_day
+    for day in sorted(days) + [last_day + 1]:
+        quiet_until = min(day - 1, last_day)
+        if quiet_until >= cursor:  # days cursor..quiet_until: nothing ordered, the stock at `level`
+            if level > 0:
+                had_stock = True
+            elif first_seen is not None:
+                out += max(0, quiet_until - max(cursor, first_seen) + 1)
+        if day > last_day:
+            break
+        ordered, change = days[day]
+        before, level = level, level + change
+        ordered_in_window += ordered
+        if level > 0:
+            had_stock = True
+        elif first_seen is not None and day >= first_seen and ordered == 0 and before <= 0:
+            out += 1
+        cursor = day + 1
+    return out if stock > 0 or ordered_in_window > 0 or had_stock else None
+
+
 @hookimpl
 def prepare_connection(conn):
     conn.create_function("mp_today", 0, mp_today, deterministic=True)
@@ -126,6 +171,7 @@ def prepare_connection(conn):
     conn.create_function("mp_period_days", 1, mp_period_days, deterministic=True)
     conn.create_function("mp_target_cover_days", 0, mp_target_cover_days, deterministic=True)
     conn.create_function("mp_low_stock_days", 0, mp_low_stock_days, deterministic=True)
+    conn.create_function("mp_days_out_of_stock", 5, mp_days_out_of_stock, deterministic=True)
 
 
 def prepare_collector_connection(conn, zone: ZoneInfo, clock, target_cover_days: float = 30,

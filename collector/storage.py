@@ -51,7 +51,7 @@ FILLS: dict[int, str] = {
     # (the triggers counted the rows the fills above inserted; counted again here, whole)
     5: refill_sql("summary_days", "alias_days", "alias_stock"),
     6: refill_sql("minute_totals", "alias_warehouse_stock", "account_days"),
-    7: refill_sql("alias_warehouse_days"),
+    7: refill_sql("alias_warehouse_days", "alias_warehouse_stock"),
 }
 # Each summary kept by triggers, the view in schema.sql that says what it must hold, and how many
 # key columns it has. `Storage.summary_drift()` compares the two; `mp-collector rebuild` makes
@@ -105,6 +105,9 @@ MIGRATIONS: dict[int, str] = {
     -- rows set aside as unreadable (rejected_rows)
     ALTER TABLE fetch_log ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;
     """,
+    # alias_warehouse_stock gains the day its first key was seen: created anew by schema.sql and
+    # filled by FILLS[7] (a table of ~16,000 rows; absent before version 6)
+    7: "DROP TABLE IF EXISTS alias_warehouse_stock;",
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 
@@ -494,12 +497,13 @@ def rebuild_sql() -> str:
 def summary_rows(db) -> tuple[set, set]:
     """Every kept summary's rows that count (not all zero), as kept and as recomputed from
     the raw rows, each row led by its table's name. A row of zeros counts as no row: a
-    trigger may leave one behind where the changes cancelled out."""
+    trigger may leave one behind where the changes cancelled out (NULL counts as zero: a group
+    that lost its last stock key keeps no first day)."""
     kept, recomputed = set(), set()
     for table, view, keys in SUMMARIES:
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
         # (a name is never 0; a table of keys alone counts every row)
-        nonzero = " OR ".join([f"{c} IS NOT 0" for c in columns[keys:]] or ["1"])
+        nonzero = " OR ".join([f"coalesce({c}, 0) IS NOT 0" for c in columns[keys:]] or ["1"])
         kept |= {(table, *row) for row in db.execute(f"SELECT * FROM {table} WHERE {nonzero}")}
         recomputed |= {(table, *row) for row in
                        db.execute(f"SELECT {', '.join(columns)} FROM {view} WHERE {nonzero}")}
@@ -531,12 +535,12 @@ SELECT day, account, sku, warehouse, ordered_lines, ordered, sales_lines, bought
        stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks,
        cohort_units, cohort_bought, cohort_not_bought
 FROM daily_figures_recomputed;
-""" + refill_sql("sku_days", "sku_stock", "sku_names", "summary_days", "alias_days", "alias_stock",
-                 "minute_totals", "alias_warehouse_stock", "account_days", "alias_warehouse_days") + """
 UPDATE stock_current SET first_day = (
     SELECT min(s.day) FROM stock s
     WHERE s.account = stock_current.account AND s.sku = stock_current.sku AND s.size = stock_current.size
       AND s.warehouse = stock_current.warehouse);
+""" + refill_sql("sku_days", "sku_stock", "sku_names", "summary_days", "alias_days", "alias_stock",
+                 "minute_totals", "alias_warehouse_stock", "account_days", "alias_warehouse_days") + """
 DELETE FROM order_warehouses;
 INSERT INTO order_warehouses (warehouse, last_day)
 SELECT warehouse, max(day) FROM orders WHERE warehouse IS NOT NULL GROUP BY warehouse;

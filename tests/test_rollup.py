@@ -112,9 +112,16 @@ def test_summaries_equal_a_recomputation_after_a_random_history(storage, seed):
     assert kept == recomputed
     assert len(kept) > 20
     assert stale_outcomes(storage.db) == 0
-    # A rebuild changes nothing that counts.
+    # A rebuild changes nothing that counts, but the day each stock key was first seen: it takes the
+    # earliest day of the key's history, which this history writes out of order.
     storage.rebuild_summaries()
-    assert kept_and_recomputed(storage.db)[0] == kept
+    rebuilt, recomputed = kept_and_recomputed(storage.db)
+    assert rebuilt == recomputed
+    assert without_first_days(rebuilt) == without_first_days(kept)
+
+
+def without_first_days(rows: set) -> set:
+    return {row[:-1] if row[0] == "alias_warehouse_stock" else row for row in rows}
 
 
 def test_rebuild_repairs_summaries_that_drifted(storage):
@@ -139,7 +146,7 @@ def test_rebuild_repairs_summaries_that_drifted(storage):
     result = rebuild()
     assert result.returncode == 0, result.stderr
     assert "daily_figures rows" in result.stdout
-    assert kept_and_recomputed(storage.db)[0] == kept
+    assert without_first_days(kept_and_recomputed(storage.db)[0]) == without_first_days(kept)
     assert stale_outcomes(storage.db) == 0
     checked = rebuild("--check")
     assert checked.returncode == 0 and "DIFF" not in checked.stdout
