@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from functools import cache
 from operator import attrgetter
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import sqlite_utils
 
@@ -110,6 +110,8 @@ MIGRATIONS: dict[int, str] = {
     7: "DROP TABLE IF EXISTS alias_warehouse_stock;",
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
+PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log
+PROGRESS_CHECK = 100_000  # SQLite instructions between two looks at the clock
 
 
 class StorageError(Exception):
@@ -171,16 +173,22 @@ class Storage:
             # Recreate views and triggers as this file defines them (cheap; tables stay).
             self._apply_script(schema_sql())
             return found
+        if not found:
+            self._apply_script(schema_sql() + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            return found
         newer = range(found + 1, SCHEMA_VERSION + 1)
-        steps = "".join(MIGRATIONS.get(v, "") for v in newer) if found else ""
-        rebuild = found and any(v in REBUILD_AFTER for v in newer)
-        fills = "".join(FILLS.get(v, "") for v in newer) if found and not rebuild else ""
+        rebuild = any(v in REBUILD_AFTER for v in newer)
+        parts = [(f"schema {v}: changing tables", MIGRATIONS[v]) for v in newer if v in MIGRATIONS]
+        parts.append(("creating tables, views and triggers", schema_sql()))
+        if rebuild:
+            parts.append(("recomputing every summary from the raw rows", rebuild_sql()))
+        else:
+            parts += [(f"schema {v}: filling {filled_tables(FILLS[v])}", FILLS[v]) for v in newer if v in FILLS]
+        parts.append(("recording the new version", f"PRAGMA user_version = {SCHEMA_VERSION};"))
         started = time.monotonic()
-        self._apply_script(steps + schema_sql() + (rebuild_sql() if rebuild else fills)
-                           + f"PRAGMA user_version = {SCHEMA_VERSION};")
-        if found:
-            logs.event(logging.INFO, f"database upgraded from schema {found} to {SCHEMA_VERSION} in "
-                       f"{time.monotonic() - started:.1f} s", event="migrate", found=found, version=SCHEMA_VERSION)
+        self._apply_in_steps(parts, f"upgrading the database from schema {found} to {SCHEMA_VERSION}")
+        logs.event(logging.INFO, f"database upgraded from schema {found} to {SCHEMA_VERSION} in "
+                   f"{time.monotonic() - started:.1f} s", event="migrate", found=found, version=SCHEMA_VERSION)
         return found
 
     def rebuild_summaries(self) -> dict[str, int]:
@@ -203,6 +211,36 @@ class Storage:
                 if self.db.conn.in_transaction:
                     self.db.conn.rollback()
                 raise StorageError(f"cannot write the database {self.path}: {exc}") from None
+
+    def _apply_in_steps(self, parts: list[tuple[str, str]], work: str) -> None:
+        """Scripts run statement by statement in one transaction, each announced in the log, and
+        the time so far logged every PROGRESS_EVERY seconds while one statement runs (filling a
+        summary of a year of history takes minutes)."""
+        conn = self.db.conn
+        started = last_said = time.monotonic()
+
+        def still_working() -> int:
+            nonlocal last_said
+            if time.monotonic() - last_said >= PROGRESS_EVERY:
+                last_said = time.monotonic()
+                logs.event(logging.INFO, f"{work}: {step}, {last_said - started:.0f} s so far", event="migrate_progress")
+            return 0
+
+        with self._lock:
+            conn.set_progress_handler(still_working, PROGRESS_CHECK)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for number, (step, script) in enumerate(parts, start=1):
+                    logs.event(logging.INFO, f"{work}: {step} ({number} of {len(parts)})", event="migrate_progress")
+                    for statement in sql_statements(script):
+                        conn.execute(statement)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise StorageError(f"cannot write the database {self.path}: {exc}") from None
+            finally:
+                conn.set_progress_handler(None, 0)
 
     @contextmanager
     def transaction(self):
@@ -480,6 +518,22 @@ class Storage:
 
     def _executemany(self, sql: str, rows: Iterable[tuple]) -> None:
         self.db.conn.executemany(sql, rows)
+
+
+def filled_tables(script: str) -> str:
+    return ", ".join(re.findall(r"INSERT (?:OR REPLACE )?INTO (\w+)", script))
+
+
+def sql_statements(script: str) -> Iterator[str]:
+    """A script's statements one by one (a trigger's body, semicolons and all, is one)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    if statement.strip() and not all(l.strip().startswith("--") or not l.strip() for l in statement.splitlines()):
+        yield statement
 
 
 def schema_sql() -> str:

@@ -220,6 +220,39 @@ def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage)
     assert kept_and_recomputed(storage.db)[0] == kept
 
 
+def test_a_version_6_database_gains_the_warehouse_summaries_in_steps_it_logs(storage, monkeypatch, caplog):
+    """Schema 7's upgrade fills alias_warehouse_days and the first days of alias_warehouse_stock
+    from what version 6 kept, statement by statement in one transaction, saying in the log what
+    it is doing and, while a statement runs, how long it has taken so far."""
+    import logging
+
+    from collector import storage as storage_module
+
+    random_history(storage, random.Random(8), steps=150)
+    storage.replace_aliases([("ozon", "1", "Группа", 1), ("wb", "2", "Группа", 2)])
+    kept, _ = kept_and_recomputed(storage.db)
+    assert {row[0] for row in kept} >= {"alias_warehouse_days", "alias_warehouse_stock"}
+    with storage.transaction():  # the database as schema version 6 left it
+        for name, sql in storage.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            if "alias_warehouse" in sql:
+                storage.db.execute(f"DROP TRIGGER {name}")
+        storage.db.execute("DROP TABLE alias_warehouse_days")
+        storage.db.execute("ALTER TABLE alias_warehouse_stock DROP COLUMN first_day")
+        storage.db.execute("DROP INDEX sku_names_alias")
+        storage.db.execute("PRAGMA user_version = 6")
+    monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
+    monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
+    with caplog.at_level(logging.INFO):
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION
+    assert kept_and_recomputed(storage.db)[0] == kept
+    said = [record.getMessage() for record in caplog.records]
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 7: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 4)")] == ["1 of 4)", "2 of 4)", "3 of 4)", "4 of 4)"]
+    assert "upgrading the database from schema 6 to 7: schema 7: filling alias_warehouse_days, alias_warehouse_stock (3 of 4)" in said
+    assert any(line.endswith(" s so far") for line in steps), said
+    assert any(line.startswith("database upgraded from schema 6 to 7 in ") for line in said)
+
+
 # The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads
 # daily_figures and stock_current instead), for today, a past day and longer windows.
 ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": "2026-11-24", "period": "week"}),
