@@ -1006,7 +1006,7 @@ BEGIN
     -- (a key that moved or was first seen later: its old place's first day is worked out again)
     UPDATE alias_warehouse_stock SET first_day = (
         SELECT min(k.first_day) FROM sku_names nm
-        JOIN stock_current k ON k.account = nm.account AND k.sku = nm.sku AND k.warehouse = alias_warehouse_stock.warehouse
+        CROSS JOIN stock_current k ON k.account = nm.account AND k.sku = nm.sku AND +k.warehouse = alias_warehouse_stock.warehouse
         WHERE nm.account = alias_warehouse_stock.account AND nm.alias = alias_warehouse_stock.alias)
     WHERE (old.account IS NOT new.account OR old.sku IS NOT new.sku OR old.warehouse IS NOT new.warehouse
            OR old.first_day IS NOT new.first_day)
@@ -1020,7 +1020,7 @@ BEGIN
     UPDATE sku_stock SET quantity = quantity - old.quantity WHERE account = old.account AND sku = old.sku;
     UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity, first_day = (
         SELECT min(k.first_day) FROM sku_names nm
-        JOIN stock_current k ON k.account = nm.account AND k.sku = nm.sku AND k.warehouse = alias_warehouse_stock.warehouse
+        CROSS JOIN stock_current k ON k.account = nm.account AND k.sku = nm.sku AND +k.warehouse = alias_warehouse_stock.warehouse
         WHERE nm.account = alias_warehouse_stock.account AND nm.alias = alias_warehouse_stock.alias)
     WHERE account = old.account AND warehouse = old.warehouse
       AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
@@ -1379,7 +1379,7 @@ BEGIN
     SELECT s.day, old.account, old.alias, -ordered_lines, -ordered, -sales_lines, -bought, -returned,
            -stock_delta, -ordered_kopecks, -bought_kopecks, -returned_kopecks, -payout_kopecks,
            -cohort_units, -cohort_bought, -cohort_not_bought
-    FROM summary_days d, sku_days s WHERE s.day = d.day AND s.account = old.account AND s.sku = old.sku
+    FROM summary_days d CROSS JOIN sku_days s WHERE s.day = d.day AND s.account = old.account AND s.sku = old.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
@@ -1397,7 +1397,7 @@ BEGIN
     SELECT s.day, new.account, new.alias, ordered_lines, ordered, sales_lines, bought, returned,
            stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks,
            cohort_units, cohort_bought, cohort_not_bought
-    FROM summary_days d, sku_days s WHERE s.day = d.day AND s.account = new.account AND s.sku = new.sku
+    FROM summary_days d CROSS JOIN sku_days s WHERE s.day = d.day AND s.account = new.account AND s.sku = new.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
@@ -1421,7 +1421,7 @@ BEGIN
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
     UPDATE alias_warehouse_stock SET first_day = (
         SELECT min(k.first_day) FROM sku_names nm
-        JOIN stock_current k ON k.account = nm.account AND k.sku = nm.sku AND k.warehouse = alias_warehouse_stock.warehouse
+        CROSS JOIN stock_current k ON k.account = nm.account AND k.sku = nm.sku AND +k.warehouse = alias_warehouse_stock.warehouse
         WHERE nm.account = alias_warehouse_stock.account AND nm.alias = alias_warehouse_stock.alias)
     WHERE account = old.account AND alias = old.alias
       AND warehouse IN (SELECT warehouse FROM stock_current WHERE account = old.account AND sku = old.sku);
@@ -1434,7 +1434,7 @@ BEGIN
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
     SELECT f.day, old.account, old.alias, f.warehouse, -f.ordered_lines, -f.ordered, -f.sales_lines,
            -f.bought, -f.returned, -f.stock_delta, -f.ordered_kopecks, -f.bought_kopecks
-    FROM summary_days d, daily_figures f
+    FROM summary_days d CROSS JOIN daily_figures f
     WHERE f.day = d.day AND f.account = old.account AND f.sku = old.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
@@ -1445,7 +1445,7 @@ BEGIN
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
     SELECT f.day, new.account, new.alias, f.warehouse, f.ordered_lines, f.ordered, f.sales_lines,
            f.bought, f.returned, f.stock_delta, f.ordered_kopecks, f.bought_kopecks
-    FROM summary_days d, daily_figures f
+    FROM summary_days d CROSS JOIN daily_figures f
     WHERE f.day = d.day AND f.account = new.account AND f.sku = new.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
