@@ -115,6 +115,8 @@ CREATE TABLE IF NOT EXISTS stock_current (
 );
 -- The dashboards' warehouse filter lists the warehouses with stock: from this index alone.
 CREATE INDEX IF NOT EXISTS stock_current_warehouse ON stock_current (warehouse);
+-- The keys first seen in the last days (what to ship over a window looks only at those).
+CREATE INDEX IF NOT EXISTS stock_current_first_day ON stock_current (first_day);
 
 CREATE TABLE IF NOT EXISTS orders (
     account        TEXT NOT NULL,
@@ -377,9 +379,7 @@ CREATE TABLE IF NOT EXISTS sku_names (
     PRIMARY KEY (account, sku)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sku_names_article ON sku_names (article);
--- A group's SKUs: what the triggers look up when a key leaves a group (the first day of what
--- stays is then worked out again).
-CREATE INDEX IF NOT EXISTS sku_names_alias ON sku_names (account, alias);
+DROP INDEX IF EXISTS sku_names_alias;
 -- Every day sku_days has rows for: how a SKU's days are found when its group changes (a key
 -- lookup per day). An index on sku_days (account, sku) would do it too, but SQLite then reads
 -- the windows of sku_days through that index, 7,500 seeks instead of one range.
@@ -443,14 +443,17 @@ CREATE TABLE IF NOT EXISTS account_days (
 ) WITHOUT ROWID;
 
 -- The stock now per account x group x warehouse (stock_current over sizes and SKUs): ~16,000
--- rows instead of ~120,000 keys at the reference seller, for the pages by warehouse; and the day
--- its first key was first observed (what to ship counts no day before it as out of stock).
+-- rows instead of ~120,000 keys at the reference seller, for the pages by warehouse; and how many
+-- of its keys have a first day (what to ship counts no day before a place's first observation as
+-- out of stock: the first days inside its window it reads from stock_current_first_day, and a
+-- count of keys is kept by adding up, where the earliest day would have to be looked for again
+-- whenever a key leaves its group).
 CREATE TABLE IF NOT EXISTS alias_warehouse_stock (
-    account   TEXT NOT NULL,
-    alias     TEXT NOT NULL,
-    warehouse TEXT NOT NULL,
-    quantity  INTEGER NOT NULL DEFAULT 0,
-    first_day TEXT,
+    account    TEXT NOT NULL,
+    alias      TEXT NOT NULL,
+    warehouse  TEXT NOT NULL,
+    quantity   INTEGER NOT NULL DEFAULT 0,
+    known_keys INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, alias, warehouse)
 ) WITHOUT ROWID;
 
@@ -602,7 +605,7 @@ GROUP BY day, account;
 DROP VIEW IF EXISTS alias_warehouse_stock_recomputed;
 CREATE VIEW alias_warehouse_stock_recomputed AS
 SELECT k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)) AS alias, k.warehouse, sum(k.quantity) AS quantity,
-       min(k.first_day) AS first_day
+       count(k.first_day) AS known_keys
 FROM stock_current k
 LEFT JOIN sku_names nm ON nm.account = k.account AND nm.sku = k.sku
 GROUP BY k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)), k.warehouse;
@@ -980,11 +983,10 @@ CREATE TRIGGER sku_stock_added AFTER INSERT ON stock_current
 BEGIN
     INSERT INTO sku_stock (account, sku, quantity) VALUES (new.account, new.sku, new.quantity)
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
-    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, first_day)
-    SELECT new.account, nm.alias, new.warehouse, new.quantity, new.first_day
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, known_keys)
+    SELECT new.account, nm.alias, new.warehouse, new.quantity, new.first_day IS NOT NULL
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
-    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity,
-        first_day = coalesce(min(first_day, excluded.first_day), first_day, excluded.first_day);
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
 END;
 
 DROP TRIGGER IF EXISTS sku_stock_changed;
@@ -995,33 +997,22 @@ BEGIN
     INSERT INTO sku_stock (account, sku, quantity)
     VALUES (old.account, old.sku, -old.quantity), (new.account, new.sku, new.quantity)
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
-    UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity
+    UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity,
+        known_keys = known_keys - (old.first_day IS NOT NULL)
     WHERE account = old.account AND warehouse = old.warehouse
       AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
-    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, first_day)
-    SELECT new.account, nm.alias, new.warehouse, new.quantity, new.first_day
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, known_keys)
+    SELECT new.account, nm.alias, new.warehouse, new.quantity, new.first_day IS NOT NULL
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
-    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity,
-        first_day = coalesce(min(first_day, excluded.first_day), first_day, excluded.first_day);
-    -- (a key that moved or was first seen later: its old place's first day is worked out again)
-    UPDATE alias_warehouse_stock SET first_day = (
-        SELECT min(k.first_day) FROM sku_names nm
-        CROSS JOIN stock_current k ON k.account = nm.account AND k.sku = nm.sku AND +k.warehouse = alias_warehouse_stock.warehouse
-        WHERE nm.account = alias_warehouse_stock.account AND nm.alias = alias_warehouse_stock.alias)
-    WHERE (old.account IS NOT new.account OR old.sku IS NOT new.sku OR old.warehouse IS NOT new.warehouse
-           OR old.first_day IS NOT new.first_day)
-      AND account = old.account AND warehouse = old.warehouse
-      AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
 END;
 
 DROP TRIGGER IF EXISTS sku_stock_removed;
 CREATE TRIGGER sku_stock_removed AFTER DELETE ON stock_current
 BEGIN
     UPDATE sku_stock SET quantity = quantity - old.quantity WHERE account = old.account AND sku = old.sku;
-    UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity, first_day = (
-        SELECT min(k.first_day) FROM sku_names nm
-        CROSS JOIN stock_current k ON k.account = nm.account AND k.sku = nm.sku AND +k.warehouse = alias_warehouse_stock.warehouse
-        WHERE nm.account = alias_warehouse_stock.account AND nm.alias = alias_warehouse_stock.alias)
+    UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity,
+        known_keys = known_keys - (old.first_day IS NOT NULL)
     WHERE account = old.account AND warehouse = old.warehouse
       AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
 END;
@@ -1415,21 +1406,14 @@ BEGIN
     INSERT INTO alias_stock (account, alias, quantity)
     SELECT new.account, new.alias, quantity FROM sku_stock WHERE account = new.account AND sku = new.sku
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
-    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity)
-    SELECT old.account, old.alias, warehouse, -quantity FROM stock_current
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, known_keys)
+    SELECT old.account, old.alias, warehouse, -quantity, -(first_day IS NOT NULL) FROM stock_current
     WHERE account = old.account AND sku = old.sku
-    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
-    UPDATE alias_warehouse_stock SET first_day = (
-        SELECT min(k.first_day) FROM sku_names nm
-        CROSS JOIN stock_current k ON k.account = nm.account AND k.sku = nm.sku AND +k.warehouse = alias_warehouse_stock.warehouse
-        WHERE nm.account = alias_warehouse_stock.account AND nm.alias = alias_warehouse_stock.alias)
-    WHERE account = old.account AND alias = old.alias
-      AND warehouse IN (SELECT warehouse FROM stock_current WHERE account = old.account AND sku = old.sku);
-    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, first_day)
-    SELECT new.account, new.alias, warehouse, quantity, first_day FROM stock_current
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, known_keys)
+    SELECT new.account, new.alias, warehouse, quantity, first_day IS NOT NULL FROM stock_current
     WHERE account = new.account AND sku = new.sku
-    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity,
-        first_day = coalesce(min(first_day, excluded.first_day), first_day, excluded.first_day);
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
     SELECT f.day, old.account, old.alias, f.warehouse, -f.ordered_lines, -f.ordered, -f.sales_lines,

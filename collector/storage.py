@@ -105,8 +105,8 @@ MIGRATIONS: dict[int, str] = {
     -- rows set aside as unreadable (rejected_rows)
     ALTER TABLE fetch_log ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0;
     """,
-    # alias_warehouse_stock gains the day its first key was seen: created anew by schema.sql and
-    # filled by FILLS[7] (a table of ~16,000 rows; absent before version 6)
+    # alias_warehouse_stock gains how many of its keys have a first day: created anew by schema.sql
+    # and filled by FILLS[7] (a table of ~16,000 rows; absent before version 6)
     7: "DROP TABLE IF EXISTS alias_warehouse_stock;",
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
@@ -551,8 +551,7 @@ def rebuild_sql() -> str:
 def summary_rows(db) -> tuple[set, set]:
     """Every kept summary's rows that count (not all zero), as kept and as recomputed from
     the raw rows, each row led by its table's name. A row of zeros counts as no row: a
-    trigger may leave one behind where the changes cancelled out (NULL counts as zero: a group
-    that lost its last stock key keeps no first day)."""
+    trigger may leave one behind where the changes cancelled out (NULL counts as zero)."""
     kept, recomputed = set(), set()
     for table, view, keys in SUMMARIES:
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]

@@ -112,16 +112,9 @@ def test_summaries_equal_a_recomputation_after_a_random_history(storage, seed):
     assert kept == recomputed
     assert len(kept) > 20
     assert stale_outcomes(storage.db) == 0
-    # A rebuild changes nothing that counts, but the day each stock key was first seen: it takes the
-    # earliest day of the key's history, which this history writes out of order.
+    # A rebuild changes nothing that counts.
     storage.rebuild_summaries()
-    rebuilt, recomputed = kept_and_recomputed(storage.db)
-    assert rebuilt == recomputed
-    assert without_first_days(rebuilt) == without_first_days(kept)
-
-
-def without_first_days(rows: set) -> set:
-    return {row[:-1] if row[0] == "alias_warehouse_stock" else row for row in rows}
+    assert kept_and_recomputed(storage.db)[0] == kept
 
 
 def test_rebuild_repairs_summaries_that_drifted(storage):
@@ -146,7 +139,7 @@ def test_rebuild_repairs_summaries_that_drifted(storage):
     result = rebuild()
     assert result.returncode == 0, result.stderr
     assert "daily_figures rows" in result.stdout
-    assert without_first_days(kept_and_recomputed(storage.db)[0]) == without_first_days(kept)
+    assert kept_and_recomputed(storage.db)[0] == kept
     assert stale_outcomes(storage.db) == 0
     checked = rebuild("--check")
     assert checked.returncode == 0 and "DIFF" not in checked.stdout
@@ -221,7 +214,7 @@ def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage)
 
 
 def test_a_version_6_database_gains_the_warehouse_summaries_in_steps_it_logs(storage, monkeypatch, caplog):
-    """Schema 7's upgrade fills alias_warehouse_days and the first days of alias_warehouse_stock
+    """Schema 7's upgrade fills alias_warehouse_days and the known keys of alias_warehouse_stock
     from what version 6 kept, statement by statement in one transaction, saying in the log what
     it is doing and, while a statement runs, how long it has taken so far."""
     import logging
@@ -237,8 +230,8 @@ def test_a_version_6_database_gains_the_warehouse_summaries_in_steps_it_logs(sto
             if "alias_warehouse" in sql:
                 storage.db.execute(f"DROP TRIGGER {name}")
         storage.db.execute("DROP TABLE alias_warehouse_days")
-        storage.db.execute("ALTER TABLE alias_warehouse_stock DROP COLUMN first_day")
-        storage.db.execute("DROP INDEX sku_names_alias")
+        storage.db.execute("ALTER TABLE alias_warehouse_stock DROP COLUMN known_keys")
+        storage.db.execute("DROP INDEX stock_current_first_day")
         storage.db.execute("PRAGMA user_version = 6")
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
