@@ -1359,7 +1359,8 @@ END;
 
 -- A SKU that changes group (an alias added, edited or removed, an article learned) takes its
 -- days and its stock (by warehouse too) from the old group to the new one (summary_days lists
--- the days to look up).
+-- the days to look up, a key lookup each: as a join, SQLite scanned the whole table for every SKU,
+-- or built a Bloom filter over it, ~100 ms a SKU at the reference seller).
 DROP TRIGGER IF EXISTS alias_days_regrouped;
 CREATE TRIGGER alias_days_regrouped AFTER UPDATE OF account, sku, alias ON sku_names
 WHEN old.alias IS NOT new.alias OR old.account IS NOT new.account OR old.sku IS NOT new.sku
@@ -1370,7 +1371,7 @@ BEGIN
     SELECT s.day, old.account, old.alias, -ordered_lines, -ordered, -sales_lines, -bought, -returned,
            -stock_delta, -ordered_kopecks, -bought_kopecks, -returned_kopecks, -payout_kopecks,
            -cohort_units, -cohort_bought, -cohort_not_bought
-    FROM summary_days d CROSS JOIN sku_days s WHERE s.day = d.day AND s.account = old.account AND s.sku = old.sku
+    FROM sku_days s WHERE s.day IN (SELECT day FROM summary_days) AND s.account = old.account AND s.sku = old.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
@@ -1388,7 +1389,7 @@ BEGIN
     SELECT s.day, new.account, new.alias, ordered_lines, ordered, sales_lines, bought, returned,
            stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks,
            cohort_units, cohort_bought, cohort_not_bought
-    FROM summary_days d CROSS JOIN sku_days s WHERE s.day = d.day AND s.account = new.account AND s.sku = new.sku
+    FROM sku_days s WHERE s.day IN (SELECT day FROM summary_days) AND s.account = new.account AND s.sku = new.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
@@ -1418,8 +1419,8 @@ BEGIN
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
     SELECT f.day, old.account, old.alias, f.warehouse, -f.ordered_lines, -f.ordered, -f.sales_lines,
            -f.bought, -f.returned, -f.stock_delta, -f.ordered_kopecks, -f.bought_kopecks
-    FROM summary_days d CROSS JOIN daily_figures f
-    WHERE f.day = d.day AND f.account = old.account AND f.sku = old.sku
+    FROM daily_figures f
+    WHERE f.day IN (SELECT day FROM summary_days) AND f.account = old.account AND f.sku = old.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
@@ -1429,8 +1430,8 @@ BEGIN
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
     SELECT f.day, new.account, new.alias, f.warehouse, f.ordered_lines, f.ordered, f.sales_lines,
            f.bought, f.returned, f.stock_delta, f.ordered_kopecks, f.bought_kopecks
-    FROM summary_days d CROSS JOIN daily_figures f
-    WHERE f.day = d.day AND f.account = new.account AND f.sku = new.sku
+    FROM daily_figures f
+    WHERE f.day IN (SELECT day FROM summary_days) AND f.account = new.account AND f.sku = new.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
@@ -1443,10 +1444,12 @@ DROP TRIGGER IF EXISTS sku_names_alias_added;
 CREATE TRIGGER sku_names_alias_added AFTER INSERT ON sku_aliases
 BEGIN
     UPDATE sku_names SET alias = new.alias, alias_position = new.position
+    -- (each side of the OR with its own account list, so that each reaches its index)
     WHERE account IN (SELECT account FROM accounts WHERE marketplace = new.marketplace)
-      AND (sku = CAST(new.key AS INTEGER) AND CAST(sku AS TEXT) = new.key
-           OR article = new.key AND NOT EXISTS (
-               SELECT 1 FROM sku_aliases s WHERE s.marketplace = new.marketplace AND s.key = CAST(sku_names.sku AS TEXT)));
+          AND sku = CAST(new.key AS INTEGER) AND CAST(sku AS TEXT) = new.key
+       OR account IN (SELECT account FROM accounts WHERE marketplace = new.marketplace) AND article = new.key
+          AND NOT EXISTS (SELECT 1 FROM sku_aliases s
+                          WHERE s.marketplace = new.marketplace AND s.key = CAST(sku_names.sku AS TEXT));
 END;
 
 DROP TRIGGER IF EXISTS sku_names_alias_removed;
@@ -1463,8 +1466,11 @@ BEGIN
                                   (SELECT s.position FROM sku_aliases s WHERE s.marketplace = old.marketplace
                                                                         AND s.key = sku_names.article),
                                   1000000000)
+    -- (each side of the OR with its own account list, so that each reaches its index: with one list
+    -- for both SQLite read the whole article index for the SKU's side, per alias row)
     WHERE account IN (SELECT account FROM accounts WHERE marketplace = old.marketplace)
-      AND (sku = CAST(old.key AS INTEGER) AND CAST(sku AS TEXT) = old.key OR article = old.key);
+          AND sku = CAST(old.key AS INTEGER) AND CAST(sku AS TEXT) = old.key
+       OR account IN (SELECT account FROM accounts WHERE marketplace = old.marketplace) AND article = old.key;
 END;
 
 DROP TRIGGER IF EXISTS sku_names_alias_changed;
