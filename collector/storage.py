@@ -532,7 +532,7 @@ def sql_statements(script: str) -> Iterator[str]:
         if sqlite3.complete_statement(statement):
             yield statement
             statement = ""
-    if statement.strip() and not all(l.strip().startswith("--") or not l.strip() for l in statement.splitlines()):
+    if statement.strip():  # what follows the last statement: comments, or a statement cut short (an error)
         yield statement
 
 
