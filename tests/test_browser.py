@@ -83,8 +83,13 @@ def write_aliases(db: Path, path: Path) -> None:
 
 def build_database(db: Path, aliases: Path) -> None:
     """30 days of backfilled history, then one collector pass a day for HISTORY_DAYS days (so
-    there is stock history and Ozon buyouts seen on each day), the last one now."""
+    there is stock history and Ozon buyouts seen on each day), the last one now, or at noon
+    when it is earlier than that in Moscow: just after midnight today has no orders yet, and a
+    dashboard that shows zeros everywhere would agree with the database without proving much.
+    The viewer's "today" is the real one, and noon is still on it."""
     now = datetime.now(timezone.utc).replace(microsecond=0)
+    noon = datetime.now(MSK).replace(hour=12, minute=0, second=0, microsecond=0)
+    now = max(now, noon.astimezone(timezone.utc))
     clock = SandboxClock(now - timedelta(days=HISTORY_DAYS))
     with Sandbox(SandboxConfig(seed=1, rate_limit_factor=0.001), clock=clock) as sandbox:
         settings = load_settings(env_file=None, environ={
