@@ -442,6 +442,31 @@ CREATE TABLE IF NOT EXISTS account_days (
     PRIMARY KEY (day, account)
 ) WITHOUT ROWID;
 
+-- alias_days added up per marketplace (a seller's Ozon stores together), keyed so that a
+-- group's days follow one another: history by group looks up a group's day, and its stock up to
+-- that day, as key ranges (~700 groups x the days asked), rather than adding up and sorting every
+-- row of the window (~1,000 a day) before it can give its first row. Kept by the triggers on
+-- alias_days below.
+CREATE TABLE IF NOT EXISTS marketplace_alias_days (
+    marketplace       TEXT NOT NULL,
+    alias             TEXT NOT NULL,
+    day               TEXT NOT NULL,
+    ordered_lines     INTEGER NOT NULL DEFAULT 0,
+    ordered           INTEGER NOT NULL DEFAULT 0,
+    sales_lines       INTEGER NOT NULL DEFAULT 0,
+    bought            INTEGER NOT NULL DEFAULT 0,
+    returned          INTEGER NOT NULL DEFAULT 0,
+    stock_delta       INTEGER NOT NULL DEFAULT 0,
+    ordered_kopecks   INTEGER NOT NULL DEFAULT 0,
+    bought_kopecks    INTEGER NOT NULL DEFAULT 0,
+    returned_kopecks  INTEGER NOT NULL DEFAULT 0,
+    payout_kopecks    INTEGER NOT NULL DEFAULT 0,
+    cohort_units      INTEGER NOT NULL DEFAULT 0,
+    cohort_bought     INTEGER NOT NULL DEFAULT 0,
+    cohort_not_bought INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (marketplace, alias, day)
+) WITHOUT ROWID;
+
 -- The stock now per account x group x warehouse (stock_current over sizes and SKUs): ~16,000
 -- rows instead of ~120,000 keys at the reference seller, for the pages by warehouse; and how many
 -- of its keys have a first day (what to ship counts no day before a place's first observation as
@@ -601,6 +626,19 @@ SELECT day, account, sum(ordered_lines) AS ordered_lines, sum(ordered) AS ordere
        sum(cohort_bought) AS cohort_bought, sum(cohort_not_bought) AS cohort_not_bought
 FROM alias_days
 GROUP BY day, account;
+
+-- What marketplace_alias_days must hold: alias_days per marketplace.
+DROP VIEW IF EXISTS marketplace_alias_days_recomputed;
+CREATE VIEW marketplace_alias_days_recomputed AS
+SELECT a.marketplace, d.alias, d.day,
+       sum(d.ordered_lines) AS ordered_lines, sum(d.ordered) AS ordered, sum(d.sales_lines) AS sales_lines,
+       sum(d.bought) AS bought, sum(d.returned) AS returned, sum(d.stock_delta) AS stock_delta,
+       sum(d.ordered_kopecks) AS ordered_kopecks, sum(d.bought_kopecks) AS bought_kopecks, sum(d.returned_kopecks) AS returned_kopecks,
+       sum(d.payout_kopecks) AS payout_kopecks, sum(d.cohort_units) AS cohort_units, sum(d.cohort_bought) AS cohort_bought,
+       sum(d.cohort_not_bought) AS cohort_not_bought
+FROM alias_days d
+JOIN accounts a ON a.account = d.account
+GROUP BY a.marketplace, d.alias, d.day;
 
 DROP VIEW IF EXISTS alias_warehouse_stock_recomputed;
 CREATE VIEW alias_warehouse_stock_recomputed AS
@@ -1355,6 +1393,88 @@ BEGIN
         cohort_bought = cohort_bought - old.cohort_bought,
         cohort_not_bought = cohort_not_bought - old.cohort_not_bought
     WHERE day = old.day AND account = old.account;
+END;
+
+-- marketplace_alias_days follows alias_days: a change in place is added where it is, a row that
+-- changes key (a group's day moving between accounts of one marketplace nets to nothing) is taken
+-- from its old place and added to its new one.
+DROP TRIGGER IF EXISTS marketplace_alias_days_added;
+CREATE TRIGGER marketplace_alias_days_added AFTER INSERT ON alias_days
+BEGIN
+    INSERT INTO marketplace_alias_days (marketplace, alias, day, ordered_lines, ordered,
+                                        sales_lines, bought, returned, stock_delta, ordered_kopecks,
+                                        bought_kopecks, returned_kopecks, payout_kopecks,
+                                        cohort_units, cohort_bought, cohort_not_bought)
+    VALUES ((SELECT marketplace FROM accounts WHERE account = new.account), new.alias, new.day,
+            new.ordered_lines, new.ordered, new.sales_lines, new.bought, new.returned,
+            new.stock_delta, new.ordered_kopecks, new.bought_kopecks, new.returned_kopecks,
+            new.payout_kopecks, new.cohort_units, new.cohort_bought, new.cohort_not_bought)
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines, ordered = ordered + excluded.ordered,
+        sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
+        returned = returned + excluded.returned, stock_delta = stock_delta + excluded.stock_delta,
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks, bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks, payout_kopecks = payout_kopecks + excluded.payout_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units, cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
+END;
+
+DROP TRIGGER IF EXISTS marketplace_alias_days_changed;
+CREATE TRIGGER marketplace_alias_days_changed AFTER UPDATE ON alias_days
+WHEN old.day = new.day AND old.account = new.account AND old.alias = new.alias
+BEGIN
+    UPDATE marketplace_alias_days SET ordered_lines = ordered_lines + new.ordered_lines - old.ordered_lines, ordered = ordered + new.ordered - old.ordered,
+        sales_lines = sales_lines + new.sales_lines - old.sales_lines, bought = bought + new.bought - old.bought,
+        returned = returned + new.returned - old.returned, stock_delta = stock_delta + new.stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks + new.ordered_kopecks - old.ordered_kopecks, bought_kopecks = bought_kopecks + new.bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks + new.returned_kopecks - old.returned_kopecks, payout_kopecks = payout_kopecks + new.payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units + new.cohort_units - old.cohort_units, cohort_bought = cohort_bought + new.cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought + new.cohort_not_bought - old.cohort_not_bought
+    WHERE marketplace = (SELECT marketplace FROM accounts WHERE account = old.account)
+      AND alias = old.alias AND day = old.day;
+END;
+
+DROP TRIGGER IF EXISTS marketplace_alias_days_rekeyed;
+CREATE TRIGGER marketplace_alias_days_rekeyed AFTER UPDATE ON alias_days
+WHEN old.day IS NOT new.day OR old.account IS NOT new.account OR old.alias IS NOT new.alias
+BEGIN
+    UPDATE marketplace_alias_days SET ordered_lines = ordered_lines - old.ordered_lines, ordered = ordered - old.ordered,
+        sales_lines = sales_lines - old.sales_lines, bought = bought - old.bought,
+        returned = returned - old.returned, stock_delta = stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks - old.ordered_kopecks, bought_kopecks = bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks - old.returned_kopecks, payout_kopecks = payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units - old.cohort_units, cohort_bought = cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought - old.cohort_not_bought
+    WHERE marketplace = (SELECT marketplace FROM accounts WHERE account = old.account)
+      AND alias = old.alias AND day = old.day;
+    INSERT INTO marketplace_alias_days (marketplace, alias, day, ordered_lines, ordered,
+                                        sales_lines, bought, returned, stock_delta, ordered_kopecks,
+                                        bought_kopecks, returned_kopecks, payout_kopecks,
+                                        cohort_units, cohort_bought, cohort_not_bought)
+    VALUES ((SELECT marketplace FROM accounts WHERE account = new.account), new.alias, new.day,
+            new.ordered_lines, new.ordered, new.sales_lines, new.bought, new.returned,
+            new.stock_delta, new.ordered_kopecks, new.bought_kopecks, new.returned_kopecks,
+            new.payout_kopecks, new.cohort_units, new.cohort_bought, new.cohort_not_bought)
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines, ordered = ordered + excluded.ordered,
+        sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
+        returned = returned + excluded.returned, stock_delta = stock_delta + excluded.stock_delta,
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks, bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks, payout_kopecks = payout_kopecks + excluded.payout_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units, cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
+END;
+
+DROP TRIGGER IF EXISTS marketplace_alias_days_removed;
+CREATE TRIGGER marketplace_alias_days_removed AFTER DELETE ON alias_days
+BEGIN
+    UPDATE marketplace_alias_days SET ordered_lines = ordered_lines - old.ordered_lines, ordered = ordered - old.ordered,
+        sales_lines = sales_lines - old.sales_lines, bought = bought - old.bought,
+        returned = returned - old.returned, stock_delta = stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks - old.ordered_kopecks, bought_kopecks = bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks - old.returned_kopecks, payout_kopecks = payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units - old.cohort_units, cohort_bought = cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought - old.cohort_not_bought
+    WHERE marketplace = (SELECT marketplace FROM accounts WHERE account = old.account)
+      AND alias = old.alias AND day = old.day;
 END;
 
 -- A SKU that changes group (an alias added, edited or removed, an article learned) takes its

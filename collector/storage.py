@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -52,6 +52,7 @@ FILLS: dict[int, str] = {
     5: refill_sql("summary_days", "alias_days", "alias_stock"),
     6: refill_sql("minute_totals", "alias_warehouse_stock", "account_days"),
     7: refill_sql("alias_warehouse_days", "alias_warehouse_stock"),
+    8: refill_sql("marketplace_alias_days"),
 }
 # Each summary kept by triggers, the view in schema.sql that says what it must hold, and how many
 # key columns it has. `Storage.summary_drift()` compares the two; `mp-collector rebuild` makes
@@ -62,7 +63,8 @@ SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku
              ("summary_days", "summary_days_recomputed", 1), ("minute_totals", "minute_totals_recomputed", 3),
              ("alias_warehouse_stock", "alias_warehouse_stock_recomputed", 3),
              ("account_days", "account_days_recomputed", 2),
-             ("alias_warehouse_days", "alias_warehouse_days_recomputed", 4))
+             ("alias_warehouse_days", "alias_warehouse_days_recomputed", 4),
+             ("marketplace_alias_days", "marketplace_alias_days_recomputed", 3))
 # version -> SQL that brings a database of version-1 up to it, run before schema.sql (which then
 # creates what is new and recreates every view). Tables are extended (ALTER TABLE ... ADD COLUMN,
 # new tables); a table is rebuilt only where SQLite cannot change a constraint in place.
@@ -593,7 +595,8 @@ UPDATE stock_current SET first_day = (
     WHERE s.account = stock_current.account AND s.sku = stock_current.sku AND s.size = stock_current.size
       AND s.warehouse = stock_current.warehouse);
 """ + refill_sql("sku_days", "sku_stock", "sku_names", "summary_days", "alias_days", "alias_stock",
-                 "minute_totals", "alias_warehouse_stock", "account_days", "alias_warehouse_days") + """
+                 "minute_totals", "alias_warehouse_stock", "account_days", "alias_warehouse_days",
+                 "marketplace_alias_days") + """
 DELETE FROM order_warehouses;
 INSERT INTO order_warehouses (warehouse, last_day)
 SELECT warehouse, max(day) FROM orders WHERE warehouse IS NOT NULL GROUP BY warehouse;

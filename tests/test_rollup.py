@@ -39,7 +39,7 @@ def random_time(rng: random.Random) -> str:
 def random_order(rng: random.Random, n: int) -> OrderLine:
     status = rng.choice(STATUSES)
     day = rng.choice(DAYS)
-    return OrderLine(account=rng.choice(["wb-1", "ozon-1"]), order_id=f"o{n}", sku=rng.randint(1, 4), article=None,
+    return OrderLine(account=rng.choice(["wb-1", "ozon-1", "ozon-2"]), order_id=f"o{n}", sku=rng.randint(1, 4), article=None,
                      size="", barcode=None, warehouse=rng.choice(["A", "B", None]), ordered_at=f"{day}T{random_time(rng)}+03:00",
                      day=day, status=status, is_cancelled=int(status == "cancelled"), cancelled_at=None,
                      quantity=rng.randint(1, 3), price_kopecks=rng.choice([None, 100, 12345]), changed_at=None,
@@ -91,16 +91,18 @@ def random_history(storage: Storage, rng: random.Random, steps: int = 300) -> No
                 storage.db.execute("DELETE FROM orders WHERE account = ? AND order_id = ?",
                                    [gone.account, gone.order_id])
             else:
-                levels = [StockLevel("ozon-1", sku, "", wh, rng.randint(0, 5)) for sku in (1, 2) for wh in ("A", "B")
+                store = rng.choice(["ozon-1", "ozon-1", "ozon-2"])
+                levels = [StockLevel(store, sku, "", wh, rng.randint(0, 5)) for sku in (1, 2) for wh in ("A", "B")
                           if rng.random() < 0.7]
-                storage.write_stock("ozon-1", levels, f"{DAYS[n % len(DAYS)]}T12:00:00+03:00", DAYS[n % len(DAYS)], None)
+                storage.write_stock(store, levels, f"{DAYS[n % len(DAYS)]}T12:00:00+03:00", DAYS[n % len(DAYS)], None)
 
 
 @pytest.fixture
 def storage(tmp_path):
     store = Storage(tmp_path / "mp.db")
     store.migrate()
-    store.save_accounts([("wb-1", "wb", "WB"), ("ozon-1", "ozon", "Ozon")])
+    # two Ozon stores: the per-marketplace summaries add them up
+    store.save_accounts([("wb-1", "wb", "WB"), ("ozon-1", "ozon", "Ozon"), ("ozon-2", "ozon", "Ozon 2")])
     yield store
     store.close()
 
@@ -213,10 +215,11 @@ def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage)
     assert kept_and_recomputed(storage.db)[0] == kept
 
 
-def test_a_version_6_database_gains_the_warehouse_summaries_in_steps_it_logs(storage, monkeypatch, caplog):
-    """Schema 7's upgrade fills alias_warehouse_days and the known keys of alias_warehouse_stock
-    from what version 6 kept, statement by statement in one transaction, saying in the log what
-    it is doing and, while a statement runs, how long it has taken so far."""
+def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage, monkeypatch, caplog):
+    """Schema 7's upgrade fills alias_warehouse_days and the known keys of alias_warehouse_stock,
+    schema 8's marketplace_alias_days, from what version 6 kept, statement by statement in one
+    transaction, saying in the log what it is doing and, while a statement runs, how long it has
+    taken so far."""
     import logging
 
     from collector import storage as storage_module
@@ -224,26 +227,28 @@ def test_a_version_6_database_gains_the_warehouse_summaries_in_steps_it_logs(sto
     random_history(storage, random.Random(8), steps=150)
     storage.replace_aliases([("ozon", "1", "Группа", 1), ("wb", "2", "Группа", 2)])
     kept, _ = kept_and_recomputed(storage.db)
-    assert {row[0] for row in kept} >= {"alias_warehouse_days", "alias_warehouse_stock"}
+    assert {row[0] for row in kept} >= {"alias_warehouse_days", "alias_warehouse_stock", "marketplace_alias_days"}
     with storage.transaction():  # the database as schema version 6 left it
         for name, sql in storage.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall():
-            if "alias_warehouse" in sql:
+            if "alias_warehouse" in sql or "marketplace_alias_days" in sql:
                 storage.db.execute(f"DROP TRIGGER {name}")
         storage.db.execute("DROP TABLE alias_warehouse_days")
+        storage.db.execute("DROP TABLE marketplace_alias_days")
         storage.db.execute("ALTER TABLE alias_warehouse_stock DROP COLUMN known_keys")
         storage.db.execute("DROP INDEX stock_current_first_day")
         storage.db.execute("PRAGMA user_version = 6")
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 8
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 7: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 4)")] == ["1 of 4)", "2 of 4)", "3 of 4)", "4 of 4)"]
-    assert "upgrading the database from schema 6 to 7: schema 7: filling alias_warehouse_days, alias_warehouse_stock (3 of 4)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 8: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 5)")] == [f"{n} of 5)" for n in range(1, 6)]
+    assert "upgrading the database from schema 6 to 8: schema 7: filling alias_warehouse_days, alias_warehouse_stock (3 of 5)" in said
+    assert "upgrading the database from schema 6 to 8: schema 8: filling marketplace_alias_days (4 of 5)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 7 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 8 in ") for line in said)
 
 
 # The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads
@@ -264,7 +269,7 @@ def recomputed_views(conn) -> str:
     would give them: schema.sql's own *_recomputed views, sku_days and sku_stock over
     daily_figures_recomputed and stock_current, alias_days and alias_stock over those,
     minute_totals and alias_warehouse_stock over the raw rows, alias_warehouse_days over
-    daily_figures_recomputed."""
+    daily_figures_recomputed, marketplace_alias_days over alias_days."""
     sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%_recomputed'"))
 
     def temp(summary: str, **sources: str) -> str:
@@ -277,7 +282,8 @@ def recomputed_views(conn) -> str:
     return (temp("sku_days", daily_figures="main.daily_figures_recomputed")
             + temp("sku_stock", stock_current="main.stock_current")
             + temp("alias_days") + temp("alias_stock") + temp("minute_totals") + temp("alias_warehouse_stock")
-            + temp("alias_warehouse_days", daily_figures="main.daily_figures_recomputed"))
+            + temp("alias_warehouse_days", daily_figures="main.daily_figures_recomputed")
+            + temp("marketplace_alias_days"))
 
 
 def canned_rows(path: Path, recomputed: bool) -> list:
@@ -375,6 +381,45 @@ def test_names_follow_products_and_aliases_whatever_changes(storage):
             names_agree()
     assert storage.db.execute("SELECT count(DISTINCT alias) FROM sku_names").fetchone()[0] > 3
     assert storage.db.execute("SELECT count(DISTINCT alias) FROM alias_days WHERE ordered <> 0").fetchone()[0] > 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_history_streams_the_rows_the_whole_grid_gives(storage, seed):
+    """history looks each period of each group up (marketplace_alias_days, or the asked SKUs'
+    days) in the order of its rows, with no sort; the oracle (its schema-7 SQL) builds the whole
+    grid, runs a window over it and sorts it. Same rows, same order, for windows shorter and
+    longer than the history, weeks and months, by marketplace, a marketplace, a warehouse, a group,
+    an article or SKU and a past date."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from collector.alerts import canned_sql
+    from collector.datasette_plugin import prepare_collector_connection
+
+    rng = random.Random(400 + seed)
+    random_history(storage, rng)
+    storage.replace_aliases([("ozon", "1", "Группа", 1), ("ozon", "2", "Группа", 2), ("wb", "3", "Другая", 3),
+                             ("wb", "2", "Б-группа", 4)])
+    oracle = (FIXTURES / "history_grid.sql").read_text(encoding="utf-8")
+    conn = sqlite3.connect(storage.path)
+    prepare_collector_connection(conn, ZoneInfo("Europe/Moscow"), lambda: datetime(2026, 11, 30, 9, tzinfo=timezone.utc))
+    try:
+        shown = set()
+        for asked in ({}, {"days": "1"}, {"days": "3"}, {"days": "30"}, {"days": "12", "period": "week"},
+                      {"days": "45", "period": "month"}, {"by": "marketplace"}, {"by": "marketplace", "period": "week"},
+                      {"marketplace": "ozon"}, {"warehouse": "A"}, {"warehouse": "B", "by": "marketplace"},
+                      {"alias": "Группа"}, {"alias": "2"}, {"alias": "Группа", "by": "marketplace", "period": "week"},
+                      {"date": "2026-11-25", "days": "4"}, {"date": "2026-11-25", "period": "week", "days": "9"}):
+            def rows(sql):
+                return conn.execute(sql, {n: asked.get(n, "") for n in re.findall(r":(\w+)", sql)}).fetchall()
+            expected = rows(oracle)
+            assert rows(canned_sql()["history"]) == expected, asked
+            shown |= {(row[1], row[2], bool(row[6])) for row in expected}
+        # groups of both marketplaces, and (the Ozon stores') stock on some days
+        assert {"ozon", "wb"} <= {mp for _, mp, _ in shown} and len(shown) > 3
+        assert ("Группа", "ozon", True) in shown
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("seed", range(4))
