@@ -233,6 +233,7 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
             if "alias_warehouse" in sql or "marketplace_alias_days" in sql:
                 storage.db.execute(f"DROP TRIGGER {name}")
         storage.db.execute("DROP TABLE alias_warehouse_days")
+        storage.db.execute("DROP VIEW marketplace_aliases")
         storage.db.execute("DROP TABLE marketplace_alias_days")
         storage.db.execute("ALTER TABLE alias_warehouse_stock DROP COLUMN known_keys")
         storage.db.execute("DROP INDEX stock_current_first_day")
