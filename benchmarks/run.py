@@ -264,9 +264,15 @@ def _viewer_database(options: Options, out: Path, name: str, days: float, log) -
 WARM_MS, COLD_MS, GROWTH = 100, 1000, 1.5
 
 
+def _units_ordered(database: Path, day: str) -> int:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT coalesce(sum(ordered), 0) FROM account_days WHERE day = ?", [day]).fetchone()[0]
+
+
 def _viewer(options: Options, out: Path, report: Report, log) -> None:
     cmd = "python -m benchmarks --only viewer"
-    yesterday = (now_aligned() - timedelta(days=1)).astimezone(timezone(timedelta(hours=3))).date().isoformat()
+    moscow_now = now_aligned().astimezone(timezone(timedelta(hours=3)))
+    yesterday = (moscow_now - timedelta(days=1)).date().isoformat()
     timings = {}
     for name, days in (("day", 1), ("year", options.year_days)):
         database = _viewer_database(options, out, name, days, log)
@@ -276,6 +282,12 @@ def _viewer(options: Options, out: Path, report: Report, log) -> None:
         report.data.setdefault("viewer_databases", {})[name] = {
             "days": days, "bytes": database.stat().st_size}
     year_label = f"{options.year_days} days" if options.year_days != 365 else "a year"
+    # The pages of "today" read the Moscow day the run falls on: just after midnight, or on
+    # databases written earlier (--reuse), that day is nearly empty and those pages look cheap.
+    today_units = _units_ordered(out / "viewer-year" / "mp.db", moscow_now.date().isoformat())
+    report.add("4 viewer", f"units ordered today ({moscow_now:%Y-%m-%d %H:%M} Moscow time), {year_label}",
+               f"{today_units:,}", f"yesterday: {_units_ordered(out / 'viewer-year' / 'mp.db', yesterday):,}",
+               "a day's worth, for the pages of today to mean anything", None, cmd)
     for label, day in timings["day"].items():
         year = timings["year"][label]
         ratio = year.median / day.median if day.seconds and year.seconds else float("nan")
