@@ -503,6 +503,24 @@ CREATE TABLE IF NOT EXISTS alias_warehouse_days (
     PRIMARY KEY (day, account, alias, warehouse)
 ) WITHOUT ROWID;
 
+-- alias_warehouse_days added up over the groups: a row per day x account x warehouse (~200 a
+-- day at the reference seller against ~9,200), what every SKU's warehouses together read (the
+-- total row's ▸). Kept by the triggers on alias_warehouse_days below.
+CREATE TABLE IF NOT EXISTS account_warehouse_days (
+    day             TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    warehouse       TEXT NOT NULL,
+    ordered_lines   INTEGER NOT NULL DEFAULT 0,
+    ordered         INTEGER NOT NULL DEFAULT 0,
+    sales_lines     INTEGER NOT NULL DEFAULT 0,
+    bought          INTEGER NOT NULL DEFAULT 0,
+    returned        INTEGER NOT NULL DEFAULT 0,
+    stock_delta     INTEGER NOT NULL DEFAULT 0,
+    ordered_kopecks INTEGER NOT NULL DEFAULT 0,
+    bought_kopecks  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, account, warehouse)
+) WITHOUT ROWID;
+
 -- What became of an order line, for the buyout rate: 'bought' (WB: a sale S… for its srid; Ozon:
 -- the posting delivered), 'not_bought' (cancelled, refused at handover, or returned after purchase:
 -- WB R… for the srid, any Ozon FBO return of the posting), else 'open' («в пути»). A return wins
@@ -665,6 +683,16 @@ SELECT k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)) AS alias, k.warehouse,
 FROM stock_current k
 LEFT JOIN sku_names nm ON nm.account = k.account AND nm.sku = k.sku
 GROUP BY k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)), k.warehouse;
+
+-- What account_warehouse_days must hold: alias_warehouse_days over the groups.
+DROP VIEW IF EXISTS account_warehouse_days_recomputed;
+CREATE VIEW account_warehouse_days_recomputed AS
+SELECT day, account, warehouse,
+       sum(ordered_lines) AS ordered_lines, sum(ordered) AS ordered, sum(sales_lines) AS sales_lines,
+       sum(bought) AS bought, sum(returned) AS returned, sum(stock_delta) AS stock_delta,
+       sum(ordered_kopecks) AS ordered_kopecks, sum(bought_kopecks) AS bought_kopecks
+FROM alias_warehouse_days
+GROUP BY day, account, warehouse;
 
 DROP VIEW IF EXISTS alias_warehouse_days_recomputed;
 CREATE VIEW alias_warehouse_days_recomputed AS
@@ -1411,6 +1439,62 @@ BEGIN
         cohort_bought = cohort_bought - old.cohort_bought,
         cohort_not_bought = cohort_not_bought - old.cohort_not_bought
     WHERE day = old.day AND account = old.account;
+END;
+
+-- account_warehouse_days follows alias_warehouse_days (a SKU moved between groups nets to nothing).
+DROP TRIGGER IF EXISTS account_warehouse_days_added;
+CREATE TRIGGER account_warehouse_days_added AFTER INSERT ON alias_warehouse_days
+BEGIN
+    INSERT INTO account_warehouse_days (day, account, warehouse, ordered_lines, ordered,
+                                        sales_lines, bought, returned, stock_delta, ordered_kopecks,
+                                        bought_kopecks)
+    VALUES (new.day, new.account, new.warehouse, new.ordered_lines, new.ordered, new.sales_lines,
+            new.bought, new.returned, new.stock_delta, new.ordered_kopecks, new.bought_kopecks)
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines, ordered = ordered + excluded.ordered,
+        sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
+        returned = returned + excluded.returned, stock_delta = stock_delta + excluded.stock_delta,
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks, bought_kopecks = bought_kopecks + excluded.bought_kopecks;
+END;
+
+DROP TRIGGER IF EXISTS account_warehouse_days_changed;
+CREATE TRIGGER account_warehouse_days_changed AFTER UPDATE ON alias_warehouse_days
+WHEN old.day = new.day AND old.account = new.account AND old.warehouse = new.warehouse
+BEGIN
+    UPDATE account_warehouse_days SET ordered_lines = ordered_lines + new.ordered_lines - old.ordered_lines, ordered = ordered + new.ordered - old.ordered,
+        sales_lines = sales_lines + new.sales_lines - old.sales_lines, bought = bought + new.bought - old.bought,
+        returned = returned + new.returned - old.returned, stock_delta = stock_delta + new.stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks + new.ordered_kopecks - old.ordered_kopecks, bought_kopecks = bought_kopecks + new.bought_kopecks - old.bought_kopecks
+    WHERE day = old.day AND account = old.account AND warehouse = old.warehouse;
+END;
+
+DROP TRIGGER IF EXISTS account_warehouse_days_rekeyed;
+CREATE TRIGGER account_warehouse_days_rekeyed AFTER UPDATE ON alias_warehouse_days
+WHEN old.day IS NOT new.day OR old.account IS NOT new.account OR old.warehouse IS NOT new.warehouse
+BEGIN
+    UPDATE account_warehouse_days SET ordered_lines = ordered_lines - old.ordered_lines, ordered = ordered - old.ordered,
+        sales_lines = sales_lines - old.sales_lines, bought = bought - old.bought,
+        returned = returned - old.returned, stock_delta = stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks - old.ordered_kopecks, bought_kopecks = bought_kopecks - old.bought_kopecks
+    WHERE day = old.day AND account = old.account AND warehouse = old.warehouse;
+    INSERT INTO account_warehouse_days (day, account, warehouse, ordered_lines, ordered,
+                                        sales_lines, bought, returned, stock_delta, ordered_kopecks,
+                                        bought_kopecks)
+    VALUES (new.day, new.account, new.warehouse, new.ordered_lines, new.ordered, new.sales_lines,
+            new.bought, new.returned, new.stock_delta, new.ordered_kopecks, new.bought_kopecks)
+    ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines, ordered = ordered + excluded.ordered,
+        sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
+        returned = returned + excluded.returned, stock_delta = stock_delta + excluded.stock_delta,
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks, bought_kopecks = bought_kopecks + excluded.bought_kopecks;
+END;
+
+DROP TRIGGER IF EXISTS account_warehouse_days_removed;
+CREATE TRIGGER account_warehouse_days_removed AFTER DELETE ON alias_warehouse_days
+BEGIN
+    UPDATE account_warehouse_days SET ordered_lines = ordered_lines - old.ordered_lines, ordered = ordered - old.ordered,
+        sales_lines = sales_lines - old.sales_lines, bought = bought - old.bought,
+        returned = returned - old.returned, stock_delta = stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks - old.ordered_kopecks, bought_kopecks = bought_kopecks - old.bought_kopecks
+    WHERE day = old.day AND account = old.account AND warehouse = old.warehouse;
 END;
 
 -- marketplace_alias_days follows alias_days: a change in place is added where it is, a row that

@@ -217,7 +217,7 @@ def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage)
 
 def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage, monkeypatch, caplog):
     """Schema 7's upgrade fills alias_warehouse_days and the known keys of alias_warehouse_stock,
-    schema 8's marketplace_alias_days, from what version 6 kept, statement by statement in one
+    schema 8's marketplace_alias_days, schema 9's account_warehouse_days, from what version 6 kept, statement by statement in one
     transaction, saying in the log what it is doing and, while a statement runs, how long it has
     taken so far."""
     import logging
@@ -227,12 +227,15 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     random_history(storage, random.Random(8), steps=150)
     storage.replace_aliases([("ozon", "1", "Группа", 1), ("wb", "2", "Группа", 2)])
     kept, _ = kept_and_recomputed(storage.db)
-    assert {row[0] for row in kept} >= {"alias_warehouse_days", "alias_warehouse_stock", "marketplace_alias_days"}
+    assert {row[0] for row in kept} >= {"alias_warehouse_days", "alias_warehouse_stock", "marketplace_alias_days",
+                                        "account_warehouse_days"}
     with storage.transaction():  # the database as schema version 6 left it
         for name, sql in storage.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall():
-            if "alias_warehouse" in sql or "marketplace_alias_days" in sql:
+            if "alias_warehouse" in sql or "marketplace_alias_days" in sql or "account_warehouse" in sql:
                 storage.db.execute(f"DROP TRIGGER {name}")
+        storage.db.execute("DROP VIEW account_warehouse_days_recomputed")
         storage.db.execute("DROP TABLE alias_warehouse_days")
+        storage.db.execute("DROP TABLE account_warehouse_days")
         storage.db.execute("DROP VIEW marketplace_aliases")
         storage.db.execute("DROP TABLE marketplace_alias_days")
         storage.db.execute("ALTER TABLE alias_warehouse_stock DROP COLUMN known_keys")
@@ -241,15 +244,16 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 8
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 9
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 8: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 5)")] == [f"{n} of 5)" for n in range(1, 6)]
-    assert "upgrading the database from schema 6 to 8: schema 7: filling alias_warehouse_days, alias_warehouse_stock (3 of 5)" in said
-    assert "upgrading the database from schema 6 to 8: schema 8: filling marketplace_alias_days (4 of 5)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 9: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 6)")] == [f"{n} of 6)" for n in range(1, 7)]
+    assert "upgrading the database from schema 6 to 9: schema 7: filling alias_warehouse_days, alias_warehouse_stock (3 of 6)" in said
+    assert "upgrading the database from schema 6 to 9: schema 8: filling marketplace_alias_days (4 of 6)" in said
+    assert "upgrading the database from schema 6 to 9: schema 9: filling account_warehouse_days (5 of 6)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 8 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 9 in ") for line in said)
 
 
 # The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads
@@ -270,7 +274,8 @@ def recomputed_views(conn) -> str:
     would give them: schema.sql's own *_recomputed views, sku_days and sku_stock over
     daily_figures_recomputed and stock_current, alias_days and alias_stock over those,
     minute_totals and alias_warehouse_stock over the raw rows, alias_warehouse_days over
-    daily_figures_recomputed, marketplace_alias_days over alias_days."""
+    daily_figures_recomputed, marketplace_alias_days over alias_days, account_warehouse_days over
+    alias_warehouse_days."""
     sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%_recomputed'"))
 
     def temp(summary: str, **sources: str) -> str:
@@ -284,7 +289,7 @@ def recomputed_views(conn) -> str:
             + temp("sku_stock", stock_current="main.stock_current")
             + temp("alias_days") + temp("alias_stock") + temp("minute_totals") + temp("alias_warehouse_stock")
             + temp("alias_warehouse_days", daily_figures="main.daily_figures_recomputed")
-            + temp("marketplace_alias_days"))
+            + temp("marketplace_alias_days") + temp("account_warehouse_days"))
 
 
 def canned_rows(path: Path, recomputed: bool) -> list:
