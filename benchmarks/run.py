@@ -264,9 +264,10 @@ def _viewer_database(options: Options, out: Path, name: str, days: float, log) -
 WARM_MS, COLD_MS, GROWTH = 100, 1000, 1.5
 
 
-def _units_ordered(database: Path, day: str) -> int:
+def _units_ordered(database: Path, *days: str) -> list[int]:
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-        return conn.execute("SELECT coalesce(sum(ordered), 0) FROM account_days WHERE day = ?", [day]).fetchone()[0]
+        return [conn.execute("SELECT coalesce(sum(ordered), 0) FROM account_days WHERE day = ?", [day]).fetchone()[0]
+                for day in days]
 
 
 def _viewer(options: Options, out: Path, report: Report, log) -> None:
@@ -284,9 +285,10 @@ def _viewer(options: Options, out: Path, report: Report, log) -> None:
     year_label = f"{options.year_days} days" if options.year_days != 365 else "a year"
     # The pages of "today" read the Moscow day the run falls on: just after midnight, or on
     # databases written earlier (--reuse), that day is nearly empty and those pages look cheap.
-    today_units = _units_ordered(out / "viewer-year" / "mp.db", moscow_now.date().isoformat())
+    today_units, yesterday_units = _units_ordered(out / "viewer-year" / "mp.db", moscow_now.date().isoformat(),
+                                                  yesterday)
     report.add("4 viewer", f"units ordered today ({moscow_now:%Y-%m-%d %H:%M} Moscow time), {year_label}",
-               f"{today_units:,}", f"yesterday: {_units_ordered(out / 'viewer-year' / 'mp.db', yesterday):,}",
+               f"{today_units:,}", f"yesterday: {yesterday_units:,}",
                "a day's worth, for the pages of today to mean anything", None, cmd)
     for label, day in timings["day"].items():
         year = timings["year"][label]

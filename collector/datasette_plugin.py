@@ -119,6 +119,10 @@ def mp_low_stock_days():
     return _setting("LOW_STOCK_DAYS")
 
 
+JULIAN_DAY_OF_ORDINAL_0 = 1721424  # date.toordinal() + this = the Julian day number at noon
+_DAY_NUMBERS: dict[str, int] = {}
+
+
 def day_number(text: str) -> int:
     """CAST(julianday(text) AS INTEGER) for a YYYY-MM-DD day, remembered (a window has few days,
     and SQLite's julianday() for every row of it cost restock_window a sixth of its time)."""
@@ -126,10 +130,6 @@ def day_number(text: str) -> int:
     if number is None:
         number = _DAY_NUMBERS[text] = date.fromisoformat(text).toordinal() + JULIAN_DAY_OF_ORDINAL_0
     return number
-
-
-JULIAN_DAY_OF_ORDINAL_0 = 1721424  # date.toordinal() + this = the Julian day number at noon
-_DAY_NUMBERS: dict[str, int] = {}
 
 
 def mp_days_out_of_stock(moves: str | None, stock: int | None, first_seen: int | None, first_day: int,
