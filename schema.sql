@@ -115,8 +115,6 @@ CREATE TABLE IF NOT EXISTS stock_current (
 );
 -- The dashboards' warehouse filter lists the warehouses with stock: from this index alone.
 CREATE INDEX IF NOT EXISTS stock_current_warehouse ON stock_current (warehouse);
--- The keys first seen in the last days (what to ship over a window looks only at those).
-CREATE INDEX IF NOT EXISTS stock_current_first_day ON stock_current (first_day);
 
 CREATE TABLE IF NOT EXISTS orders (
     account        TEXT NOT NULL,
@@ -470,7 +468,7 @@ CREATE TABLE IF NOT EXISTS marketplace_alias_days (
 -- The stock now per account x group x warehouse (stock_current over sizes and SKUs): ~16,000
 -- rows instead of ~120,000 keys at the reference seller, for the pages by warehouse; and how many
 -- of its keys have a first day (what to ship counts no day before a place's first observation as
--- out of stock: the first days inside its window it reads from stock_current_first_day, and a
+-- out of stock: the first days inside its window it reads from alias_warehouse_first_days, and a
 -- count of keys is kept by adding up, where the earliest day would have to be looked for again
 -- whenever a key leaves its group).
 CREATE TABLE IF NOT EXISTS alias_warehouse_stock (
@@ -480,6 +478,19 @@ CREATE TABLE IF NOT EXISTS alias_warehouse_stock (
     quantity   INTEGER NOT NULL DEFAULT 0,
     known_keys INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, alias, warehouse)
+) WITHOUT ROWID;
+
+-- How many keys of stock_current per account x group x warehouse were first seen on each day
+-- (keys never seen have no first day and no row): what to ship over a window takes a place's
+-- first observation inside it from here, a few rows a day, where a young database (every key
+-- first seen in the last days) had it look at every key. Kept by the triggers on stock_current.
+CREATE TABLE IF NOT EXISTS alias_warehouse_first_days (
+    first_day TEXT NOT NULL,
+    account   TEXT NOT NULL,
+    alias     TEXT NOT NULL,
+    warehouse TEXT NOT NULL,
+    keys      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (first_day, account, alias, warehouse)
 ) WITHOUT ROWID;
 
 -- daily_figures per group, with the warehouse kept: a row per day x account x group x warehouse,
@@ -683,6 +694,14 @@ SELECT k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)) AS alias, k.warehouse,
 FROM stock_current k
 LEFT JOIN sku_names nm ON nm.account = k.account AND nm.sku = k.sku
 GROUP BY k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)), k.warehouse;
+
+DROP VIEW IF EXISTS alias_warehouse_first_days_recomputed;
+CREATE VIEW alias_warehouse_first_days_recomputed AS
+SELECT k.first_day, k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)) AS alias, k.warehouse, count(*) AS keys
+FROM stock_current k
+LEFT JOIN sku_names nm ON nm.account = k.account AND nm.sku = k.sku
+WHERE k.first_day IS NOT NULL
+GROUP BY k.first_day, k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)), k.warehouse;
 
 -- What account_warehouse_days must hold: alias_warehouse_days over the groups.
 DROP VIEW IF EXISTS account_warehouse_days_recomputed;
@@ -1071,6 +1090,10 @@ BEGIN
     SELECT new.account, nm.alias, new.warehouse, new.quantity, new.first_day IS NOT NULL
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
+    INSERT INTO alias_warehouse_first_days (first_day, account, alias, warehouse, keys)
+    SELECT new.first_day, new.account, nm.alias, new.warehouse, 1
+    FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku AND new.first_day IS NOT NULL
+    ON CONFLICT DO UPDATE SET keys = keys + 1;
 END;
 
 DROP TRIGGER IF EXISTS sku_stock_changed;
@@ -1089,6 +1112,18 @@ BEGIN
     SELECT new.account, nm.alias, new.warehouse, new.quantity, new.first_day IS NOT NULL
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
+    -- (a pass changes quantities; the first days move only with a key that moves or is first seen)
+    UPDATE alias_warehouse_first_days SET keys = keys - 1
+    WHERE first_day = old.first_day AND account = old.account AND warehouse = old.warehouse
+      AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku)
+      AND (old.first_day IS NOT new.first_day OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+           OR old.warehouse IS NOT new.warehouse);
+    INSERT INTO alias_warehouse_first_days (first_day, account, alias, warehouse, keys)
+    SELECT new.first_day, new.account, nm.alias, new.warehouse, 1
+    FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku AND new.first_day IS NOT NULL
+      AND (old.first_day IS NOT new.first_day OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+           OR old.warehouse IS NOT new.warehouse)
+    ON CONFLICT DO UPDATE SET keys = keys + 1;
 END;
 
 DROP TRIGGER IF EXISTS sku_stock_removed;
@@ -1098,6 +1133,9 @@ BEGIN
     UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity,
         known_keys = known_keys - (old.first_day IS NOT NULL)
     WHERE account = old.account AND warehouse = old.warehouse
+      AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
+    UPDATE alias_warehouse_first_days SET keys = keys - 1
+    WHERE first_day = old.first_day AND account = old.account AND warehouse = old.warehouse
       AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
 END;
 
@@ -1637,6 +1675,16 @@ BEGIN
     SELECT new.account, new.alias, warehouse, quantity, first_day IS NOT NULL FROM stock_current
     WHERE account = new.account AND sku = new.sku
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
+    INSERT INTO alias_warehouse_first_days (first_day, account, alias, warehouse, keys)
+    SELECT first_day, old.account, old.alias, warehouse, -count(*) FROM stock_current
+    WHERE account = old.account AND sku = old.sku AND first_day IS NOT NULL
+    GROUP BY first_day, warehouse
+    ON CONFLICT DO UPDATE SET keys = keys + excluded.keys;
+    INSERT INTO alias_warehouse_first_days (first_day, account, alias, warehouse, keys)
+    SELECT first_day, new.account, new.alias, warehouse, count(*) FROM stock_current
+    WHERE account = new.account AND sku = new.sku AND first_day IS NOT NULL
+    GROUP BY first_day, warehouse
+    ON CONFLICT DO UPDATE SET keys = keys + excluded.keys;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
     SELECT f.day, old.account, old.alias, f.warehouse, -f.ordered_lines, -f.ordered, -f.sales_lines,

@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -54,6 +54,7 @@ FILLS: dict[int, str] = {
     7: refill_sql("alias_warehouse_days", "alias_warehouse_stock"),
     8: refill_sql("marketplace_alias_days"),
     9: refill_sql("account_warehouse_days"),
+    10: refill_sql("alias_warehouse_first_days"),
 }
 # Each summary kept by triggers, the view in schema.sql that says what it must hold, and how many
 # key columns it has. `Storage.summary_drift()` compares the two; `mp-collector rebuild` makes
@@ -63,6 +64,7 @@ SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku
              ("alias_days", "alias_days_recomputed", 3), ("alias_stock", "alias_stock_recomputed", 2),
              ("summary_days", "summary_days_recomputed", 1), ("minute_totals", "minute_totals_recomputed", 3),
              ("alias_warehouse_stock", "alias_warehouse_stock_recomputed", 3),
+             ("alias_warehouse_first_days", "alias_warehouse_first_days_recomputed", 4),
              ("account_days", "account_days_recomputed", 2),
              ("alias_warehouse_days", "alias_warehouse_days_recomputed", 4),
              ("marketplace_alias_days", "marketplace_alias_days_recomputed", 3),
@@ -112,6 +114,8 @@ MIGRATIONS: dict[int, str] = {
     # alias_warehouse_stock gains how many of its keys have a first day: created anew by schema.sql
     # and filled by FILLS[7] (a table of ~16,000 rows; absent before version 6)
     7: "DROP TABLE IF EXISTS alias_warehouse_stock;",
+    # what to ship reads the keys first seen inside its window from alias_warehouse_first_days
+    10: "DROP INDEX IF EXISTS stock_current_first_day;",
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log
@@ -435,8 +439,10 @@ class Storage:
             "INSERT INTO stock_current (account, sku, size, warehouse, quantity, changed_at, seen_at, first_day) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, sku, size, warehouse) DO UPDATE SET "
             "quantity = excluded.quantity, changed_at = excluded.changed_at, seen_at = excluded.seen_at, "
-            "first_day = coalesce(stock_current.first_day, excluded.first_day)",
+            "first_day = min(coalesce(stock_current.first_day, excluded.first_day), excluded.first_day)",
             ((account, *key, qty, observed_at, observed_at, day) for key, qty in changes))
+        # (first_day is the earliest day a change was stored, as a rebuild recomputes it, even
+        # when a day's stock arrives after a later one's)
         # Unchanged keys are not touched: rewriting every key's row each pass cost the reference
         # seller ~1.7 GB of WAL a day. When the account's stock was last read is in fetch_log.
         return len(changes)
@@ -597,7 +603,7 @@ UPDATE stock_current SET first_day = (
     WHERE s.account = stock_current.account AND s.sku = stock_current.sku AND s.size = stock_current.size
       AND s.warehouse = stock_current.warehouse);
 """ + refill_sql("sku_days", "sku_stock", "sku_names", "summary_days", "alias_days", "alias_stock",
-                 "minute_totals", "alias_warehouse_stock", "account_days", "alias_warehouse_days",
+                 "minute_totals", "alias_warehouse_stock", "alias_warehouse_first_days", "account_days", "alias_warehouse_days",
                  "marketplace_alias_days", "account_warehouse_days") + """
 DELETE FROM order_warehouses;
 INSERT INTO order_warehouses (warehouse, last_day)

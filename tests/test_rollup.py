@@ -217,7 +217,8 @@ def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage)
 
 def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage, monkeypatch, caplog):
     """Schema 7's upgrade fills alias_warehouse_days and the known keys of alias_warehouse_stock,
-    schema 8's marketplace_alias_days, schema 9's account_warehouse_days, from what version 6 kept, statement by statement in one
+    schema 8's marketplace_alias_days, schema 9's account_warehouse_days, schema 10's
+    alias_warehouse_first_days, from what version 6 kept, statement by statement in one
     transaction, saying in the log what it is doing and, while a statement runs, how long it has
     taken so far."""
     import logging
@@ -228,7 +229,7 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     storage.replace_aliases([("ozon", "1", "Группа", 1), ("wb", "2", "Группа", 2)])
     kept, _ = kept_and_recomputed(storage.db)
     assert {row[0] for row in kept} >= {"alias_warehouse_days", "alias_warehouse_stock", "marketplace_alias_days",
-                                        "account_warehouse_days"}
+                                        "account_warehouse_days", "alias_warehouse_first_days"}
     with storage.transaction():  # the database as schema version 6 left it
         for name, sql in storage.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall():
             if "alias_warehouse" in sql or "marketplace_alias_days" in sql or "account_warehouse" in sql:
@@ -238,22 +239,24 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
         storage.db.execute("DROP TABLE account_warehouse_days")
         storage.db.execute("DROP VIEW marketplace_aliases")
         storage.db.execute("DROP TABLE marketplace_alias_days")
+        storage.db.execute("DROP VIEW alias_warehouse_first_days_recomputed")
+        storage.db.execute("DROP TABLE alias_warehouse_first_days")
         storage.db.execute("ALTER TABLE alias_warehouse_stock DROP COLUMN known_keys")
-        storage.db.execute("DROP INDEX stock_current_first_day")
         storage.db.execute("PRAGMA user_version = 6")
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 9
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 10
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 9: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 6)")] == [f"{n} of 6)" for n in range(1, 7)]
-    assert "upgrading the database from schema 6 to 9: schema 7: filling alias_warehouse_days, alias_warehouse_stock (3 of 6)" in said
-    assert "upgrading the database from schema 6 to 9: schema 8: filling marketplace_alias_days (4 of 6)" in said
-    assert "upgrading the database from schema 6 to 9: schema 9: filling account_warehouse_days (5 of 6)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 10: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 8)")] == [f"{n} of 8)" for n in range(1, 9)]
+    assert "upgrading the database from schema 6 to 10: schema 7: filling alias_warehouse_days, alias_warehouse_stock (4 of 8)" in said
+    assert "upgrading the database from schema 6 to 10: schema 8: filling marketplace_alias_days (5 of 8)" in said
+    assert "upgrading the database from schema 6 to 10: schema 9: filling account_warehouse_days (6 of 8)" in said
+    assert "upgrading the database from schema 6 to 10: schema 10: filling alias_warehouse_first_days (7 of 8)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 9 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 10 in ") for line in said)
 
 
 # The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads
