@@ -286,6 +286,34 @@ CREATE TABLE IF NOT EXISTS restock_now (
     computed_at       TEXT NOT NULL
 );
 
+-- `today` for today, every group (the dashboard's table by group, the page a seller opens most),
+-- stored by the collector after every pass (collector/kept.py) in the query's order; the canned
+-- query reads it when asked for today without a filter and `day` is the viewer's today. Any write
+-- to what it is made of empties it (the triggers at the end of this file), and until the next pass
+-- stores it again `today` computes its rows itself: it never shows older figures than the tables.
+CREATE TABLE IF NOT EXISTS today_now (
+    position          INTEGER PRIMARY KEY,
+    alias             TEXT NOT NULL,
+    wb_stock          INTEGER NOT NULL,
+    wb_ordered        INTEGER NOT NULL,
+    wb_bought         INTEGER NOT NULL,
+    wb_returned       INTEGER NOT NULL,
+    ozon_stock        INTEGER NOT NULL,
+    ozon_ordered      INTEGER NOT NULL,
+    ozon_bought       INTEGER NOT NULL,
+    ozon_returned     INTEGER NOT NULL,
+    wb_ordered_rub    REAL NOT NULL,
+    wb_bought_rub     REAL NOT NULL,
+    wb_returned_rub   REAL NOT NULL,
+    wb_payout_rub     REAL NOT NULL,
+    ozon_ordered_rub  REAL NOT NULL,
+    ozon_bought_rub   REAL NOT NULL,
+    ozon_returned_rub REAL NOT NULL,
+    ozon_payout_rub   REAL NOT NULL,
+    day               TEXT NOT NULL,
+    computed_at       TEXT NOT NULL
+);
+
 -- Units per day x account x SKU x warehouse, kept by the triggers below in step with orders,
 -- sales and stock, whoever writes them (the collector, a backfill, a test). It is what the viewer
 -- reads: a day of the reference seller is ~20,000 order lines and ~15,000 sales rows but ~30,000
@@ -2053,3 +2081,44 @@ SELECT marketplace, account, alias, article, sku, size, warehouse, units AS stoc
 FROM alias_figures
 WHERE measure = 'stock_now'
 ORDER BY alias_position, alias, marketplace DESC, account, sku, size, warehouse;
+
+-- ---------------------------------------------------------------------------------------------
+-- today_now is emptied by the first write of a pass to what `today` reads for today (its groups'
+-- days and stock, the aliases' order, the accounts' marketplaces); the rest find it empty.
+
+DROP TRIGGER IF EXISTS today_now_alias_days_added;
+CREATE TRIGGER today_now_alias_days_added AFTER INSERT ON alias_days WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_alias_days_changed;
+CREATE TRIGGER today_now_alias_days_changed AFTER UPDATE ON alias_days WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_alias_days_removed;
+CREATE TRIGGER today_now_alias_days_removed AFTER DELETE ON alias_days WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_alias_stock_added;
+CREATE TRIGGER today_now_alias_stock_added AFTER INSERT ON alias_stock WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_alias_stock_changed;
+CREATE TRIGGER today_now_alias_stock_changed AFTER UPDATE ON alias_stock WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_alias_stock_removed;
+CREATE TRIGGER today_now_alias_stock_removed AFTER DELETE ON alias_stock WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_sku_aliases_added;
+CREATE TRIGGER today_now_sku_aliases_added AFTER INSERT ON sku_aliases WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_sku_aliases_changed;
+CREATE TRIGGER today_now_sku_aliases_changed AFTER UPDATE ON sku_aliases WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_sku_aliases_removed;
+CREATE TRIGGER today_now_sku_aliases_removed AFTER DELETE ON sku_aliases WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_accounts_added;
+CREATE TRIGGER today_now_accounts_added AFTER INSERT ON accounts WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_accounts_changed;
+CREATE TRIGGER today_now_accounts_changed AFTER UPDATE ON accounts WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;
+DROP TRIGGER IF EXISTS today_now_accounts_removed;
+CREATE TRIGGER today_now_accounts_removed AFTER DELETE ON accounts WHEN EXISTS (SELECT 1 FROM today_now)
+BEGIN DELETE FROM today_now; END;

@@ -31,7 +31,8 @@ DASHBOARD = "today"
 # draws, not the SQL).
 VARIANTS = {
     "history": [{"days": "90"}, {"by": "marketplace"}, {"by": "marketplace", "days": "90"}],
-    "today": [{"period": "month"}, {"date": "{yesterday}"}],
+    # (period=day: today computed when asked, as right after a pass wrote and before it kept the rows)
+    "today": [{"period": "day"}, {"period": "month"}, {"date": "{yesterday}"}],
     "restock": [{"soon": "1"}, {"soon": "1", "top": "31"}],
     # a group's warehouses, as ▸ on «Сегодня» opens them ({alias}: the seller's first group)
     "alias_warehouses": [{"alias": "{alias}"}],

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from collector import alerts, aliases, logs, optional, rejects, restock
+from collector import alerts, aliases, kept, logs, optional, rejects
 from collector.config import Account, Settings
 from collector.dataset import Context
 from collector.http import DEPRECATED, ApiClient, ApiError, RequestStats
@@ -111,24 +111,25 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
                rows=sum(r.rows for r in results), requests=sum(r.requests for r in results),
                retries=sum(r.retries for r in results),
                duration_ms=int((clock() - started).total_seconds() * 1000))
-    # After the writes: what to ship, computed once for the page and the alerts; then events into
-    # the outbox in one commit with the state that detected them, then delivery. Neither raises,
-    # nor changes the pass's status or exit code.
-    refresh_restock(settings, storage, clock())
+    # After the writes: the pages kept ready (what to ship, computed once for the page and the
+    # alerts; today by group); then events into the outbox in one commit with the state that
+    # detected them, then delivery. None of it raises, nor changes the pass's status or exit code.
+    refresh_kept(settings, storage, clock())
     alerts.after_pass(settings, storage, run_id, clock)
     return PassResult(run_id, status, results)
 
 
-def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> None:
-    started = time.monotonic()
-    try:
-        rows = restock.refresh(settings, storage, now)
-    except Exception as exc:  # noqa: BLE001 - the figures are saved; the old restock rows stay
-        logs.event(logging.ERROR, f"restock not recomputed: {type(exc).__name__}: {exc}", event="restock",
-                   status="failed")
-        return
-    logs.event(logging.INFO, f"restock: {rows} rows in {time.monotonic() - started:.1f} s", event="restock",
-               status="ok", rows=rows, duration_ms=int((time.monotonic() - started) * 1000))
+def refresh_kept(settings: Settings, storage: Storage, now: datetime) -> None:
+    for name, refresh in (("restock", kept.refresh_restock), ("today", kept.refresh_today)):
+        started = time.monotonic()
+        try:
+            rows = refresh(settings, storage, now)
+        except Exception as exc:  # noqa: BLE001 - the figures are saved; the query computes them itself
+            logs.event(logging.ERROR, f"{name} not recomputed: {type(exc).__name__}: {exc}", event=name,
+                       status="failed")
+            continue
+        logs.event(logging.INFO, f"{name}: {rows} rows in {time.monotonic() - started:.1f} s", event=name,
+                   status="ok", rows=rows, duration_ms=int((time.monotonic() - started) * 1000))
 
 
 def optional_summary(results: list[DatasetResult]) -> str:

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 from freezegun import freeze_time
 
-from collector import alerts, logs, restock
+from collector import alerts, logs, kept
 from collector.cli import cli
 from collector.config import load_settings
 from collector.records import OrderLine, Product, StockLevel
@@ -219,7 +219,7 @@ def test_low_stock_is_alerted_once_per_crossing_and_again_after_recovery(sandbox
         with quiet_storage.transaction():
             set_stock(quiet_storage, quantity, clock.now())
         before = len(sandbox.alerts.received)
-        restock.refresh(settings, quiet_storage, clock.now())  # as every pass does first
+        kept.refresh_restock(settings, quiet_storage, clock.now())  # as every pass does first
         alerts.after_pass(settings, quiet_storage, run_id, clock.now)
         return [a.message for a in sandbox.alerts.received[before:]]
 

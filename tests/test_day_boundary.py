@@ -75,6 +75,8 @@ def test_today_switches_exactly_at_moscow_midnight(utc_machine, real_clock_sandb
         assert expected["wb"] > 100 and expected["ozon"] > 100
         assert today_totals(settings.database_path) == expected
     with freeze_time(AFTER_MIDNIGHT):
+        # Before a pass: the rows kept at 23:59:59 are yesterday's; nothing is stored for today yet.
+        assert today_totals(settings.database_path) == {"wb": 0, "ozon": 0}
         assert run_pass(settings, storage).status == "ok"
         now = datetime.now(timezone.utc)
         assert today_totals(settings.database_path) == truth(sandbox, "ordered_units", date(2026, 11, 27), now)

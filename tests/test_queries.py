@@ -20,7 +20,7 @@ import yaml
 from datasette.app import Datasette
 from freezegun import freeze_time
 
-from collector import datasette_plugin, restock
+from collector import datasette_plugin, kept
 from collector.config import load_settings
 from collector.storage import Storage
 
@@ -228,10 +228,11 @@ def build_database(path: Path) -> None:
                      "NULL, '2026-11-25T21:00:00+03:00'), (1, 'mailtos://smtp.example.ru', 'failed', 2, "
                      "'2026-11-25T21:10:00+03:00', '2026-11-25T21:12:00+03:00', 'Connection refused', NULL)")
     conn.close()
-    # What a pass does after its writes: restock_now, as of noon.
+    # What a pass does after its writes: restock_now and today_now, as of noon.
     store = Storage(path)
-    restock.refresh(load_settings(None, {"DATABASE_PATH": str(path)}), store,
-                    datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    settings = load_settings(None, {"DATABASE_PATH": str(path)})
+    kept.refresh_restock(settings, store, datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    kept.refresh_today(settings, store, datetime.fromisoformat(NOON.replace("Z", "+00:00")))
     store.close()
 
 
@@ -314,8 +315,38 @@ def test_today_columns(ds):
 
 
 def test_today(ds):
-    assert query(ds, "today") == TODAY_ROWS
-    assert query(ds, "today", date=T) == TODAY_ROWS
+    assert query(ds, "today") == TODAY_ROWS  # as the pass kept it
+    assert query(ds, "today", date=T) == TODAY_ROWS  # computed when asked
+    assert query(ds, "today", period="day") == TODAY_ROWS
+
+
+def test_today_reads_the_rows_kept_after_the_pass_only_while_nothing_was_written_since(tmp_path):
+    path = tmp_path / "mp.db"
+    build_database(path)
+    ds = Datasette([str(path)], metadata=load_metadata())
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*), min(day), max(day) FROM today_now").fetchone() == (len(TODAY_ROWS), T, T)
+    # A kept figure made visible: read as kept without a filter, computed with one.
+    with conn:
+        conn.execute("UPDATE today_now SET wb_ordered = 99 WHERE alias = 'Кронштейны'")
+    assert query(ds, "today")[0] == ("Кронштейны", 22, 99, 2, 1, 51, 3, 3, 1)
+    assert query(ds, "today", period="day") == TODAY_ROWS
+    # The next day, before a pass: computed, with nothing ordered yet.
+    assert query(ds, "today", at="2026-11-26T21:00:01Z") == NEXT_DAY_ROWS
+    # Any write to what today is made of empties it: o1 cancelled, one unit less.
+    with conn:
+        conn.execute("UPDATE orders SET is_cancelled = 1 WHERE order_id = 'o1'")
+    assert conn.execute("SELECT count(*) FROM today_now").fetchone()[0] == 0
+    assert query(ds, "today")[0] == ("Кронштейны", 22, 3, 2, 1, 51, 3, 3, 1)
+    conn.close()
+    # And a rebuild, which runs without the triggers.
+    store = Storage(path)
+    kept.refresh_today(load_settings(None, {"DATABASE_PATH": str(path)}), store,
+                       datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    assert store.db.execute("SELECT count(*) FROM today_now").fetchone()[0] == len(TODAY_ROWS)
+    store.rebuild_summaries()
+    assert store.db.execute("SELECT count(*) FROM today_now").fetchone()[0] == 0
+    store.close()
 
 
 def test_today_past_date_uses_stock_at_end_of_that_day(ds):
@@ -933,6 +964,10 @@ def test_queries_do_not_read_the_whole_history(ds, tmp_path):
                VALUES ('wb-1', 1002, '5002', 'Коледино', 0, ?, ?)""",
             [(d, d) for d in days])
     conn.close()
+    store = Storage(padded)  # and today_now kept again, as the pass that wrote them would
+    kept.refresh_today(load_settings(None, {"DATABASE_PATH": str(padded)}), store,
+                       datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    store.close()
     queries = load_metadata()["databases"]["mp"]["queries"]
     params = {"date": "", "alias": "", "marketplace": "", "warehouse": "", "days": "", "period": "", "by": "",
               "soon": "", "top": ""}

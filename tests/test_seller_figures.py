@@ -19,7 +19,7 @@ import yaml
 from datasette.app import Datasette
 from freezegun import freeze_time
 
-from collector import restock
+from collector import kept
 from collector.config import load_settings
 from collector.ozon import normalize as ozon_norm
 from collector.records import OrderLine, SaleEvent, StockLevel
@@ -294,7 +294,7 @@ RESTOCK = ("alias", "marketplace", "warehouse", "stock", "avg_daily_ordered", "d
 def refresh_restock(storage: Storage, **environ: str) -> None:
     """What every pass does after its writes: restock_now from restock_window, at noon."""
     settings = load_settings(None, {"DATABASE_PATH": str(storage.path), **environ})
-    restock.refresh(settings, storage, datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    kept.refresh_restock(settings, storage, datetime.fromisoformat(NOON.replace("Z", "+00:00")))
 
 
 def test_restock_leaves_days_out_of_stock_out_of_demand(storage):
