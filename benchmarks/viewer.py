@@ -37,6 +37,9 @@ VARIANTS = {
     # a group's warehouses, as ▸ on «Сегодня» opens them ({alias}: the seller's first group)
     "alias_warehouses": [{"alias": "{alias}"}],
 }
+# Canned queries whose own HTML page a seller opens from the dashboard's links (the JSON above
+# is what the dashboard reads): the page of the most rows, and that of the dashboard's table.
+HTML_PAGES = ("today", "history", "restock")
 
 
 @dataclass
@@ -118,6 +121,7 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "") -> list[tuple[s
             filled = {k: v.format(yesterday=yesterday, alias=alias) for k, v in params.items()}
             label = f"{name} " + " ".join(f"{k}={v}" for k, v in params.items())
             cases.append((label, f"/{DATABASE}/{name}.json?{urlencode({**filled, '_shape': 'objects'})}"))
+    cases += [(f"{name} (HTML page)", f"/{DATABASE}/{name}") for name in HTML_PAGES if name in canned_queries(metadata)]
     return cases
 
 
