@@ -21,12 +21,6 @@ from collector.config import Settings
 from collector.storage import Storage
 from collector.timeutil import iso
 
-RESTOCK_COLUMNS = ("alias", "marketplace", "warehouse", "stock", "avg_daily_ordered", "days_of_cover",
-                   "runs_out_on", "to_ship", "days_out_of_stock", "lost_units", "runs_out_soon")
-TODAY_COLUMNS = ("alias", "wb_stock", "wb_ordered", "wb_bought", "wb_returned", "ozon_stock", "ozon_ordered",
-                 "ozon_bought", "ozon_returned", "wb_ordered_rub", "wb_bought_rub", "wb_returned_rub", "wb_payout_rub",
-                 "ozon_ordered_rub", "ozon_bought_rub", "ozon_returned_rub", "ozon_payout_rub")
-
 
 def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
     """Replace restock_now with the rows of `restock_window` (14 days) at `now`; their number.
@@ -40,7 +34,7 @@ def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
         storage.db.execute("PRAGMA temp_store = DEFAULT")
     with storage.transaction():
         storage.db.execute("DELETE FROM restock_now")
-        _insert(storage, "restock_now", RESTOCK_COLUMNS, rows, computed_at=iso(now, settings.timezone))
+        _insert(storage, "restock_now", rows, computed_at=iso(now, settings.timezone))
     return len(rows)
 
 
@@ -52,14 +46,17 @@ def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
     with storage.transaction():
         storage.db.execute("DELETE FROM today_now")
         rows = queries.rows("today") or []
-        _insert(storage, "today_now", TODAY_COLUMNS, rows, day=now.astimezone(settings.timezone).date().isoformat(),
+        _insert(storage, "today_now", rows, day=now.astimezone(settings.timezone).date().isoformat(),
                 computed_at=iso(now, settings.timezone))
     return len(rows)
 
 
-def _insert(storage: Storage, table: str, columns: tuple[str, ...], rows: list[dict], **same: str) -> None:
-    """The rows in their order (`position` 1, 2, ...), each with the same values of `same`."""
-    names = ("position", *columns, *same)
+def _insert(storage: Storage, table: str, rows: list[dict], **same: str) -> None:
+    """The rows in their order (`position` 1, 2, ...), in the columns the query names, each with
+    the same values of `same`."""
+    if not rows:
+        return
+    names = ("position", *rows[0], *same)
     storage.db.conn.executemany(
         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-        ((n, *(row[c] for c in columns), *same.values()) for n, row in enumerate(rows, start=1)))
+        ((n, *row.values(), *same.values()) for n, row in enumerate(rows, start=1)))
