@@ -494,24 +494,22 @@ CREATE TABLE IF NOT EXISTS marketplace_alias_days (
 ) WITHOUT ROWID;
 
 -- The stock now per account x group x warehouse (stock_current over sizes and SKUs): ~16,000
--- rows instead of ~120,000 keys at the reference seller, for the pages by warehouse; and how many
--- of its keys have a first day (what to ship counts no day before a place's first observation as
--- out of stock: the first days inside its window it reads from alias_warehouse_first_days, and a
--- count of keys is kept by adding up, where the earliest day would have to be looked for again
--- whenever a key leaves its group).
+-- rows instead of ~120,000 keys at the reference seller, for the pages by warehouse.
 CREATE TABLE IF NOT EXISTS alias_warehouse_stock (
     account    TEXT NOT NULL,
     alias      TEXT NOT NULL,
     warehouse  TEXT NOT NULL,
     quantity   INTEGER NOT NULL DEFAULT 0,
-    known_keys INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, alias, warehouse)
 ) WITHOUT ROWID;
 
 -- How many keys of stock_current per account x group x warehouse were first seen on each day
--- (keys never seen have no first day and no row): what to ship over a window takes a place's
--- first observation inside it from here, a few rows a day, where a young database (every key
--- first seen in the last days) had it look at every key. Kept by the triggers on stock_current.
+-- (keys never seen have no first day and no row): what to ship counts no day before a place's
+-- first observation as out of stock, and reads here whether its keys were seen before its window
+-- and else when first inside it: ~16,000 rows and a few a day, where a young database (every key
+-- first seen in the last days) had it look at every key. A count is kept by adding up, whatever
+-- moves; an earliest day would have to be looked for again whenever a key leaves its group. Kept
+-- by the triggers on stock_current.
 CREATE TABLE IF NOT EXISTS alias_warehouse_first_days (
     first_day TEXT NOT NULL,
     account   TEXT NOT NULL,
@@ -717,8 +715,7 @@ GROUP BY a.marketplace, d.alias, d.day;
 
 DROP VIEW IF EXISTS alias_warehouse_stock_recomputed;
 CREATE VIEW alias_warehouse_stock_recomputed AS
-SELECT k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)) AS alias, k.warehouse, sum(k.quantity) AS quantity,
-       count(k.first_day) AS known_keys
+SELECT k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)) AS alias, k.warehouse, sum(k.quantity) AS quantity
 FROM stock_current k
 LEFT JOIN sku_names nm ON nm.account = k.account AND nm.sku = k.sku
 GROUP BY k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)), k.warehouse;
@@ -1114,10 +1111,10 @@ CREATE TRIGGER sku_stock_added AFTER INSERT ON stock_current
 BEGIN
     INSERT INTO sku_stock (account, sku, quantity) VALUES (new.account, new.sku, new.quantity)
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
-    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, known_keys)
-    SELECT new.account, nm.alias, new.warehouse, new.quantity, new.first_day IS NOT NULL
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity)
+    SELECT new.account, nm.alias, new.warehouse, new.quantity
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
-    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
     INSERT INTO alias_warehouse_first_days (first_day, account, alias, warehouse, keys)
     SELECT new.first_day, new.account, nm.alias, new.warehouse, 1
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku AND new.first_day IS NOT NULL
@@ -1132,14 +1129,13 @@ BEGIN
     INSERT INTO sku_stock (account, sku, quantity)
     VALUES (old.account, old.sku, -old.quantity), (new.account, new.sku, new.quantity)
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
-    UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity,
-        known_keys = known_keys - (old.first_day IS NOT NULL)
+    UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity
     WHERE account = old.account AND warehouse = old.warehouse
       AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
-    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, known_keys)
-    SELECT new.account, nm.alias, new.warehouse, new.quantity, new.first_day IS NOT NULL
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity)
+    SELECT new.account, nm.alias, new.warehouse, new.quantity
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
-    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
     -- (a pass changes quantities; the first days move only with a key that moves or is first seen)
     UPDATE alias_warehouse_first_days SET keys = keys - 1
     WHERE first_day = old.first_day AND account = old.account AND warehouse = old.warehouse
@@ -1158,8 +1154,7 @@ DROP TRIGGER IF EXISTS sku_stock_removed;
 CREATE TRIGGER sku_stock_removed AFTER DELETE ON stock_current
 BEGIN
     UPDATE sku_stock SET quantity = quantity - old.quantity WHERE account = old.account AND sku = old.sku;
-    UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity,
-        known_keys = known_keys - (old.first_day IS NOT NULL)
+    UPDATE alias_warehouse_stock SET quantity = quantity - old.quantity
     WHERE account = old.account AND warehouse = old.warehouse
       AND alias = (SELECT alias FROM sku_names WHERE account = old.account AND sku = old.sku);
     UPDATE alias_warehouse_first_days SET keys = keys - 1
@@ -1695,14 +1690,14 @@ BEGIN
     INSERT INTO alias_stock (account, alias, quantity)
     SELECT new.account, new.alias, quantity FROM sku_stock WHERE account = new.account AND sku = new.sku
     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
-    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, known_keys)
-    SELECT old.account, old.alias, warehouse, -quantity, -(first_day IS NOT NULL) FROM stock_current
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity)
+    SELECT old.account, old.alias, warehouse, -quantity FROM stock_current
     WHERE account = old.account AND sku = old.sku
-    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
-    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity, known_keys)
-    SELECT new.account, new.alias, warehouse, quantity, first_day IS NOT NULL FROM stock_current
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
+    INSERT INTO alias_warehouse_stock (account, alias, warehouse, quantity)
+    SELECT new.account, new.alias, warehouse, quantity FROM stock_current
     WHERE account = new.account AND sku = new.sku
-    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity, known_keys = known_keys + excluded.known_keys;
+    ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity;
     INSERT INTO alias_warehouse_first_days (first_day, account, alias, warehouse, keys)
     SELECT first_day, old.account, old.alias, warehouse, -count(*) FROM stock_current
     WHERE account = old.account AND sku = old.sku AND first_day IS NOT NULL

@@ -54,7 +54,7 @@ FILLS: dict[int, str] = {
     7: refill_sql("alias_warehouse_days", "alias_warehouse_stock"),
     8: refill_sql("marketplace_alias_days"),
     9: refill_sql("account_warehouse_days"),
-    10: refill_sql("alias_warehouse_first_days"),
+    10: refill_sql("alias_warehouse_stock", "alias_warehouse_first_days"),
 }
 # Each summary kept by triggers, the view in schema.sql that says what it must hold, and how many
 # key columns it has. `Storage.summary_drift()` compares the two; `mp-collector rebuild` makes
@@ -114,8 +114,9 @@ MIGRATIONS: dict[int, str] = {
     # alias_warehouse_stock gains how many of its keys have a first day: created anew by schema.sql
     # and filled by FILLS[7] (a table of ~16,000 rows; absent before version 6)
     7: "DROP TABLE IF EXISTS alias_warehouse_stock;",
-    # what to ship reads the keys first seen inside its window from alias_warehouse_first_days
-    10: "DROP INDEX IF EXISTS stock_current_first_day;",
+    # alias_warehouse_stock's known keys and the index of first days give way to
+    # alias_warehouse_first_days: created anew by schema.sql and filled by FILLS[10]
+    10: "DROP TABLE IF EXISTS alias_warehouse_stock;\nDROP INDEX IF EXISTS stock_current_first_day;",
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log
