@@ -28,8 +28,10 @@ CTE_START = re.compile(r"^\s*(?:WITH\s+(?:RECURSIVE\s+)?)?(\w+)(?:\([^)]*\))?\s+
 
 
 def canned_sql(name: str, metadata: Path = ROOT / "metadata.yml") -> tuple[str, list[str]]:
-    query = yaml.safe_load(metadata.read_text(encoding="utf-8"))["databases"]["mp"]["queries"][name]
-    return query["sql"], list(query.get("params", []))
+    """The query's SQL and every parameter it binds (its own and the HTML page's `_page_*`),
+    which the caller gives as Datasette gives a blank one: ''."""
+    sql = yaml.safe_load(metadata.read_text(encoding="utf-8"))["databases"]["mp"]["queries"][name]["sql"]
+    return sql, sorted(set(re.findall(r"(?<!:):(\w+)", re.sub(r"--[^\n]*", "", sql))))
 
 
 def connect(database: Path) -> sqlite3.Connection:

@@ -39,7 +39,9 @@ VARIANTS = {
 }
 # Canned queries whose own HTML page a seller opens from the dashboard's links (the JSON above
 # is what the dashboard reads): the page of the most rows, and that of the dashboard's table.
-HTML_PAGES = ("today", "history", "restock")
+# Each shows a page of 100 rows (collector/datasette_plugin.py: page_of); a page far down the
+# list (history's rows 3,901-4,000) costs what the first does.
+HTML_PAGES = ("today", "history", "restock", "restock soon=1", "history _page=40")
 
 
 @dataclass
@@ -121,7 +123,11 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "") -> list[tuple[s
             filled = {k: v.format(yesterday=yesterday, alias=alias) for k, v in params.items()}
             label = f"{name} " + " ".join(f"{k}={v}" for k, v in params.items())
             cases.append((label, f"/{DATABASE}/{name}.json?{urlencode({**filled, '_shape': 'objects'})}"))
-    cases += [(f"{name} (HTML page)", f"/{DATABASE}/{name}") for name in HTML_PAGES if name in canned_queries(metadata)]
+    for page in HTML_PAGES:
+        name, *params = page.split()
+        if name in canned_queries(metadata):
+            query = "?" + "&".join(params) if params else ""
+            cases.append((f"{page} (HTML page)", f"/{DATABASE}/{name}{query}"))
     return cases
 
 

@@ -394,6 +394,60 @@ def test_every_canned_query_exports_csv_and_json(open_ds):
         assert as_json and list(as_json[0]) == list(as_csv[0]), name
 
 
+PAGED = ("today", "by_warehouse", "stock_by_warehouse", "orders_by_warehouse", "history", "days_of_cover",
+         "restock", "restock_window", "buyout")
+
+
+def html_cells(html: str) -> list[list[str]]:
+    """The HTML table's rows, each as its cells' text."""
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0] if "<tbody>" in html else ""
+    return [[re.sub(r"<[^>]+>", "", cell).strip().replace("&nbsp;", "")
+             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def test_a_long_list_comes_a_page_at_a_time_in_html_and_whole_as_json_and_csv(db_path, monkeypatch):
+    """The HTML page of a list query shows `default_page_size` rows (100 as served; 2 here) with
+    links to the pages around it; JSON and CSV, whatever page they are linked from, every row."""
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    ds = make_datasette(db_path, default_page_size=2)
+    for name in PAGED:
+        result = get(ds, f"/mp/{name}.json?_shape=objects&days=30").json()
+        whole = result["rows"]
+        assert len(whole) > 2 and not result["truncated"], name  # more than one page, all of them
+        as_text = [[("" if value is None else str(value)) for value in row.values()] for row in whole]
+        pages = -(-len(whole) // 2)
+        for number in sorted({1, 2, 3, pages - 1, pages, pages + 1} - {0}):
+            html = get(ds, f"/mp/{name}?days=30" + (f"&_page={number}" if number > 1 else "")).text
+            assert html_cells(html) == as_text[(number - 1) * 2:number * 2], (name, number)
+            assert ('rel="prev"' in html) == (number > 1), (name, number)
+            assert ('rel="next"' in html) == (number < pages or (number == pages and len(whole) % 2 == 0)), (name, number)
+            if number < pages:
+                assert f'href="?days=30&amp;_page={number + 1}"' in html, (name, number)
+                assert f"Строки {2 * number - 1}–{2 * number}" in html, (name, number)
+        assert get(ds, f"/mp/{name}.json?_shape=array&days=30&_page=2").json() == whole, name
+        assert len(csv_rows(get(ds, f"/mp/{name}.csv?days=30&_page=2").text)) == len(whole), name
+    # A page number that is not one is the first page; `top` is one page of its own size.
+    assert html_cells(get(ds, "/mp/today?_page=x").text) == html_cells(get(ds, "/mp/today").text)
+    restock = get(ds, "/mp/restock.json?_shape=array").json()
+    top = html_cells(get(ds, "/mp/restock?top=3").text)
+    assert len(top) == 3 and [row[0] for row in top] == [row["alias"] for row in restock[:3]]
+    # A query that is not a list has no pages.
+    assert 'class="mp-pages"' not in get(ds, "/mp/summary").text
+
+
+def test_a_page_of_a_list_goes_past_max_returned_rows(db_path, monkeypatch):
+    """JSON stops at max_returned_rows (Datasette's cap); the HTML pages go on to the last row."""
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    ds = make_datasette(db_path, default_page_size=2, max_returned_rows=3)
+    capped = get(ds, "/mp/history.json?_shape=objects&days=90").json()
+    assert capped["truncated"] and len(capped["rows"]) == 3
+    whole = get(make_datasette(db_path), "/mp/history.json?_shape=array&days=90").json()
+    assert len(whole) > 4
+    last = -(-len(whole) // 2)
+    assert html_cells(get(ds, f"/mp/history?days=90&_page={last}").text)[-1][1] == whole[-1]["alias"]
+
+
 def readme_viewer_section() -> str:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     return readme.split("<!-- viewer:start -->", 1)[1].split("<!-- viewer:end -->", 1)[0]
