@@ -117,7 +117,18 @@ def aliases_load(ctx: click.Context, file: Path) -> None:
         raise Failure(str(exc)) from None
     with open_storage(settings) as storage:
         storage.replace_aliases(rows)
+        keep_pages_ready(settings, storage)
     click.echo(f"{len(rows)} keys in {len({row[2] for row in rows})} aliases loaded from {file}")
+
+
+def keep_pages_ready(settings, storage) -> None:
+    """Recompute the pages kept ready (restock_now, today_now: collector/kept.py) now rather
+    than at the next pass, after a command that rewrote what they are made of: the groups, the
+    history, the summaries. Until then «Заканчивается» and the alerts would name the old groups."""
+    from collector.pipeline import refresh_kept
+    from collector.timeutil import utc_now
+
+    refresh_kept(settings, storage, utc_now())
 
 
 @cli.command()
@@ -164,6 +175,7 @@ def backfill(ctx: click.Context, days: int) -> None:
     try:
         with run_lock(settings.database_path), open_storage(settings) as storage:
             outcome = load_history(settings, storage, days, progress)
+            keep_pages_ready(settings, storage)
     except (AlreadyRunning, StorageError) as exc:
         raise Failure(str(exc)) from None
     progress.finish()
@@ -221,6 +233,7 @@ def rebuild(ctx: click.Context, check: bool) -> None:
     try:
         with run_lock(settings.database_path), open_storage(settings) as storage:
             counts = storage.rebuild_summaries()
+            keep_pages_ready(settings, storage)
     except (AlreadyRunning, StorageError) as exc:
         raise Failure(str(exc)) from None
     click.echo(f"rebuilt in {time.monotonic() - started:.1f} s from {counts['orders']} order lines, "

@@ -1,6 +1,8 @@
 """`mp-collector` as a person or the timer runs it: a real process, real exit codes."""
 
 import os
+import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +99,30 @@ def test_check_reaches_each_api_and_writes_nothing(live_sandbox, tmp_path):
     assert "ok    wb-1 (Песочница WB 1): statistics API reachable, token accepted" in done.stdout
     assert "ok    ozon-2 (Песочница Ozon 2): Ozon API reachable, key accepted" in done.stdout
     assert not (tmp_path / "mp.db").exists()
+
+
+def test_aliases_load_regroups_the_pages_kept_ready_at_once(live_sandbox, tmp_path):
+    """«Заканчивается» (restock_now) and «Сегодня» (today_now) name the new groups as soon as
+    the aliases are loaded, not after the next pass."""
+    env = collector_environ(live_sandbox, tmp_path)
+    assert mp("run", env=env, cwd=tmp_path).returncode == 0
+    with closing(sqlite3.connect(tmp_path / "mp.db")) as database:
+        article, = database.execute(
+            "SELECT p.article FROM products p JOIN accounts a USING (account) WHERE a.marketplace = 'ozon' "
+            "AND p.article IN (SELECT alias FROM restock_now WHERE marketplace = 'ozon') "
+            "ORDER BY p.article LIMIT 1").fetchall()[0]
+        before, = database.execute("SELECT max(computed_at) FROM restock_now").fetchall()[0]
+    aliases = tmp_path / "aliases.csv"
+    aliases.write_text(f"marketplace,key,alias\nozon,{article},Новая группа\n", encoding="utf-8")
+    done = mp("aliases", "load", str(aliases), env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with closing(sqlite3.connect(tmp_path / "mp.db")) as database:
+        assert database.execute("SELECT min(computed_at) >= ? FROM restock_now", (before,)).fetchall() == [(1,)]
+        ozon = "SELECT DISTINCT alias FROM restock_now WHERE marketplace = 'ozon' AND alias IN (?, 'Новая группа')"
+        assert database.execute(ozon, (article,)).fetchall() == [("Новая группа",)]
+        # the group comes first in «Сегодня», as the aliases file lists it
+        assert database.execute("SELECT alias FROM today_now ORDER BY position LIMIT 1").fetchall() == [
+            ("Новая группа",)]
 
 
 def test_init_db_and_aliases_load(tmp_path):
