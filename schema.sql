@@ -267,7 +267,7 @@ CREATE TABLE IF NOT EXISTS alert_state (
 );
 
 -- What to ship (the canned query `restock`): the rows of `restock_window` for its default 14
--- days, recomputed by the collector after every pass (collector/restock.py), because at a big
+-- days, recomputed by the collector after every pass (collector/kept.py), because at a big
 -- seller's size they take seconds to compute and the page must open at once. `position` keeps the
 -- query's order: already out first, then the soonest to run out.
 CREATE TABLE IF NOT EXISTS restock_now (

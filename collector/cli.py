@@ -199,10 +199,10 @@ def backup_command(ctx: click.Context, destination: Path) -> None:
 
 @cli.command()
 @click.option("--keep-days", type=click.IntRange(min=1), default=90, show_default=True,
-              help="Keep this many days of run logs (runs, fetch_log).")
+              help="Keep this many days of run logs (runs, fetch_log) and sent alerts.")
 @click.pass_context
 def maintain(ctx: click.Context, keep_days: int) -> None:
-    """Prune old run logs and refresh the planner's statistics (a pass does it daily too)."""
+    """Prune old run logs and sent alerts, and refresh the planner's statistics (a pass does it daily too)."""
     from collector.maintenance import optimize, prune
     from collector.timeutil import utc_now
 

@@ -3,7 +3,9 @@
 The data tables stay small by design (stock is change-only; orders and sales are one row per
 order line or event). What grows without bound is bookkeeping: a `runs` row per pass and a
 `fetch_log` row per account x dataset per pass (about 1,300 rows a day for three accounts at a
-10-minute cadence). Those are pruned after `keep_days`.
+10-minute cadence), and the alerts sent (a digest a day, a message per pass that finds a new
+low item, with a delivery row per channel). Those are pruned after `keep_days`; an alert still
+pending delivery never is.
 """
 
 from __future__ import annotations
@@ -45,10 +47,14 @@ def prune(storage: Storage, now: datetime, keep_days: int = DEFAULT_KEEP_DAYS) -
     cutoff = (now - timedelta(days=keep_days)).isoformat(timespec="seconds")
     # julianday() compares instants, whatever offset each time was written with.
     old = "julianday(started_at) < julianday(?) AND status != 'running'"
+    sent = "julianday(created_at) < julianday(?) AND status != 'pending'"
     with storage.transaction() as db:
         logs = db.execute(f"DELETE FROM fetch_log WHERE run_id IN (SELECT id FROM runs WHERE {old})", [cutoff]).rowcount
         runs = db.execute(f"DELETE FROM runs WHERE {old}", [cutoff]).rowcount
-    return {"fetch_log": logs, "runs": runs}
+        deliveries = db.execute(f"DELETE FROM alert_deliveries WHERE event_id IN (SELECT id FROM alert_outbox WHERE {sent})",
+                                [cutoff]).rowcount
+        alerts = db.execute(f"DELETE FROM alert_outbox WHERE {sent}", [cutoff]).rowcount
+    return {"fetch_log": logs, "runs": runs, "alert_deliveries": deliveries, "alert_outbox": alerts}
 
 
 def daily(storage: Storage, now: datetime, keep_days: int = DEFAULT_KEEP_DAYS) -> bool:

@@ -206,7 +206,10 @@ def test_backup_while_the_collector_writes(sandbox, settings, storage, clock, tm
         assert copy.execute("SELECT count(*) FROM orders").fetchone()[0] > 0
 
 
-def test_old_run_logs_are_pruned_once_a_day(storage, collect, clock):
+NEW = "2026-11-25T21:00:00+03:00"
+
+
+def test_old_run_logs_and_sent_alerts_are_pruned_once_a_day(storage, collect, clock):
     collect()
     old = "2026-06-01T10:00:00+03:00"
     storage.db.execute("INSERT INTO runs (started_at, finished_at, status, trigger) VALUES (?, ?, 'ok', 'timer')",
@@ -214,9 +217,20 @@ def test_old_run_logs_are_pruned_once_a_day(storage, collect, clock):
     run_id = table(storage, "SELECT max(id) FROM runs")[0][0]
     storage.db["fetch_log"].insert({"run_id": run_id, "account": "wb-1", "dataset": "orders", "status": "ok",
                                     "started_at": old, "finished_at": old})
+    # three old alerts (sent, expired, still pending) and a recent one, each with a delivery
+    for key, created_at, status in (("digest:2026-06-01", old, "sent"), ("low_stock:run:1", old, "expired"),
+                                    ("sources_down:run:1", old, "pending"), ("digest:2026-11-25", NEW, "sent")):
+        storage.db.execute("INSERT INTO alert_outbox (key, kind, title, body, created_at, day, status) "
+                           "VALUES (?, ?, 't', 'b', ?, substr(?, 1, 10), ?)", [key, key.split(":")[0], created_at,
+                                                                              created_at, status])
+        storage.db.execute("INSERT INTO alert_deliveries (event_id, channel, status) "
+                           "VALUES (last_insert_rowid(), 'json://localhost', 'sent')")
     now = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
-    assert prune(storage, now, keep_days=90) == {"fetch_log": 1, "runs": 1}
+    assert prune(storage, now, keep_days=90) == {"fetch_log": 1, "runs": 1, "alert_deliveries": 2, "alert_outbox": 2}
     assert table(storage, "SELECT count(*) FROM fetch_log") == [(15,)]  # 3 accounts x 5 datasets
+    assert table(storage, "SELECT o.key, count(d.event_id) FROM alert_outbox o LEFT JOIN alert_deliveries d "
+                          "ON d.event_id = o.id GROUP BY o.key ORDER BY o.key") == [
+        ("digest:2026-11-25", 1), ("sources_down:run:1", 1)]
     assert daily(storage, now) is True and daily(storage, now + timedelta(hours=5)) is False
     assert daily(storage, now + timedelta(days=1, minutes=1)) is True
 
