@@ -37,6 +37,10 @@ VARIANTS = {
     # a group's warehouses, as ▸ on «Сегодня» opens them ({alias}: the seller's first group)
     "alias_warehouses": [{"alias": "{alias}"}],
 }
+# How the dashboard asks for a canned query's rows (static/mp-dashboard.js, ROWS): Datasette's
+# default shape, without its pass over every value for infinities.
+ROWS = {"_json_infinity": "1"}
+
 # Canned queries whose own HTML page a seller opens from the dashboard's links (the JSON above
 # is what the dashboard reads): the page of the most rows, and that of the dashboard's table.
 # Each shows a page of 100 rows (collector/datasette_plugin.py: page_of); a page far down the
@@ -118,11 +122,11 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "") -> list[tuple[s
     """(label, path) of every canned query with its defaults, then the heavier variants."""
     cases = []
     for name in canned_queries(metadata):
-        cases.append((name, f"/{DATABASE}/{name}.json?_shape=objects"))
+        cases.append((name, f"/{DATABASE}/{name}.json?{urlencode(ROWS)}"))
         for params in VARIANTS.get(name, []):
             filled = {k: v.format(yesterday=yesterday, alias=alias) for k, v in params.items()}
             label = f"{name} " + " ".join(f"{k}={v}" for k, v in params.items())
-            cases.append((label, f"/{DATABASE}/{name}.json?{urlencode({**filled, '_shape': 'objects'})}"))
+            cases.append((label, f"/{DATABASE}/{name}.json?{urlencode({**filled, **ROWS})}"))
     for page in HTML_PAGES:
         name, *params = page.split()
         if name in canned_queries(metadata):
@@ -140,11 +144,11 @@ def dashboard_requests(metadata: dict, page_query: str = "") -> list[str]:
     for chart in board["charts"].values():
         if chart.get("canned"):
             params = {**dict(parse_qsl(page_query)), **{k: str(v) for k, v in (chart.get("params") or {}).items()},
-                      "_shape": "objects"}
+                      **ROWS}
             if (chart.get("display") or {}).get("limit"):  # a table of the first rows only
                 params["top"] = str(chart["display"]["limit"] + 1)
             paths.append(f"/{chart.get('db', DATABASE)}/{chart['canned']}.json?{urlencode(params)}")
-    paths.append(f"/{DATABASE}/freshness.json?_shape=objects")
+    paths.append(f"/{DATABASE}/freshness.json?{urlencode(ROWS)}")
     return list(dict.fromkeys(paths))  # charts asking the very same URL share one request
 
 

@@ -66,11 +66,21 @@ const mpDashboard = (() => {
     return query ? `${path}?${query}` : path
   }
 
+  // A canned query's rows are asked for as Datasette sends them by default (arrays, the column
+  // names once) and without its check of every value for infinity (`_json_infinity=1`: SQLite
+  // gives NULL, never infinity, for a division by zero, and the queries compute nothing else
+  // that could be one); they become objects here. Half the server's work of `_shape=objects`
+  // for a table of 500 rows (docs/PERFORMANCE.md). benchmarks/viewer.py asks the same.
+  const ROWS = { _json_infinity: '1' }
+
   async function fetchJson (url) {
     const response = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
     if (!response.ok) throw new Error(`HTTP ${response.status}`)
     const body = await response.json()
     if (body.ok === false) throw new Error(body.error || 'ошибка запроса')
+    if (Array.isArray(body.rows) && Array.isArray(body.columns)) {
+      body.rows = body.rows.map(row => Object.fromEntries(body.columns.map((name, i) => [name, row[i]])))
+    }
     return body
   }
 
@@ -151,7 +161,7 @@ const mpDashboard = (() => {
     for (const name of expand.params || []) if (params.get(name)) asked.set(name, params.get(name))
     asked.set(expand.param, row[expand.field] ?? '')
     try {
-      const body = await fetchShared(withQuery(`${siblingQuery(queryUrl, expand.canned)}.json`, asked, { _shape: 'objects' }))
+      const body = await fetchShared(withQuery(`${siblingQuery(queryUrl, expand.canned)}.json`, asked, ROWS))
       data[`${slug}:${tr.dataset.key}`] = body.rows
       renderTable(holder, { display: { columns: expand.columns } }, body, base, new URLSearchParams())
       detail.dataset.ready = '1'
@@ -304,7 +314,7 @@ const mpDashboard = (() => {
     try {
       const limit = (chart.display || {}).limit
       const body = await fetchShared(withQuery(`${queryUrl}.json`, params,
-        limit ? { _shape: 'objects', top: String(limit + 1) } : { _shape: 'objects' }))
+        limit ? { ...ROWS, top: String(limit + 1) } : ROWS))
       applySwitch(card, chart, body.rows, params)
       data[slug] = body.rows
       await render(el, chart, body, options.base, params, slug, queryUrl)

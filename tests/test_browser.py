@@ -438,6 +438,29 @@ def test_dashboard_figures_are_the_databases(site, light, truth):
         assert (ordered_diff, bought_diff) == (ordered - ordered_y, bought - bought_y)
 
 
+def test_the_dashboard_asks_what_make_bench_times(site, light):
+    """The requests the page's script sends for its charts are the ones benchmarks/viewer.py
+    times as «dashboard page + all its charts», and `today` is asked for as the load benchmark
+    asks for it: a change to either shows here."""
+    from urllib.parse import parse_qsl
+
+    from benchmarks.viewer import ROWS, dashboard_requests, parse_metadata
+
+    def request(url: str) -> tuple:  # (parameters in any order: the server's work is the same)
+        return urlsplit(url).path, tuple(sorted(parse_qsl(urlsplit(url).query)))
+
+    driver = light
+    open_page(driver, f"{site}/-/dashboards/today")
+    fetched = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('.json'))")
+    asked = sorted({request(url) for url in fetched if not urlsplit(url).path.endswith("filter_groups.json")})
+    metadata = parse_metadata((ROOT / "metadata.yml").read_text(encoding="utf-8"))
+    # (the page's own query: the filters' defaults, which the dashboards plugin adds by a redirect)
+    assert asked == sorted(request(path) for path in dashboard_requests(metadata, urlsplit(driver.current_url).query))
+    today = [dict(query) for path, query in asked if path == "/mp/today.json"]
+    assert len(today) == 1 and ROWS.items() <= today[0].items()
+
+
 def test_dashboard_charts_are_the_databases(site, light, truth):
     driver = light
     open_page(driver, f"{site}/-/dashboards/today?days=14")
