@@ -23,6 +23,9 @@ PERIOD_SECONDS = 600  # the collector's timer
 class Options:
     scale: float = 1.0
     year_days: int = 365
+    # A history as long as the viewer's longest window (history for 90 days): from it to a year,
+    # a page's cost shows whether it grows with the history or only with the days it reads.
+    window_days: int = 90
     growth_days: int = 30
     ingest_repeats: int = 5
     wb_page_rows: int = ingest.WB_PAGE_ROWS
@@ -43,7 +46,7 @@ class Options:
 
     @classmethod
     def quick(cls) -> "Options":
-        return cls(scale=0.05, year_days=30, growth_days=3, ingest_repeats=2, wb_page_rows=4000,
+        return cls(scale=0.05, year_days=30, window_days=10, growth_days=3, ingest_repeats=2, wb_page_rows=4000,
                    ozon_postings=500, viewer_repeats=5, viewer_budget=2.0, viewer_cold_repeats=2, load_clients=4,
                    load_requests=200, load_seconds=3.0, export_view_seconds=5.0, export_check_days=1)
 
@@ -275,7 +278,7 @@ def _viewer(options: Options, out: Path, report: Report, log) -> None:
     moscow_now = now_aligned().astimezone(timezone(timedelta(hours=3)))
     yesterday = (moscow_now - timedelta(days=1)).date().isoformat()
     timings = {}
-    for name, days in (("day", 1), ("year", options.year_days)):
+    for name, days in (("day", 1), ("window", options.window_days), ("year", options.year_days)):
         database = _viewer_database(options, out, name, days, log)
         cold = options.viewer_cold_repeats if name == "year" else 0
         timings[name] = {t.label: t for t in viewer.time_viewer(database, yesterday, options.viewer_repeats,
@@ -291,8 +294,10 @@ def _viewer(options: Options, out: Path, report: Report, log) -> None:
                f"{today_units:,}", f"yesterday: {yesterday_units:,}",
                "a day's worth, for the pages of today to mean anything", None, cmd)
     for label, day in timings["day"].items():
-        year = timings["year"][label]
+        year, window = timings["year"][label], timings["window"][label]
         ratio = year.median / day.median if day.seconds and year.seconds else float("nan")
+        past_window = (f"; {options.window_days} days: {_ms(window.median)}, {year.median / window.median:.1f}x"
+                       if window.seconds and year.seconds else "")
         failed = day.error or year.error or year.cold_error
         warm = f"{_ms(year.median)} (p95 {_ms(year.p95)})" if not year.error else "ERROR"
         cold = (f"cold {_ms(year.cold_median)}" if not year.cold_error else "cold ERROR") if year.cold or year.cold_error else ""
@@ -300,7 +305,7 @@ def _viewer(options: Options, out: Path, report: Report, log) -> None:
                and (not year.cold or year.cold_median * 1000 <= COLD_MS))
         report.add("4 viewer", label, f"{year_label}: {warm}" + (f"; {cold}" if cold else ""),
                    (f"1 day: {_ms(day.median)}" + (f"; {ratio:.1f}x" if ratio == ratio else "")
-                    if not day.error else "1 day: ERROR"),
+                    if not day.error else "1 day: ERROR") + past_window,
                    f"<= {WARM_MS} ms, cold <= {COLD_MS / 1000:g} s, <= {GROWTH}x day", met, cmd)
         if failed:
             report.data.setdefault("viewer_errors", {})[label] = failed
