@@ -29,7 +29,8 @@ The plugin also makes the viewer private when a password is configured (see ``pa
 shows a list query's HTML page a page of rows at a time (see ``page_of``), sends ``/`` to the
 dashboard, and serves the help page ``/-/help``, the health check
 ``/-/health.json`` and the full exports ``/-/export/daily.csv`` and ``/-/export/stock.csv``
-(collector/export.py).
+(collector/export.py), which also answer the streamed CSV of the views ``export_daily`` and
+``export_stock``.
 """
 
 from __future__ import annotations
@@ -406,6 +407,28 @@ async def health(datasette, request):
     healthy = bool(sources) and not stale
     return Response.json({"ok": healthy, "checked_at": mp_now(), "stale_minutes": threshold,
                           "stale": stale, "sources": sources}, status=200 if healthy else 503)
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    # Datasette's streamed CSV of the export views is served by the export that streams them
+    # (collector/export.py: instead_of_view); every other request passes as it came.
+    from collector.export import instead_of_view
+
+    def wrap(app):
+        async def exports_streamed(scope, receive, send):
+            base = datasette.setting("base_url").rstrip("/")
+            path = scope.get("path", "") if scope.get("type") == "http" else ""
+            if path.startswith(base + "/"):
+                export = instead_of_view(path[len(base):], scope.get("query_string", b"").decode("utf-8", "replace"))
+                if export:
+                    path, query = export
+                    scope = dict(scope, path=base + path, raw_path=(base + path).encode(), query_string=query.encode())
+            await app(scope, receive, send)
+
+        return exports_streamed
+
+    return wrap
 
 
 @hookimpl

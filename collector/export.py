@@ -8,7 +8,8 @@ query runs the whole view again (its GROUP BY over alias_figures, the sort) only
 pages before it sent. At a year of the reference seller one such query takes minutes (past the
 3 s `sql_time_limit_ms`, so the very first page fails), and a year is 116,000 pages; Datasette
 also stops its streamed CSV at `max_csv_mb` (100 MB), a tenth of a year. docs/PERFORMANCE.md,
-"Streaming a year's export", has the figures.
+"Streaming a year's export", has the figures. So the views' own streamed CSV («stream all rows»
+on their pages, `/mp/export_daily.csv?_stream=on`) is answered here too (`instead_of_view`).
 
 Here each page is one index range read of the table the view adds up: the rows after the last
 one sent, in the table's primary key order (keyset paging), so a page costs the same at the
@@ -29,6 +30,7 @@ import io
 import sys
 from dataclasses import dataclass
 from datetime import date
+from urllib.parse import parse_qsl, urlencode
 
 from datasette.utils import sqlite_timelimit
 from datasette.utils.asgi import AsgiStream, Response
@@ -251,6 +253,34 @@ def stream(db, asked: Request) -> AsgiStream:
     filename = f"mp-{asked.export.name}-{mp_today()}.csv"
     return AsgiStream(write, headers={"content-disposition": f'attachment; filename="{filename}"'},
                       content_type="text/csv; charset=utf-8")
+
+
+# The view each export stands for, and Datasette's own arguments that change nothing in what a
+# streamed CSV of it holds (others, `_sort` or `_col` say, leave the request to Datasette).
+VIEWS = {f"export_{name}": name for name in EXPORTS}
+HARMLESS = {"_stream", "_dl", "_size", "_labels", "_nofacet", "_nocount", "_header"}
+# Filters with the same meaning on the view and here (`alias` here is also an article or a SKU).
+SAME_FILTERS = {"marketplace", "account", "warehouse", *DAYS}
+
+
+def instead_of_view(path: str, query: str) -> tuple[str, str] | None:
+    """(path, query string) of the export that serves Datasette's streamed CSV of `export_daily`
+    or `export_stock` (`/mp/export_daily.csv?_stream=on`, «stream all rows» on the view's page);
+    None for any other request. Datasette streams a view by OFFSET, which at a year fails on the
+    first page; the export streams it by the key. Only for filters that mean the same on both:
+    the rows are the view's (in the key's order, money as exact decimals)."""
+    view = path.removeprefix(f"/{DATABASE}/").removesuffix(".csv")
+    args = parse_qsl(query, keep_blank_values=True)
+    if (not path.endswith(".csv") or view not in VIEWS or not path.startswith(f"/{DATABASE}/")
+            or not any(name == "_stream" and value not in ("", "0", "off") for name, value in args)):
+        return None
+    if any(name not in HARMLESS and name not in SAME_FILTERS for name, _ in args):
+        return None
+    export = EXPORTS[VIEWS[view]]
+    kept = [(name, value) for name, value in args if not name.startswith("_") and value != ""]
+    if not export.by_day and any(name in DAYS for name, _ in kept):
+        return None
+    return f"/-/export/{export.name}.csv", urlencode(kept)
 
 
 async def export_csv(datasette, request):
