@@ -1922,21 +1922,17 @@ END;
 -- ---------------------------------------------------------------------------------------------
 -- Views. Canned queries in metadata.yml read these.
 
--- Every SKU any table knows, with its best-known article and name.
+-- Every SKU any table knows (sku_names, kept by triggers: the products, the SKUs with orders or
+-- sales on a day, the SKUs with stock), with its best-known article and name. Read in its key's
+-- order: a page of it costs a few rows at any size of history.
 DROP VIEW IF EXISTS sku_catalog;
 CREATE VIEW sku_catalog AS
-SELECT k.account, a.marketplace, k.sku,
-       (SELECT p.article FROM products p
-         WHERE p.account = k.account AND p.sku = k.sku AND p.article IS NOT NULL
-         ORDER BY p.updated_at DESC LIMIT 1) AS article,
+SELECT n.account, a.marketplace, n.sku, n.article,
        (SELECT p.name FROM products p
-         WHERE p.account = k.account AND p.sku = k.sku AND p.name IS NOT NULL
+         WHERE p.account = n.account AND p.sku = n.sku AND p.name IS NOT NULL
          ORDER BY p.updated_at DESC LIMIT 1) AS name
-FROM (SELECT account, sku FROM products
-      UNION SELECT account, sku FROM stock_current
-      UNION SELECT account, sku FROM orders
-      UNION SELECT account, sku FROM sales) AS k
-JOIN accounts a ON a.account = k.account;
+FROM sku_names n
+JOIN accounts a ON a.account = n.account;
 
 -- The alias of each SKU: an alias keyed by the SKU wins over one keyed by the article; an
 -- unaliased SKU stands for itself under its article, after every alias.
@@ -2037,45 +2033,58 @@ FROM sales WHERE kind = 'sale' AND day IS NOT NULL;
 -- `sku_text` is the SKU as text, for the canned queries' filter
 -- `:alias IN ('', alias, article, sku_text)` (an alias, an article or a SKU).
 DROP VIEW IF EXISTS alias_figures;
+-- (Looked up row by row rather than joined: SQLite reads a compound view joined to another table
+-- only after writing it whole, all of the history, before its first row; this way the rows
+-- stream, and the first page of the view's page, or a `measure` and `day` asked for, read only
+-- what they show.)
 CREATE VIEW alias_figures AS
-SELECT f.measure, f.account, a.marketplace, f.sku, CAST(f.sku AS TEXT) AS sku_text, nm.article,
+SELECT f.measure, f.account, (SELECT a.marketplace FROM accounts a WHERE a.account = f.account) AS marketplace,
+       f.sku, CAST(f.sku AS TEXT) AS sku_text,
+       (SELECT nm.article FROM sku_names nm WHERE nm.account = f.account AND nm.sku = f.sku) AS article,
        f.size, f.warehouse, f.day, f.units, f.time, f.kopecks,
-       coalesce(nm.alias, CAST(f.sku AS TEXT)) AS alias,
-       coalesce(nm.alias_position, 1000000000) AS alias_position
+       coalesce((SELECT nm.alias FROM sku_names nm WHERE nm.account = f.account AND nm.sku = f.sku),
+                CAST(f.sku AS TEXT)) AS alias,
+       coalesce((SELECT nm.alias_position FROM sku_names nm WHERE nm.account = f.account AND nm.sku = f.sku),
+                1000000000) AS alias_position
 FROM sku_figures f
-JOIN accounts a ON a.account = f.account
-LEFT JOIN sku_names nm ON nm.account = f.account AND nm.sku = f.sku;
+WHERE f.account IN (SELECT account FROM accounts);
 
 -- ---------------------------------------------------------------------------------------------
 -- Full exports. A canned query stops at max_returned_rows. These two views give the whole history
 -- in the shape a spreadsheet pivots, alias and article resolved as in alias_figures; a year of
 -- them is streamed by /-/export/daily.csv and /-/export/stock.csv (collector/export.py: the same
--- rows, read in key order from daily_figures and stock_current), not by Datasette's
--- `?_stream=on`, which re-runs a view for every page of 100 rows.
+-- rows, read in key order from daily_figures and stock_current a page at a time), which also
+-- answer the views' own `?_stream=on` (Datasette's would run the view again for every page).
 
--- Units ordered, bought out and returned per day x account x SKU x warehouse.
+-- Units ordered, bought out and returned per day x account x SKU x warehouse: a row of
+-- daily_figures that counted an order line or a sales row, named as alias_figures names it (what
+-- sku_figures' daily_ordered and daily_sales add up to, a row each), in daily_figures' key order,
+-- so that a page of the view reads its own rows only. collector/export.py streams the same rows.
 DROP VIEW IF EXISTS export_daily;
 CREATE VIEW export_daily AS
-SELECT day, marketplace, account, alias, article, sku, warehouse,
-       sum(CASE measure WHEN 'ordered' THEN units ELSE 0 END) AS ordered,
-       sum(CASE measure WHEN 'bought' THEN units ELSE 0 END) AS bought,
-       sum(CASE measure WHEN 'returned' THEN units ELSE 0 END) AS returned,
-       sum(CASE measure WHEN 'ordered' THEN kopecks ELSE 0 END) / 100.0 AS ordered_rub,
-       sum(CASE measure WHEN 'bought' THEN kopecks ELSE 0 END) / 100.0 AS bought_rub,
-       sum(CASE measure WHEN 'returned' THEN kopecks ELSE 0 END) / 100.0 AS returned_rub
-FROM alias_figures
-WHERE measure IN ('ordered', 'bought', 'returned')
-GROUP BY day, marketplace, account, alias, article, sku, warehouse
--- A stable order: Datasette pages through a view with OFFSET, one query per page.
-ORDER BY day, min(alias_position), alias, marketplace DESC, account, sku, warehouse;
+SELECT f.day, a.marketplace, f.account, coalesce(nm.alias, CAST(f.sku AS TEXT)) AS alias, nm.article, f.sku,
+       nullif(f.warehouse, '') AS warehouse,
+       iif(f.ordered_lines > 0, f.ordered, 0) AS ordered,
+       iif(f.sales_lines > 0, f.bought, 0) AS bought,
+       iif(f.sales_lines > 0, f.returned, 0) AS returned,
+       iif(f.ordered_lines > 0, f.ordered_kopecks, 0) / 100.0 AS ordered_rub,
+       iif(f.sales_lines > 0, f.bought_kopecks, 0) / 100.0 AS bought_rub,
+       iif(f.sales_lines > 0, f.returned_kopecks, 0) / 100.0 AS returned_rub
+FROM daily_figures f
+CROSS JOIN accounts a ON a.account = f.account  -- (daily_figures stays the outer loop: its key's order)
+LEFT JOIN sku_names nm ON nm.account = f.account AND nm.sku = f.sku
+WHERE f.ordered_lines > 0 OR f.sales_lines > 0
+ORDER BY f.day, f.account, f.sku, f.warehouse;
 
--- The current stock per key (account x SKU x size x warehouse).
+-- The current stock per key (account x SKU x size x warehouse), in stock_current's key order.
 DROP VIEW IF EXISTS export_stock;
 CREATE VIEW export_stock AS
-SELECT marketplace, account, alias, article, sku, size, warehouse, units AS stock
-FROM alias_figures
-WHERE measure = 'stock_now'
-ORDER BY alias_position, alias, marketplace DESC, account, sku, size, warehouse;
+SELECT a.marketplace, k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)) AS alias, nm.article, k.sku, k.size,
+       k.warehouse, k.quantity AS stock
+FROM stock_current k
+CROSS JOIN accounts a ON a.account = k.account  -- (stock_current stays the outer loop: its key's order)
+LEFT JOIN sku_names nm ON nm.account = k.account AND nm.sku = k.sku
+ORDER BY k.account, k.sku, k.size, k.warehouse;
 
 -- ---------------------------------------------------------------------------------------------
 -- today_now is emptied by the first write of a pass to what `today` reads for today (its groups'

@@ -46,6 +46,10 @@ ROWS = {"_json_infinity": "1"}
 # Each shows a page of 100 rows (collector/datasette_plugin.py: page_of); a page far down the
 # list (history's rows 3,901-4,000) costs what the first does.
 HTML_PAGES = ("today", "history", "restock", "restock soon=1", "history _page=40")
+# Datasette's own pages a seller reaches from the navigation («Запросы и выгрузки» is the
+# database page): the list of tables, the biggest table and the views a seller browses.
+DATASETTE_PAGES = {"database page (HTML)": "", "table orders (HTML)": "/orders",
+                   "view export_daily (HTML)": "/export_daily", "view sku_catalog (HTML)": "/sku_catalog"}
 
 
 @dataclass
@@ -84,7 +88,9 @@ def serve_options(database: Path) -> dict:
     while i < len(args):
         name = args[i]
         if name == "--setting":
-            options["settings"][args[i + 1]] = int(args[i + 2]) if args[i + 2].isdigit() else args[i + 2]
+            value = args[i + 2]
+            options["settings"][args[i + 1]] = (int(value) if value.isdigit() else
+                                                {"on": True, "off": False}.get(value, value))
             i += 3
             continue
         value = args[i + 1]
@@ -132,6 +138,7 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "") -> list[tuple[s
         if name in canned_queries(metadata):
             query = "?" + "&".join(params) if params else ""
             cases.append((f"{page} (HTML page)", f"/{DATABASE}/{name}{query}"))
+    cases += [(label, f"/{DATABASE}{path}") for label, path in DATASETTE_PAGES.items()]
     return cases
 
 

@@ -35,14 +35,20 @@ dashboard, and serves the help page ``/-/help``, the health check
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import os
+import sqlite3
 import sys
+import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, unquote, urlencode
 from zoneinfo import ZoneInfo
 
 from datasette import hookimpl
+from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
@@ -238,13 +244,18 @@ def password_required(datasette) -> bool:
 
 
 @hookimpl
-def permission_allowed(datasette, actor, action):
+def permission_allowed(datasette, actor, action, resource):
     # Deny every action (view-instance, view-table, execute-sql, ...) to an anonymous actor when
     # a password is set. Datasette checks view-instance on every page, JSON and CSV URL, the
     # database download and /-/ introspection pages, and datasette-dashboards checks it too, so
     # this one rule covers them all; a signed-in actor falls through to Datasette's defaults
     # (everything readable, ad-hoc SQL allowed). Static files and /-/login stay reachable.
     if actor is None and password_required(datasette):
+        return False
+    # The *_recomputed views say what each summary must hold, for `mp-collector rebuild --check`:
+    # each recomputes a summary from the whole history (minutes at a year), so none has a page
+    # (it would only ever end at the time limit). Ad-hoc SQL still reads them.
+    if action == "view-table" and isinstance(resource, (tuple, list)) and str(resource[1]).endswith("_recomputed"):
         return False
     return None
 
@@ -264,6 +275,16 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 @hookimpl
 def startup(datasette):
+    # The database page counts every table (see big_names).
+    if DATABASE in datasette.databases:
+        database = datasette.get_database(DATABASE)
+        database.table_counts = functools.partial(counts_of_small_tables, database)
+    # Datasette 0.65 copies the whole metadata (the dashboards' configuration is most of it) to
+    # answer whether a table may be viewed, ~0.5 ms, and the database page asks it for each of its
+    # ~75 tables and views: most of the page's time. The metadata does not change while it runs
+    # (this project never serves it with --reload), so each table's answer is kept.
+    if hasattr(datasette, "_table_permission_allows"):
+        datasette._table_permission_allows = functools.lru_cache(maxsize=1024)(datasette._table_permission_allows)
     # The dashboard's pages and scripts are templates/ and static/, which Datasette only gets
     # through its command line. Served without them, the dashboard shows empty cards: say so
     # once at start rather than leave someone puzzling over a blank page.
@@ -409,24 +430,92 @@ async def health(datasette, request):
                           "stale": stale, "sources": sources}, status=200 if healthy else 503)
 
 
+# --------------------------------------------------------------------------------------------
+# Tables as big as the history
+#
+# Datasette counts a table's rows on its page and every table's on the database page with
+# `count(*)`, which reads an index whole (and SQLite's count ignores the progress handler that
+# enforces the time limit): at a year about a second a table warm, many cold. It counts a view
+# by running it whole. So a page of a table with BIG_ROWS rows or more, or of a view, comes
+# without the count (`_nocount=1`, as Datasette's own option: the rows and the next page are
+# there), and the database page says "Many rows" for such a table. Which tables are big is
+# found by counting at most BIG_ROWS rows of each (a few ms a table), again after BIG_TTL.
+
+BIG_ROWS = 100_000
+BIG_TTL_SECONDS = 600.0
+_big_names: dict[str, tuple[float, frozenset[str]]] = {}  # database path -> (when found, names)
+_refreshing: set[str] = set()
+
+
+async def find_big_names(db) -> frozenset[str]:
+    """The views of `db` and its tables of BIG_ROWS rows or more, counted now."""
+    names = set(await db.view_names())
+    for table in await db.table_names():
+        rows = await db.execute(f"SELECT count(*) FROM (SELECT 1 FROM [{table}] LIMIT {BIG_ROWS})")
+        if rows.first()[0] >= BIG_ROWS:
+            names.add(table)
+    _big_names[db.path] = (time.monotonic(), frozenset(names))
+    return _big_names[db.path][1]
+
+
+async def big_names(db) -> frozenset[str]:
+    """find_big_names(), found once and then again in the background every BIG_TTL_SECONDS, so
+    that a request waits for it at most once."""
+    found = _big_names.get(db.path)
+    if found is None:
+        return await find_big_names(db)
+    if time.monotonic() - found[0] > BIG_TTL_SECONDS and db.path not in _refreshing:
+        _refreshing.add(db.path)
+        asyncio.get_running_loop().create_task(find_big_names(db)).add_done_callback(
+            lambda _: _refreshing.discard(db.path))
+    return found[1]
+
+
+async def counts_of_small_tables(db, limit: int = 10) -> dict[str, int | None]:
+    """Database.table_counts() for the database page: a big table's count is None ("Many rows")."""
+    big = await big_names(db)
+    counts = {}
+    for table in await db.table_names():
+        counts[table] = None
+        if table not in big:
+            with contextlib.suppress(QueryInterrupted, sqlite3.DatabaseError):
+                counts[table] = (await db.execute(f"SELECT count(*) FROM [{table}]", custom_time_limit=limit)).first()[0]
+    return counts
+
+
+def page_of_table(path: str) -> str | None:
+    """The table or view whose page (HTML, JSON or CSV) `path` is, or None."""
+    parts = path.split("/")
+    if len(parts) != 3 or parts[1] != DATABASE or not parts[2] or parts[2].startswith("-"):
+        return None
+    return unquote(parts[2].rsplit(".", 1)[0] if parts[2].endswith((".json", ".csv")) else parts[2])
+
+
 @hookimpl
 def asgi_wrapper(datasette):
-    # Datasette's streamed CSV of the export views is served by the export that streams them
-    # (collector/export.py: instead_of_view); every other request passes as it came.
+    # Two requests are changed on their way in; every other passes as it came. Datasette's
+    # streamed CSV of the export views is served by the export that streams them
+    # (collector/export.py: instead_of_view), and a page of a big table or of a view comes
+    # without its count (above).
     from collector.export import instead_of_view
 
     def wrap(app):
-        async def exports_streamed(scope, receive, send):
+        async def adjusted(scope, receive, send):
             base = datasette.setting("base_url").rstrip("/")
             path = scope.get("path", "") if scope.get("type") == "http" else ""
             if path.startswith(base + "/"):
-                export = instead_of_view(path[len(base):], scope.get("query_string", b"").decode("utf-8", "replace"))
+                query = scope.get("query_string", b"").decode("utf-8", "replace")
+                export = instead_of_view(path[len(base):], query)
+                table = page_of_table(path[len(base):])
                 if export:
                     path, query = export
                     scope = dict(scope, path=base + path, raw_path=(base + path).encode(), query_string=query.encode())
+                elif table and "_nocount" not in parse_qs(query, keep_blank_values=True) and DATABASE in datasette.databases \
+                        and table in await big_names(datasette.get_database(DATABASE)):
+                    scope = dict(scope, query_string=(query + "&" if query else "").encode() + b"_nocount=1")
             await app(scope, receive, send)
 
-        return exports_streamed
+        return adjusted
 
     return wrap
 

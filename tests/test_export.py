@@ -353,3 +353,28 @@ def test_the_views_streamed_csv_is_the_export_under_a_base_url(db_path, monkeypa
     assert streamed.status_code == 200 and streamed.headers["content-disposition"].startswith("attachment")
     assert streamed.text == get(ds, "/-/export/daily.csv?marketplace=ozon").text
 
+
+# What the views held when they added up alias_figures (before they read daily_figures and
+# stock_current in their keys' order): the oracle of the rows, whatever their order.
+DAILY_AS_ADDED_UP = """
+SELECT day, marketplace, account, alias, article, sku, warehouse,
+       sum(CASE measure WHEN 'ordered' THEN units ELSE 0 END), sum(CASE measure WHEN 'bought' THEN units ELSE 0 END),
+       sum(CASE measure WHEN 'returned' THEN units ELSE 0 END),
+       sum(CASE measure WHEN 'ordered' THEN kopecks ELSE 0 END) / 100.0,
+       sum(CASE measure WHEN 'bought' THEN kopecks ELSE 0 END) / 100.0,
+       sum(CASE measure WHEN 'returned' THEN kopecks ELSE 0 END) / 100.0
+FROM alias_figures WHERE measure IN ('ordered', 'bought', 'returned')
+GROUP BY day, marketplace, account, alias, article, sku, warehouse"""
+STOCK_AS_ADDED_UP = """
+SELECT marketplace, account, alias, article, sku, size, warehouse, units FROM alias_figures WHERE measure = 'stock_now'"""
+
+
+def test_the_views_hold_what_the_figures_add_up_to_in_their_keys_order(db_path):
+    with sqlite3.connect(db_path) as conn:
+        for view, oracle, key in (("export_daily", DAILY_AS_ADDED_UP, (0, 2, 5, 6)),
+                                  ("export_stock", STOCK_AS_ADDED_UP, (1, 4, 5, 6))):
+            rows = conn.execute(f"SELECT * FROM {view}").fetchall()
+            assert sorted(rows, key=repr) == sorted(conn.execute(oracle).fetchall(), key=repr), view
+            assert rows == sorted(rows, key=lambda row: tuple("" if row[i] is None else row[i] for i in key)), view
+            assert len(rows) > 10, view
+

@@ -81,7 +81,8 @@ def data_urls(path: Path) -> list[str]:
     """Every URL that gives data away: each canned query, table and view as JSON and CSV,
     ad-hoc SQL, a streamed export, a row, and Datasette's own JSON."""
     urls = [f"/mp/{name}.{fmt}" for name in QUERIES for fmt in ("json", "csv")]
-    urls += [f"/mp/{quote(name)}.{fmt}" for name in table_names(path) for fmt in ("json", "csv")]
+    urls += [f"/mp/{quote(name)}.{fmt}" for name in table_names(path) for fmt in ("json", "csv")
+             if not name.endswith("_recomputed")]  # (no page: test_the_rebuild_check_views_have_no_page)
     urls += ["/mp.json?sql=select+1", "/mp.csv?sql=select+*+from+orders", "/mp/export_daily.csv?_stream=on",
              "/-/export/daily.csv", "/-/export/stock.csv", "/-/export/daily.csv?excel=1&marketplace=wb",
              "/mp/accounts/wb-1.json", "/.json", "/mp.json", "/-/metadata.json", "/-/databases.json",
@@ -188,6 +189,43 @@ def test_no_query_writes_and_no_upload_plugin(open_ds):
     assert refused.status_code == 400 and get(open_ds, "/mp.json?sql=select+count(*)+from+orders&_shape=array").json()
     for name in QUERIES:
         assert not load_metadata()["databases"]["mp"]["queries"][name].get("write")
+
+
+def test_the_rebuild_check_views_have_no_page_but_ad_hoc_sql_reads_them(open_ds, db_path):
+    """Each *_recomputed view recomputes a summary from the whole history (minutes at a year):
+    a page of one could only end at the time limit."""
+    recomputed = [name for name in table_names(db_path) if name.endswith("_recomputed")]
+    assert len(recomputed) > 10
+    listed = get(open_ds, "/mp").text
+    for name in recomputed:
+        assert get(open_ds, f"/mp/{name}").status_code == 403 and get(open_ds, f"/mp/{name}.json").status_code == 403
+        assert f'/mp/{name}"' not in listed, name
+    assert get(open_ds, "/mp.json?sql=select+count(*)+from+daily_figures_recomputed&_shape=arrayfirst").json()[0] > 0
+
+
+def test_big_tables_and_views_are_not_counted_on_their_pages(db_path, monkeypatch):
+    """A table of BIG_ROWS rows or more, and every view, is shown without its count (Datasette's
+    `count(*)` reads an index whole, seconds at a year); the database page says "Many rows"."""
+    from collector import datasette_plugin
+
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    monkeypatch.setattr(datasette_plugin, "BIG_ROWS", 10)
+    datasette_plugin._big_names.clear()
+    ds = make_datasette(db_path)
+    conn = sqlite3.connect(db_path)
+    orders, accounts = (conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in ("orders", "accounts"))
+    conn.close()
+    assert orders >= 10 > accounts
+    assert get(ds, "/mp/orders.json").json()["filtered_table_rows_count"] is None
+    assert get(ds, "/mp/orders.json?_nocount=").json()["filtered_table_rows_count"] == orders  # asked for
+    assert get(ds, "/mp/accounts.json").json()["filtered_table_rows_count"] == accounts
+    assert get(ds, "/mp/export_daily.json").json()["filtered_table_rows_count"] is None
+    assert len(get(ds, "/mp/orders.json?_size=5").json()["rows"]) == 5  # the rows are all there
+    database = get(ds, "/mp.json").json()
+    counts = {table["name"]: table["count"] for table in database["tables"]}
+    assert counts["orders"] is None and counts["accounts"] == accounts
+    assert "Many rows" in get(ds, "/mp").text
+    datasette_plugin._big_names.clear()
 
 
 # --------------------------------------------------------------------------------------------

@@ -315,6 +315,12 @@ SIGNED_IN = {  # what a signed-in request gets where it is not simply 200
 }
 
 
+def signed_in(url: str) -> tuple[int, ...]:
+    # The *_recomputed views (what `rebuild --check` compares the summaries with) have no page for
+    # anybody: each recomputes a summary from the whole history (collector/datasette_plugin.py).
+    return (403,) if url.split("?")[0].rsplit(".", 1)[0].endswith("_recomputed") else SIGNED_IN.get(url, (200,))
+
+
 def basic(password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"seller:{password}".encode()).decode()}
 
@@ -335,7 +341,7 @@ def test_with_a_password_every_data_url_refuses_an_anonymous_request(scan: Scan,
             # The same URL opens with the password, so the refusal above was about the sign-in.
             response = session.get(scan.viewer + url, headers=basic(CANARY_PASSWORD), timeout=30)
             scan.pages[f"signed in {url}"] = response.text if not url.endswith(".db") else ""
-            assert response.status_code in SIGNED_IN.get(url, (200,)), (url, response.status_code)
+            assert response.status_code in signed_in(url), (url, response.status_code)
             opened += 1
         login = session.get(scan.viewer + "/-/login", timeout=30)
         assert login.status_code == 200
