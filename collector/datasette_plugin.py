@@ -294,6 +294,13 @@ def startup(datasette):
         print(f"mp_dashboard: serve with --template-dir {templates} --static assets:{PROJECT_DIR / 'static'} "
               "(`mp-collector serve`, collector/viewer.py), or the dashboard cannot draw", file=sys.stderr)
 
+    async def find_big_tables_now():
+        # Before the first request, which would otherwise wait for it.
+        if DATABASE in datasette.databases:
+            await find_big_names(datasette.get_database(DATABASE))
+
+    return find_big_tables_now
+
 
 @hookimpl
 def extra_template_vars(datasette, request):
