@@ -23,6 +23,7 @@ from collector.demo import datasette_command
 
 DATABASE = "mp"
 DASHBOARD = "today"
+DASHBOARDS = (DASHBOARD, "warehouses")  # «Сегодня» and «По складам», the navigation's two pages
 # Besides each canned query with its defaults (what the dashboard and a bare link ask), the
 # variants that read the most: the longest history the page offers, a month's period, a past day
 # (stock at the end of that day comes from the stock history), the dashboard's "runs out soon" card.
@@ -36,6 +37,8 @@ VARIANTS = {
     "restock": [{"soon": "1"}, {"soon": "1", "top": "31"}],
     # a group's warehouses, as ▸ on «Сегодня» opens them ({alias}: the seller's first group)
     "alias_warehouses": [{"alias": "{alias}"}],
+    # a row per warehouse, as «По складам» asks
+    "by_warehouse": [{"marketplace": "ozon", "by": "warehouse"}],
 }
 # How the dashboard asks for a canned query's rows (static/mp-dashboard.js, ROWS): Datasette's
 # default shape, without its pass over every value for infinities.
@@ -142,11 +145,11 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "") -> list[tuple[s
     return cases
 
 
-def dashboard_requests(metadata: dict, page_query: str = "") -> list[str]:
+def dashboard_requests(metadata: dict, page_query: str = "", dashboard: str = DASHBOARD) -> list[str]:
     """What the dashboard page's script fetches once the page is there: every chart's canned
     query with the page's filters and the chart's fixed params, and the freshness line
     (static/mp-dashboard.js does the same)."""
-    board = metadata["plugins"]["datasette-dashboards"][DASHBOARD]
+    board = metadata["plugins"]["datasette-dashboards"][dashboard]
     paths = []
     for chart in board["charts"].values():
         if chart.get("canned"):
@@ -212,14 +215,16 @@ async def _time_cold(ds: Datasette, timing: Timing, database: Path, repeats: int
         timing.cold_error = str(error)
 
 
-async def _time_dashboard(ds: Datasette, metadata: dict, repeats: int, budget: float) -> tuple[Timing, Timing]:
+async def _time_dashboard(ds: Datasette, metadata: dict, repeats: int, budget: float,
+                          dashboard: str = DASHBOARD) -> tuple[Timing, Timing]:
     """The page itself, and the page plus every request its script makes (concurrently, as a
     browser does) until the last chart has its rows."""
-    first = await ds.client.get(f"/-/dashboards/{DASHBOARD}")  # the plugin adds the filters' defaults
-    path = first.headers["location"] if first.status_code in (301, 302) else f"/-/dashboards/{DASHBOARD}"
-    charts = dashboard_requests(metadata, urlsplit(path).query)
-    page = Timing("dashboard page (HTML)", path)
-    full = Timing("dashboard page + all its charts", f"{path} + {len(charts)} requests")
+    first = await ds.client.get(f"/-/dashboards/{dashboard}")  # the plugin adds the filters' defaults
+    path = first.headers["location"] if first.status_code in (301, 302) else f"/-/dashboards/{dashboard}"
+    charts = dashboard_requests(metadata, urlsplit(path).query, dashboard)
+    name = "dashboard page" if dashboard == DASHBOARD else f"dashboard {dashboard}"
+    page = Timing(f"{name} (HTML)", path)
+    full = Timing(f"{name} + all its charts", f"{path} + {len(charts)} requests")
     try:
         await _get(ds, page.path)
         await asyncio.gather(*(_get(ds, p) for p in charts))
@@ -246,17 +251,22 @@ def time_viewer(database: Path, yesterday: str, repeats: int = 30, budget: float
         await ds.invoke_startup()
         timings = [await _time_case(ds, label, path, repeats, budget)
                    for label, path in query_cases(metadata, yesterday, first_alias(database))]
-        page, full = await _time_dashboard(ds, metadata, max(5, repeats // 3), budget)
-        timings += [page, full]
+        boards = {}
+        for dashboard in DASHBOARDS:
+            boards[dashboard] = await _time_dashboard(ds, metadata, max(5, repeats // 3), budget, dashboard)
+            timings += boards[dashboard]
         if cold_repeats:
-            for timing in timings[:-1]:
-                await _time_cold(ds, timing, database, cold_repeats)
-            charts = dashboard_requests(metadata, urlsplit(page.path).query)
+            wholes = {full.label for _, full in boards.values()}
+            for timing in timings:
+                if timing.label not in wholes:
+                    await _time_cold(ds, timing, database, cold_repeats)
+            for dashboard, (page, full) in boards.items():
+                charts = dashboard_requests(metadata, urlsplit(page.path).query, dashboard)
 
-            async def whole_page():
-                await _get(ds, page.path)
-                await asyncio.gather(*(_get(ds, p) for p in charts))
-            await _time_cold(ds, full, database, cold_repeats, whole_page)
+                async def whole_page(page=page, charts=charts):
+                    await _get(ds, page.path)
+                    await asyncio.gather(*(_get(ds, p) for p in charts))
+                await _time_cold(ds, full, database, cold_repeats, whole_page)
         return timings
 
     return asyncio.run(run())

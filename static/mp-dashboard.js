@@ -216,7 +216,8 @@ const mpDashboard = (() => {
         else td.textContent = format(value, column)
         tr.appendChild(td)
       }
-      if (expand) {
+      // (a row without the key, say orders with no warehouse, cannot be asked for on its own)
+      if (expand && (row[expand.field] ?? '') !== '') {
         // the ▸ / ▾ is drawn by mp.css, so that the cell's text stays the group's name
         const button = element('button', { type: 'button', class: 'mp-expand', 'aria-expanded': 'false',
           title: expand.title || 'Подробнее', 'aria-label': expand.title || 'Подробнее' })

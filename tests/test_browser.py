@@ -601,6 +601,41 @@ def test_alias_leads_to_its_warehouses(site, light, truth):
     assert per_warehouse["wb"] + per_warehouse["ozon"] == units_of(row)
 
 
+def test_warehouses_a_row_each_adding_up_and_opening_their_groups(site, light, truth):
+    """«По складам» with no filter: a row per warehouse (every group added up, as the raw rows
+    say), the total the marketplace's; ▸ on the busiest Ozon warehouse opens its groups, which add
+    up to its row."""
+    driver = light
+    open_page(driver, f"{site}/-/dashboards/warehouses?period=day")
+    warehouses = {w for (w,) in truth.rows("SELECT DISTINCT warehouse FROM stock_current UNION "
+                                          "SELECT DISTINCT warehouse FROM orders UNION SELECT DISTINCT warehouse FROM sales")
+                  if w}
+    for mp in ("wb", "ozon"):
+        expected = {}
+        for warehouse in warehouses:
+            f = truth.figures(truth.today, warehouse=warehouse)
+            figures = tuple(truth.total(f, mp, k) for k in ("stock", "ordered", "bought", "returned"))
+            if any(figures):
+                expected[warehouse] = figures
+        rows = table_rows(driver, f"{mp}-warehouses")
+        assert {r[0]: r[1:] for r in rows if r[0] not in ("—", None)} == expected, mp
+        footer = [cell(td.text) for td in driver.find_elements(By.CSS_SELECTOR, f"#card-{mp}-warehouses tfoot td")]
+        assert footer[1:] == [sum(r[i] for r in rows) for i in range(1, 5)], mp
+    busiest = max((r for r in table_rows(driver, "ozon-warehouses")), key=lambda r: r[1])
+    row = next(tr for tr in driver.find_elements(By.CSS_SELECTOR, "#card-ozon-warehouses tbody tr")
+               if tr.get_attribute("data-key") == busiest[0])
+    row.find_element(By.CSS_SELECTOR, "button.mp-expand").click()
+    detail = WebDriverWait(driver, 10).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "#card-ozon-warehouses tr.mp-detail[data-ready='1']"))
+    groups = [tuple(cell(td.text) for td in tr.find_elements(By.TAG_NAME, "td"))
+              for tr in detail.find_elements(By.CSS_SELECTOR, "table.mp-table > tbody > tr")]
+    f = truth.figures(truth.today, warehouse=busiest[0])
+    assert {g[0]: g[1:] for g in groups} == {
+        alias: tuple(v[k] for k in ("stock", "ordered", "bought", "returned"))
+        for (alias, mp), v in f.items() if mp == "ozon" and any(v[k] for k in ("stock", "ordered", "bought", "returned"))}
+    assert tuple(sum(g[i] for g in groups) for i in range(1, 5)) == busiest[1:] and len(groups) > 1
+
+
 def test_csv_link_downloads_the_table(site, light, downloads, truth):
     driver = light
     open_page(driver, f"{site}/-/dashboards/today?days=14")

@@ -653,6 +653,22 @@ def test_by_warehouse(ds):
         assert [*per_mp["wb"], *per_mp["ozon"]] == figures, alias
 
 
+def test_by_warehouse_per_warehouse_adds_the_groups_up(ds):
+    """by=warehouse: a row per marketplace and warehouse, the rows of the groups asked for added
+    up (the dashboard «По складам»: a few dozen rows whatever the number of groups)."""
+    for params in ({}, {"marketplace": "ozon"}, {"alias": "Кронштейны"}, {"period": "week", "marketplace": "wb"}):
+        per_group = query(ds, "by_warehouse", **params)
+        per_warehouse = query(ds, "by_warehouse", by="warehouse", **params)
+        expected = {}
+        for alias, mp, warehouse, *figures in per_group:
+            expected[mp, warehouse] = [a + b for a, b in zip(expected.get((mp, warehouse), [0, 0, 0, 0]), figures)]
+        assert {(mp, w): list(f) for _, mp, w, *f in per_warehouse} == expected, params
+        assert len(per_warehouse) == len(expected) < len(per_group) or params.get("alias"), params
+        assert {row[0] for row in per_warehouse} == {params.get("alias") or "Итого"}, params
+        # wb first, then each marketplace's biggest stock first
+        assert per_warehouse == sorted(per_warehouse, key=lambda r: (r[1] != "wb", -r[3], -r[4], r[2] or "")), params
+
+
 def test_by_warehouse_filters_and_period(ds):
     assert query(ds, "by_warehouse", marketplace="wb", alias="Кронштейны") == BY_WAREHOUSE[:2]
     assert query(ds, "by_warehouse", warehouse="Тверь", marketplace="ozon") == [
