@@ -37,8 +37,10 @@ VARIANTS = {
     "restock": [{"soon": "1"}, {"soon": "1", "top": "31"}],
     # a group's warehouses, as ▸ on «Сегодня» opens them ({alias}: the seller's first group)
     "alias_warehouses": [{"alias": "{alias}"}],
-    # a row per warehouse, as «По складам» asks
-    "by_warehouse": [{"marketplace": "ozon", "by": "warehouse"}],
+    # a row per warehouse, as «По складам» asks, for a day and for 30 days; and a group per
+    # warehouse for 30 days, as its own page and ▸ ask
+    "by_warehouse": [{"marketplace": "ozon", "by": "warehouse"}, {"marketplace": "ozon", "by": "warehouse", "period": "month"},
+                     {"period": "month"}],
 }
 # How the dashboard asks for a canned query's rows (static/mp-dashboard.js, ROWS): Datasette's
 # default shape, without its pass over every value for infinities.

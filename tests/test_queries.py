@@ -655,8 +655,10 @@ def test_by_warehouse(ds):
 
 def test_by_warehouse_per_warehouse_adds_the_groups_up(ds):
     """by=warehouse: a row per marketplace and warehouse, the rows of the groups asked for added
-    up (the dashboard «По складам»: a few dozen rows whatever the number of groups)."""
-    for params in ({}, {"marketplace": "ozon"}, {"alias": "Кронштейны"}, {"period": "week", "marketplace": "wb"}):
+    up (the dashboard «По складам»: a few dozen rows whatever the number of groups); with no group
+    asked for, read from the per-warehouse summaries, which must say the same."""
+    for params in ({}, {"marketplace": "ozon"}, {"alias": "Кронштейны"}, {"period": "week", "marketplace": "wb"},
+                   {"date": Y}, {"date": Y, "period": "month"}, {"warehouse": "Тверь"}):
         per_group = query(ds, "by_warehouse", **params)
         per_warehouse = query(ds, "by_warehouse", by="warehouse", **params)
         expected = {}
