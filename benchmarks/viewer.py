@@ -40,7 +40,7 @@ VARIANTS = {
     # a row per warehouse, as «По складам» asks, for a day and for 30 days; and a group per
     # warehouse for 30 days, as its own page and ▸ ask
     "by_warehouse": [{"marketplace": "ozon", "by": "warehouse"}, {"marketplace": "ozon", "by": "warehouse", "period": "month"},
-                     {"period": "month"}],
+                     {"period": "month"}, {"date": "{yesterday}"}],
 }
 # How the dashboard asks for a canned query's rows (static/mp-dashboard.js, ROWS): Datasette's
 # default shape, without its pass over every value for infinities.

@@ -671,6 +671,20 @@ def test_by_warehouse_per_warehouse_adds_the_groups_up(ds):
         assert per_warehouse == sorted(per_warehouse, key=lambda r: (r[1] != "wb", -r[3], -r[4], r[2] or "")), params
 
 
+def test_by_warehouse_per_group_reads_what_each_group_asked_for_alone_says(ds):
+    """With no group asked for, the rows per group come from the per-group summaries (the stock
+    now less the changes since a past day, the period's units); asked for by name, a group's rows
+    come per SKU from daily_figures and each key's stock history. The two must agree, today, on
+    past days and over periods."""
+    for params in ({}, {"date": Y}, {"date": O}, {"date": Y, "period": "week"}, {"period": "month"},
+                   {"marketplace": "ozon", "date": Y}, {"warehouse": "Коледино", "date": Y}):
+        rows = query(ds, "by_warehouse", **params)
+        assert rows or params.get("date") == O, params
+        for alias in {row[0] for row in rows}:
+            assert query(ds, "by_warehouse", alias=alias, **params) == [row for row in rows if row[0] == alias], (
+                params, alias)
+
+
 def test_by_warehouse_filters_and_period(ds):
     assert query(ds, "by_warehouse", marketplace="wb", alias="Кронштейны") == BY_WAREHOUSE[:2]
     assert query(ds, "by_warehouse", warehouse="Тверь", marketplace="ozon") == [
