@@ -54,12 +54,16 @@ from tests.reliability.helpers import (CELLS, clean_environ, copy_database, drif
 
 SEED = 20261126
 WRITE_KILLS, TIMED_KILLS = pick(quick=(5, 3), full=(60, 30))
-# A seller big enough that a pass spends a good part of its time writing.
+# A seller big enough that a pass spends a good part of its time writing. T0 is the wall clock, so
+# every cell must change within GAP at any hour. Ozon returns come days after their postings: with
+# four days of history and the default 4 %, some six-hour windows held no return at all (a CI run
+# failed so); ten days and 15 % give at least four in every window of a two-day probe.
 SELLER = pick(
-    quick=SandboxConfig(seed=7, rate_limit_factor=0, history_days=4, wb_products=40, wb_orders_per_day=800,
-                        ozon_products=30, ozon_postings_per_day=200, ozon_warehouses=(4, 4)),
-    full=SandboxConfig(seed=7, rate_limit_factor=0, history_days=4, wb_products=300, wb_orders_per_day=8000,
-                       ozon_products=250, ozon_postings_per_day=2000, ozon_warehouses=(10, 10)),
+    quick=SandboxConfig(seed=7, rate_limit_factor=0, history_days=10, wb_products=40, wb_orders_per_day=800,
+                        ozon_products=30, ozon_postings_per_day=200, ozon_warehouses=(4, 4), ozon_return_rate=0.15),
+    full=SandboxConfig(seed=7, rate_limit_factor=0, history_days=10, wb_products=300, wb_orders_per_day=8000,
+                       ozon_products=250, ozon_postings_per_day=2000, ozon_warehouses=(10, 10),
+                       ozon_return_rate=0.15),
 )
 GAP = timedelta(hours=6)  # T1 - T0
 KILL = -signal.SIGKILL  # a child's return code after SIGKILL
