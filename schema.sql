@@ -286,6 +286,19 @@ CREATE TABLE IF NOT EXISTS restock_now (
     computed_at       TEXT NOT NULL
 );
 
+-- What restock_now was computed for (the day, the window and the settings) and whether it is
+-- still what `restock_window` would compute for them: set with the rows (collector/kept.py),
+-- cleared by the first write to what restock_window reads (the triggers at the end of this file)
+-- and by a rebuild, so that restock_window reads the kept rows only while they are exact.
+CREATE TABLE IF NOT EXISTS restock_now_basis (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    day               TEXT NOT NULL,
+    days              INTEGER NOT NULL,
+    target_cover_days REAL NOT NULL,
+    low_stock_days    REAL NOT NULL,
+    in_step           INTEGER NOT NULL
+);
+
 -- `today` for today, every group (the dashboard's table by group, the page a seller opens most),
 -- stored by the collector after every pass (collector/kept.py) in the query's order; the canned
 -- query reads it when asked for today without a filter and `day` is the viewer's today. Any write
@@ -2126,3 +2139,68 @@ BEGIN DELETE FROM today_now; END;
 DROP TRIGGER IF EXISTS today_now_accounts_removed;
 CREATE TRIGGER today_now_accounts_removed AFTER DELETE ON accounts WHEN EXISTS (SELECT 1 FROM today_now)
 BEGIN DELETE FROM today_now; END;
+
+-- ---------------------------------------------------------------------------------------------
+-- restock_now_basis stops vouching for restock_now at the first write to what `restock_window`
+-- reads (its groups' figures, stock and first days per warehouse, the SKUs' groups and order, the
+-- accounts' marketplaces); the rest find it cleared.
+DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_days_added;
+CREATE TRIGGER restock_now_basis_alias_warehouse_days_added AFTER INSERT ON alias_warehouse_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_days_changed;
+CREATE TRIGGER restock_now_basis_alias_warehouse_days_changed AFTER UPDATE ON alias_warehouse_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_days_removed;
+CREATE TRIGGER restock_now_basis_alias_warehouse_days_removed AFTER DELETE ON alias_warehouse_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_stock_added;
+CREATE TRIGGER restock_now_basis_alias_warehouse_stock_added AFTER INSERT ON alias_warehouse_stock
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_stock_changed;
+CREATE TRIGGER restock_now_basis_alias_warehouse_stock_changed AFTER UPDATE ON alias_warehouse_stock
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_stock_removed;
+CREATE TRIGGER restock_now_basis_alias_warehouse_stock_removed AFTER DELETE ON alias_warehouse_stock
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_first_days_added;
+CREATE TRIGGER restock_now_basis_alias_warehouse_first_days_added AFTER INSERT ON alias_warehouse_first_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_first_days_changed;
+CREATE TRIGGER restock_now_basis_alias_warehouse_first_days_changed AFTER UPDATE ON alias_warehouse_first_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_first_days_removed;
+CREATE TRIGGER restock_now_basis_alias_warehouse_first_days_removed AFTER DELETE ON alias_warehouse_first_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_sku_names_added;
+CREATE TRIGGER restock_now_basis_sku_names_added AFTER INSERT ON sku_names
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_sku_names_changed;
+CREATE TRIGGER restock_now_basis_sku_names_changed AFTER UPDATE ON sku_names
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_sku_names_removed;
+CREATE TRIGGER restock_now_basis_sku_names_removed AFTER DELETE ON sku_names
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_accounts_added;
+CREATE TRIGGER restock_now_basis_accounts_added AFTER INSERT ON accounts
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_accounts_changed;
+CREATE TRIGGER restock_now_basis_accounts_changed AFTER UPDATE ON accounts
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+DROP TRIGGER IF EXISTS restock_now_basis_accounts_removed;
+CREATE TRIGGER restock_now_basis_accounts_removed AFTER DELETE ON accounts
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
+BEGIN UPDATE restock_now_basis SET in_step = 0; END;

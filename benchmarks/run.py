@@ -14,6 +14,9 @@ from pathlib import Path
 
 from benchmarks import export, growth, history, ingest, load, passes, viewer
 from benchmarks.reference import describe, reference_config
+from collector.config import load_settings
+from collector.pipeline import refresh_kept
+from collector.storage import Storage
 
 SECTIONS = ("ingest", "pass", "growth", "viewer", "load", "export")
 PERIOD_SECONDS = 600  # the collector's timer
@@ -252,7 +255,9 @@ def _viewer_database(options: Options, out: Path, name: str, days: float, log) -
     stamp = path.with_suffix(".json")
     wanted = {"scale": options.scale, "days": days, "day": end.date().isoformat()}
     if options.reuse and path.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
-        log(f"  reusing {path}")
+        log(f"  reusing {path}: its schema and kept pages brought up to date, as the collector's next start "
+            f"and pass would")
+        _as_the_collector_leaves_it(path, end)
         return path
     log(f"  generating {days:g} days of history into {path} ...")
     made = history.generate(path, options.config(history_days=int(days) + 12), end - timedelta(days=days), end,
@@ -261,6 +266,17 @@ def _viewer_database(options: Options, out: Path, name: str, days: float, log) -
         f"in {made.seconds:.0f} s")
     stamp.write_text(json.dumps(wanted))
     return path
+
+
+def _as_the_collector_leaves_it(path: Path, now: datetime) -> None:
+    """Views and triggers of today's schema.sql, and the pages the collector keeps ready after a
+    pass (they and what vouches for them may be of an older schema)."""
+    storage = Storage(path)
+    try:
+        storage.migrate()
+        refresh_kept(load_settings(None, {"DATABASE_PATH": str(path)}), storage, now)
+    finally:
+        storage.close()
 
 
 # Issue #12's bar for every page of the viewer at a year of history.

@@ -607,6 +607,7 @@ UPDATE stock_current SET first_day = (
                  "minute_totals", "alias_warehouse_stock", "alias_warehouse_first_days", "account_days", "alias_warehouse_days",
                  "marketplace_alias_days", "account_warehouse_days") + """
 DELETE FROM today_now;
+UPDATE restock_now_basis SET in_step = 0;
 DELETE FROM order_warehouses;
 INSERT INTO order_warehouses (warehouse, last_day)
 SELECT warehouse, max(day) FROM orders WHERE warehouse IS NOT NULL GROUP BY warehouse;

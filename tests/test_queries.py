@@ -996,9 +996,10 @@ def test_queries_do_not_read_the_whole_history(ds, tmp_path):
                VALUES ('wb-1', 1002, '5002', 'Коледино', 0, ?, ?)""",
             [(d, d) for d in days])
     conn.close()
-    store = Storage(padded)  # and today_now kept again, as the pass that wrote them would
-    kept.refresh_today(load_settings(None, {"DATABASE_PATH": str(padded)}), store,
-                       datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    store = Storage(padded)  # and the pages kept again, as the pass that wrote them would
+    settings = load_settings(None, {"DATABASE_PATH": str(padded)})
+    for refresh in (kept.refresh_today, kept.refresh_restock):
+        refresh(settings, store, datetime.fromisoformat(NOON.replace("Z", "+00:00")))
     store.close()
     queries = load_metadata()["databases"]["mp"]["queries"]
     params = {"date": "", "alias": "", "marketplace": "", "warehouse": "", "days": "", "period": "", "by": "",

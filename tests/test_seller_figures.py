@@ -327,6 +327,50 @@ def test_restock_leaves_days_out_of_stock_out_of_demand(storage):
     assert_summaries_match_raw_rows(storage)
 
 
+def test_restock_window_reads_the_kept_rows_only_while_they_are_exact(storage, monkeypatch):
+    stock, orders = restock_history()
+    write(storage, orders=orders, stock=stock)
+    refresh_restock(storage)
+    computed = computed_restock_window(storage)
+    assert pick(query(storage.path, "restock"), *RESTOCK, "runs_out_soon") == pick(computed, *RESTOCK, "runs_out_soon")
+    # A kept figure made visible: read as kept for the kept window with or without its filters...
+    with storage.transaction():
+        storage.db.execute("UPDATE restock_now SET stock = stock + 1000 WHERE alias = 'Кронштейны' AND warehouse = 'Тверь'")
+    marked = [row | {"stock": row["stock"] + 1000} if row["warehouse"] == "Тверь" else row for row in computed]
+    assert query(storage.path, "restock_window") == query(storage.path, "restock_window", days="14") == marked
+    assert query(storage.path, "restock_window", marketplace="ozon") == [r for r in marked if r["marketplace"] == "ozon"]
+    assert query(storage.path, "restock_window", soon="1") == [r for r in marked if r["runs_out_soon"]]
+    # ... and computed for a group asked for, another window, other settings or another day
+    assert query(storage.path, "restock_window", alias="Кронштейны") == [r for r in computed if r["alias"] == "Кронштейны"]
+    assert 1003 not in [row["stock"] for row in query(storage.path, "restock_window", days="13")]
+    assert query(storage.path, "restock_window", at="2026-12-04T21:00:01Z") != marked
+    monkeypatch.setenv("TARGET_COVER_DAYS", "60")
+    assert query(storage.path, "restock_window")[0]["to_ship"] != marked[0]["to_ship"]
+    monkeypatch.delenv("TARGET_COVER_DAYS")
+    # Any write to what it is made of stops the kept rows being read: one more order at Тверь.
+    assert query(storage.path, "restock_window") == marked
+    write(storage, orders=[order("ozon-1", "t-late", 2001, "KR-10", "Тверь", "2026-12-02")])
+    assert storage.db.execute("SELECT in_step FROM restock_now_basis").fetchone() == (0,)
+    assert query(storage.path, "restock_window") == computed_restock_window(storage) != computed
+    # So does a rebuild, which runs without the triggers.
+    refresh_restock(storage)
+    assert storage.db.execute("SELECT in_step FROM restock_now_basis").fetchone() == (1,)
+    storage.rebuild_summaries()
+    assert storage.db.execute("SELECT in_step FROM restock_now_basis").fetchone() == (0,)
+
+
+def computed_restock_window(storage: Storage) -> list[dict]:
+    """restock_window as computed from the summaries, with the kept rows set aside."""
+    (basis,) = storage.db.execute("SELECT in_step FROM restock_now_basis").fetchone() or (None,)
+    with storage.transaction():
+        storage.db.execute("UPDATE restock_now_basis SET in_step = 0")
+    try:
+        return query(storage.path, "restock_window")
+    finally:
+        with storage.transaction():
+            storage.db.execute("UPDATE restock_now_basis SET in_step = ?", [basis])
+
+
 def test_restock_reads_its_settings(storage, monkeypatch):
     stock, orders = restock_history()
     write(storage, orders=orders, stock=stock)
