@@ -503,7 +503,8 @@ def asgi_wrapper(datasette):
     # Two requests are changed on their way in; every other passes as it came. Datasette's
     # streamed CSV of the export views is served by the export that streams them
     # (collector/export.py: instead_of_view), and a page of a big table or of a view comes
-    # without its count (above).
+    # without its count (above). A canned query's JSON is answered from memory while nothing
+    # was written since (collector/answer_cache.py).
     from collector.export import instead_of_view
 
     def wrap(app):
@@ -520,11 +521,37 @@ def asgi_wrapper(datasette):
                 elif table and "_nocount" not in parse_qs(query, keep_blank_values=True) and DATABASE in datasette.databases \
                         and table in await big_names(datasette.get_database(DATABASE)):
                     scope = dict(scope, query_string=(query + "&" if query else "").encode() + b"_nocount=1")
+                elif scope.get("method") == "GET" and (cache := answer_cache(datasette)) and cache.query_name(path):
+                    context = (mp_today(), mp_target_cover_days(), mp_low_stock_days())
+                    return await cache.serve(scope, receive, send, app, context)
             await app(scope, receive, send)
 
         return adjusted
 
     return wrap
+
+
+ANSWER_CACHE_MB = 64  # default of the ANSWER_CACHE_MB variable; 0 turns the cache off
+
+
+def answer_cache(datasette):
+    """The instance's AnswerCache, made at its first request; None when turned off or without
+    the database."""
+    if not hasattr(datasette, "_mp_answer_cache"):
+        from collector.answer_cache import AnswerCache, cacheable_queries
+
+        try:
+            megabytes = float(os.environ.get("ANSWER_CACHE_MB") or ANSWER_CACHE_MB)
+        except ValueError:
+            megabytes = ANSWER_CACHE_MB
+        database = datasette.databases.get(DATABASE)
+        cache = None
+        if megabytes > 0 and database is not None and database.path:
+            prefix = datasette.setting("base_url").rstrip("/") + f"/{DATABASE}/"
+            cache = AnswerCache(database.path, cacheable_queries(datasette.metadata("queries", database=DATABASE)),
+                                prefix, max_bytes=int(megabytes * 1024 * 1024))
+        datasette._mp_answer_cache = cache
+    return datasette._mp_answer_cache
 
 
 @hookimpl

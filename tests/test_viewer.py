@@ -229,6 +229,72 @@ def test_big_tables_and_views_are_not_counted_on_their_pages(db_path, monkeypatc
 
 
 # --------------------------------------------------------------------------------------------
+# Answers kept between two writes (collector/answer_cache.py)
+
+def test_a_canned_querys_json_is_sent_again_until_the_database_or_the_day_changes(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    path = tmp_path / "mp.db"
+    build_database(path)
+    ds = make_datasette(path)
+    first = get(ds, "/mp/today.json?_shape=objects")
+    cache = ds._mp_answer_cache
+    assert (cache.hits, cache.misses) == (0, 1)
+    assert get(ds, "/mp/today.json?_shape=objects").content == first.content
+    assert (cache.hits, cache.misses) == (1, 1)
+    # another question, the same question asked by someone else: computed
+    get(ds, "/mp/today.json?_shape=objects&marketplace=wb")
+    get(ds, "/mp/today.json?_shape=objects", cookies={"ds_actor": ds.sign({"a": {"id": "seller"}}, "actor")})
+    assert (cache.hits, cache.misses) == (1, 3)
+    # A write by another connection (the collector's): computed again, and it shows.
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE today_now SET wb_ordered = 99 WHERE alias = 'Кронштейны'")
+    conn.close()
+    rows = get(ds, "/mp/today.json?_shape=objects").json()["rows"]
+    assert rows[0]["alias"] == "Кронштейны" and rows[0]["wb_ordered"] == 99
+    assert (cache.hits, cache.misses) == (1, 4)
+    assert get(ds, "/mp/today.json?_shape=objects").json()["rows"] == rows
+    assert (cache.hits, cache.misses) == (2, 4)
+    # The next day, or other settings: computed.
+    with freeze_time("2026-11-26T21:00:01Z"):
+        next_day = asyncio.run(ds.client.get("/mp/today.json?_shape=objects")).json()["rows"]
+    assert next_day != rows and (cache.hits, cache.misses) == (2, 5)
+    monkeypatch.setenv("LOW_STOCK_DAYS", "15")
+    get(ds, "/mp/today.json?_shape=objects")
+    assert (cache.hits, cache.misses) == (2, 6)
+
+
+def test_queries_that_read_the_clock_and_everything_but_canned_json_are_never_kept(open_ds):
+    from collector.answer_cache import cacheable_queries
+
+    kept = cacheable_queries(load_metadata()["databases"]["mp"]["queries"])
+    assert {"today", "history", "restock", "by_warehouse"} <= kept
+    assert not {"today_vs_yesterday", "freshness"} & kept
+    for url in ("/mp/today_vs_yesterday.json", "/mp/freshness.json", "/mp/today", "/mp/today.csv",
+                "/mp/orders.json", "/mp.json?sql=select+1"):
+        for _ in range(2):
+            assert get(open_ds, url).status_code == 200, url
+    assert open_ds._mp_answer_cache.hits == open_ds._mp_answer_cache.misses == 0
+
+
+def test_a_refused_answer_is_not_kept_and_a_signed_in_one_goes_to_nobody_else(private_ds):
+    cookies = {"ds_actor": private_ds.sign({"a": {"id": "seller"}}, "actor")}
+    assert get(private_ds, "/mp/today.json").status_code == 403
+    assert get(private_ds, "/mp/today.json", cookies=cookies).status_code == 200
+    assert get(private_ds, "/mp/today.json", cookies=cookies).status_code == 200
+    assert get(private_ds, "/mp/today.json").status_code == 403
+    assert (private_ds._mp_answer_cache.hits, private_ds._mp_answer_cache.misses) == (1, 3)
+
+
+def test_the_answer_cache_can_be_turned_off(db_path, monkeypatch):
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    monkeypatch.setenv("ANSWER_CACHE_MB", "0")
+    ds = make_datasette(db_path)
+    assert get(ds, "/mp/today.json").content == get(ds, "/mp/today.json").content
+    assert ds._mp_answer_cache is None
+
+
+# --------------------------------------------------------------------------------------------
 # How Datasette is served
 
 
