@@ -13,6 +13,7 @@ import sqlite3
 import statistics
 import time
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -26,14 +27,16 @@ DASHBOARD = "today"
 DASHBOARDS = (DASHBOARD, "warehouses")  # «Сегодня» and «По складам», the navigation's two pages
 # Besides each canned query with its defaults (what the dashboard and a bare link ask), the
 # variants that read the most: the longest history the page offers, a month's period, a past day
-# (stock at the end of that day comes from the stock history), the dashboard's "runs out soon" card.
+# (stock at the end of that day comes from the stock history; half a year back, the most of it),
+# the dashboard's "runs out soon" card.
 # `buyout` with days=30, the dashboard's table, is its default; `history` by=marketplace is what
 # the dashboard's charts ask (with in=rub the same query: the page's `in` switches what the chart
 # draws, not the SQL).
 VARIANTS = {
     "history": [{"days": "90"}, {"by": "marketplace"}, {"by": "marketplace", "days": "90"}],
     # (period=day: today computed when asked, as right after a pass wrote and before it kept the rows)
-    "today": [{"period": "day"}, {"period": "month"}, {"date": "{yesterday}"}],
+    "today": [{"period": "day"}, {"period": "month"}, {"date": "{yesterday}"}, {"date": "{half_a_year_ago}"}],
+    "summary": [{"date": "{half_a_year_ago}"}],
     "restock": [{"soon": "1"}, {"soon": "1", "top": "31"}],
     # (its defaults read what the collector kept, as restock does; another window is computed)
     "restock_window": [{"days": "30"}],
@@ -42,7 +45,7 @@ VARIANTS = {
     # a row per warehouse, as «По складам» asks, for a day and for 30 days; and a group per
     # warehouse for 30 days, as its own page and ▸ ask
     "by_warehouse": [{"marketplace": "ozon", "by": "warehouse"}, {"marketplace": "ozon", "by": "warehouse", "period": "month"},
-                     {"period": "month"}, {"date": "{yesterday}"}],
+                     {"period": "month"}, {"date": "{yesterday}"}, {"date": "{half_a_year_ago}"}],
 }
 # How the dashboard asks for a canned query's rows (static/mp-dashboard.js, ROWS): Datasette's
 # default shape, without its pass over every value for infinities.
@@ -133,11 +136,15 @@ def first_alias(database: Path) -> str:
 
 def query_cases(metadata: dict, yesterday: str, alias: str = "") -> list[tuple[str, str]]:
     """(label, path) of every canned query with its defaults, then the heavier variants."""
+    # (the middle of a year of history: a past day's stock from the changes after it, or up to
+    # it, reads the most there)
+    half_a_year_ago = (date.fromisoformat(yesterday) - timedelta(days=181)).isoformat()
     cases = []
     for name in canned_queries(metadata):
         cases.append((name, f"/{DATABASE}/{name}.json?{urlencode(ROWS)}"))
         for params in VARIANTS.get(name, []):
-            filled = {k: v.format(yesterday=yesterday, alias=alias) for k, v in params.items()}
+            filled = {k: v.format(yesterday=yesterday, alias=alias, half_a_year_ago=half_a_year_ago)
+                      for k, v in params.items()}
             label = f"{name} " + " ".join(f"{k}={v}" for k, v in params.items())
             cases.append((label, f"/{DATABASE}/{name}.json?{urlencode({**filled, **ROWS})}"))
     for page in HTML_PAGES:

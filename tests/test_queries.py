@@ -685,6 +685,27 @@ def test_by_warehouse_per_group_reads_what_each_group_asked_for_alone_says(ds):
                 params, alias)
 
 
+LATER = "2027-03-26T09:00:00Z"  # 120 days after NOON: Y and O more than 90 days back
+
+
+def test_a_day_months_back_is_read_from_the_per_group_summaries_and_says_the_same(ds):
+    """However far back a day is, the rows per group come from the per-group summaries (the
+    stock now less the changes since, or, nearer the first day, the changes up to it added up);
+    they must say what the same day said while recent, and what each group asked for by name
+    says (per SKU and key: each key's last change on or before the day)."""
+    for name in ("today", "summary", "by_warehouse"):
+        for params in ({"date": Y}, {"date": O}, {"date": Y, "period": "week"}, {"marketplace": "ozon", "date": Y},
+                       {"date": "2026-11-20"}):
+            assert query(ds, name, at=LATER, **params) == query(ds, name, **params), (name, params)
+    for name in ("today", "by_warehouse"):
+        for params in ({"date": Y}, {"date": Y, "period": "week"}):
+            rows = query(ds, name, at=LATER, **params)
+            assert rows, (name, params)
+            for alias in {row[0] for row in rows}:
+                assert query(ds, name, at=LATER, alias=alias, **params) == [row for row in rows if row[0] == alias], (
+                    name, params, alias)
+
+
 def test_by_warehouse_filters_and_period(ds):
     assert query(ds, "by_warehouse", marketplace="wb", alias="Кронштейны") == BY_WAREHOUSE[:2]
     assert query(ds, "by_warehouse", warehouse="Тверь", marketplace="ozon") == [
