@@ -35,7 +35,8 @@ DASHBOARDS = (DASHBOARD, "warehouses")  # «Сегодня» and «По скла
 VARIANTS = {
     "history": [{"days": "90"}, {"by": "marketplace"}, {"by": "marketplace", "days": "90"}],
     # (period=day: today computed when asked, as right after a pass wrote and before it kept the rows)
-    "today": [{"period": "day"}, {"period": "month"}, {"date": "{yesterday}"}, {"date": "{half_a_year_ago}"}],
+    "today": [{"period": "day"}, {"period": "month"}, {"date": "{yesterday}"}, {"date": "{half_a_year_ago}"},
+              {"date": "{half_a_year_ago}", "alias": "{alias}"}],
     "summary": [{"date": "{half_a_year_ago}"}],
     "restock": [{"soon": "1"}, {"soon": "1", "top": "31"}],
     # (its defaults read what the collector kept, as restock does; another window is computed)
