@@ -359,6 +359,14 @@ def test_restock_window_reads_the_kept_rows_only_while_they_are_exact(storage, m
     assert storage.db.execute("SELECT in_step FROM restock_now_basis").fetchone() == (0,)
 
 
+def test_restock_window_looks_back_at_most_60_days(storage):
+    stock, orders = restock_history()
+    write(storage, orders=orders, stock=stock)
+    sixty = query(storage.path, "restock_window", days="60")
+    assert sixty != query(storage.path, "restock_window", days="14")
+    assert query(storage.path, "restock_window", days="366") == query(storage.path, "restock_window", days="61") == sixty
+
+
 def computed_restock_window(storage: Storage) -> list[dict]:
     """restock_window as computed from the summaries, with the kept rows set aside."""
     (basis,) = storage.db.execute("SELECT in_step FROM restock_now_basis").fetchone() or (None,)
