@@ -706,6 +706,22 @@ def test_a_day_months_back_is_read_from_the_per_group_summaries_and_says_the_sam
                     name, params, alias)
 
 
+def test_history_at_a_warehouse_ending_on_a_past_day_says_what_the_longer_window_to_today_says(ds):
+    """At a warehouse the stock comes as it was at the end of `date` (each key's last change on
+    or before it) and the window's moves alone are read; ending today, as the stock now less the
+    changes since. The days they share must agree; the window is at most 90 days."""
+    for warehouse in ("Коледино", "Тверь", "Хоругвино"):
+        to_today = query(ds, "history", warehouse=warehouse, days="10")
+        assert any(row[4] for row in to_today), warehouse  # some stock in the window
+        to_yesterday = query(ds, "history", warehouse=warehouse, days="9", date=Y)
+        shown = {(row[1], row[2]) for row in to_yesterday}
+        assert to_yesterday == [row for row in to_today if row[0] <= Y and (row[1], row[2]) in shown], warehouse
+        # a group shown only for the longer window has nothing before today
+        assert not any(any(row[3:]) for row in to_today if row[0] <= Y and (row[1], row[2]) not in shown), warehouse
+        assert query(ds, "history", warehouse=warehouse, days="366") == query(ds, "history", warehouse=warehouse,
+                                                                                days="90")
+
+
 def test_by_warehouse_filters_and_period(ds):
     assert query(ds, "by_warehouse", marketplace="wb", alias="Кронштейны") == BY_WAREHOUSE[:2]
     assert query(ds, "by_warehouse", warehouse="Тверь", marketplace="ozon") == [
