@@ -25,7 +25,9 @@ from http.cookies import SimpleCookie
 
 MAX_BYTES = 64 * 1024 * 1024  # all answers kept together
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # one answer (a canned query's JSON stops at 5,000 rows)
-CLOCK_FUNCTIONS = ("mp_now(",)  # a query calling one of these answers differently within a day
+# A query whose SQL holds one of these answers differently within a day (SQLite's own clock is
+# UTC and the queries never read it, but a query that did would be just as unfit to keep).
+CLOCK_FUNCTIONS = ("mp_now(", "'now'", "current_time", "current_date")
 
 
 @dataclass
@@ -106,7 +108,7 @@ def cacheable_queries(queries: dict) -> set[str]:
     """The canned queries (name -> metadata) whose answer depends on the data and the day only."""
     return {name for name, query in (queries or {}).items()
             if isinstance(query, dict) and query.get("sql") and not query.get("write")
-            and not any(function in query["sql"] for function in CLOCK_FUNCTIONS)}
+            and not any(function in query["sql"].lower() for function in CLOCK_FUNCTIONS)}
 
 
 def _who_asks(scope) -> tuple:
