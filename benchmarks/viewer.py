@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from unittest.mock import patch
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from datasette.app import Datasette
@@ -283,12 +284,5 @@ def time_viewer(database: Path, yesterday: str, repeats: int = 30, budget: float
 
     # Every request computed, as the first one after a pass is: answers kept in memory between
     # two writes (collector/answer_cache.py) would time the memory, not the page.
-    saved = os.environ.get("ANSWER_CACHE_MB")
-    os.environ["ANSWER_CACHE_MB"] = "0"
-    try:
+    with patch.dict(os.environ, {"ANSWER_CACHE_MB": "0"}):
         return asyncio.run(run())
-    finally:
-        if saved is None:
-            os.environ.pop("ANSWER_CACHE_MB")
-        else:
-            os.environ["ANSWER_CACHE_MB"] = saved
