@@ -571,6 +571,20 @@ CREATE TABLE IF NOT EXISTS account_warehouse_days (
     PRIMARY KEY (day, account, warehouse)
 ) WITHOUT ROWID;
 
+-- alias_warehouse_days' stock changes added up per month ('YYYY-MM'): the stock per group and
+-- warehouse at the end of any past day is the months before it and its month's days up to it,
+-- or the stock now less the months after and the days after it in its month, whichever reads
+-- fewer rows (half a year back: ~6 x 12,000 rows and at most half a month of days, against
+-- ~1.5 million rows of alias_warehouse_days). Kept by the triggers on alias_warehouse_days below.
+CREATE TABLE IF NOT EXISTS alias_warehouse_months (
+    month       TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    alias       TEXT NOT NULL,
+    warehouse   TEXT NOT NULL,
+    stock_delta INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, account, alias, warehouse)
+) WITHOUT ROWID;
+
 -- What became of an order line, for the buyout rate: 'bought' (WB: a sale S… for its srid; Ozon:
 -- the posting delivered), 'not_bought' (cancelled, refused at handover, or returned after purchase:
 -- WB R… for the srid, any Ozon FBO return of the posting), else 'open' («в пути»). A return wins
@@ -740,6 +754,14 @@ FROM stock_current k
 LEFT JOIN sku_names nm ON nm.account = k.account AND nm.sku = k.sku
 WHERE k.first_day IS NOT NULL
 GROUP BY k.first_day, k.account, coalesce(nm.alias, CAST(k.sku AS TEXT)), k.warehouse;
+
+-- What alias_warehouse_months must hold: alias_warehouse_days' stock changes per month.
+DROP VIEW IF EXISTS alias_warehouse_months_recomputed;
+CREATE VIEW alias_warehouse_months_recomputed AS
+SELECT substr(day, 1, 7) AS month, account, alias, warehouse, sum(stock_delta) AS stock_delta
+FROM alias_warehouse_days
+WHERE stock_delta <> 0
+GROUP BY substr(day, 1, 7), account, alias, warehouse;
 
 -- What account_warehouse_days must hold: alias_warehouse_days over the groups.
 DROP VIEW IF EXISTS account_warehouse_days_recomputed;
@@ -1569,6 +1591,41 @@ BEGIN
         returned = returned - old.returned, stock_delta = stock_delta - old.stock_delta,
         ordered_kopecks = ordered_kopecks - old.ordered_kopecks, bought_kopecks = bought_kopecks - old.bought_kopecks
     WHERE day = old.day AND account = old.account AND warehouse = old.warehouse;
+END;
+
+-- alias_warehouse_months follows alias_warehouse_days' stock changes (a day's orders and sales
+-- alone change nothing here and are not written).
+DROP TRIGGER IF EXISTS alias_warehouse_months_added;
+CREATE TRIGGER alias_warehouse_months_added AFTER INSERT ON alias_warehouse_days
+WHEN new.stock_delta <> 0
+BEGIN
+    INSERT INTO alias_warehouse_months (month, account, alias, warehouse, stock_delta)
+    VALUES (substr(new.day, 1, 7), new.account, new.alias, new.warehouse, new.stock_delta)
+    ON CONFLICT DO UPDATE SET stock_delta = stock_delta + excluded.stock_delta;
+END;
+
+DROP TRIGGER IF EXISTS alias_warehouse_months_changed;
+CREATE TRIGGER alias_warehouse_months_changed AFTER UPDATE OF day, account, alias, warehouse, stock_delta
+ON alias_warehouse_days
+WHEN (old.stock_delta <> 0 OR new.stock_delta <> 0)
+  AND (new.stock_delta IS NOT old.stock_delta OR substr(old.day, 1, 7) IS NOT substr(new.day, 1, 7)
+       OR old.account IS NOT new.account OR old.alias IS NOT new.alias OR old.warehouse IS NOT new.warehouse)
+BEGIN
+    UPDATE alias_warehouse_months SET stock_delta = stock_delta - old.stock_delta
+    WHERE month = substr(old.day, 1, 7) AND account = old.account AND alias = old.alias
+      AND warehouse = old.warehouse;
+    INSERT INTO alias_warehouse_months (month, account, alias, warehouse, stock_delta)
+    VALUES (substr(new.day, 1, 7), new.account, new.alias, new.warehouse, new.stock_delta)
+    ON CONFLICT DO UPDATE SET stock_delta = stock_delta + excluded.stock_delta;
+END;
+
+DROP TRIGGER IF EXISTS alias_warehouse_months_removed;
+CREATE TRIGGER alias_warehouse_months_removed AFTER DELETE ON alias_warehouse_days
+WHEN old.stock_delta <> 0
+BEGIN
+    UPDATE alias_warehouse_months SET stock_delta = stock_delta - old.stock_delta
+    WHERE month = substr(old.day, 1, 7) AND account = old.account AND alias = old.alias
+      AND warehouse = old.warehouse;
 END;
 
 -- marketplace_alias_days follows alias_days: a change in place is added where it is, a row that

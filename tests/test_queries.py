@@ -688,6 +688,11 @@ def test_by_warehouse_per_group_reads_what_each_group_asked_for_alone_says(ds):
 LATER = "2027-03-26T09:00:00Z"  # 120 days after NOON: Y and O more than 90 days back
 
 
+# Days either side of a month's turn and early in one: by_warehouse adds the months before up
+# (alias_warehouse_months) or takes the later ones off the stock now, and the month's days.
+MONTH_EDGES = ({"date": "2026-10-01"}, {"date": "2026-10-31"}, {"date": "2026-11-01"}, {"date": "2026-11-05"})
+
+
 def test_a_day_months_back_is_read_from_the_per_group_summaries_and_says_the_same(ds):
     """However far back a day is, the rows per group come from the per-group summaries (the
     stock now less the changes since, or, nearer the first day, the changes up to it added up);
@@ -695,10 +700,10 @@ def test_a_day_months_back_is_read_from_the_per_group_summaries_and_says_the_sam
     says (per SKU and key: each key's last change on or before the day)."""
     for name in ("today", "summary", "by_warehouse"):
         for params in ({"date": Y}, {"date": O}, {"date": Y, "period": "week"}, {"marketplace": "ozon", "date": Y},
-                       {"date": "2026-11-20"}):
+                       {"date": "2026-11-20"}, {"date": "2026-09-30"}, *MONTH_EDGES):
             assert query(ds, name, at=LATER, **params) == query(ds, name, **params), (name, params)
     for name in ("today", "by_warehouse"):
-        for params in ({"date": Y}, {"date": Y, "period": "week"}):
+        for params in ({"date": Y}, {"date": Y, "period": "week"}, *MONTH_EDGES):
             rows = query(ds, name, at=LATER, **params)
             assert rows, (name, params)
             for alias in {row[0] for row in rows}:
@@ -1059,6 +1064,7 @@ YEAR_STATISTICS = [
     ("alias_days", "alias_days", "352298 963 241 1"),
     ("alias_warehouse_days", "alias_warehouse_days", "3364599 9193 2299 10 1"),
     ("alias_warehouse_first_days", "alias_warehouse_first_days", "16100 2684 1789 16 1"),
+    ("alias_warehouse_months", "alias_warehouse_months", "161423 12418 3105 13 1"),
     ("daily_figures", "daily_figures", "15367544 41988 10497 6 1"),
     ("sales", "sales_order", "11611348 2902837 2 1"),
     ("sales", "sales_day", "11611348 31812 7953"),
@@ -1069,7 +1075,7 @@ YEAR_STATISTICS = [
     ("stock_current", "sqlite_autoindex_stock_current_1", "118500 29625 16 12 1"),
 ]
 HISTORY_TABLES = ("orders", "sales", "stock", "daily_figures", "sku_days", "alias_days", "alias_warehouse_days",
-                  "marketplace_alias_days", "account_warehouse_days")
+                  "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months")
 
 
 def test_planned_as_at_a_year_no_query_reads_a_history_table_whole(tmp_path):

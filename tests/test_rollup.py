@@ -36,9 +36,9 @@ def random_time(rng: random.Random) -> str:
     return rng.choice(["00:00:01", "09:59:00", "11:59:59", "12:00:00", "12:01:00", "23:59:59"])
 
 
-def random_order(rng: random.Random, n: int) -> OrderLine:
+def random_order(rng: random.Random, n: int, days: list[str] = DAYS) -> OrderLine:
     status = rng.choice(STATUSES)
-    day = rng.choice(DAYS)
+    day = rng.choice(days)
     return OrderLine(account=rng.choice(["wb-1", "ozon-1", "ozon-2"]), order_id=f"o{n}", sku=rng.randint(1, 4), article=None,
                      size="", barcode=None, warehouse=rng.choice(["A", "B", None]), ordered_at=f"{day}T{random_time(rng)}+03:00",
                      day=day, status=status, is_cancelled=int(status == "cancelled"), cancelled_at=None,
@@ -46,9 +46,9 @@ def random_order(rng: random.Random, n: int) -> OrderLine:
                      payout_kopecks=rng.choice([None, 90]))
 
 
-def random_sale(rng: random.Random, order: OrderLine, n: int) -> SaleEvent:
+def random_sale(rng: random.Random, order: OrderLine, n: int, days: list[str] = DAYS) -> SaleEvent:
     kind = rng.choice(["sale", "sale", "return"])
-    day = rng.choice(DAYS + [None])
+    day = rng.choice(days + [None])
     return SaleEvent(account=order.account, kind=kind, sale_id=f"s{n}", sku=order.sku,
                      order_id=rng.choice([order.order_id, order.order_id, None, "elsewhere"]), article=None, size="",
                      barcode=None, warehouse=rng.choice(["A", "B", None]),
@@ -58,7 +58,7 @@ def random_sale(rng: random.Random, order: OrderLine, n: int) -> SaleEvent:
                      payout_kopecks=rng.choice([None, 400, -400]))
 
 
-def random_history(storage: Storage, rng: random.Random, steps: int = 300) -> None:
+def random_history(storage: Storage, rng: random.Random, steps: int = 300, days: list[str] = DAYS) -> None:
     """Inserts, status changes, re-dated and moved rows, deletes and stock changes, in any order."""
     orders: list[OrderLine] = []
     sales: list[SaleEvent] = []
@@ -66,7 +66,7 @@ def random_history(storage: Storage, rng: random.Random, steps: int = 300) -> No
         action = rng.random()
         with storage.transaction():
             if action < 0.35 or not orders:
-                orders.append(random_order(rng, n))
+                orders.append(random_order(rng, n, days))
                 storage.write_orders([orders[-1]])
             elif action < 0.45:
                 # WB sends money as 0 for up to a day, then corrects it: only the price changes
@@ -76,11 +76,11 @@ def random_history(storage: Storage, rng: random.Random, steps: int = 300) -> No
             elif action < 0.55:
                 i = rng.randrange(len(orders))
                 # the same line, anything else changed: status, day, warehouse, quantity, price
-                orders[i] = replace(random_order(rng, n), account=orders[i].account,
+                orders[i] = replace(random_order(rng, n, days), account=orders[i].account,
                                     order_id=orders[i].order_id, sku=orders[i].sku)
                 storage.write_orders([orders[i]])
             elif action < 0.8:
-                sales.append(random_sale(rng, rng.choice(orders), n))
+                sales.append(random_sale(rng, rng.choice(orders), n, days))
                 storage.write_sales([sales[-1]])
             elif action < 0.85 and sales:
                 gone = sales.pop(rng.randrange(len(sales)))
@@ -94,7 +94,8 @@ def random_history(storage: Storage, rng: random.Random, steps: int = 300) -> No
                 store = rng.choice(["ozon-1", "ozon-1", "ozon-2"])
                 levels = [StockLevel(store, sku, "", wh, rng.randint(0, 5)) for sku in (1, 2) for wh in ("A", "B")
                           if rng.random() < 0.7]
-                storage.write_stock(store, levels, f"{DAYS[n % len(DAYS)]}T12:00:00+03:00", DAYS[n % len(DAYS)], None)
+                day = days[n % len(days)]
+                storage.write_stock(store, levels, f"{day}T12:00:00+03:00", day, None)
 
 
 @pytest.fixture
@@ -117,6 +118,17 @@ def test_summaries_equal_a_recomputation_after_a_random_history(storage, seed):
     # A rebuild changes nothing that counts.
     storage.rebuild_summaries()
     assert kept_and_recomputed(storage.db)[0] == kept
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_monthly_stock_changes_equal_a_recomputation_across_months(storage, seed):
+    """Rows moved between days of two months (and back) keep alias_warehouse_months in step."""
+    days = ["2026-09-30", "2026-10-01", "2026-10-31", "2026-11-01", "2026-11-02"]
+    random_history(storage, random.Random(seed), days=days)
+    kept, recomputed = kept_and_recomputed(storage.db)
+    assert kept == recomputed
+    months = {row[1] for row in kept if row[0] == "alias_warehouse_months"}
+    assert months == {"2026-09", "2026-10", "2026-11"}
 
 
 def test_rebuild_repairs_summaries_that_drifted(storage):
@@ -218,9 +230,9 @@ def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage)
 def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage, monkeypatch, caplog):
     """Schema 7's upgrade fills alias_warehouse_days and alias_warehouse_stock anew,
     schema 8's marketplace_alias_days, schema 9's account_warehouse_days, schema 10's
-    alias_warehouse_first_days, from what version 6 kept, statement by statement in one
-    transaction, saying in the log what it is doing and, while a statement runs, how long it has
-    taken so far."""
+    alias_warehouse_first_days, schema 11's alias_warehouse_months, from what version 6 kept,
+    statement by statement in one transaction, saying in the log what it is doing and, while a
+    statement runs, how long it has taken so far."""
     import logging
 
     from collector import storage as storage_module
@@ -229,7 +241,8 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     storage.replace_aliases([("ozon", "1", "Группа", 1), ("wb", "2", "Группа", 2)])
     kept, _ = kept_and_recomputed(storage.db)
     assert {row[0] for row in kept} >= {"alias_warehouse_days", "alias_warehouse_stock", "marketplace_alias_days",
-                                        "account_warehouse_days", "alias_warehouse_first_days"}
+                                        "account_warehouse_days", "alias_warehouse_first_days",
+                                        "alias_warehouse_months"}
     with storage.transaction():  # the database as schema version 6 left it
         for name, sql in storage.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall():
             if "alias_warehouse" in sql or "marketplace_alias_days" in sql or "account_warehouse" in sql:
@@ -241,21 +254,24 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
         storage.db.execute("DROP TABLE marketplace_alias_days")
         storage.db.execute("DROP VIEW alias_warehouse_first_days_recomputed")
         storage.db.execute("DROP TABLE alias_warehouse_first_days")
+        storage.db.execute("DROP VIEW alias_warehouse_months_recomputed")
+        storage.db.execute("DROP TABLE alias_warehouse_months")
         storage.db.execute("PRAGMA user_version = 6")
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 10
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 11
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 10: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 8)")] == [f"{n} of 8)" for n in range(1, 9)]
-    assert "upgrading the database from schema 6 to 10: schema 7: filling alias_warehouse_days, alias_warehouse_stock (4 of 8)" in said
-    assert "upgrading the database from schema 6 to 10: schema 8: filling marketplace_alias_days (5 of 8)" in said
-    assert "upgrading the database from schema 6 to 10: schema 9: filling account_warehouse_days (6 of 8)" in said
-    assert "upgrading the database from schema 6 to 10: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (7 of 8)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 11: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 9)")] == [f"{n} of 9)" for n in range(1, 10)]
+    assert "upgrading the database from schema 6 to 11: schema 7: filling alias_warehouse_days, alias_warehouse_stock (4 of 9)" in said
+    assert "upgrading the database from schema 6 to 11: schema 8: filling marketplace_alias_days (5 of 9)" in said
+    assert "upgrading the database from schema 6 to 11: schema 9: filling account_warehouse_days (6 of 9)" in said
+    assert "upgrading the database from schema 6 to 11: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (7 of 9)" in said
+    assert "upgrading the database from schema 6 to 11: schema 11: filling alias_warehouse_months (8 of 9)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 10 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 11 in ") for line in said)
 
 
 # The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads
@@ -266,7 +282,8 @@ ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": 
          ("history", {"days": "12", "period": "week", "by": "marketplace"}), ("buyout", {}), ("buyout", {"days": "7"}),
          ("days_of_cover", {}), ("days_of_cover", {"days": "5", "warehouse": "A"}),
          ("today_vs_yesterday", {}), ("today_vs_yesterday", {"alias": "Группа"}), ("by_warehouse", {}),
-         ("by_warehouse", {"date": "2026-11-22", "period": "week"}), ("stock_by_warehouse", {}),
+         ("by_warehouse", {"date": "2026-11-22", "period": "week"}), ("by_warehouse", {"date": "2026-10-31"}),
+         ("by_warehouse", {"date": "2026-11-21"}), ("stock_by_warehouse", {}),
          ("stock_by_warehouse", {"alias": "Группа"}), ("restock_window", {}), ("restock_window", {"days": "5"}),
          ("restock_window", {"alias": "Группа"}), ("alias_warehouses", {}), ("alias_warehouses", {"alias": "Группа"})]
 
@@ -276,8 +293,8 @@ def recomputed_views(conn) -> str:
     would give them: schema.sql's own *_recomputed views, sku_days and sku_stock over
     daily_figures_recomputed and stock_current, alias_days and alias_stock over those,
     minute_totals and alias_warehouse_stock over the raw rows, alias_warehouse_days over
-    daily_figures_recomputed, marketplace_alias_days over alias_days, account_warehouse_days over
-    alias_warehouse_days."""
+    daily_figures_recomputed, marketplace_alias_days over alias_days, account_warehouse_days and
+    alias_warehouse_months over alias_warehouse_days."""
     sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%_recomputed'"))
 
     def temp(summary: str, **sources: str) -> str:
@@ -291,7 +308,7 @@ def recomputed_views(conn) -> str:
             + temp("sku_stock", stock_current="main.stock_current")
             + temp("alias_days") + temp("alias_stock") + temp("minute_totals") + temp("alias_warehouse_stock")
             + temp("alias_warehouse_days", daily_figures="main.daily_figures_recomputed")
-            + temp("marketplace_alias_days") + temp("account_warehouse_days"))
+            + temp("marketplace_alias_days") + temp("account_warehouse_days") + temp("alias_warehouse_months"))
 
 
 def canned_rows(path: Path, recomputed: bool) -> list:
