@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -56,6 +56,7 @@ FILLS: dict[int, str] = {
     9: refill_sql("account_warehouse_days"),
     10: refill_sql("alias_warehouse_stock", "alias_warehouse_first_days"),
     11: refill_sql("alias_warehouse_months"),
+    12: refill_sql("alias_months"),
 }
 # Each summary kept by triggers, the view in schema.sql that says what it must hold, and how many
 # key columns it has. `Storage.summary_drift()` compares the two; `mp-collector rebuild` makes
@@ -70,7 +71,8 @@ SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku
              ("alias_warehouse_days", "alias_warehouse_days_recomputed", 4),
              ("marketplace_alias_days", "marketplace_alias_days_recomputed", 3),
              ("account_warehouse_days", "account_warehouse_days_recomputed", 3),
-             ("alias_warehouse_months", "alias_warehouse_months_recomputed", 4))
+             ("alias_warehouse_months", "alias_warehouse_months_recomputed", 4),
+             ("alias_months", "alias_months_recomputed", 3))
 # version -> SQL that brings a database of version-1 up to it, run before schema.sql (which then
 # creates what is new and recreates every view). Tables are extended (ALTER TABLE ... ADD COLUMN,
 # new tables); a table is rebuilt only where SQLite cannot change a constraint in place.
@@ -607,7 +609,7 @@ UPDATE stock_current SET first_day = (
       AND s.warehouse = stock_current.warehouse);
 """ + refill_sql("sku_days", "sku_stock", "sku_names", "summary_days", "alias_days", "alias_stock",
                  "minute_totals", "alias_warehouse_stock", "alias_warehouse_first_days", "account_days", "alias_warehouse_days",
-                 "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months") + """
+                 "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months", "alias_months") + """
 DELETE FROM today_now;
 UPDATE restock_now_basis SET in_step = 0;
 DELETE FROM order_warehouses;

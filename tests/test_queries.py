@@ -1062,6 +1062,7 @@ def test_queries_do_not_read_the_whole_history(ds, tmp_path):
 YEAR_STATISTICS = [
     ("accounts", "sqlite_autoindex_accounts_1", "4 1"),
     ("alias_days", "alias_days", "352298 963 241 1"),
+    ("alias_months", "alias_months", "12807 986 247 1"),
     ("alias_warehouse_days", "alias_warehouse_days", "3364599 9193 2299 10 1"),
     ("alias_warehouse_first_days", "alias_warehouse_first_days", "16100 2684 1789 16 1"),
     ("alias_warehouse_months", "alias_warehouse_months", "161423 12418 3105 13 1"),
@@ -1075,7 +1076,8 @@ YEAR_STATISTICS = [
     ("stock_current", "sqlite_autoindex_stock_current_1", "118500 29625 16 12 1"),
 ]
 HISTORY_TABLES = ("orders", "sales", "stock", "daily_figures", "sku_days", "alias_days", "alias_warehouse_days",
-                  "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months")
+                  "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months",
+                  "alias_months")
 
 
 def test_planned_as_at_a_year_no_query_reads_a_history_table_whole(tmp_path):

@@ -122,13 +122,13 @@ def test_summaries_equal_a_recomputation_after_a_random_history(storage, seed):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_the_monthly_stock_changes_equal_a_recomputation_across_months(storage, seed):
-    """Rows moved between days of two months (and back) keep alias_warehouse_months in step."""
+    """Rows moved between days of two months (and back) keep the monthly stock changes in step."""
     days = ["2026-09-30", "2026-10-01", "2026-10-31", "2026-11-01", "2026-11-02"]
     random_history(storage, random.Random(seed), days=days)
     kept, recomputed = kept_and_recomputed(storage.db)
     assert kept == recomputed
-    months = {row[1] for row in kept if row[0] == "alias_warehouse_months"}
-    assert months == {"2026-09", "2026-10", "2026-11"}
+    for table in ("alias_warehouse_months", "alias_months"):
+        assert {row[1] for row in kept if row[0] == table} == {"2026-09", "2026-10", "2026-11"}, table
 
 
 def test_rebuild_repairs_summaries_that_drifted(storage):
@@ -230,7 +230,8 @@ def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage)
 def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage, monkeypatch, caplog):
     """Schema 7's upgrade fills alias_warehouse_days and alias_warehouse_stock anew,
     schema 8's marketplace_alias_days, schema 9's account_warehouse_days, schema 10's
-    alias_warehouse_first_days, schema 11's alias_warehouse_months, from what version 6 kept,
+    alias_warehouse_first_days, schema 11's alias_warehouse_months, schema 12's alias_months, from
+    what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -242,10 +243,11 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     kept, _ = kept_and_recomputed(storage.db)
     assert {row[0] for row in kept} >= {"alias_warehouse_days", "alias_warehouse_stock", "marketplace_alias_days",
                                         "account_warehouse_days", "alias_warehouse_first_days",
-                                        "alias_warehouse_months"}
+                                        "alias_warehouse_months", "alias_months"}
     with storage.transaction():  # the database as schema version 6 left it
         for name, sql in storage.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall():
-            if "alias_warehouse" in sql or "marketplace_alias_days" in sql or "account_warehouse" in sql:
+            if any(table in sql for table in ("alias_warehouse", "marketplace_alias_days", "account_warehouse",
+                                              "alias_months")):
                 storage.db.execute(f"DROP TRIGGER {name}")
         storage.db.execute("DROP VIEW account_warehouse_days_recomputed")
         storage.db.execute("DROP TABLE alias_warehouse_days")
@@ -256,22 +258,25 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
         storage.db.execute("DROP TABLE alias_warehouse_first_days")
         storage.db.execute("DROP VIEW alias_warehouse_months_recomputed")
         storage.db.execute("DROP TABLE alias_warehouse_months")
+        storage.db.execute("DROP VIEW alias_months_recomputed")
+        storage.db.execute("DROP TABLE alias_months")
         storage.db.execute("PRAGMA user_version = 6")
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 11
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 12
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 11: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 9)")] == [f"{n} of 9)" for n in range(1, 10)]
-    assert "upgrading the database from schema 6 to 11: schema 7: filling alias_warehouse_days, alias_warehouse_stock (4 of 9)" in said
-    assert "upgrading the database from schema 6 to 11: schema 8: filling marketplace_alias_days (5 of 9)" in said
-    assert "upgrading the database from schema 6 to 11: schema 9: filling account_warehouse_days (6 of 9)" in said
-    assert "upgrading the database from schema 6 to 11: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (7 of 9)" in said
-    assert "upgrading the database from schema 6 to 11: schema 11: filling alias_warehouse_months (8 of 9)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 12: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 10)")] == [f"{n} of 10)" for n in range(1, 11)]
+    assert "upgrading the database from schema 6 to 12: schema 7: filling alias_warehouse_days, alias_warehouse_stock (4 of 10)" in said
+    assert "upgrading the database from schema 6 to 12: schema 8: filling marketplace_alias_days (5 of 10)" in said
+    assert "upgrading the database from schema 6 to 12: schema 9: filling account_warehouse_days (6 of 10)" in said
+    assert "upgrading the database from schema 6 to 12: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (7 of 10)" in said
+    assert "upgrading the database from schema 6 to 12: schema 11: filling alias_warehouse_months (8 of 10)" in said
+    assert "upgrading the database from schema 6 to 12: schema 12: filling alias_months (9 of 10)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 11 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 12 in ") for line in said)
 
 
 # The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads
@@ -293,8 +298,8 @@ def recomputed_views(conn) -> str:
     would give them: schema.sql's own *_recomputed views, sku_days and sku_stock over
     daily_figures_recomputed and stock_current, alias_days and alias_stock over those,
     minute_totals and alias_warehouse_stock over the raw rows, alias_warehouse_days over
-    daily_figures_recomputed, marketplace_alias_days over alias_days, account_warehouse_days and
-    alias_warehouse_months over alias_warehouse_days."""
+    daily_figures_recomputed, marketplace_alias_days and alias_months over alias_days,
+    account_warehouse_days and alias_warehouse_months over alias_warehouse_days."""
     sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%_recomputed'"))
 
     def temp(summary: str, **sources: str) -> str:
@@ -308,7 +313,8 @@ def recomputed_views(conn) -> str:
             + temp("sku_stock", stock_current="main.stock_current")
             + temp("alias_days") + temp("alias_stock") + temp("minute_totals") + temp("alias_warehouse_stock")
             + temp("alias_warehouse_days", daily_figures="main.daily_figures_recomputed")
-            + temp("marketplace_alias_days") + temp("account_warehouse_days") + temp("alias_warehouse_months"))
+            + temp("marketplace_alias_days") + temp("account_warehouse_days") + temp("alias_warehouse_months")
+            + temp("alias_months"))
 
 
 def canned_rows(path: Path, recomputed: bool) -> list:
