@@ -130,6 +130,17 @@ def test_signed_in_everything_is_readable_ad_hoc_sql_included(private_ds, db_pat
     assert rows == [{"n": 21}]
 
 
+def test_the_permissions_kept_between_requests_are_each_actors_own(private_ds):
+    """Answers to "may this actor see this?" are kept for a minute (the database page asks
+    hundreds of them); asking as someone signed in, then anonymously, gives each their own."""
+    cookies = {"ds_actor": private_ds.sign({"a": {"id": "seller"}}, "actor")}
+    for url in ["/mp", "/mp/orders", "/mp/orders.json", "/mp/today.json", "/mp.json?sql=select+1", "/-/dashboards"]:
+        for _ in range(2):
+            assert get(private_ds, url, cookies=cookies).status_code == 200, url
+            assert get(private_ds, url).status_code in (302, 403), url
+    assert get(private_ds, "/mp/daily_figures_recomputed", cookies=cookies).status_code == 403
+
+
 def test_login_with_the_form(private_ds):
     form = get(private_ds, "/-/login")
     token = re.search(r'name="csrftoken" value="([^"]+)"', form.text).group(1)
