@@ -561,6 +561,8 @@ CREATE TABLE IF NOT EXISTS alias_warehouse_days (
     stock_delta     INTEGER NOT NULL DEFAULT 0,
     ordered_kopecks INTEGER NOT NULL DEFAULT 0,
     bought_kopecks  INTEGER NOT NULL DEFAULT 0,
+    returned_kopecks INTEGER NOT NULL DEFAULT 0,
+    payout_kopecks  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, account, alias, warehouse)
 ) WITHOUT ROWID;
 
@@ -797,7 +799,8 @@ CREATE VIEW alias_warehouse_days_recomputed AS
 SELECT d.day, d.account, coalesce(nm.alias, CAST(d.sku AS TEXT)) AS alias, d.warehouse,
        sum(d.ordered_lines) AS ordered_lines, sum(d.ordered) AS ordered, sum(d.sales_lines) AS sales_lines,
        sum(d.bought) AS bought, sum(d.returned) AS returned, sum(d.stock_delta) AS stock_delta,
-       sum(d.ordered_kopecks) AS ordered_kopecks, sum(d.bought_kopecks) AS bought_kopecks
+       sum(d.ordered_kopecks) AS ordered_kopecks, sum(d.bought_kopecks) AS bought_kopecks,
+       sum(d.returned_kopecks) AS returned_kopecks, sum(d.payout_kopecks) AS payout_kopecks
 FROM daily_figures d
 LEFT JOIN sku_names nm ON nm.account = d.account AND nm.sku = d.sku
 GROUP BY d.day, d.account, coalesce(nm.alias, CAST(d.sku AS TEXT)), d.warehouse;
@@ -1077,16 +1080,19 @@ BEGIN
         cohort_bought = cohort_bought + excluded.cohort_bought,
         cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
-                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
+                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
+                                      returned_kopecks, payout_kopecks)
     SELECT new.day, new.account, nm.alias, new.warehouse, new.ordered_lines, new.ordered,
            new.sales_lines, new.bought, new.returned, new.stock_delta, new.ordered_kopecks,
-           new.bought_kopecks
+           new.bought_kopecks, new.returned_kopecks, new.payout_kopecks
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
-        bought_kopecks = bought_kopecks + excluded.bought_kopecks;
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
 END;
 
 DROP TRIGGER IF EXISTS sku_days_changed;
@@ -1111,27 +1117,33 @@ BEGIN
         cohort_bought = cohort_bought + excluded.cohort_bought,
         cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
-                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
+                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
+                                      returned_kopecks, payout_kopecks)
     SELECT old.day, old.account, nm.alias, old.warehouse, -old.ordered_lines, -old.ordered,
            -old.sales_lines, -old.bought, -old.returned, -old.stock_delta, -old.ordered_kopecks,
-           -old.bought_kopecks
+           -old.bought_kopecks, -old.returned_kopecks, -old.payout_kopecks
     FROM sku_names nm WHERE nm.account = old.account AND nm.sku = old.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
-        bought_kopecks = bought_kopecks + excluded.bought_kopecks;
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
-                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
+                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
+                                      returned_kopecks, payout_kopecks)
     SELECT new.day, new.account, nm.alias, new.warehouse, new.ordered_lines, new.ordered,
            new.sales_lines, new.bought, new.returned, new.stock_delta, new.ordered_kopecks,
-           new.bought_kopecks
+           new.bought_kopecks, new.returned_kopecks, new.payout_kopecks
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
-        bought_kopecks = bought_kopecks + excluded.bought_kopecks;
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
 END;
 
 DROP TRIGGER IF EXISTS sku_days_removed;
@@ -1145,16 +1157,19 @@ BEGIN
         cohort_bought = cohort_bought - old.cohort_bought, cohort_not_bought = cohort_not_bought - old.cohort_not_bought
     WHERE day = old.day AND account = old.account AND sku = old.sku;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
-                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
+                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
+                                      returned_kopecks, payout_kopecks)
     SELECT old.day, old.account, nm.alias, old.warehouse, -old.ordered_lines, -old.ordered,
            -old.sales_lines, -old.bought, -old.returned, -old.stock_delta, -old.ordered_kopecks,
-           -old.bought_kopecks
+           -old.bought_kopecks, -old.returned_kopecks, -old.payout_kopecks
     FROM sku_names nm WHERE nm.account = old.account AND nm.sku = old.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
-        bought_kopecks = bought_kopecks + excluded.bought_kopecks;
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
 END;
 
 -- sku_stock follows stock_current, row by row (a pass changes a few hundred keys of ~120,000),
@@ -1829,27 +1844,35 @@ BEGIN
     GROUP BY first_day, warehouse
     ON CONFLICT DO UPDATE SET keys = keys + excluded.keys;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
-                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
+                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
+                                      returned_kopecks, payout_kopecks)
     SELECT f.day, old.account, old.alias, f.warehouse, -f.ordered_lines, -f.ordered, -f.sales_lines,
-           -f.bought, -f.returned, -f.stock_delta, -f.ordered_kopecks, -f.bought_kopecks
+           -f.bought, -f.returned, -f.stock_delta, -f.ordered_kopecks, -f.bought_kopecks,
+           -f.returned_kopecks, -f.payout_kopecks
     FROM daily_figures f
     WHERE f.day IN (SELECT day FROM summary_days) AND f.account = old.account AND f.sku = old.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
-        bought_kopecks = bought_kopecks + excluded.bought_kopecks;
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
-                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks)
+                                      bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
+                                      returned_kopecks, payout_kopecks)
     SELECT f.day, new.account, new.alias, f.warehouse, f.ordered_lines, f.ordered, f.sales_lines,
-           f.bought, f.returned, f.stock_delta, f.ordered_kopecks, f.bought_kopecks
+           f.bought, f.returned, f.stock_delta, f.ordered_kopecks, f.bought_kopecks,
+           f.returned_kopecks, f.payout_kopecks
     FROM daily_figures f
     WHERE f.day IN (SELECT day FROM summary_days) AND f.account = new.account AND f.sku = new.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
         bought = bought + excluded.bought, returned = returned + excluded.returned,
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
-        bought_kopecks = bought_kopecks + excluded.bought_kopecks;
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
 END;
 
 -- An alias row names SKUs of its marketplace by SKU or by article: those are named again.

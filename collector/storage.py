@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -57,6 +57,14 @@ FILLS: dict[int, str] = {
     10: refill_sql("alias_warehouse_stock", "alias_warehouse_first_days"),
     11: refill_sql("alias_warehouse_months"),
     12: refill_sql("alias_months"),
+    # (only the rows with money returned or paid out: ~1 in 3)
+    13: """
+    UPDATE alias_warehouse_days SET returned_kopecks = v.returned_kopecks, payout_kopecks = v.payout_kopecks
+    FROM alias_warehouse_days_recomputed v
+    WHERE v.day = alias_warehouse_days.day AND v.account = alias_warehouse_days.account
+      AND v.alias = alias_warehouse_days.alias AND v.warehouse = alias_warehouse_days.warehouse
+      AND (v.returned_kopecks <> 0 OR v.payout_kopecks <> 0);
+    """,
 }
 # Each summary kept by triggers, the view in schema.sql that says what it must hold, and how many
 # key columns it has. `Storage.summary_drift()` compares the two; `mp-collector rebuild` makes
@@ -121,6 +129,12 @@ MIGRATIONS: dict[int, str] = {
     # alias_warehouse_stock's known keys and the index of first days give way to
     # alias_warehouse_first_days: created anew by schema.sql and filled by FILLS[10]
     10: "DROP TABLE IF EXISTS alias_warehouse_stock;\nDROP INDEX IF EXISTS stock_current_first_day;",
+    # alias_warehouse_days gains the money returned and paid out (history at a warehouse reads it
+    # rather than daily_figures), filled by FILLS[13]
+    13: """
+    ALTER TABLE alias_warehouse_days ADD COLUMN returned_kopecks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alias_warehouse_days ADD COLUMN payout_kopecks INTEGER NOT NULL DEFAULT 0;
+    """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log
@@ -191,7 +205,8 @@ class Storage:
             return found
         newer = range(found + 1, SCHEMA_VERSION + 1)
         rebuild = any(v in REBUILD_AFTER for v in newer)
-        parts = [(f"schema {v}: changing tables", MIGRATIONS[v]) for v in newer if v in MIGRATIONS]
+        parts = [(f"schema {v}: changing tables", script) for v in newer if v in MIGRATIONS
+                 if (script := self._applicable(MIGRATIONS[v])).strip()]
         parts.append(("creating tables, views and triggers", schema_sql()))
         if rebuild:
             parts.append(("recomputing every summary from the raw rows", rebuild_sql()))
@@ -210,6 +225,15 @@ class Storage:
         self._apply_script(rebuild_sql())
         return {table: self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 for table in ("orders", "sales", "stock", "daily_figures", "sku_days", "alias_days")}
+
+    def _applicable(self, migration: str) -> str:
+        """A migration's statements but those adding a column to a table this database does not
+        have yet (older than the table): schema.sql creates it whole."""
+        def absent(statement: str) -> bool:
+            added = re.search(r"^\s*ALTER TABLE (\w+) ADD COLUMN", statement, re.M)
+            return bool(added) and not self.db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [added[1]]).fetchone()
+        return "".join(statement for statement in sql_statements(migration) if not absent(statement))
 
     def summary_drift(self) -> dict[str, int]:
         return summary_drift(self.db)
@@ -536,7 +560,7 @@ class Storage:
 
 
 def filled_tables(script: str) -> str:
-    return ", ".join(re.findall(r"INSERT (?:OR REPLACE )?INTO (\w+)", script))
+    return ", ".join(dict.fromkeys(re.findall(r"(?:INSERT (?:OR REPLACE )?INTO|UPDATE) (\w+)", script)))
 
 
 def sql_statements(script: str) -> Iterator[str]:

@@ -727,6 +727,18 @@ def test_history_at_a_warehouse_ending_on_a_past_day_says_what_the_longer_window
                                                                                 days="90")
 
 
+def test_history_at_a_warehouse_per_group_says_what_each_group_asked_for_says(ds):
+    """At a warehouse, every group's days come from the per-group summary (alias_warehouse_days);
+    a group asked for by name is read per SKU (daily_figures): money included, they agree."""
+    for warehouse in ("Коледино", "Тверь", "Хоругвино"):
+        for params in ({"days": "30"}, {"days": "14", "date": Y}, {"days": "30", "period": "week"}):
+            rows = query(ds, "history", warehouse=warehouse, **params)
+            assert rows, (warehouse, params)
+            for alias in {row[1] for row in rows}:
+                assert query(ds, "history", warehouse=warehouse, alias=alias, **params) == [
+                    row for row in rows if row[1] == alias], (warehouse, params, alias)
+
+
 def test_by_warehouse_filters_and_period(ds):
     assert query(ds, "by_warehouse", marketplace="wb", alias="Кронштейны") == BY_WAREHOUSE[:2]
     assert query(ds, "by_warehouse", warehouse="Тверь", marketplace="ozon") == [

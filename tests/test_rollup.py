@@ -230,8 +230,8 @@ def test_a_version_2_database_gains_the_sku_summaries_from_what_it_kept(storage)
 def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage, monkeypatch, caplog):
     """Schema 7's upgrade fills alias_warehouse_days and alias_warehouse_stock anew,
     schema 8's marketplace_alias_days, schema 9's account_warehouse_days, schema 10's
-    alias_warehouse_first_days, schema 11's alias_warehouse_months, schema 12's alias_months, from
-    what version 6 kept,
+    alias_warehouse_first_days, schema 11's alias_warehouse_months, schema 12's alias_months (schema
+    13's new columns of alias_warehouse_days come with the table), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -264,19 +264,38 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 12
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 13
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 12: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 10)")] == [f"{n} of 10)" for n in range(1, 11)]
-    assert "upgrading the database from schema 6 to 12: schema 7: filling alias_warehouse_days, alias_warehouse_stock (4 of 10)" in said
-    assert "upgrading the database from schema 6 to 12: schema 8: filling marketplace_alias_days (5 of 10)" in said
-    assert "upgrading the database from schema 6 to 12: schema 9: filling account_warehouse_days (6 of 10)" in said
-    assert "upgrading the database from schema 6 to 12: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (7 of 10)" in said
-    assert "upgrading the database from schema 6 to 12: schema 11: filling alias_warehouse_months (8 of 10)" in said
-    assert "upgrading the database from schema 6 to 12: schema 12: filling alias_months (9 of 10)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 13: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 11)")] == [f"{n} of 11)" for n in range(1, 12)]
+    assert "upgrading the database from schema 6 to 13: schema 7: filling alias_warehouse_days, alias_warehouse_stock (4 of 11)" in said
+    assert "upgrading the database from schema 6 to 13: schema 8: filling marketplace_alias_days (5 of 11)" in said
+    assert "upgrading the database from schema 6 to 13: schema 9: filling account_warehouse_days (6 of 11)" in said
+    assert "upgrading the database from schema 6 to 13: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (7 of 11)" in said
+    assert "upgrading the database from schema 6 to 13: schema 11: filling alias_warehouse_months (8 of 11)" in said
+    assert "upgrading the database from schema 6 to 13: schema 12: filling alias_months (9 of 11)" in said
+    assert "upgrading the database from schema 6 to 13: schema 13: filling alias_warehouse_days (10 of 11)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 12 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 13 in ") for line in said)
+
+
+def test_a_version_12_database_gains_the_money_returned_and_paid_out_per_group_and_warehouse(storage):
+    """Schema 13 adds returned_kopecks and payout_kopecks to alias_warehouse_days and fills them
+    from what daily_figures kept; the other summaries stay as they were."""
+    random_history(storage, random.Random(13), steps=200)
+    kept, _ = kept_and_recomputed(storage.db)
+    assert any(row[0] == "alias_warehouse_days" and (row[-2] or row[-1]) for row in kept)
+    with storage.transaction():  # the database as schema version 12 left it
+        for name, kind, sql in storage.db.execute("SELECT name, type, sql FROM sqlite_master "
+                                                  "WHERE type IN ('trigger', 'view')").fetchall():
+            if "alias_warehouse_days" in sql:
+                storage.db.execute(f"DROP {kind.upper()} {name}")
+        storage.db.execute("ALTER TABLE alias_warehouse_days DROP COLUMN payout_kopecks")
+        storage.db.execute("ALTER TABLE alias_warehouse_days DROP COLUMN returned_kopecks")
+        storage.db.execute("PRAGMA user_version = 12")
+    assert storage.migrate() == 12 and storage.schema_version == SCHEMA_VERSION
+    assert kept_and_recomputed(storage.db)[0] == kept
 
 
 # The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads

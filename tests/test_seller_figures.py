@@ -214,6 +214,13 @@ def test_money_beside_every_count_in_kopecks(storage):
         (3, 1501.5, 1, 500.5, 800.0)]
     # 02.12, Ozon: only the ClientReturn counts as returned (p5 was refused at handover, never bought).
     assert pick([by_day["2026-12-02", "ozon"]], "returned", "returned_rub") == [(1, 300.0)]
+    # At a warehouse: per group (alias_warehouse_days) as the group asked for by name (per SKU).
+    at_koledino = query(storage.path, "history", date="2026-12-02", days="4", warehouse="Коледино")
+    assert pick([r for r in at_koledino if r["day"] == "2026-12-01"], "returned_rub", "payout_rub") == [(500.5, 800.0)]
+    for warehouse in ("Коледино", "Хоругвино"):
+        at = query(storage.path, "history", date="2026-12-02", days="4", warehouse=warehouse)
+        assert at and at == query(storage.path, "history", date="2026-12-02", days="4", warehouse=warehouse,
+                                  alias="Пакеты 8"), warehouse
     today = {row["alias"]: row for row in query(storage.path, "today", date=COHORT_DAY)}["Пакеты 8"]
     assert (today["wb_ordered_rub"], today["ozon_ordered_rub"]) == (2002.0, 2100.0)
     assert pick(query(storage.path, "orders_by_warehouse", date=COHORT_DAY), "marketplace", "warehouse",
