@@ -34,11 +34,14 @@ DASHBOARDS = (DASHBOARD, "warehouses")  # «Сегодня» and «По скла
 # the dashboard's charts ask (with in=rub the same query: the page's `in` switches what the chart
 # draws, not the SQL).
 VARIANTS = {
-    "history": [{"days": "90"}, {"by": "marketplace"}, {"by": "marketplace", "days": "90"}],
+    # ({warehouse}: the busiest, as a seller's filter on «История» asks)
+    "history": [{"days": "90"}, {"by": "marketplace"}, {"by": "marketplace", "days": "90"},
+                {"warehouse": "{warehouse}", "days": "90"}],
     # (period=day: today computed when asked, as right after a pass wrote and before it kept the rows)
     "today": [{"period": "day"}, {"period": "month"}, {"date": "{yesterday}"}, {"date": "{half_a_year_ago}"},
               {"date": "{half_a_year_ago}", "alias": "{alias}"}],
     "summary": [{"date": "{half_a_year_ago}"}],
+    "orders_by_warehouse": [{"period": "month"}],
     "restock": [{"soon": "1"}, {"soon": "1", "top": "31"}],
     # (its defaults read what the collector kept, as restock does; another window is computed)
     "restock_window": [{"days": "30"}],
@@ -136,7 +139,19 @@ def first_alias(database: Path) -> str:
     return row[0] if row else ""
 
 
-def query_cases(metadata: dict, yesterday: str, alias: str = "") -> list[tuple[str, str]]:
+def busiest_warehouse(database: Path) -> str:
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        # (the most order lines on the last day)
+        row = conn.execute("SELECT warehouse FROM alias_warehouse_days "
+                           "WHERE day = (SELECT max(day) FROM alias_warehouse_days) "
+                           "GROUP BY warehouse ORDER BY sum(ordered_lines) DESC, warehouse LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    return row[0] if row else ""
+
+
+def query_cases(metadata: dict, yesterday: str, alias: str = "", warehouse: str = "") -> list[tuple[str, str]]:
     """(label, path) of every canned query with its defaults, then the heavier variants."""
     # (the middle of a year of history: a past day's stock from the changes after it, or up to
     # it, reads the most there)
@@ -145,7 +160,7 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "") -> list[tuple[s
     for name in canned_queries(metadata):
         cases.append((name, f"/{DATABASE}/{name}.json?{urlencode(ROWS)}"))
         for params in VARIANTS.get(name, []):
-            filled = {k: v.format(yesterday=yesterday, alias=alias, half_a_year_ago=half_a_year_ago)
+            filled = {k: v.format(yesterday=yesterday, alias=alias, half_a_year_ago=half_a_year_ago, warehouse=warehouse)
                       for k, v in params.items()}
             label = f"{name} " + " ".join(f"{k}={v}" for k, v in params.items())
             cases.append((label, f"/{DATABASE}/{name}.json?{urlencode({**filled, **ROWS})}"))
@@ -263,7 +278,8 @@ def time_viewer(database: Path, yesterday: str, repeats: int = 30, budget: float
     async def run() -> list[Timing]:
         await ds.invoke_startup()
         timings = [await _time_case(ds, label, path, repeats, budget)
-                   for label, path in query_cases(metadata, yesterday, first_alias(database))]
+                   for label, path in query_cases(metadata, yesterday, first_alias(database),
+                                                  busiest_warehouse(database))]
         boards = {}
         for dashboard in DASHBOARDS:
             boards[dashboard] = await _time_dashboard(ds, metadata, max(5, repeats // 3), budget, dashboard)

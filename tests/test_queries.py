@@ -519,6 +519,18 @@ def test_orders_by_warehouse_period(ds):
     assert query(ds, "orders_by_warehouse", period="year") == []
 
 
+def test_orders_by_warehouse_per_group_says_what_each_group_asked_for_says(ds):
+    """Every group's rows come from the per-group summary (alias_warehouse_days); a group asked
+    for by name is read per SKU (daily_figures): they agree, warehouse by warehouse."""
+    for params in ({}, {"date": Y}, {"period": "week"}, {"period": "month", "marketplace": "ozon"},
+                   {"period": "month", "warehouse": "Коледино"}):
+        rows = query(ds, "orders_by_warehouse", **params)
+        assert rows, params
+        for alias in {row[0] for row in rows}:
+            assert query(ds, "orders_by_warehouse", alias=alias, **params) == [row for row in rows if row[0] == alias], (
+                params, alias)
+
+
 # --------------------------------------------------------------------------------------------
 # summary, today_vs_yesterday, by_warehouse
 
