@@ -266,10 +266,12 @@ CREATE TABLE IF NOT EXISTS alert_state (
     detail      TEXT
 );
 
--- What to ship (the canned query `restock`): the rows of `restock_window` for its default 14
--- days, recomputed by the collector after every pass (collector/kept.py), because at a big
--- seller's size they take seconds to compute and the page must open at once. `position` keeps the
--- query's order: already out first, then the soonest to run out.
+-- What to ship (the canned query `restock`, and `restock_window` for the windows a seller picks
+-- most: 7, 14 and 30 days): the rows of `restock_window` for each window in `days`, recomputed by
+-- the collector after every pass (collector/kept.py), because at a big seller's size they take
+-- about a second to compute and the page must open at once. `position` keeps the query's order
+-- within a window (already out first, then the soonest to run out); `days` came with schema 14,
+-- after the other columns, and is 14 for the rows kept before.
 CREATE TABLE IF NOT EXISTS restock_now (
     position          INTEGER PRIMARY KEY,
     alias             TEXT NOT NULL,
@@ -283,17 +285,19 @@ CREATE TABLE IF NOT EXISTS restock_now (
     days_out_of_stock INTEGER NOT NULL,
     lost_units        REAL,
     runs_out_soon     INTEGER NOT NULL,
-    computed_at       TEXT NOT NULL
+    computed_at       TEXT NOT NULL,
+    days              INTEGER NOT NULL DEFAULT 14
 );
+CREATE INDEX IF NOT EXISTS restock_now_window ON restock_now (days, position);
 
--- What restock_now was computed for (the day, the window and the settings) and whether it is
--- still what `restock_window` would compute for them: set with the rows (collector/kept.py),
--- cleared by the first write to what restock_window reads (the triggers at the end of this file)
--- and by a rebuild, so that restock_window reads the kept rows only while they are exact.
+-- Per kept window, what its rows of restock_now were computed for (the day and the settings) and
+-- whether they are still what `restock_window` would compute: set with the rows
+-- (collector/kept.py), cleared by the first write to what restock_window reads (the triggers at
+-- the end of this file) and by a rebuild, so that restock_window reads the kept rows only while
+-- they are exact.
 CREATE TABLE IF NOT EXISTS restock_now_basis (
-    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    days              INTEGER PRIMARY KEY,
     day               TEXT NOT NULL,
-    days              INTEGER NOT NULL,
     target_cover_days REAL NOT NULL,
     low_stock_days    REAL NOT NULL,
     in_step           INTEGER NOT NULL

@@ -43,8 +43,8 @@ VARIANTS = {
     "summary": [{"date": "{half_a_year_ago}"}],
     "orders_by_warehouse": [{"period": "month"}],
     "restock": [{"soon": "1"}, {"soon": "1", "top": "31"}],
-    # (its defaults read what the collector kept, as restock does; another window is computed)
-    "restock_window": [{"days": "30"}],
+    # (7, 14 and 30 days read what the collector kept, as restock does; another window is computed)
+    "restock_window": [{"days": "30"}, {"days": "21"}],
     # a group's warehouses, as ▸ on «Сегодня» opens them ({alias}: the seller's first group)
     "alias_warehouses": [{"alias": "{alias}"}],
     # a row per warehouse, as «По складам» asks, for a day and for 30 days; and a group per

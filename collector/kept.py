@@ -2,12 +2,12 @@
 only a write can change and stores their rows, so that the pages the dashboard opens read a few
 hundred stored rows instead of computing them at every view.
 
-- `restock_now`: `restock_window` for its default window, which the canned query `restock` (the
-  dashboard's «Заканчивается», the alerts) reads. At a big seller's size it takes about a second
-  (every place's days over the window), too long for a page but nothing for a pass every 10
-  minutes; at midnight the next pass catches up. `restock_window` itself reads these rows for
-  that window while restock_now_basis vouches for them (nothing written since, same day and
-  settings), and computes them otherwise.
+- `restock_now`: `restock_window` for the windows a seller picks most (KEPT_WINDOWS), the
+  default of which the canned query `restock` (the dashboard's «Заканчивается», the alerts)
+  reads. At a big seller's size a window takes about a second (every place's days over it), too
+  long for a page but nothing for a pass every 10 minutes; at midnight the next pass catches up.
+  `restock_window` itself reads these rows for a kept window while its row of restock_now_basis
+  vouches for them (nothing written since, same day and settings), and computes them otherwise.
 - `today_now`: `today` for today, every group (the dashboard's table by group, the page a seller
   opens most). `today` reads it only while it is whole and its day is the viewer's today: any
   write to the tables it is made of empties it (schema.sql), and until the next pass stores it
@@ -24,31 +24,40 @@ from collector.storage import Storage
 from collector.timeutil import iso
 
 RESTOCK_DAYS = 14  # the window of `restock` (what the dashboard and the alerts read)
+# The windows kept ready, `restock`'s first: the help's examples besides the default, a week and
+# a month (each ~1 s a pass at the reference seller's year, computed at every view otherwise).
+KEPT_WINDOWS = (RESTOCK_DAYS, 7, 30)
 
 
 def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
-    """Replace restock_now with the rows of `restock_window` for RESTOCK_DAYS at `now`, and
-    restock_now_basis with what they were computed for; their number. Computed inside the write
-    transaction, so that no other writer comes between the rows and the basis that vouches for
-    them, and with the basis cleared first, so that the query computes them rather than read the
-    old ones back.
+    """Replace each kept window's rows of restock_now with the rows of `restock_window` for it at
+    `now`, and its row of restock_now_basis with what they were computed for; the number of rows.
+    Each window computed inside a write transaction of its own, so that no other writer comes
+    between the rows and the basis that vouches for them, and with its basis cleared first, so
+    that the query computes them rather than read the old ones back.
 
     Its sorts and windows run in memory: in temporary files they wrote ~400 MB a pass at the
     reference seller's year (all of it thrown away), in memory they take ~175 MB for seconds."""
     queries = CannedQueries(storage.db.conn, settings, now)
+    computed_at = iso(now, settings.timezone)
+    kept = 0
     storage.db.execute("PRAGMA temp_store = MEMORY")
     try:
-        with storage.transaction():
-            storage.db.execute("UPDATE restock_now_basis SET in_step = 0")
-            rows = queries.rows("restock_window", days=str(RESTOCK_DAYS), soon="") or []
-            storage.db.execute("DELETE FROM restock_now")
-            _insert(storage, "restock_now", rows, computed_at=iso(now, settings.timezone))
-            storage.db.execute(
-                "INSERT OR REPLACE INTO restock_now_basis (id, day, days, target_cover_days, low_stock_days, in_step)"
-                " VALUES (1, mp_today(), ?, mp_target_cover_days(), mp_low_stock_days(), 1)", [RESTOCK_DAYS])
+        for days in KEPT_WINDOWS:
+            with storage.transaction():
+                storage.db.execute("UPDATE restock_now_basis SET in_step = 0 WHERE days = ?", [days])
+                rows = queries.rows("restock_window", days=str(days), soon="") or []
+                storage.db.execute("DELETE FROM restock_now WHERE days = ?", [days])
+                # (positions go on from the other windows': one key for all)
+                first, = storage.db.execute("SELECT coalesce(max(position), 0) + 1 FROM restock_now").fetchone()
+                _insert(storage, "restock_now", rows, first, computed_at=computed_at, days=days)
+                storage.db.execute(
+                    "INSERT OR REPLACE INTO restock_now_basis (days, day, target_cover_days, low_stock_days, in_step)"
+                    " VALUES (?, mp_today(), mp_target_cover_days(), mp_low_stock_days(), 1)", [days])
+            kept += len(rows)
     finally:
         storage.db.execute("PRAGMA temp_store = DEFAULT")
-    return len(rows)
+    return kept
 
 
 def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
@@ -59,17 +68,17 @@ def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
     with storage.transaction():
         storage.db.execute("DELETE FROM today_now")
         rows = queries.rows("today") or []
-        _insert(storage, "today_now", rows, day=now.astimezone(settings.timezone).date().isoformat(),
+        _insert(storage, "today_now", rows, 1, day=now.astimezone(settings.timezone).date().isoformat(),
                 computed_at=iso(now, settings.timezone))
     return len(rows)
 
 
-def _insert(storage: Storage, table: str, rows: list[dict], **same: str) -> None:
-    """The rows in their order (`position` 1, 2, ...), in the columns the query names, each with
-    the same values of `same`."""
+def _insert(storage: Storage, table: str, rows: list[dict], first: int, **same: object) -> None:
+    """The rows in their order (`position` first, first + 1, ...), in the columns the query
+    names, each with the same values of `same`."""
     if not rows:
         return
     names = ("position", *rows[0], *same)
     storage.db.conn.executemany(
         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-        ((n, *row.values(), *same.values()) for n, row in enumerate(rows, start=1)))
+        ((n, *row.values(), *same.values()) for n, row in enumerate(rows, start=first)))

@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -135,6 +135,13 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE alias_warehouse_days ADD COLUMN returned_kopecks INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE alias_warehouse_days ADD COLUMN payout_kopecks INTEGER NOT NULL DEFAULT 0;
     """,
+    # restock_now keeps several windows (the rows kept so far are the 14 days'), each with a row
+    # of its own in restock_now_basis, created anew by schema.sql: until the next pass sets it,
+    # restock_window computes what it is asked
+    14: """
+    ALTER TABLE restock_now ADD COLUMN days INTEGER NOT NULL DEFAULT 14;
+    DROP TABLE IF EXISTS restock_now_basis;
+    """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log
@@ -228,12 +235,13 @@ class Storage:
 
     def _applicable(self, migration: str) -> str:
         """A migration's statements but those adding a column to a table this database does not
-        have yet (older than the table): schema.sql creates it whole."""
-        def absent(statement: str) -> bool:
-            added = re.search(r"^\s*ALTER TABLE (\w+) ADD COLUMN", statement, re.M)
+        have yet (older than the table: schema.sql creates it whole) or that has it already."""
+        def needless(statement: str) -> bool:
+            added = re.search(r"^\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", statement, re.M)
             return bool(added) and not self.db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [added[1]]).fetchone()
-        return "".join(statement for statement in sql_statements(migration) if not absent(statement))
+                "SELECT 1 FROM sqlite_master m WHERE m.type = 'table' AND m.name = ?"
+                " AND NOT EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE name = ?)", added.groups()).fetchone()
+        return "".join(statement for statement in sql_statements(migration) if not needless(statement))
 
     def summary_drift(self) -> dict[str, int]:
         return summary_drift(self.db)

@@ -340,30 +340,38 @@ def test_restock_window_reads_the_kept_rows_only_while_they_are_exact(storage, m
     refresh_restock(storage)
     computed = computed_restock_window(storage)
     assert pick(query(storage.path, "restock"), *RESTOCK, "runs_out_soon") == pick(computed, *RESTOCK, "runs_out_soon")
-    # A kept figure made visible: read as kept for the kept window with or without its filters...
+    windows = {days: computed_restock_window(storage, days=str(days)) for days in kept.KEPT_WINDOWS}
+    assert windows[14] == computed and windows[7] != computed != windows[30]
+    # A kept figure made visible: read as kept for each kept window with or without its filters...
     with storage.transaction():
         storage.db.execute("UPDATE restock_now SET stock = stock + 1000 WHERE alias = 'Кронштейны' AND warehouse = 'Тверь'")
-    marked = [row | {"stock": row["stock"] + 1000} if row["warehouse"] == "Тверь" else row for row in computed]
-    assert query(storage.path, "restock_window") == query(storage.path, "restock_window", days="14") == marked
-    assert query(storage.path, "restock_window", marketplace="ozon") == [r for r in marked if r["marketplace"] == "ozon"]
-    assert query(storage.path, "restock_window", soon="1") == [r for r in marked if r["runs_out_soon"]]
+    marked = {days: [row | {"stock": row["stock"] + 1000} if row["warehouse"] == "Тверь" else row for row in rows]
+              for days, rows in windows.items()}
+    assert query(storage.path, "restock_window") == query(storage.path, "restock_window", days="14") == marked[14]
+    assert query(storage.path, "restock_window", days="7") == marked[7]
+    assert query(storage.path, "restock_window", days="30") == marked[30]
+    assert query(storage.path, "restock_window", marketplace="ozon") == [r for r in marked[14] if r["marketplace"] == "ozon"]
+    assert query(storage.path, "restock_window", soon="1") == [r for r in marked[14] if r["runs_out_soon"]]
+    assert query(storage.path, "restock_window", days="30", soon="1") == [r for r in marked[30] if r["runs_out_soon"]]
     # ... and computed for a group asked for, another window, other settings or another day
     assert query(storage.path, "restock_window", alias="Кронштейны") == [r for r in computed if r["alias"] == "Кронштейны"]
     assert 1003 not in [row["stock"] for row in query(storage.path, "restock_window", days="13")]
-    assert query(storage.path, "restock_window", at="2026-12-04T21:00:01Z") != marked
+    assert query(storage.path, "restock_window", at="2026-12-04T21:00:01Z") != marked[14]
     monkeypatch.setenv("TARGET_COVER_DAYS", "60")
-    assert query(storage.path, "restock_window")[0]["to_ship"] != marked[0]["to_ship"]
+    assert query(storage.path, "restock_window")[0]["to_ship"] != marked[14][0]["to_ship"]
+    assert query(storage.path, "restock_window", days="30")[0]["to_ship"] != marked[30][0]["to_ship"]
     monkeypatch.delenv("TARGET_COVER_DAYS")
     # Any write to what it is made of stops the kept rows being read: one more order at Тверь.
-    assert query(storage.path, "restock_window") == marked
+    assert query(storage.path, "restock_window") == marked[14]
     write(storage, orders=[order("ozon-1", "t-late", 2001, "KR-10", "Тверь", "2026-12-02")])
-    assert storage.db.execute("SELECT in_step FROM restock_now_basis").fetchone() == (0,)
+    assert basis(storage) == {7: 0, 14: 0, 30: 0}
     assert query(storage.path, "restock_window") == computed_restock_window(storage) != computed
+    assert query(storage.path, "restock_window", days="30") == computed_restock_window(storage, days="30") != windows[30]
     # So does a rebuild, which runs without the triggers.
     refresh_restock(storage)
-    assert storage.db.execute("SELECT in_step FROM restock_now_basis").fetchone() == (1,)
+    assert basis(storage) == {7: 1, 14: 1, 30: 1}
     storage.rebuild_summaries()
-    assert storage.db.execute("SELECT in_step FROM restock_now_basis").fetchone() == (0,)
+    assert basis(storage) == {7: 0, 14: 0, 30: 0}
 
 
 def test_restock_window_looks_back_at_most_60_days(storage):
@@ -374,16 +382,53 @@ def test_restock_window_looks_back_at_most_60_days(storage):
     assert query(storage.path, "restock_window", days="366") == query(storage.path, "restock_window", days="61") == sixty
 
 
-def computed_restock_window(storage: Storage) -> list[dict]:
+def basis(storage: Storage) -> dict[int, int]:
+    """Per kept window, whether restock_now_basis vouches for its rows."""
+    return dict(storage.db.execute("SELECT days, in_step FROM restock_now_basis").fetchall())
+
+
+def computed_restock_window(storage: Storage, **params: str) -> list[dict]:
     """restock_window as computed from the summaries, with the kept rows set aside."""
-    (basis,) = storage.db.execute("SELECT in_step FROM restock_now_basis").fetchone() or (None,)
+    vouched = basis(storage)
     with storage.transaction():
         storage.db.execute("UPDATE restock_now_basis SET in_step = 0")
     try:
-        return query(storage.path, "restock_window")
+        return query(storage.path, "restock_window", **params)
     finally:
         with storage.transaction():
-            storage.db.execute("UPDATE restock_now_basis SET in_step = ?", [basis])
+            storage.db.conn.executemany("UPDATE restock_now_basis SET in_step = ? WHERE days = ?",
+                                        [(in_step, days) for days, in_step in vouched.items()])
+
+
+def test_a_version_13_database_keeps_its_restock_rows_and_computes_the_other_windows(storage):
+    """Schema 14 keeps several windows in restock_now: the 14 days' rows a version 13 database
+    kept stay what `restock` shows, and restock_window computes every window until the next pass
+    keeps them again."""
+    stock, orders = restock_history()
+    write(storage, orders=orders, stock=stock)
+    refresh_restock(storage)
+    shown = query(storage.path, "restock")
+    computed = {days: computed_restock_window(storage, days=str(days)) for days in kept.KEPT_WINDOWS}
+    with storage.transaction():  # the database as schema version 13 left it: the 14 days alone
+        storage.db.execute("DELETE FROM restock_now WHERE days <> 14")
+        storage.db.execute("DROP INDEX restock_now_window")
+        storage.db.execute("ALTER TABLE restock_now DROP COLUMN days")
+        storage.db.execute("DROP TABLE restock_now_basis")
+        storage.db.execute("CREATE TABLE restock_now_basis (id INTEGER PRIMARY KEY CHECK (id = 1), day TEXT NOT NULL, "
+                           "days INTEGER NOT NULL, target_cover_days REAL NOT NULL, low_stock_days REAL NOT NULL, "
+                           "in_step INTEGER NOT NULL)")
+        storage.db.execute("INSERT INTO restock_now_basis VALUES (1, ?, 14, 30, 7, 1)", [T])
+        storage.db.execute("PRAGMA user_version = 13")
+    assert storage.migrate() == 13
+    assert query(storage.path, "restock") == shown
+    assert basis(storage) == {}
+    for days, rows in computed.items():
+        assert query(storage.path, "restock_window", days=str(days)) == rows
+    refresh_restock(storage)
+    assert basis(storage) == {7: 1, 14: 1, 30: 1}
+    assert query(storage.path, "restock") == shown
+    assert storage.db.execute("SELECT days, count(*) FROM restock_now GROUP BY days").fetchall() == [
+        (days, len(computed[days])) for days in sorted(computed)]
 
 
 def test_restock_reads_its_settings(storage, monkeypatch):
