@@ -135,6 +135,9 @@ CREATE TABLE IF NOT EXISTS orders (
     payout_kopecks INTEGER,                   -- whole line: Ozon financial_data payout; WB none
     -- bought / not_bought / open: kept equal to order_outcomes by triggers (the buyout rate)
     outcome        TEXT NOT NULL DEFAULT 'open' CHECK (outcome IN ('open', 'bought', 'not_bought')),
+    -- of a line bought, the units returned when not all of them were (an Ozon posting of 3 with
+    -- 1 sent back: 2 bought, 1 not); 0 otherwise. Kept with outcome (schema 15)
+    returned_units INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, order_id, sku)
 );
 CREATE INDEX IF NOT EXISTS orders_day ON orders (day, account);
@@ -347,7 +350,8 @@ CREATE TABLE IF NOT EXISTS today_now (
 --   sales_lines      sales rows with a day, of any kind;
 --   cohort_units     units of every order line placed on the day, cancelled or not, and of them
 --   cohort_bought    those bought and kept, and cohort_not_bought those cancelled, refused or
---                    returned (orders.outcome); the rest are still on their way («в пути»);
+--                    returned (orders.outcome, orders.returned_units); the rest are still on their
+--                    way («в пути»);
 --   stock_delta      how much the stock of the SKU at the warehouse changed on that day (summed
 --                    over sizes): each `stock` row's quantity less the key's previous one. The stock
 --                    at the end of day D is then the stock now (stock_current) less every change
@@ -604,20 +608,27 @@ CREATE TABLE IF NOT EXISTS alias_warehouse_months (
 
 -- What became of an order line, for the buyout rate: 'bought' (WB: a sale S… for its srid; Ozon:
 -- the posting delivered), 'not_bought' (cancelled, refused at handover, or returned after purchase:
--- WB R… for the srid, any Ozon FBO return of the posting), else 'open' («в пути»). A return wins
--- over a sale, a sale over a cancellation. A line is judged whole (a WB line is one unit).
--- Triggers keep orders.outcome equal to this, whichever of orders and sales arrives first.
+-- WB R… for the srid, Ozon FBO returns of the posting), else 'open' («в пути»). A return wins over
+-- a sale, a sale over a cancellation. Judged by units: returns of fewer units than the line has
+-- leave it bought with `returned_units` not bought (a WB line is one unit; a return of no units,
+-- which no marketplace sends, counts as the whole line, as any return did before schema 15).
+-- Triggers keep orders.outcome and orders.returned_units equal to this, whichever of orders and
+-- sales arrives first.
 DROP VIEW IF EXISTS order_outcomes;
 CREATE VIEW order_outcomes AS
-SELECT o.account, o.order_id, o.sku,
-       CASE WHEN EXISTS (SELECT 1 FROM sales s WHERE s.account = o.account AND s.order_id = o.order_id
-                                                  AND s.sku = o.sku AND s.kind = 'return') THEN 'not_bought'
-            WHEN o.status = 'delivered'
+SELECT account, order_id, sku,
+       CASE WHEN returned >= quantity OR returned <= 0 THEN 'not_bought'
+            WHEN returned > 0 OR status = 'delivered'
               OR EXISTS (SELECT 1 FROM sales s WHERE s.account = o.account AND s.order_id = o.order_id
                                                  AND s.sku = o.sku AND s.kind = 'sale') THEN 'bought'
-            WHEN o.is_cancelled THEN 'not_bought'
-            ELSE 'open' END AS outcome
-FROM orders o;
+            WHEN is_cancelled THEN 'not_bought'
+            ELSE 'open' END AS outcome,
+       CASE WHEN returned > 0 AND returned < quantity THEN returned ELSE 0 END AS returned_units
+-- (returned: the units of the line's returns, NULL without one)
+FROM (SELECT o.account, o.order_id, o.sku, o.quantity, o.status, o.is_cancelled,
+             (SELECT sum(s.quantity) FROM sales s WHERE s.account = o.account AND s.order_id = o.order_id
+                                                   AND s.sku = o.sku AND s.kind = 'return') AS returned
+      FROM orders o) AS o;
 
 -- Every figure daily_figures must hold, from the raw rows alone (the triggers' contract).
 DROP VIEW IF EXISTS daily_figures_recomputed;
@@ -636,8 +647,8 @@ FROM (SELECT o.day, o.account, o.sku, coalesce(o.warehouse, '') AS warehouse,
              CASE WHEN o.is_cancelled = 0 THEN coalesce(o.price_kopecks, 0) * o.quantity ELSE 0 END AS ordered_kopecks,
              0 AS bought_kopecks, 0 AS returned_kopecks, 0 AS payout_kopecks,
              o.quantity AS cohort_units,
-             CASE WHEN v.outcome = 'bought' THEN o.quantity ELSE 0 END AS cohort_bought,
-             CASE WHEN v.outcome = 'not_bought' THEN o.quantity ELSE 0 END AS cohort_not_bought
+             CASE WHEN v.outcome = 'bought' THEN o.quantity - v.returned_units ELSE 0 END AS cohort_bought,
+             CASE v.outcome WHEN 'not_bought' THEN o.quantity WHEN 'bought' THEN v.returned_units ELSE 0 END AS cohort_not_bought
       FROM orders o
       JOIN order_outcomes v ON v.account = o.account AND v.order_id = o.order_id AND v.sku = o.sku
       UNION ALL
@@ -825,50 +836,50 @@ CREATE TRIGGER orders_outcome_added AFTER INSERT ON orders
 WHEN new.status = 'delivered' OR new.is_cancelled
   OR EXISTS (SELECT 1 FROM sales s WHERE s.account = new.account AND s.order_id = new.order_id AND s.sku = new.sku)
 BEGIN
-    UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+    UPDATE orders SET outcome = v.outcome, returned_units = v.returned_units FROM order_outcomes v
     WHERE v.account = new.account AND v.order_id = new.order_id AND v.sku = new.sku
       AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
-      AND orders.outcome IS NOT v.outcome;
+      AND (orders.outcome IS NOT v.outcome OR orders.returned_units IS NOT v.returned_units);
 END;
 
 DROP TRIGGER IF EXISTS orders_outcome_changed;
-CREATE TRIGGER orders_outcome_changed AFTER UPDATE OF status, is_cancelled ON orders
-WHEN old.status IS NOT new.status OR old.is_cancelled IS NOT new.is_cancelled
+CREATE TRIGGER orders_outcome_changed AFTER UPDATE OF status, is_cancelled, quantity ON orders
+WHEN old.status IS NOT new.status OR old.is_cancelled IS NOT new.is_cancelled OR old.quantity IS NOT new.quantity
 BEGIN
-    UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+    UPDATE orders SET outcome = v.outcome, returned_units = v.returned_units FROM order_outcomes v
     WHERE v.account = new.account AND v.order_id = new.order_id AND v.sku = new.sku
       AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
-      AND orders.outcome IS NOT v.outcome;
+      AND (orders.outcome IS NOT v.outcome OR orders.returned_units IS NOT v.returned_units);
 END;
 
 DROP TRIGGER IF EXISTS sales_outcome_added;
 CREATE TRIGGER sales_outcome_added AFTER INSERT ON sales
 WHEN new.order_id IS NOT NULL
 BEGIN
-    UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+    UPDATE orders SET outcome = v.outcome, returned_units = v.returned_units FROM order_outcomes v
     WHERE v.account = new.account AND v.order_id = new.order_id AND v.sku = new.sku
       AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
-      AND orders.outcome IS NOT v.outcome;
+      AND (orders.outcome IS NOT v.outcome OR orders.returned_units IS NOT v.returned_units);
 END;
 
 DROP TRIGGER IF EXISTS sales_outcome_changed;
-CREATE TRIGGER sales_outcome_changed AFTER UPDATE OF account, kind, order_id, sku ON sales
+CREATE TRIGGER sales_outcome_changed AFTER UPDATE OF account, kind, order_id, sku, quantity ON sales
 BEGIN
-    UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+    UPDATE orders SET outcome = v.outcome, returned_units = v.returned_units FROM order_outcomes v
     WHERE ((v.account = old.account AND v.order_id = old.order_id AND v.sku = old.sku)
         OR (v.account = new.account AND v.order_id = new.order_id AND v.sku = new.sku))
       AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
-      AND orders.outcome IS NOT v.outcome;
+      AND (orders.outcome IS NOT v.outcome OR orders.returned_units IS NOT v.returned_units);
 END;
 
 DROP TRIGGER IF EXISTS sales_outcome_removed;
 CREATE TRIGGER sales_outcome_removed AFTER DELETE ON sales
 WHEN old.order_id IS NOT NULL
 BEGIN
-    UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+    UPDATE orders SET outcome = v.outcome, returned_units = v.returned_units FROM order_outcomes v
     WHERE v.account = old.account AND v.order_id = old.order_id AND v.sku = old.sku
       AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
-      AND orders.outcome IS NOT v.outcome;
+      AND (orders.outcome IS NOT v.outcome OR orders.returned_units IS NOT v.returned_units);
 END;
 
 -- An order line's share of daily_figures is added on insert, moved on a change that counts
@@ -882,8 +893,8 @@ BEGIN
             CASE WHEN new.is_cancelled = 0 THEN new.quantity ELSE 0 END,
             CASE WHEN new.is_cancelled = 0 THEN coalesce(new.price_kopecks, 0) * new.quantity ELSE 0 END,
             new.quantity,
-            CASE WHEN new.outcome = 'bought' THEN new.quantity ELSE 0 END,
-            CASE WHEN new.outcome = 'not_bought' THEN new.quantity ELSE 0 END)
+            CASE WHEN new.outcome = 'bought' THEN new.quantity - new.returned_units ELSE 0 END,
+            CASE new.outcome WHEN 'not_bought' THEN new.quantity WHEN 'bought' THEN new.returned_units ELSE 0 END)
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
         cohort_units = cohort_units + excluded.cohort_units, cohort_bought = cohort_bought + excluded.cohort_bought,
@@ -892,10 +903,11 @@ END;
 
 DROP TRIGGER IF EXISTS daily_figures_order_changed;
 CREATE TRIGGER daily_figures_order_changed
-AFTER UPDATE OF day, account, sku, warehouse, is_cancelled, quantity, price_kopecks, outcome ON orders
+AFTER UPDATE OF day, account, sku, warehouse, is_cancelled, quantity, price_kopecks, outcome, returned_units ON orders
 WHEN old.is_cancelled IS NOT new.is_cancelled OR old.quantity IS NOT new.quantity OR old.day IS NOT new.day
   OR old.warehouse IS NOT new.warehouse OR old.sku IS NOT new.sku OR old.account IS NOT new.account
   OR old.price_kopecks IS NOT new.price_kopecks OR old.outcome IS NOT new.outcome
+  OR old.returned_units IS NOT new.returned_units
 BEGIN
     INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered, ordered_kopecks,
                                cohort_units, cohort_bought, cohort_not_bought)
@@ -903,14 +915,14 @@ BEGIN
             CASE WHEN old.is_cancelled = 0 THEN -old.quantity ELSE 0 END,
             CASE WHEN old.is_cancelled = 0 THEN -coalesce(old.price_kopecks, 0) * old.quantity ELSE 0 END,
             -old.quantity,
-            CASE WHEN old.outcome = 'bought' THEN -old.quantity ELSE 0 END,
-            CASE WHEN old.outcome = 'not_bought' THEN -old.quantity ELSE 0 END),
+            CASE WHEN old.outcome = 'bought' THEN old.returned_units - old.quantity ELSE 0 END,
+            CASE old.outcome WHEN 'not_bought' THEN -old.quantity WHEN 'bought' THEN -old.returned_units ELSE 0 END),
            (new.day, new.account, new.sku, coalesce(new.warehouse, ''), new.is_cancelled = 0,
             CASE WHEN new.is_cancelled = 0 THEN new.quantity ELSE 0 END,
             CASE WHEN new.is_cancelled = 0 THEN coalesce(new.price_kopecks, 0) * new.quantity ELSE 0 END,
             new.quantity,
-            CASE WHEN new.outcome = 'bought' THEN new.quantity ELSE 0 END,
-            CASE WHEN new.outcome = 'not_bought' THEN new.quantity ELSE 0 END)
+            CASE WHEN new.outcome = 'bought' THEN new.quantity - new.returned_units ELSE 0 END,
+            CASE new.outcome WHEN 'not_bought' THEN new.quantity WHEN 'bought' THEN new.returned_units ELSE 0 END)
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
         cohort_units = cohort_units + excluded.cohort_units, cohort_bought = cohort_bought + excluded.cohort_bought,
@@ -926,8 +938,8 @@ BEGIN
             CASE WHEN old.is_cancelled = 0 THEN -old.quantity ELSE 0 END,
             CASE WHEN old.is_cancelled = 0 THEN -coalesce(old.price_kopecks, 0) * old.quantity ELSE 0 END,
             -old.quantity,
-            CASE WHEN old.outcome = 'bought' THEN -old.quantity ELSE 0 END,
-            CASE WHEN old.outcome = 'not_bought' THEN -old.quantity ELSE 0 END)
+            CASE WHEN old.outcome = 'bought' THEN old.returned_units - old.quantity ELSE 0 END,
+            CASE old.outcome WHEN 'not_bought' THEN -old.quantity WHEN 'bought' THEN -old.returned_units ELSE 0 END)
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
         cohort_units = cohort_units + excluded.cohort_units, cohort_bought = cohort_bought + excluded.cohort_bought,

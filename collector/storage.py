@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -64,6 +64,17 @@ FILLS: dict[int, str] = {
     WHERE v.day = alias_warehouse_days.day AND v.account = alias_warehouse_days.account
       AND v.alias = alias_warehouse_days.alias AND v.warehouse = alias_warehouse_days.warehouse
       AND (v.returned_kopecks <> 0 OR v.payout_kopecks <> 0);
+    """,
+    # An order line is judged by units: a line partly returned is bought but for the units
+    # returned. Only lines with a return can change; the triggers carry each change through
+    # daily_figures to every summary, as a pass's writes would.
+    15: """
+    UPDATE orders SET outcome = v.outcome, returned_units = v.returned_units
+    FROM order_outcomes v
+    WHERE (orders.account, orders.order_id, orders.sku) IN (
+            SELECT account, order_id, sku FROM sales WHERE kind = 'return' AND order_id IS NOT NULL)
+      AND v.account = orders.account AND v.order_id = orders.order_id AND v.sku = orders.sku
+      AND (orders.outcome IS NOT v.outcome OR orders.returned_units IS NOT v.returned_units);
     """,
 }
 # Each summary kept by triggers, the view in schema.sql that says what it must hold, and how many
@@ -142,6 +153,8 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE restock_now ADD COLUMN days INTEGER NOT NULL DEFAULT 14;
     DROP TABLE IF EXISTS restock_now_basis;
     """,
+    # orders.returned_units: the units of a bought line that came back (filled by FILLS[15])
+    15: "ALTER TABLE orders ADD COLUMN returned_units INTEGER NOT NULL DEFAULT 0;",
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log
@@ -619,14 +632,14 @@ def summary_drift(db) -> dict[str, int]:
         drift[row[0]] += 1
     drift["orders.outcome"] = db.execute(
         "SELECT count(*) FROM orders o JOIN order_outcomes v USING (account, order_id, sku) "
-        "WHERE o.outcome IS NOT v.outcome").fetchone()[0]
+        "WHERE o.outcome IS NOT v.outcome OR o.returned_units IS NOT v.returned_units").fetchone()[0]
     return drift
 
 
 REBUILD_STATEMENTS = """
-UPDATE orders SET outcome = v.outcome FROM order_outcomes v
+UPDATE orders SET outcome = v.outcome, returned_units = v.returned_units FROM order_outcomes v
 WHERE orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
-  AND orders.outcome IS NOT v.outcome;
+  AND (orders.outcome IS NOT v.outcome OR orders.returned_units IS NOT v.returned_units);
 DELETE FROM daily_figures;
 INSERT INTO daily_figures (day, account, sku, warehouse, ordered_lines, ordered, sales_lines, bought, returned,
                            stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks,

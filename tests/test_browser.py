@@ -269,11 +269,12 @@ class Truth:
 
     def cohort(self, marketplace: str, days: int = 30) -> dict:
         """What became of the units ordered in the last `days` days (DESIGN.md, "buyout rate"):
-        a return for the order line: not bought; else a sale or a delivered posting: bought; else
-        cancelled: not bought; else on its way."""
-        sales = defaultdict(set)
-        for account, order_id, sku, kind in self.rows("SELECT account, order_id, sku, kind FROM sales"):
+        the units returned for the order line: not bought, the rest bought; else a sale or a
+        delivered posting: bought; else cancelled: not bought; else on its way."""
+        sales, returned = defaultdict(set), defaultdict(int)
+        for account, order_id, sku, kind, qty in self.rows("SELECT account, order_id, sku, kind, quantity FROM sales"):
             sales[account, order_id, sku].add(kind)
+            returned[account, order_id, sku] += qty if kind == "return" else 0
         out = defaultdict(int)
         since = (self.today - timedelta(days=days - 1)).isoformat()
         for account, order_id, sku, status, cancelled, qty in self.rows(
@@ -281,7 +282,12 @@ class Truth:
             if self.marketplace[account] != marketplace:
                 continue
             kinds = sales[account, order_id, sku]
-            outcome = ("not_bought" if "return" in kinds else "bought" if "sale" in kinds or status == "delivered"
+            if "return" in kinds:
+                back = min(qty, returned[account, order_id, sku]) if returned[account, order_id, sku] > 0 else qty
+                out["not_bought"] += back
+                out["bought"] += qty - back
+                continue
+            outcome = ("bought" if "sale" in kinds or status == "delivered"
                        else "not_bought" if cancelled else "in_transit")
             out[outcome] += qty
         return out

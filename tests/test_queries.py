@@ -542,9 +542,9 @@ SUMMARY_COLUMNS = ("day", "wb_ordered", "wb_bought", "wb_returned", "wb_stock", 
 # ozon ordered 3 + 3 + 1 + 4 + 1, bought 2 + 1, returned ret-1, stock 51 + 12 + 6.
 # Buyout of the orders of the 30 days 28 Oct .. 26 Nov (SALE_ORDERS links sales to orders):
 # wb bought o1 o6 o7, not bought o2 (R1) o4 o10 (cancelled), 4 on their way: 3 / 6 = 50 %;
-# ozon bought 0005-1 (2), not bought 0001-1 (2, ret-1) 0002-1 (1, cancelled): 2 / 5 = 40 %;
-# both 5 / 11 = 45.5 %.
-SUMMARY_NOON = (T, 6, 3, 1, 45, 50.0, 12, 3, 1, 69, 40.0, 114, 45.5)
+# ozon bought 0005-1 (2) and one unit of 0001-1, not bought the other (ret-1 sent one of its 2
+# back) and 0002-1 (1, cancelled): 3 / 5 = 60 %; both 6 / 11 = 54.5 %.
+SUMMARY_NOON = (T, 6, 3, 1, 45, 50.0, 12, 3, 1, 69, 60.0, 114, 54.5)
 
 
 def test_summary(ds):
@@ -566,7 +566,7 @@ def test_summary_filters_and_period(ds):
     # A week: the WEEK_ROWS added up; the rate is still over the orders of 30 days.
     week = [sum(column) for column in zip(*(row[1:] for row in WEEK_ROWS))]
     assert query(ds, "summary", period="week") == [
-        (T, week[1], week[2], week[3], week[0], 50.0, week[5], week[6], week[7], week[4], 40.0, 114, 45.5)]
+        (T, week[1], week[2], week[3], week[0], 50.0, week[5], week[6], week[7], week[4], 60.0, 114, 54.5)]
     # Nothing matches: zeros, and no rate (nothing ordered), but still one row.
     assert query(ds, "summary", alias="no such thing") == [(T, 0, 0, 0, 0, None, 0, 0, 0, 0, None, 0, None)]
     assert query(ds, "summary", date="2026-13-01") == []
@@ -579,7 +579,7 @@ def test_summary_at_one_in_the_morning_and_at_23_59_moscow(ds):
     # 01:00 MSK on the 27th (UTC still the 26th): a new day with nothing yet; the rate's 30 days
     # are now 29 Oct .. 27 Nov, which hold the same orders.
     assert query(ds, "summary", at="2026-11-26T22:00:00Z") == [
-        ("2026-11-27", 0, 0, 0, 45, 50.0, 0, 0, 0, 69, 40.0, 114, 45.5)]
+        ("2026-11-27", 0, 0, 0, 45, 50.0, 0, 0, 0, 69, 60.0, 114, 54.5)]
 
 
 VS_COLUMNS = ("marketplace", "up_to", "ordered_today", "ordered_yesterday", "ordered_diff",

@@ -232,7 +232,7 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     schema 8's marketplace_alias_days, schema 9's account_warehouse_days, schema 10's
     alias_warehouse_first_days, schema 11's alias_warehouse_months, schema 12's alias_months (schema
     13's new columns of alias_warehouse_days come with the table; schema 14 sets restock_now_basis
-    anew), from what version 6 kept,
+    anew; schema 15 judges partly returned order lines again), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -265,20 +265,21 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 14
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 15
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 14: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 12)")] == [f"{n} of 12)" for n in range(1, 13)]
-    assert "upgrading the database from schema 6 to 14: schema 7: filling alias_warehouse_days, alias_warehouse_stock (5 of 12)" in said
-    assert "upgrading the database from schema 6 to 14: schema 8: filling marketplace_alias_days (6 of 12)" in said
-    assert "upgrading the database from schema 6 to 14: schema 9: filling account_warehouse_days (7 of 12)" in said
-    assert "upgrading the database from schema 6 to 14: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (8 of 12)" in said
-    assert "upgrading the database from schema 6 to 14: schema 11: filling alias_warehouse_months (9 of 12)" in said
-    assert "upgrading the database from schema 6 to 14: schema 12: filling alias_months (10 of 12)" in said
-    assert "upgrading the database from schema 6 to 14: schema 13: filling alias_warehouse_days (11 of 12)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 15: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 13)")] == [f"{n} of 13)" for n in range(1, 14)]
+    assert "upgrading the database from schema 6 to 15: schema 7: filling alias_warehouse_days, alias_warehouse_stock (5 of 13)" in said
+    assert "upgrading the database from schema 6 to 15: schema 8: filling marketplace_alias_days (6 of 13)" in said
+    assert "upgrading the database from schema 6 to 15: schema 9: filling account_warehouse_days (7 of 13)" in said
+    assert "upgrading the database from schema 6 to 15: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (8 of 13)" in said
+    assert "upgrading the database from schema 6 to 15: schema 11: filling alias_warehouse_months (9 of 13)" in said
+    assert "upgrading the database from schema 6 to 15: schema 12: filling alias_months (10 of 13)" in said
+    assert "upgrading the database from schema 6 to 15: schema 13: filling alias_warehouse_days (11 of 13)" in said
+    assert "upgrading the database from schema 6 to 15: schema 15: filling orders (12 of 13)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 14 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 15 in ") for line in said)
 
 
 def test_a_version_12_database_gains_the_money_returned_and_paid_out_per_group_and_warehouse(storage):

@@ -197,6 +197,63 @@ def test_buyout_rate_is_empty_until_an_order_settles_and_never_above_100(storage
         (1, 2, 100.0, 0)
 
 
+def test_an_order_line_partly_returned_is_bought_but_for_the_units_returned(storage):
+    """Ozon lines of several units: p6 (3) delivered, then one unit sent back (ClientReturn) and
+    later the other two; p7 (2) with one unit refused at handover (PartialReturn) while the
+    posting is still on its way. What came back is not bought, the rest is."""
+    orders = [order("ozon-1", "p6", 2004, "PAK-8", "Хоругвино", COHORT_DAY, 3, "delivered", price=30000),
+              order("ozon-1", "p7", 2004, "PAK-8", "Хоругвино", COHORT_DAY, 2, "delivering", price=30000)]
+    first = [sale("ozon-1", "return", "911", "p6", 2004, "PAK-8", "2026-12-02", amount=30000,
+                  return_type="ClientReturn", warehouse="Хоругвино"),
+             sale("ozon-1", "return", "912", "p7", 2004, "PAK-8", "2026-12-02", amount=30000,
+                  return_type="PartialReturn", warehouse="Хоругвино")]
+    write(storage, orders=orders, sales=first)
+    # bought: p6 2 + p7 1; not bought: p6 1 + p7 1 -> 3 / 5 = 60 %
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == [("Пакеты 8", "ozon", 5, 3, 2, 0, 60.0)]
+    assert storage.db.execute("SELECT order_id, outcome, returned_units FROM orders ORDER BY order_id").fetchall() == [
+        ("p6", "bought", 1), ("p7", "bought", 1)]
+    assert_summaries_match_raw_rows(storage)
+    # the other two units of p6 come back: the whole line is not bought
+    write(storage, sales=[sale("ozon-1", "return", "913", "p6", 2004, "PAK-8", "2026-12-03", quantity=2,
+                               amount=60000, return_type="ClientReturn", warehouse="Хоругвино")])
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == [("Пакеты 8", "ozon", 5, 1, 4, 0, 20.0)]
+    assert storage.db.execute("SELECT outcome, returned_units FROM orders WHERE order_id = 'p6'").fetchone() == (
+        "not_bought", 0)
+    assert_summaries_match_raw_rows(storage)
+    # a return taken back (deleted) and p7's line grown to 4 units: judged again
+    with storage.transaction():
+        storage.db.execute("DELETE FROM sales WHERE sale_id = '913'")
+        storage.db.execute("UPDATE orders SET quantity = 4 WHERE order_id = 'p7'")
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == [("Пакеты 8", "ozon", 7, 5, 2, 0, 71.4)]
+    assert_summaries_match_raw_rows(storage)
+
+
+def test_a_version_14_database_judges_its_partly_returned_lines_again(storage):
+    """Schema 14 counted any return as the whole line not bought; the upgrade to 15 judges the
+    lines with returns by units and carries the change through every summary."""
+    from collector.storage import summary_drift
+
+    orders, returns = ozon_cohort(p4_status="delivered")
+    returns.append(sale("ozon-1", "return", "903", "p4", 2004, "PAK-8", "2026-12-02", amount=30000,
+                        return_type="ClientReturn", warehouse="Хоругвино"))
+    write(storage, orders=orders, sales=returns)
+    judged = pick(query(storage.path, "buyout"), *BUYOUT)
+    # p1 2 + p4 2 bought; p2 p3 p5 and one unit of p4 not bought: 4 / 8 = 50 %
+    assert judged == [("Пакеты 8", "ozon", 8, 4, 4, 0, 50.0)]
+    with storage.transaction():  # the database as schema 14 left it: p4 not bought as a whole
+        storage.db.execute("UPDATE orders SET outcome = 'not_bought', returned_units = 0 WHERE order_id = 'p4'")
+        for name, kind, sql in storage.db.execute("SELECT name, type, sql FROM sqlite_master "
+                                                  "WHERE type IN ('trigger', 'view')").fetchall():
+            if "returned_units" in sql or "order_outcomes" in sql:
+                storage.db.execute(f"DROP {kind.upper()} IF EXISTS {name}")
+        storage.db.execute("ALTER TABLE orders DROP COLUMN returned_units")
+        storage.db.execute("PRAGMA user_version = 14")
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == [("Пакеты 8", "ozon", 8, 2, 6, 0, 25.0)]
+    assert storage.migrate() == 14
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == judged
+    assert set(summary_drift(storage.db).values()) == {0}
+
+
 # --------------------------------------------------------------------------------------------
 # Money
 

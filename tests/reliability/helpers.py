@@ -50,9 +50,9 @@ def marketplace(account: str) -> str:
 # between two passes that fetched the same figures at different moments.
 CLOCK_COLUMNS = frozenset({"changed_at", "seen_at", "observed_at", "updated_at", "sold_at"})
 ROW_IDS = frozenset({"id", "run_id"})
-# Kept by triggers from other datasets' rows: orders.outcome follows the returns of the sales
-# dataset, which may well be saved in a pass whose orders failed.
-DERIVED = frozenset({"outcome"})
+# Kept by triggers from other datasets' rows: orders.outcome and orders.returned_units follow the
+# returns of the sales dataset, which may well be saved in a pass whose orders failed.
+DERIVED = frozenset({"outcome", "returned_units"})
 
 # The rows one account x dataset owns, as (table, WHERE over its rows); `?` is the account.
 CELL_ROWS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
