@@ -4,7 +4,7 @@ next to plain sqlite3 executemany of the same rows into the same tables.
 Both sides start from a fresh database with the project's schema, in the same run, alternately;
 the best of `repeats` tries counts (the least disturbed by anything else on the machine). The
 collector's side is exactly what a pass does after the HTTP answer is parsed: `WbBatch.of` and
-`WbBatch.write` for WB, `postings_records` and `write_postings` for Ozon, each in one transaction.
+`WbBatch.write` for WB, `read_postings` and `write_postings` for Ozon, each in one transaction.
 The plain side writes the very rows the collector wrote (orders, and the products and buyouts
 that come with them) with one executemany per table and one commit, on a connection with the
 collector's own durability setting (WAL, synchronous=NORMAL).
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from collector.ozon.datasets import postings_records, write_postings
+from collector.ozon.datasets import read_postings, write_postings
 from collector.wb.datasets import WbBatch
 from collector.records import OrderLine, Product, SaleEvent, columns
 from collector.sandbox.clock import DAY, to_us
@@ -175,7 +175,7 @@ def _ozon_collector(path: Path, page: list[dict], now_iso: str, today: str,
     storage = Storage(path)
     try:
         began = time.perf_counter()
-        lines, products = postings_records(page, "ozon-1", MOSCOW, now_iso)
+        lines, products, _ = read_postings(page, "ozon-1", MOSCOW, now_iso)
         normalised = time.perf_counter()
         with storage.transaction():
             write_postings(storage, lines, products, now_iso, today)

@@ -3,7 +3,9 @@
 Work is cut into steps (a WB page, an Ozon window of days), and each step is written in its
 own transaction together with the position it reached. An interrupted backfill resumes from
 there; running it again only re-reads what changed since. Pacing is the pass's own, so the
-marketplaces' limits hold (WB statistics: one page a minute).
+marketplaces' limits hold (WB statistics: one page a minute). Rows a normaliser cannot read are
+set aside in rejected_rows with the step, as a pass does (collector/rejects.py): one bad row of a
+year's history costs only itself.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
-from collector import logs
+from collector import logs, rejects
 from collector.config import Account, Settings
 from collector.http import ApiClient, ApiError
 from collector.ozon import client as ozon_api
-from collector.ozon import normalize as ozon_norm
-from collector.ozon.datasets import postings_records, write_postings
+from collector.ozon.datasets import read_postings, read_returns, write_postings
 from collector.wb.datasets import WbBatch
 from collector.records import BadRecord
 from collector.storage import Storage
@@ -96,11 +97,14 @@ def _backfill_one(settings, storage, account: Account, dataset: str, days: int, 
     rows = 0
     try:
         progress(account.account, dataset, position.fraction(now))
-        for count, write, reached in steps(api, settings, account, dataset, position, now):
+        for count, write, rejected, reached in steps(api, settings, account, dataset, position, now):
             with storage.transaction():
                 write(storage)
+                written_at = iso(clock(), settings.timezone)
+                if rejected:  # (a step with none leaves the note of the last pass as it is)
+                    rejects.keep(storage, account.account, dataset, rejected, written_at)
                 position.cursor = reached
-                position.save(storage, account.account, dataset, iso(clock(), settings.timezone))
+                position.save(storage, account.account, dataset, written_at)
             rows += count
             progress(account.account, dataset, position.fraction(now))
     finally:
@@ -112,7 +116,8 @@ def _backfill_one(settings, storage, account: Account, dataset: str, days: int, 
     return rows
 
 
-Step = tuple[int, Callable[[Storage], None], datetime]
+# (rows read, their write, the rows set aside, how far they reach)
+Step = tuple[int, Callable[[Storage], None], list, datetime]
 
 
 def _wb_steps(api: ApiClient, settings: Settings, account: Account, dataset: str, position: Position,
@@ -120,7 +125,7 @@ def _wb_steps(api: ApiClient, settings: Settings, account: Account, dataset: str
     seen_at = iso(now, settings.timezone)
     for page, reached in wb_api.statistics_pages(api, settings, dataset, position.cursor):
         batch = WbBatch.of(dataset, page, account.account, settings.timezone)
-        yield len(page), lambda storage, batch=batch: batch.write(storage, seen_at), min(reached, now)
+        yield len(page), lambda storage, batch=batch: batch.write(storage, seen_at), batch.rejected, min(reached, now)
 
 
 def _ozon_steps(api: ApiClient, settings: Settings, account: Account, dataset: str, position: Position,
@@ -131,11 +136,11 @@ def _ozon_steps(api: ApiClient, settings: Settings, account: Account, dataset: s
         until = min(since + OZON_WINDOW, now)
         if dataset == "orders":
             postings = ozon_api.fetch_postings(api, settings, since=since, to=until)
-            lines, products = postings_records(postings, account.account, settings.timezone, seen_at)
+            lines, products, rejected = read_postings(postings, account.account, settings.timezone, seen_at)
             yield len(postings), (lambda storage, lines=lines, products=products:
-                                  write_postings(storage, lines, products, seen_at, today)), until
+                                  write_postings(storage, lines, products, seen_at, today)), rejected, until
         else:
             items = ozon_api.fetch_returns(api, settings, since, until)
-            events = [e for e in (ozon_norm.return_event(i, account.account, settings.timezone) for i in items) if e]
-            yield len(items), (lambda storage, events=events: storage.write_sales(events)), until
+            events, rejected = read_returns(items, account.account, settings.timezone)
+            yield len(items), (lambda storage, events=events: storage.write_sales(events)), rejected, until
         since = until

@@ -215,8 +215,7 @@ def collect_dataset(ctx: Context, dataset: str, by_hand: bool = False) -> Datase
 
 def keep_rejected(ctx: Context, dataset: str, rejected: list) -> None:
     """Rows set aside go to rejected_rows and the freshness note; none clears that note."""
-    ctx.storage.write_rejected(ctx.account.account, dataset, rejected, ctx.now_iso)
-    ctx.storage.replace_note(ctx.account.account, dataset, rejects.note(rejected), ctx.now_iso, rejects.NOTE_MARK)
+    rejects.keep(ctx.storage, ctx.account.account, dataset, rejected, ctx.now_iso)
 
 
 def describe_failure(ctx: Context, dataset: str, exc: Exception) -> str:

@@ -88,3 +88,10 @@ def rows_word(count: int) -> str:
     if 2 <= count % 10 <= 4 and not 12 <= count % 100 <= 14:
         return "строки"
     return "строк"
+
+
+def keep(storage, account: str, dataset: str, rejected: list[Rejected], now: str) -> None:
+    """Rows set aside go to rejected_rows, and the freshness note says how many; with none, this
+    module's note goes (it spoke of an earlier answer)."""
+    storage.write_rejected(account, dataset, rejected, now)
+    storage.replace_note(account, dataset, note(rejected), now, NOTE_MARK)

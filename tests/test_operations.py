@@ -52,6 +52,28 @@ def test_backfill_loads_history_and_a_rerun_adds_nothing(sandbox, settings, stor
     assert table(storage, "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM sales)") == counts
 
 
+def test_backfill_sets_unreadable_rows_aside_and_loads_the_rest(sandbox, settings, storage, clock):
+    """As a pass does: one unreadable row of the history costs only itself, and is kept with
+    its reason in rejected_rows, noted on the freshness page."""
+    sandbox.faults.add(Fault("wrong_type", endpoint="/api/v1/supplier/orders", account="wb-1", field="nmId", rows=1))
+    sandbox.faults.add(Fault("missing_field", endpoint="/v3/posting/fbo/list", account="ozon-1",
+                             field="products.sku", rows=1))
+    outcome = backfill(settings, storage, 10, lambda *_: None, clock=clock.now)
+    assert all(isinstance(rows, int) and rows > 0 for rows in outcome.values()), outcome
+    (wb_raw, wb_reason), (ozon_raw, ozon_reason) = table(
+        storage, "SELECT raw, reason FROM rejected_rows WHERE dataset = 'orders' ORDER BY account DESC")
+    assert table(storage, "SELECT account, dataset FROM rejected_rows ORDER BY account") == [
+        ("ozon-1", "orders"), ("wb-1", "orders")]
+    bad_row, bad_posting = json.loads(wb_raw), json.loads(ozon_raw)
+    assert (bad_row["nmId"], wb_reason) == ("abc", "nmId: 'abc' is not a whole number")
+    assert ozon_reason == f"posting {bad_posting['posting_number']}: the field 'sku' is missing"
+    saved = {(account, order_id) for account, order_id in table(storage, "SELECT account, order_id FROM orders")}
+    assert ("wb-1", bad_row["srid"]) not in saved and ("ozon-1", bad_posting["posting_number"]) not in saved
+    assert sum(1 for account, _ in saved if account == "wb-1") > 100
+    assert [note.split(":")[0] for (note,) in table(storage, "SELECT note FROM source_notes ORDER BY account")] == [
+        "1 строка отложена", "1 строка отложена"]
+
+
 @pytest.mark.parametrize("sandbox_config", [SandboxConfig(seed=1, rate_limit_factor=0.001, wb_page_rows=300)])
 def test_an_interrupted_backfill_resumes_where_it_stopped(sandbox, tmp_path, storage, clock):
     settings = load_settings(None, collector_environ(sandbox, tmp_path, WB_PAGE_ROWS="300", MAX_RETRY_WAIT="3"))

@@ -89,11 +89,6 @@ def read_postings(postings: list[dict], account: str, zone, seen_at: str):
     return lines, products, read.rejected
 
 
-def postings_records(postings: list[dict], account: str, zone, seen_at: str):
-    lines, products, _ = read_postings(postings, account, zone, seen_at)
-    return lines, products
-
-
 def write_postings(storage: Storage, lines: list[OrderLine], products: list, seen_at: str, day: str) -> None:
     """Postings and the buyouts they reveal, judged against the statuses stored before."""
     buyouts = storage.ozon_buyouts(lines, seen_at, day)
@@ -108,15 +103,19 @@ def ozon_returns(ctx: Context) -> Collected:
     stored = ctx.storage.watermark(ctx.account.account, "sales")
     since = datetime.fromisoformat(stored) - WATERMARK_OVERLAP if stored else local_midnight(ctx.now, ctx.zone)
     items = ozon_api.fetch_returns(ctx.api, ctx.settings, since, ctx.now)
-    read = rejects.read_rows(items, lambda item: ozon_norm.return_event(item, ctx.account.account, ctx.zone),
-                             "returns")
-    events = [event for event in read.records if event]
+    events, rejected = read_returns(items, ctx.account.account, ctx.zone)
 
     def write(storage: Storage) -> None:
         storage.write_sales(events)
         storage.set_watermark(ctx.account.account, "sales", ctx.now_iso, ctx.now_iso)
 
-    return Collected(len(items), write, read.rejected)
+    return Collected(len(items), write, rejected)
+
+
+def read_returns(items: list[dict], account: str, zone):
+    """(return events, items set aside): an unreadable return costs only itself."""
+    read = rejects.read_rows(items, lambda item: ozon_norm.return_event(item, account, zone), "returns")
+    return [event for event in read.records if event], read.rejected
 
 
 # -- optional: balance and product catalogue (collector/optional.py) ---------------------------
