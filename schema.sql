@@ -617,14 +617,17 @@ CREATE TABLE IF NOT EXISTS alias_warehouse_months (
 DROP VIEW IF EXISTS order_outcomes;
 CREATE VIEW order_outcomes AS
 SELECT account, order_id, sku,
-       CASE WHEN returned >= quantity OR returned <= 0 THEN 'not_bought'
-            WHEN returned > 0 OR status = 'delivered'
+       CASE WHEN returned IS NOT NULL THEN CASE WHEN returned > 0 AND returned < quantity THEN 'bought'
+                                                ELSE 'not_bought' END
+            WHEN status = 'delivered'
               OR EXISTS (SELECT 1 FROM sales s WHERE s.account = o.account AND s.order_id = o.order_id
                                                  AND s.sku = o.sku AND s.kind = 'sale') THEN 'bought'
             WHEN is_cancelled THEN 'not_bought'
             ELSE 'open' END AS outcome,
        CASE WHEN returned > 0 AND returned < quantity THEN returned ELSE 0 END AS returned_units
--- (returned: the units of the line's returns, NULL without one)
+-- (returned: the units of the line's returns, NULL without one. SQLite copies the subquery into
+-- every place that names it, so each test is ordered to read it as few times as it can: twice
+-- for a line without a return, most lines)
 FROM (SELECT o.account, o.order_id, o.sku, o.quantity, o.status, o.is_cancelled,
              (SELECT sum(s.quantity) FROM sales s WHERE s.account = o.account AND s.order_id = o.order_id
                                                    AND s.sku = o.sku AND s.kind = 'return') AS returned
