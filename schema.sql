@@ -334,6 +334,37 @@ CREATE TABLE IF NOT EXISTS today_now (
     computed_at       TEXT NOT NULL
 );
 
+-- «По складам» per group for the last 30 days, every group (`by_warehouse` and
+-- `orders_by_warehouse` with period=month for today): at a big seller's year each sorts ~270,000
+-- rows of alias_warehouse_days (30 days) into ~17,000 groups x warehouses, 0.2-0.4 s, too long
+-- for a page but nothing for a pass. Stored by the collector after every pass (collector/kept.py)
+-- in each page's order; a row is written only where it differs from the one kept at its
+-- position, so a pass that changed a few groups writes a few rows. The queries read these rows
+-- while warehouse_month_basis vouches for them, and compute their own otherwise.
+CREATE TABLE IF NOT EXISTS warehouse_month_now (
+    page        TEXT NOT NULL,     -- the canned query: by_warehouse or orders_by_warehouse
+    position    INTEGER NOT NULL,  -- the row's place in the page's order
+    alias       TEXT NOT NULL,
+    marketplace TEXT NOT NULL,
+    warehouse   TEXT,
+    stock       INTEGER,           -- (by_warehouse's own columns: NULL on orders_by_warehouse's rows)
+    ordered     INTEGER NOT NULL,
+    bought      INTEGER,
+    returned    INTEGER,
+    ordered_rub REAL NOT NULL,
+    bought_rub  REAL,
+    PRIMARY KEY (page, position)
+) WITHOUT ROWID;
+
+-- What warehouse_month_now was computed for (the day) and whether it is still what the queries
+-- would compute: set with the rows (collector/kept.py), cleared by the first write to what they
+-- read (the triggers at the end of this file) and by a rebuild.
+CREATE TABLE IF NOT EXISTS warehouse_month_basis (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    day     TEXT NOT NULL,
+    in_step INTEGER NOT NULL
+);
+
 -- Units per day x account x SKU x warehouse, kept by the triggers below in step with orders,
 -- sales and stock, whoever writes them (the collector, a backfill, a test). It is what the viewer
 -- reads: a day of the reference seller is ~20,000 order lines and ~15,000 sales rows but ~30,000
@@ -2290,66 +2321,133 @@ CREATE TRIGGER today_now_accounts_removed AFTER DELETE ON accounts WHEN EXISTS (
 BEGIN DELETE FROM today_now; END;
 
 -- ---------------------------------------------------------------------------------------------
--- restock_now_basis stops vouching for restock_now at the first write to what `restock_window`
--- reads (its groups' figures, stock and first days per warehouse, the SKUs' groups and order, the
--- accounts' marketplaces); the rest find it cleared.
-DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_days_added;
-CREATE TRIGGER restock_now_basis_alias_warehouse_days_added AFTER INSERT ON alias_warehouse_days
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_days_changed;
-CREATE TRIGGER restock_now_basis_alias_warehouse_days_changed AFTER UPDATE ON alias_warehouse_days
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_days_removed;
-CREATE TRIGGER restock_now_basis_alias_warehouse_days_removed AFTER DELETE ON alias_warehouse_days
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_stock_added;
-CREATE TRIGGER restock_now_basis_alias_warehouse_stock_added AFTER INSERT ON alias_warehouse_stock
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_stock_changed;
-CREATE TRIGGER restock_now_basis_alias_warehouse_stock_changed AFTER UPDATE ON alias_warehouse_stock
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_stock_removed;
-CREATE TRIGGER restock_now_basis_alias_warehouse_stock_removed AFTER DELETE ON alias_warehouse_stock
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_first_days_added;
-CREATE TRIGGER restock_now_basis_alias_warehouse_first_days_added AFTER INSERT ON alias_warehouse_first_days
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_first_days_changed;
-CREATE TRIGGER restock_now_basis_alias_warehouse_first_days_changed AFTER UPDATE ON alias_warehouse_first_days
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_first_days_removed;
-CREATE TRIGGER restock_now_basis_alias_warehouse_first_days_removed AFTER DELETE ON alias_warehouse_first_days
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_sku_names_added;
-CREATE TRIGGER restock_now_basis_sku_names_added AFTER INSERT ON sku_names
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_sku_names_changed;
-CREATE TRIGGER restock_now_basis_sku_names_changed AFTER UPDATE ON sku_names
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_sku_names_removed;
-CREATE TRIGGER restock_now_basis_sku_names_removed AFTER DELETE ON sku_names
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_accounts_added;
-CREATE TRIGGER restock_now_basis_accounts_added AFTER INSERT ON accounts
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_accounts_changed;
-CREATE TRIGGER restock_now_basis_accounts_changed AFTER UPDATE ON accounts
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
-DROP TRIGGER IF EXISTS restock_now_basis_accounts_removed;
-CREATE TRIGGER restock_now_basis_accounts_removed AFTER DELETE ON accounts
-WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step)
-BEGIN UPDATE restock_now_basis SET in_step = 0; END;
+-- The bases of the pages kept ready (restock_now_basis, warehouse_month_basis) stop vouching for
+-- them at the first write to what their queries read (the groups' figures, stock and first days
+-- per warehouse, the SKUs' groups and order, the accounts' marketplaces); the rest of the pass
+-- finds them cleared. One trigger per write clears both: each row written tests one condition.
+DROP TRIGGER IF EXISTS kept_basis_alias_warehouse_days_added;
+CREATE TRIGGER kept_basis_alias_warehouse_days_added AFTER INSERT ON alias_warehouse_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_alias_warehouse_days_changed;
+CREATE TRIGGER kept_basis_alias_warehouse_days_changed AFTER UPDATE ON alias_warehouse_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_alias_warehouse_days_removed;
+CREATE TRIGGER kept_basis_alias_warehouse_days_removed AFTER DELETE ON alias_warehouse_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_alias_warehouse_stock_added;
+CREATE TRIGGER kept_basis_alias_warehouse_stock_added AFTER INSERT ON alias_warehouse_stock
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_alias_warehouse_stock_changed;
+CREATE TRIGGER kept_basis_alias_warehouse_stock_changed AFTER UPDATE ON alias_warehouse_stock
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_alias_warehouse_stock_removed;
+CREATE TRIGGER kept_basis_alias_warehouse_stock_removed AFTER DELETE ON alias_warehouse_stock
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_alias_warehouse_first_days_added;
+CREATE TRIGGER kept_basis_alias_warehouse_first_days_added AFTER INSERT ON alias_warehouse_first_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_alias_warehouse_first_days_changed;
+CREATE TRIGGER kept_basis_alias_warehouse_first_days_changed AFTER UPDATE ON alias_warehouse_first_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_alias_warehouse_first_days_removed;
+CREATE TRIGGER kept_basis_alias_warehouse_first_days_removed AFTER DELETE ON alias_warehouse_first_days
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_sku_names_added;
+CREATE TRIGGER kept_basis_sku_names_added AFTER INSERT ON sku_names
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_sku_names_changed;
+CREATE TRIGGER kept_basis_sku_names_changed AFTER UPDATE ON sku_names
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_sku_names_removed;
+CREATE TRIGGER kept_basis_sku_names_removed AFTER DELETE ON sku_names
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_sku_aliases_added;
+CREATE TRIGGER kept_basis_sku_aliases_added AFTER INSERT ON sku_aliases
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_sku_aliases_changed;
+CREATE TRIGGER kept_basis_sku_aliases_changed AFTER UPDATE ON sku_aliases
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_sku_aliases_removed;
+CREATE TRIGGER kept_basis_sku_aliases_removed AFTER DELETE ON sku_aliases
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_accounts_added;
+CREATE TRIGGER kept_basis_accounts_added AFTER INSERT ON accounts
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_accounts_changed;
+CREATE TRIGGER kept_basis_accounts_changed AFTER UPDATE ON accounts
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;
+DROP TRIGGER IF EXISTS kept_basis_accounts_removed;
+CREATE TRIGGER kept_basis_accounts_removed AFTER DELETE ON accounts
+WHEN EXISTS (SELECT 1 FROM restock_now_basis WHERE in_step) OR EXISTS (SELECT 1 FROM warehouse_month_basis WHERE in_step)
+BEGIN
+  UPDATE restock_now_basis SET in_step = 0 WHERE in_step;
+  UPDATE warehouse_month_basis SET in_step = 0 WHERE in_step;
+END;

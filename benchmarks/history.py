@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from collector import kept, maintenance
+from collector import maintenance
 from collector.config import load_settings
 from collector.ozon import normalize as ozon_norm
+from collector.pipeline import refresh_kept
 from collector.records import OrderLine, SaleEvent, gc_paused
 from collector.sandbox.clock import DAY, MINUTE, msk_day, msk_day_start, to_us
 from collector.sandbox.ozon_shapes import posting_json, return_json
@@ -163,10 +164,8 @@ def generate(path: Path, config, start: datetime, end: datetime, *, write_stock_
         storage.db.execute(f"PRAGMA cache_size = -{GENERATOR_CACHE_KIB}")
         storage.rebuild_summaries()
     _bookkeeping(storage, seller, passes, keep_days, zone, result)
-    # What every pass does after its writes: what to ship and today by group, kept ready for the viewer.
-    settings = load_settings(None, {"DATABASE_PATH": str(path), "TIMEZONE": str(zone)})
-    kept.refresh_restock(settings, storage, end)
-    kept.refresh_today(settings, storage, end)
+    # What every pass does after its writes: the pages kept ready for the viewer.
+    refresh_kept(load_settings(None, {"DATABASE_PATH": str(path), "TIMEZONE": str(zone)}), storage, end)
     # What the collector's daily maintenance does after a pass: prune the run logs, refresh the
     # planner's statistics, fold the WAL back into the file.
     maintenance.daily(storage, end.astimezone(zone), keep_days)

@@ -12,10 +12,14 @@ hundred stored rows instead of computing them at every view.
   opens most). `today` reads it only while it is whole and its day is the viewer's today: any
   write to the tables it is made of empties it (schema.sql), and until the next pass stores it
   again `today` computes its rows itself, so it never shows older figures than the tables hold.
+- `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
+  `orders_by_warehouse` with period=month, today), read while warehouse_month_basis vouches for
+  them as restock_now_basis does. Only the rows that differ from those kept are written.
 """
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 
 from collector.alerts import CannedQueries
@@ -71,6 +75,49 @@ def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
         _insert(storage, "today_now", rows, 1, day=now.astimezone(settings.timezone).date().isoformat(),
                 computed_at=iso(now, settings.timezone))
     return len(rows)
+
+
+# The pages of warehouse_month_now: each canned query with period=month, today, every group.
+WAREHOUSE_MONTH_PAGES = ("by_warehouse", "orders_by_warehouse")
+WAREHOUSE_MONTH_COLUMNS = ("alias", "marketplace", "warehouse", "stock", "ordered", "bought", "returned",
+                           "ordered_rub", "bought_rub")
+
+
+def refresh_warehouse_month(settings: Settings, storage: Storage, now: datetime) -> int:
+    """Bring warehouse_month_now to the rows of its pages at `now` and set warehouse_month_basis
+    to vouch for them; the number of rows written. In one write transaction with the basis
+    cleared first, as refresh_restock does. A row is written only where it differs from the one
+    kept at its position: most of 30 days' figures do not move between two passes."""
+    queries = CannedQueries(storage.db.conn, settings, now)
+    written = 0
+    with storage.transaction():
+        storage.db.execute("UPDATE warehouse_month_basis SET in_step = 0")
+        for page in WAREHOUSE_MONTH_PAGES:
+            rows = [tuple(row.get(column) for column in WAREHOUSE_MONTH_COLUMNS)
+                    for row in queries.rows(page, period="month") or []]
+            written += _write_changed(storage, page, rows)
+        storage.db.execute("INSERT OR REPLACE INTO warehouse_month_basis (id, day, in_step) VALUES (1, mp_today(), 1)")
+    return written
+
+
+def _write_changed(storage: Storage, page: str, rows: list[tuple]) -> int:
+    """The page's rows at positions 1, 2, ...: those that differ from the kept ones written, the
+    kept ones past the last removed; the number written."""
+    names = ", ".join(WAREHOUSE_MONTH_COLUMNS)
+    kept = storage.db.execute(f"SELECT {names} FROM warehouse_month_now WHERE page = ? ORDER BY position", [page])
+    # (the type of each value too: 0 and 0.0 are equal in Python, not on the page)
+    changed = [(page, position, *row) for position, (row, old) in
+               enumerate(itertools.zip_longest(rows, kept), start=1)
+               if row is not None and _typed(row) != _typed(old)]
+    storage.db.conn.executemany(
+        f"INSERT OR REPLACE INTO warehouse_month_now (page, position, {names})"
+        f" VALUES (?, ?, {', '.join('?' * len(WAREHOUSE_MONTH_COLUMNS))})", changed)
+    storage.db.execute("DELETE FROM warehouse_month_now WHERE page = ? AND position > ?", [page, len(rows)])
+    return len(changed)
+
+
+def _typed(row: tuple | None) -> tuple | None:
+    return row and tuple((type(value), value) for value in row)
 
 
 def _insert(storage: Storage, table: str, rows: list[dict], first: int, **same: object) -> None:

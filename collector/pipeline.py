@@ -120,7 +120,8 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
 
 
 def refresh_kept(settings: Settings, storage: Storage, now: datetime) -> None:
-    for name, refresh in (("restock", kept.refresh_restock), ("today", kept.refresh_today)):
+    for name, refresh in (("restock", kept.refresh_restock), ("today", kept.refresh_today),
+                          ("warehouse month", kept.refresh_warehouse_month)):
         started = time.monotonic()
         try:
             rows = refresh(settings, storage, now)

@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -155,6 +155,25 @@ MIGRATIONS: dict[int, str] = {
     """,
     # orders.returned_units: the units of a bought line that came back (filled by FILLS[15])
     15: "ALTER TABLE orders ADD COLUMN returned_units INTEGER NOT NULL DEFAULT 0;",
+    # restock_now_basis's triggers become kept_basis_* (schema.sql), which clear
+    # warehouse_month_basis too: the old ones go
+    16: """
+    DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_days_added;
+    DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_days_changed;
+    DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_days_removed;
+    DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_stock_added;
+    DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_stock_changed;
+    DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_stock_removed;
+    DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_first_days_added;
+    DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_first_days_changed;
+    DROP TRIGGER IF EXISTS restock_now_basis_alias_warehouse_first_days_removed;
+    DROP TRIGGER IF EXISTS restock_now_basis_sku_names_added;
+    DROP TRIGGER IF EXISTS restock_now_basis_sku_names_changed;
+    DROP TRIGGER IF EXISTS restock_now_basis_sku_names_removed;
+    DROP TRIGGER IF EXISTS restock_now_basis_accounts_added;
+    DROP TRIGGER IF EXISTS restock_now_basis_accounts_changed;
+    DROP TRIGGER IF EXISTS restock_now_basis_accounts_removed;
+    """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log
@@ -657,6 +676,7 @@ UPDATE stock_current SET first_day = (
                  "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months", "alias_months") + """
 DELETE FROM today_now;
 UPDATE restock_now_basis SET in_step = 0;
+UPDATE warehouse_month_basis SET in_step = 0;
 DELETE FROM order_warehouses;
 INSERT INTO order_warehouses (warehouse, last_day)
 SELECT warehouse, max(day) FROM orders WHERE warehouse IS NOT NULL GROUP BY warehouse;

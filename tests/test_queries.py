@@ -22,6 +22,7 @@ from freezegun import freeze_time
 
 from collector import datasette_plugin, kept
 from collector.config import load_settings
+from collector.pipeline import refresh_kept
 from collector.storage import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,11 +229,11 @@ def build_database(path: Path) -> None:
                      "NULL, '2026-11-25T21:00:00+03:00'), (1, 'mailtos://smtp.example.ru', 'failed', 2, "
                      "'2026-11-25T21:10:00+03:00', '2026-11-25T21:12:00+03:00', 'Connection refused', NULL)")
     conn.close()
-    # What a pass does after its writes: restock_now and today_now, as of noon.
+    # What a pass does after its writes: the pages kept ready (restock_now, today_now,
+    # warehouse_month_now), as of noon.
     store = Storage(path)
-    settings = load_settings(None, {"DATABASE_PATH": str(path)})
-    kept.refresh_restock(settings, store, datetime.fromisoformat(NOON.replace("Z", "+00:00")))
-    kept.refresh_today(settings, store, datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    refresh_kept(load_settings(None, {"DATABASE_PATH": str(path)}), store,
+                 datetime.fromisoformat(NOON.replace("Z", "+00:00")))
     store.close()
 
 
@@ -1063,9 +1064,8 @@ def test_queries_do_not_read_the_whole_history(ds, tmp_path):
             [(d, d) for d in days])
     conn.close()
     store = Storage(padded)  # and the pages kept again, as the pass that wrote them would
-    settings = load_settings(None, {"DATABASE_PATH": str(padded)})
-    for refresh in (kept.refresh_today, kept.refresh_restock):
-        refresh(settings, store, datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    refresh_kept(load_settings(None, {"DATABASE_PATH": str(padded)}), store,
+                 datetime.fromisoformat(NOON.replace("Z", "+00:00")))
     store.close()
     queries = load_metadata()["databases"]["mp"]["queries"]
     params = {"date": "", "alias": "", "marketplace": "", "warehouse": "", "days": "", "period": "", "by": "",

@@ -232,7 +232,8 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     schema 8's marketplace_alias_days, schema 9's account_warehouse_days, schema 10's
     alias_warehouse_first_days, schema 11's alias_warehouse_months, schema 12's alias_months (schema
     13's new columns of alias_warehouse_days come with the table; schema 14 sets restock_now_basis
-    anew; schema 15 judges partly returned order lines again), from what version 6 kept,
+    anew; schema 15 judges partly returned order lines again; schema 16 renames
+    the triggers that clear it), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -265,21 +266,21 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 15
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 16
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 15: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 13)")] == [f"{n} of 13)" for n in range(1, 14)]
-    assert "upgrading the database from schema 6 to 15: schema 7: filling alias_warehouse_days, alias_warehouse_stock (5 of 13)" in said
-    assert "upgrading the database from schema 6 to 15: schema 8: filling marketplace_alias_days (6 of 13)" in said
-    assert "upgrading the database from schema 6 to 15: schema 9: filling account_warehouse_days (7 of 13)" in said
-    assert "upgrading the database from schema 6 to 15: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (8 of 13)" in said
-    assert "upgrading the database from schema 6 to 15: schema 11: filling alias_warehouse_months (9 of 13)" in said
-    assert "upgrading the database from schema 6 to 15: schema 12: filling alias_months (10 of 13)" in said
-    assert "upgrading the database from schema 6 to 15: schema 13: filling alias_warehouse_days (11 of 13)" in said
-    assert "upgrading the database from schema 6 to 15: schema 15: filling orders (12 of 13)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 16: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 14)")] == [f"{n} of 14)" for n in range(1, 15)]
+    assert "upgrading the database from schema 6 to 16: schema 7: filling alias_warehouse_days, alias_warehouse_stock (6 of 14)" in said
+    assert "upgrading the database from schema 6 to 16: schema 8: filling marketplace_alias_days (7 of 14)" in said
+    assert "upgrading the database from schema 6 to 16: schema 9: filling account_warehouse_days (8 of 14)" in said
+    assert "upgrading the database from schema 6 to 16: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (9 of 14)" in said
+    assert "upgrading the database from schema 6 to 16: schema 11: filling alias_warehouse_months (10 of 14)" in said
+    assert "upgrading the database from schema 6 to 16: schema 12: filling alias_months (11 of 14)" in said
+    assert "upgrading the database from schema 6 to 16: schema 13: filling alias_warehouse_days (12 of 14)" in said
+    assert "upgrading the database from schema 6 to 16: schema 15: filling orders (13 of 14)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 15 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 16 in ") for line in said)
 
 
 def test_a_version_12_database_gains_the_money_returned_and_paid_out_per_group_and_warehouse(storage):
@@ -338,21 +339,23 @@ def recomputed_views(conn) -> str:
             + temp("alias_months"))
 
 
-def canned_rows(path: Path, recomputed: bool) -> list:
-    from datetime import datetime, timezone
+def canned_rows(path: Path, recomputed: bool = False, asked: list = ASKED,
+                now: str = "2026-11-30T09:00:00+00:00") -> list:
+    """Each query asked for's rows at `now` (12:00 in Moscow), the viewer's functions registered."""
+    from datetime import datetime
     from zoneinfo import ZoneInfo
 
     from collector.alerts import canned_sql
     from collector.datasette_plugin import prepare_collector_connection
 
     conn = sqlite3.connect(path)
-    prepare_collector_connection(conn, ZoneInfo("Europe/Moscow"), lambda: datetime(2026, 11, 30, 9, tzinfo=timezone.utc))
+    prepare_collector_connection(conn, ZoneInfo("Europe/Moscow"), lambda: datetime.fromisoformat(now))
     if recomputed:  # temp objects come first in name lookup: the queries read these instead
         conn.executescript(recomputed_views(conn))
     sql = canned_sql()
     try:
         return [conn.execute(sql[name], {n: params.get(n, "") for n in re.findall(r":(\w+)", sql[name])}).fetchall()
-                for name, params in ASKED]
+                for name, params in asked]
     finally:
         conn.close()
 
@@ -506,3 +509,102 @@ def test_restock_judges_quiet_days_together_as_it_would_one_by_one(storage, seed
         assert judged > 0  # some days were out of stock
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# «По складам» for 30 days, kept by the pass (collector/kept.py, warehouse_month_now)
+
+NOW = "2026-11-30T09:00:00+00:00"  # 12:00 in Moscow, as canned_rows asks by default
+MONTH_PAGES = [("by_warehouse", {"period": "month"}), ("by_warehouse", {"period": "month", "marketplace": "ozon"}),
+               ("by_warehouse", {"period": "month", "warehouse": "A"}),
+               ("orders_by_warehouse", {"period": "month"}), ("orders_by_warehouse", {"period": "month", "marketplace": "wb"}),
+               ("orders_by_warehouse", {"period": "month", "warehouse": "B"})]
+
+
+def refresh_warehouse_month(storage: Storage, now: str = NOW) -> int:
+    """What every pass does after its writes; the number of rows written."""
+    from datetime import datetime
+
+    from collector import kept
+    from collector.config import load_settings
+
+    settings = load_settings(None, {"DATABASE_PATH": str(storage.path)})
+    return kept.refresh_warehouse_month(settings, storage, datetime.fromisoformat(now))
+
+
+def month_pages(path: Path, now: str = NOW) -> list[list]:
+    return canned_rows(path, asked=MONTH_PAGES, now=now)
+
+
+def computed_month_pages(storage: Storage, now: str = NOW) -> list[list]:
+    """The pages as computed from the summaries, with the kept rows set aside."""
+    vouched = storage.db.execute("SELECT in_step FROM warehouse_month_basis").fetchall()
+    with storage.transaction():
+        storage.db.execute("UPDATE warehouse_month_basis SET in_step = 0")
+    try:
+        return month_pages(storage.path, now)
+    finally:
+        with storage.transaction():
+            storage.db.execute("UPDATE warehouse_month_basis SET in_step = ?", [vouched[0][0] if vouched else 0])
+
+
+def in_step(storage: Storage) -> list:
+    return storage.db.execute("SELECT day, in_step FROM warehouse_month_basis").fetchall()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_30_day_warehouse_pages_are_read_as_kept_only_while_exact(storage, seed):
+    random_history(storage, random.Random(300 + seed))
+    storage.replace_aliases([("ozon", "1", "Группа", 2), ("wb", "2", "Группа", 2), ("ozon", "3", "Другая", 1)])
+    computed = month_pages(storage.path)
+    assert all(computed) and in_step(storage) == []
+    written = refresh_warehouse_month(storage)
+    assert in_step(storage) == [("2026-11-30", 1)]
+    assert written == len(computed[0]) + len(computed[3])  # every row of the two whole pages
+    assert month_pages(storage.path) == computed_month_pages(storage) == computed
+    # The kept rows are what is read: a kept figure altered on purpose shows, filtered or not...
+    with storage.transaction():
+        storage.db.execute("UPDATE warehouse_month_now SET ordered = ordered + 1000 WHERE warehouse = 'A'")
+    marked = month_pages(storage.path)
+    for (name, params), rows, before in zip(MONTH_PAGES, marked, computed):
+        column = 4 if name == "by_warehouse" else 3
+        assert [row[column] - 1000 * (row[2] == "A") for row in rows] == [row[column] for row in before], params
+    # ... but not the next day (the window moved)
+    assert month_pages(storage.path, "2026-11-30T21:00:01+00:00") == computed_month_pages(storage, "2026-11-30T21:00:01+00:00")
+    # The next pass writes back the rows that differ, and only those; then nothing.
+    altered, = storage.db.execute("SELECT count(*) FROM warehouse_month_now WHERE warehouse = 'A'").fetchone()
+    assert refresh_warehouse_month(storage) == altered > 0
+    assert refresh_warehouse_month(storage) == 0
+    assert month_pages(storage.path) == computed
+    # Any write to what they are made of stops them being read, until the next pass.
+    with storage.transaction():
+        storage.write_orders([replace(random_order(random.Random(seed), 10_000, ["2026-11-29"]), status="delivered",
+                                      is_cancelled=0)])
+    assert in_step(storage) == [("2026-11-30", 0)]
+    now_computed = computed_month_pages(storage)
+    assert month_pages(storage.path) == now_computed != computed
+    rows = sum(len(page) for page in (now_computed[0], now_computed[3]))
+    assert 0 < refresh_warehouse_month(storage) < rows  # the rows that moved, not the pages
+    assert in_step(storage) == [("2026-11-30", 1)] and month_pages(storage.path) == now_computed
+    # So does a rebuild, which runs without the triggers.
+    storage.rebuild_summaries()
+    assert in_step(storage) == [("2026-11-30", 0)]
+
+
+def test_a_version_15_database_loses_restock_now_basis_own_triggers(storage):
+    """Schema 16's triggers clear both bases (kept_basis_*): version 15's, which cleared
+    restock_now_basis alone, go, and a write still clears both."""
+    with storage.transaction():  # what version 15 had besides
+        storage.db.execute("CREATE TRIGGER restock_now_basis_accounts_added AFTER INSERT ON accounts "
+                           "BEGIN UPDATE restock_now_basis SET in_step = 0; END")
+        storage.db.execute("PRAGMA user_version = 15")
+    assert storage.migrate() == 15 and storage.schema_version == SCHEMA_VERSION == 16
+    triggers = {name for name, in storage.db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert not {name for name in triggers if name.startswith("restock_now_basis_")}
+    assert {"kept_basis_accounts_added", "kept_basis_alias_warehouse_days_changed", "kept_basis_sku_aliases_removed"} <= triggers
+    with storage.transaction():
+        storage.db.execute("INSERT INTO restock_now_basis VALUES (14, '2026-11-30', 30, 7, 1)")
+        storage.db.execute("INSERT INTO warehouse_month_basis VALUES (1, '2026-11-30', 1)")
+    storage.save_accounts([("ozon-3", "ozon", "Ozon 3")])
+    assert storage.db.execute("SELECT in_step FROM restock_now_basis UNION ALL "
+                              "SELECT in_step FROM warehouse_month_basis").fetchall() == [(0,), (0,)]
