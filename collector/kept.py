@@ -20,6 +20,7 @@ hundred stored rows instead of computing them at every view.
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from datetime import datetime
 
 from collector.alerts import CannedQueries
@@ -40,13 +41,11 @@ def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
     between the rows and the basis that vouches for them, and with its basis cleared first, so
     that the query computes them rather than read the old ones back.
 
-    Its sorts and windows run in memory: in temporary files they wrote ~400 MB a pass at the
-    reference seller's year (all of it thrown away), in memory they take ~175 MB for seconds."""
+    Its sorts and windows run in memory (sorting_in_memory)."""
     queries = CannedQueries(storage.db.conn, settings, now)
     computed_at = iso(now, settings.timezone)
     kept = 0
-    storage.db.execute("PRAGMA temp_store = MEMORY")
-    try:
+    with sorting_in_memory(storage):
         for days in KEPT_WINDOWS:
             with storage.transaction():
                 storage.db.execute("UPDATE restock_now_basis SET in_step = 0 WHERE days = ?", [days])
@@ -59,9 +58,19 @@ def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
                     "INSERT OR REPLACE INTO restock_now_basis (days, day, target_cover_days, low_stock_days, in_step)"
                     " VALUES (?, mp_today(), mp_target_cover_days(), mp_low_stock_days(), 1)", [days])
             kept += len(rows)
+    return kept
+
+
+@contextmanager
+def sorting_in_memory(storage: Storage):
+    """The pages' sorts, groupings and windows in memory rather than in temporary files: there
+    they wrote ~400 MB a pass at the reference seller's year for what to ship alone, all of it
+    thrown away; in memory they take ~175 MB for seconds."""
+    storage.db.execute("PRAGMA temp_store = MEMORY")
+    try:
+        yield
     finally:
         storage.db.execute("PRAGMA temp_store = DEFAULT")
-    return kept
 
 
 def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
@@ -90,7 +99,7 @@ def refresh_warehouse_month(settings: Settings, storage: Storage, now: datetime)
     kept at its position: most of 30 days' figures do not move between two passes."""
     queries = CannedQueries(storage.db.conn, settings, now)
     written = 0
-    with storage.transaction():
+    with sorting_in_memory(storage), storage.transaction():
         storage.db.execute("UPDATE warehouse_month_basis SET in_step = 0")
         for page in WAREHOUSE_MONTH_PAGES:
             rows = [tuple(row.get(column) for column in WAREHOUSE_MONTH_COLUMNS)
