@@ -272,11 +272,13 @@ CREATE TABLE IF NOT EXISTS alert_state (
 -- What to ship (the canned query `restock`, and `restock_window` for the windows a seller picks
 -- most: 7, 14 and 30 days): the rows of `restock_window` for each window in `days`, recomputed by
 -- the collector after every pass (collector/kept.py), because at a big seller's size they take
--- about a second to compute and the page must open at once. `position` keeps the query's order
--- within a window (already out first, then the soonest to run out); `days` came with schema 14,
--- after the other columns, and is 14 for the rows kept before.
+-- about a second to compute and the page must open at once. `position` is the row's place in its
+-- window's order (already out first, then the soonest to run out), from 1; a pass writes only the
+-- rows that differ from those kept at their places (schema 17: before, every row was written
+-- again each pass, 4-7 MB at a big seller's year).
 CREATE TABLE IF NOT EXISTS restock_now (
-    position          INTEGER PRIMARY KEY,
+    days              INTEGER NOT NULL,
+    position          INTEGER NOT NULL,
     alias             TEXT NOT NULL,
     marketplace       TEXT NOT NULL,
     warehouse         TEXT NOT NULL,
@@ -288,22 +290,21 @@ CREATE TABLE IF NOT EXISTS restock_now (
     days_out_of_stock INTEGER NOT NULL,
     lost_units        REAL,
     runs_out_soon     INTEGER NOT NULL,
-    computed_at       TEXT NOT NULL,
-    days              INTEGER NOT NULL DEFAULT 14
-);
-CREATE INDEX IF NOT EXISTS restock_now_window ON restock_now (days, position);
+    PRIMARY KEY (days, position)
+) WITHOUT ROWID;
 
 -- Per kept window, what its rows of restock_now were computed for (the day and the settings) and
--- whether they are still what `restock_window` would compute: set with the rows
+-- when, and whether they are still what `restock_window` would compute: set with the rows
 -- (collector/kept.py), cleared by the first write to what restock_window reads (the triggers at
 -- the end of this file) and by a rebuild, so that restock_window reads the kept rows only while
--- they are exact.
+-- they are exact. `restock` shows the rows and their time whatever in_step says.
 CREATE TABLE IF NOT EXISTS restock_now_basis (
     days              INTEGER PRIMARY KEY,
     day               TEXT NOT NULL,
     target_cover_days REAL NOT NULL,
     low_stock_days    REAL NOT NULL,
-    in_step           INTEGER NOT NULL
+    in_step           INTEGER NOT NULL,
+    computed_at       TEXT
 );
 
 -- `today` for today, every group (the dashboard's table by group, the page a seller opens most),

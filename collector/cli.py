@@ -15,7 +15,7 @@ import click
 from collector import __version__, logs
 from collector.aliases import AliasFileError, read_aliases
 from collector.config import ConfigError, Settings, load_settings
-from collector.pipeline import DATASETS, AlreadyRunning, run_lock
+from collector.pipeline import DATASETS, AlreadyRunning, run_lock, upgrade
 from collector.runner import collect_once
 from collector.storage import Storage, StorageError
 
@@ -63,7 +63,7 @@ def settings_from(ctx: click.Context, need_accounts: bool = True) -> Settings:
 def open_storage(settings: Settings):
     try:
         storage = Storage(settings.database_path)
-        storage.migrate()
+        upgrade(settings, storage)
     except StorageError as exc:
         raise Failure(str(exc)) from None
     try:

@@ -8,13 +8,14 @@ hundred stored rows instead of computing them at every view.
   long for a page but nothing for a pass every 10 minutes; at midnight the next pass catches up.
   `restock_window` itself reads these rows for a kept window while its row of restock_now_basis
   vouches for them (nothing written since, same day and settings), and computes them otherwise.
+  Only the rows that differ from those kept at their places are written.
 - `today_now`: `today` for today, every group (the dashboard's table by group, the page a seller
   opens most). `today` reads it only while it is whole and its day is the viewer's today: any
   write to the tables it is made of empties it (schema.sql), and until the next pass stores it
   again `today` computes its rows itself, so it never shows older figures than the tables hold.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
   `orders_by_warehouse` with period=month, today), read while warehouse_month_basis vouches for
-  them as restock_now_basis does. Only the rows that differ from those kept are written.
+  them as restock_now_basis does, written as restock_now is.
 """
 
 from __future__ import annotations
@@ -32,33 +33,31 @@ RESTOCK_DAYS = 14  # the window of `restock` (what the dashboard and the alerts 
 # The windows kept ready, `restock`'s first: the help's examples besides the default, a week and
 # a month (each ~1 s a pass at the reference seller's year, computed at every view otherwise).
 KEPT_WINDOWS = (RESTOCK_DAYS, 7, 30)
+RESTOCK_COLUMNS = ("alias", "marketplace", "warehouse", "stock", "avg_daily_ordered", "days_of_cover",
+                   "runs_out_on", "to_ship", "days_out_of_stock", "lost_units", "runs_out_soon")
 
 
 def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
-    """Replace each kept window's rows of restock_now with the rows of `restock_window` for it at
-    `now`, and its row of restock_now_basis with what they were computed for; the number of rows.
-    Each window computed inside a write transaction of its own, so that no other writer comes
+    """Bring each kept window's rows of restock_now to the rows of `restock_window` for it at
+    `now`, and its row of restock_now_basis to what they were computed for; the number of rows
+    written. Each window inside a write transaction of its own, so that no other writer comes
     between the rows and the basis that vouches for them, and with its basis cleared first, so
-    that the query computes them rather than read the old ones back.
-
-    Its sorts and windows run in memory (sorting_in_memory)."""
+    that the query computes them rather than read the old ones back. Its sorts and windows run in
+    memory (sorting_in_memory)."""
     queries = CannedQueries(storage.db.conn, settings, now)
-    computed_at = iso(now, settings.timezone)
-    kept = 0
+    written = 0
     with sorting_in_memory(storage):
         for days in KEPT_WINDOWS:
             with storage.transaction():
                 storage.db.execute("UPDATE restock_now_basis SET in_step = 0 WHERE days = ?", [days])
                 rows = queries.rows("restock_window", days=str(days), soon="") or []
-                storage.db.execute("DELETE FROM restock_now WHERE days = ?", [days])
-                # (positions go on from the other windows': one key for all)
-                first, = storage.db.execute("SELECT coalesce(max(position), 0) + 1 FROM restock_now").fetchone()
-                _insert(storage, "restock_now", rows, first, computed_at=computed_at, days=days)
+                written += _write_changed(storage, "restock_now", ("days", days), RESTOCK_COLUMNS, rows)
                 storage.db.execute(
-                    "INSERT OR REPLACE INTO restock_now_basis (days, day, target_cover_days, low_stock_days, in_step)"
-                    " VALUES (?, mp_today(), mp_target_cover_days(), mp_low_stock_days(), 1)", [days])
-            kept += len(rows)
-    return kept
+                    "INSERT OR REPLACE INTO restock_now_basis"
+                    " (days, day, target_cover_days, low_stock_days, in_step, computed_at)"
+                    " VALUES (?, mp_today(), mp_target_cover_days(), mp_low_stock_days(), 1, ?)",
+                    [days, iso(now, settings.timezone)])
+    return written
 
 
 @contextmanager
@@ -81,7 +80,7 @@ def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
     with storage.transaction():
         storage.db.execute("DELETE FROM today_now")
         rows = queries.rows("today") or []
-        _insert(storage, "today_now", rows, 1, day=now.astimezone(settings.timezone).date().isoformat(),
+        _insert(storage, "today_now", rows, day=now.astimezone(settings.timezone).date().isoformat(),
                 computed_at=iso(now, settings.timezone))
     return len(rows)
 
@@ -95,33 +94,36 @@ WAREHOUSE_MONTH_COLUMNS = ("alias", "marketplace", "warehouse", "stock", "ordere
 def refresh_warehouse_month(settings: Settings, storage: Storage, now: datetime) -> int:
     """Bring warehouse_month_now to the rows of its pages at `now` and set warehouse_month_basis
     to vouch for them; the number of rows written. In one write transaction with the basis
-    cleared first, as refresh_restock does. A row is written only where it differs from the one
-    kept at its position: most of 30 days' figures do not move between two passes."""
+    cleared first, as refresh_restock does."""
     queries = CannedQueries(storage.db.conn, settings, now)
     written = 0
     with sorting_in_memory(storage), storage.transaction():
         storage.db.execute("UPDATE warehouse_month_basis SET in_step = 0")
         for page in WAREHOUSE_MONTH_PAGES:
-            rows = [tuple(row.get(column) for column in WAREHOUSE_MONTH_COLUMNS)
-                    for row in queries.rows(page, period="month") or []]
-            written += _write_changed(storage, page, rows)
+            rows = queries.rows(page, period="month") or []
+            written += _write_changed(storage, "warehouse_month_now", ("page", page), WAREHOUSE_MONTH_COLUMNS, rows)
         storage.db.execute("INSERT OR REPLACE INTO warehouse_month_basis (id, day, in_step) VALUES (1, mp_today(), 1)")
     return written
 
 
-def _write_changed(storage: Storage, page: str, rows: list[tuple]) -> int:
-    """The page's rows at positions 1, 2, ...: those that differ from the kept ones written, the
-    kept ones past the last removed; the number written."""
-    names = ", ".join(WAREHOUSE_MONTH_COLUMNS)
-    kept = storage.db.execute(f"SELECT {names} FROM warehouse_month_now WHERE page = ? ORDER BY position", [page])
+def _write_changed(storage: Storage, table: str, part: tuple[str, object], columns: tuple[str, ...],
+                   rows: list[dict]) -> int:
+    """`rows` as the part of `table` where part[0] = part[1], at positions 1, 2, ...: those that
+    differ from the row kept at their position written, the kept ones past the last removed; the
+    number written. Most of a kept page does not move between two passes, and a pass that
+    changed a few places writes a few rows rather than the page."""
+    name, value = part
+    listed = ", ".join(columns)
+    kept = storage.db.execute(f"SELECT {listed} FROM {table} WHERE {name} = ? ORDER BY position", [value])
+    new = (tuple(row.get(column) for column in columns) for row in rows)
     # (the type of each value too: 0 and 0.0 are equal in Python, not on the page)
-    changed = [(page, position, *row) for position, (row, old) in
-               enumerate(itertools.zip_longest(rows, kept), start=1)
+    changed = [(value, position, *row) for position, (row, old) in
+               enumerate(itertools.zip_longest(new, kept.fetchall()), start=1)
                if row is not None and _typed(row) != _typed(old)]
     storage.db.conn.executemany(
-        f"INSERT OR REPLACE INTO warehouse_month_now (page, position, {names})"
-        f" VALUES (?, ?, {', '.join('?' * len(WAREHOUSE_MONTH_COLUMNS))})", changed)
-    storage.db.execute("DELETE FROM warehouse_month_now WHERE page = ? AND position > ?", [page, len(rows)])
+        f"INSERT OR REPLACE INTO {table} ({name}, position, {listed}) VALUES (?, ?, {', '.join('?' * len(columns))})",
+        changed)
+    storage.db.execute(f"DELETE FROM {table} WHERE {name} = ? AND position > ?", [value, len(rows)])
     return len(changed)
 
 
@@ -129,12 +131,12 @@ def _typed(row: tuple | None) -> tuple | None:
     return row and tuple((type(value), value) for value in row)
 
 
-def _insert(storage: Storage, table: str, rows: list[dict], first: int, **same: object) -> None:
-    """The rows in their order (`position` first, first + 1, ...), in the columns the query
-    names, each with the same values of `same`."""
+def _insert(storage: Storage, table: str, rows: list[dict], **same: object) -> None:
+    """The rows in their order (`position` 1, 2, ...), in the columns the query names, each with
+    the same values of `same`."""
     if not rows:
         return
     names = ("position", *rows[0], *same)
     storage.db.conn.executemany(
         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-        ((n, *row.values(), *same.values()) for n, row in enumerate(rows, start=first)))
+        ((n, *row.values(), *same.values()) for n, row in enumerate(rows, start=1)))

@@ -25,7 +25,7 @@ from collector.http import DEPRECATED, ApiClient, ApiError, RequestStats
 from collector.ozon import client as ozon_api
 from collector.ozon import datasets as ozon_datasets
 from collector.records import BadRecord
-from collector.storage import Storage, StorageError
+from collector.storage import SCHEMA_VERSION, Storage, StorageError
 from collector.timeutil import iso, utc_now
 from collector.wb import client as wb_api
 from collector.wb import datasets as wb_datasets
@@ -117,6 +117,15 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
     refresh_kept(settings, storage, clock())
     alerts.after_pass(settings, storage, run_id, clock)
     return PassResult(run_id, status, results)
+
+
+def upgrade(settings: Settings, storage: Storage) -> None:
+    """Create or upgrade the database. After an upgrade the pages kept ready are computed at
+    once rather than at the end of the next pass: an upgrade may set them aside (schema 17 made
+    restock_now anew), and `restock`, the dashboard's «Заканчивается», shows only what was kept."""
+    found = storage.migrate()
+    if found and found != SCHEMA_VERSION:
+        refresh_kept(settings, storage, utc_now())
 
 
 def refresh_kept(settings: Settings, storage: Storage, now: datetime) -> None:

@@ -8,7 +8,7 @@ import logging
 from collector import logs, maintenance
 from collector.config import Settings
 from collector.metrics import write_textfile
-from collector.pipeline import PassResult, run_lock, run_pass
+from collector.pipeline import PassResult, run_lock, run_pass, upgrade
 from collector.stopping import Stopped
 from collector.storage import Storage
 from collector.timeutil import iso, utc_now
@@ -20,7 +20,7 @@ def collect_once(settings: Settings, trigger: str, datasets: tuple[str, ...] | N
     with run_lock(settings.database_path):
         storage = Storage(settings.database_path)
         try:
-            storage.migrate()
+            upgrade(settings, storage)
             result = run_or_close(settings, storage, trigger, **({"datasets": datasets} if datasets else {}))
             if maintenance.daily(storage, utc_now().astimezone(settings.timezone)):
                 logs.event(logging.INFO, "daily maintenance done: old run logs pruned, statistics refreshed",

@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -173,6 +173,13 @@ MIGRATIONS: dict[int, str] = {
     DROP TRIGGER IF EXISTS restock_now_basis_accounts_added;
     DROP TRIGGER IF EXISTS restock_now_basis_accounts_changed;
     DROP TRIGGER IF EXISTS restock_now_basis_accounts_removed;
+    """,
+    # restock_now keyed per window (days, position) and its time in restock_now_basis, both
+    # created anew by schema.sql; the collector keeps them again right after the upgrade
+    # (pipeline.upgrade), and until then restock_window computes what it is asked
+    17: """
+    DROP TABLE IF EXISTS restock_now;
+    DROP TABLE IF EXISTS restock_now_basis;
     """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists

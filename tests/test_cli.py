@@ -111,13 +111,13 @@ def test_aliases_load_regroups_the_pages_kept_ready_at_once(live_sandbox, tmp_pa
             "SELECT p.article FROM products p JOIN accounts a USING (account) WHERE a.marketplace = 'ozon' "
             "AND p.article IN (SELECT alias FROM restock_now WHERE marketplace = 'ozon') "
             "ORDER BY p.article LIMIT 1").fetchall()[0]
-        before, = database.execute("SELECT max(computed_at) FROM restock_now").fetchall()[0]
+        before, = database.execute("SELECT max(computed_at) FROM restock_now_basis").fetchall()[0]
     aliases = tmp_path / "aliases.csv"
     aliases.write_text(f"marketplace,key,alias\nozon,{article},Новая группа\n", encoding="utf-8")
     done = mp("aliases", "load", str(aliases), env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     with closing(sqlite3.connect(tmp_path / "mp.db")) as database:
-        assert database.execute("SELECT min(computed_at) >= ? FROM restock_now", (before,)).fetchall() == [(1,)]
+        assert database.execute("SELECT min(computed_at) >= ? FROM restock_now_basis", (before,)).fetchall() == [(1,)]
         ozon = "SELECT DISTINCT alias FROM restock_now WHERE marketplace = 'ozon' AND alias IN (?, 'Новая группа')"
         assert database.execute(ozon, (article,)).fetchall() == [("Новая группа",)]
         # the group comes first in «Сегодня», as the aliases file lists it

@@ -233,7 +233,7 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     alias_warehouse_first_days, schema 11's alias_warehouse_months, schema 12's alias_months (schema
     13's new columns of alias_warehouse_days come with the table; schema 14 sets restock_now_basis
     anew; schema 15 judges partly returned order lines again; schema 16 renames
-    the triggers that clear it), from what version 6 kept,
+    the triggers that clear it; schema 17 makes restock_now anew), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -266,21 +266,21 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 16
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 17
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 16: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 14)")] == [f"{n} of 14)" for n in range(1, 15)]
-    assert "upgrading the database from schema 6 to 16: schema 7: filling alias_warehouse_days, alias_warehouse_stock (6 of 14)" in said
-    assert "upgrading the database from schema 6 to 16: schema 8: filling marketplace_alias_days (7 of 14)" in said
-    assert "upgrading the database from schema 6 to 16: schema 9: filling account_warehouse_days (8 of 14)" in said
-    assert "upgrading the database from schema 6 to 16: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (9 of 14)" in said
-    assert "upgrading the database from schema 6 to 16: schema 11: filling alias_warehouse_months (10 of 14)" in said
-    assert "upgrading the database from schema 6 to 16: schema 12: filling alias_months (11 of 14)" in said
-    assert "upgrading the database from schema 6 to 16: schema 13: filling alias_warehouse_days (12 of 14)" in said
-    assert "upgrading the database from schema 6 to 16: schema 15: filling orders (13 of 14)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 17: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 15)")] == [f"{n} of 15)" for n in range(1, 16)]
+    assert "upgrading the database from schema 6 to 17: schema 7: filling alias_warehouse_days, alias_warehouse_stock (7 of 15)" in said
+    assert "upgrading the database from schema 6 to 17: schema 8: filling marketplace_alias_days (8 of 15)" in said
+    assert "upgrading the database from schema 6 to 17: schema 9: filling account_warehouse_days (9 of 15)" in said
+    assert "upgrading the database from schema 6 to 17: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (10 of 15)" in said
+    assert "upgrading the database from schema 6 to 17: schema 11: filling alias_warehouse_months (11 of 15)" in said
+    assert "upgrading the database from schema 6 to 17: schema 12: filling alias_months (12 of 15)" in said
+    assert "upgrading the database from schema 6 to 17: schema 13: filling alias_warehouse_days (13 of 15)" in said
+    assert "upgrading the database from schema 6 to 17: schema 15: filling orders (14 of 15)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 16 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 17 in ") for line in said)
 
 
 def test_a_version_12_database_gains_the_money_returned_and_paid_out_per_group_and_warehouse(storage):
@@ -598,12 +598,12 @@ def test_a_version_15_database_loses_restock_now_basis_own_triggers(storage):
         storage.db.execute("CREATE TRIGGER restock_now_basis_accounts_added AFTER INSERT ON accounts "
                            "BEGIN UPDATE restock_now_basis SET in_step = 0; END")
         storage.db.execute("PRAGMA user_version = 15")
-    assert storage.migrate() == 15 and storage.schema_version == SCHEMA_VERSION == 16
+    assert storage.migrate() == 15 and storage.schema_version == SCHEMA_VERSION
     triggers = {name for name, in storage.db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     assert not {name for name in triggers if name.startswith("restock_now_basis_")}
     assert {"kept_basis_accounts_added", "kept_basis_alias_warehouse_days_changed", "kept_basis_sku_aliases_removed"} <= triggers
     with storage.transaction():
-        storage.db.execute("INSERT INTO restock_now_basis VALUES (14, '2026-11-30', 30, 7, 1)")
+        storage.db.execute("INSERT INTO restock_now_basis VALUES (14, '2026-11-30', 30, 7, 1, NULL)")
         storage.db.execute("INSERT INTO warehouse_month_basis VALUES (1, '2026-11-30', 1)")
     storage.save_accounts([("ozon-3", "ozon", "Ozon 3")])
     assert storage.db.execute("SELECT in_step FROM restock_now_basis UNION ALL "

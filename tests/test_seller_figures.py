@@ -23,7 +23,8 @@ from collector import kept
 from collector.config import load_settings
 from collector.ozon import normalize as ozon_norm
 from collector.records import OrderLine, SaleEvent, StockLevel
-from collector.storage import Storage
+from collector.pipeline import upgrade
+from collector.storage import SCHEMA_VERSION, Storage
 from collector.timeutil import MOSCOW
 from collector.wb import normalize as wb_norm
 
@@ -457,35 +458,63 @@ def computed_restock_window(storage: Storage, **params: str) -> list[dict]:
                                         [(in_step, days) for days, in_step in vouched.items()])
 
 
-def test_a_version_13_database_keeps_its_restock_rows_and_computes_the_other_windows(storage):
-    """Schema 14 keeps several windows in restock_now: the 14 days' rows a version 13 database
-    kept stay what `restock` shows, and restock_window computes every window until the next pass
-    keeps them again."""
+def test_restock_writes_only_the_rows_that_moved(storage):
+    """A pass writes the rows of what to ship that differ from those kept at their places: none
+    when nothing changed, one for one kept row put right, a few for a few places' stock."""
     stock, orders = restock_history()
     write(storage, orders=orders, stock=stock)
     refresh_restock(storage)
-    shown = query(storage.path, "restock")
+    rows = {days: storage.db.execute("SELECT count(*) FROM restock_now WHERE days = ?", [days]).fetchone()[0]
+            for days in kept.KEPT_WINDOWS}
+    assert all(rows.values())
+    assert kept_restock(storage) == 0
+    with storage.transaction():
+        storage.db.execute("UPDATE restock_now SET stock = stock + 1000 WHERE days = 7 AND position = 2")
+    assert kept_restock(storage) == 1 and kept_restock(storage) == 0
+    write(storage, stock=[("ozon-1", 2001, "Хоругвино", T, 41)])  # (16.4 days of cover: no place moves)
+    assert kept_restock(storage) == len(kept.KEPT_WINDOWS) < sum(rows.values())
+    assert basis(storage) == {7: 1, 14: 1, 30: 1}
+    for days in kept.KEPT_WINDOWS:
+        assert query(storage.path, "restock_window", days=str(days)) == computed_restock_window(storage, days=str(days))
+
+
+def kept_restock(storage: Storage) -> int:
+    """What a pass does after its writes; the rows it wrote."""
+    settings = load_settings(None, {"DATABASE_PATH": str(storage.path)})
+    return kept.refresh_restock(settings, storage, datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+
+
+def test_a_version_16_database_has_its_restock_rows_kept_again_on_upgrade(storage):
+    """Schema 17 makes restock_now anew, keyed per window, with the time in restock_now_basis:
+    the collector's upgrade keeps the rows again at once, so that `restock` shows them."""
+    stock, orders = restock_history()
+    write(storage, orders=orders, stock=stock)
+    refresh_restock(storage)
+    shown = [row | {"computed_at": None} for row in query(storage.path, "restock")]
     computed = {days: computed_restock_window(storage, days=str(days)) for days in kept.KEPT_WINDOWS}
-    with storage.transaction():  # the database as schema version 13 left it: the 14 days alone
-        storage.db.execute("DELETE FROM restock_now WHERE days <> 14")
-        storage.db.execute("DROP INDEX restock_now_window")
-        storage.db.execute("ALTER TABLE restock_now DROP COLUMN days")
+    with storage.transaction():  # the database as schema version 16 left it
+        storage.db.execute("DROP TABLE restock_now")
+        storage.db.execute("CREATE TABLE restock_now (position INTEGER PRIMARY KEY, alias TEXT NOT NULL, "
+                           "marketplace TEXT NOT NULL, warehouse TEXT NOT NULL, stock INTEGER NOT NULL, "
+                           "avg_daily_ordered REAL, days_of_cover REAL, runs_out_on TEXT, to_ship INTEGER, "
+                           "days_out_of_stock INTEGER NOT NULL, lost_units REAL, runs_out_soon INTEGER NOT NULL, "
+                           "computed_at TEXT NOT NULL, days INTEGER NOT NULL DEFAULT 14)")
+        storage.db.execute("INSERT INTO restock_now (alias, marketplace, warehouse, stock, days_out_of_stock, "
+                           "runs_out_soon, computed_at) VALUES ('old', 'wb', '', 1, 0, 0, '2026-12-04T11:50:00+03:00')")
         storage.db.execute("DROP TABLE restock_now_basis")
-        storage.db.execute("CREATE TABLE restock_now_basis (id INTEGER PRIMARY KEY CHECK (id = 1), day TEXT NOT NULL, "
-                           "days INTEGER NOT NULL, target_cover_days REAL NOT NULL, low_stock_days REAL NOT NULL, "
-                           "in_step INTEGER NOT NULL)")
-        storage.db.execute("INSERT INTO restock_now_basis VALUES (1, ?, 14, 30, 7, 1)", [T])
-        storage.db.execute("PRAGMA user_version = 13")
-    assert storage.migrate() == 13
-    assert query(storage.path, "restock") == shown
-    assert basis(storage) == {}
+        storage.db.execute("CREATE TABLE restock_now_basis (days INTEGER PRIMARY KEY, day TEXT NOT NULL, "
+                           "target_cover_days REAL NOT NULL, low_stock_days REAL NOT NULL, in_step INTEGER NOT NULL)")
+        storage.db.execute("INSERT INTO restock_now_basis VALUES (14, ?, 30, 7, 1)", [T])
+        storage.db.execute("PRAGMA user_version = 16")
+    settings = load_settings(None, {"DATABASE_PATH": str(storage.path)})
+    with freeze_time(NOON):
+        upgrade(settings, storage)
+    assert storage.schema_version == SCHEMA_VERSION
+    assert basis(storage) == {7: 1, 14: 1, 30: 1}
+    assert [row | {"computed_at": None} for row in query(storage.path, "restock")] == shown
+    assert {row["computed_at"] for row in query(storage.path, "restock")} == {"2026-12-04T12:00:00+03:00"}
     for days, rows in computed.items():
         assert query(storage.path, "restock_window", days=str(days)) == rows
-    refresh_restock(storage)
-    assert basis(storage) == {7: 1, 14: 1, 30: 1}
-    assert query(storage.path, "restock") == shown
-    assert storage.db.execute("SELECT days, count(*) FROM restock_now GROUP BY days").fetchall() == [
-        (days, len(computed[days])) for days in sorted(computed)]
 
 
 def test_restock_reads_its_settings(storage, monkeypatch):

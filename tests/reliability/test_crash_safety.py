@@ -242,7 +242,8 @@ class Rewrites:
     rebuild: list  # per write transaction of `rebuild` (the schema check, the rebuild): [statements, tables]
     old: Path  # the base database as schema version OLD_VERSION left it
     old_schema: set
-    upgrade: list  # per write transaction of `rebuild --check` on `old` (the upgrade; the check writes nothing)
+    upgrade: list  # the first write transaction of `rebuild --check` on `old`: the upgrade (after it, the pages
+    # kept ready are computed again, each in a transaction of its own; the check writes nothing)
     kept: set  # the base database's summaries, as `summary_rows()` gives them
 
 
@@ -253,7 +254,7 @@ def rewrites(crashes: Crashes, tmp_path_factory) -> Rewrites:
     rebuild = count_transactions(work, counted, "rebuild")
     old = as_old_version(copy_database(crashes.base, work / "old.db"))
     upgraded = copy_database(old, work / "upgraded.db")
-    upgrade = count_transactions(work, upgraded, "rebuild", "--check")
+    upgrade = count_transactions(work, upgraded, "rebuild", "--check")[:1]
     conn = sqlite3.connect(f"file:{crashes.base}?mode=ro", uri=True)
     kept = summary_rows(conn)[0]
     conn.close()
