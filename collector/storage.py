@@ -288,13 +288,8 @@ class Storage:
     def _apply_script(self, script: str) -> None:
         """One script in one transaction: sqlite3's executescript() commits whatever is open
         first and then runs statement by statement, so the script brings its own BEGIN/COMMIT."""
-        with self._lock:
-            try:
-                self.db.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
-            except sqlite3.Error as exc:
-                if self.db.conn.in_transaction:
-                    self.db.conn.rollback()
-                raise StorageError(f"cannot write the database {self.path}: {exc}") from None
+        with self._lock, self._undone_on_error():
+            self.db.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
 
     def _apply_in_steps(self, parts: list[tuple[str, str]], work: str) -> None:
         """Scripts run statement by statement in one transaction, each announced in the log, and
@@ -313,18 +308,25 @@ class Storage:
         with self._lock:
             conn.set_progress_handler(still_working, PROGRESS_CHECK)
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                for number, (step, script) in enumerate(parts, start=1):
-                    logs.event(logging.INFO, f"{work}: {step} ({number} of {len(parts)})", event="migrate_progress")
-                    for statement in sql_statements(script):
-                        conn.execute(statement)
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise StorageError(f"cannot write the database {self.path}: {exc}") from None
+                with self._undone_on_error():
+                    conn.execute("BEGIN IMMEDIATE")
+                    for number, (step, script) in enumerate(parts, start=1):
+                        logs.event(logging.INFO, f"{work}: {step} ({number} of {len(parts)})", event="migrate_progress")
+                        for statement in sql_statements(script):
+                            conn.execute(statement)
+                    conn.execute("COMMIT")
             finally:
                 conn.set_progress_handler(None, 0)
+
+    @contextmanager
+    def _undone_on_error(self):
+        """A script that fails leaves nothing behind and says so in the operator's words."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if self.db.conn.in_transaction:
+                self.db.conn.rollback()
+            raise StorageError(f"cannot write the database {self.path}: {exc}") from None
 
     @contextmanager
     def transaction(self):

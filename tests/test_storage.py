@@ -50,6 +50,19 @@ def test_migrations_run_in_order_and_keep_data(tmp_path, monkeypatch):
     assert store.schema_version == SCHEMA_VERSION + 1
 
 
+def test_a_failed_upgrade_leaves_the_database_as_it_was_and_says_why(tmp_path, monkeypatch):
+    store = Storage(tmp_path / "mp.db")
+    store.migrate()
+    store.save_accounts([("wb-1", "wb", "WB")])
+    monkeypatch.setattr(storage_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(storage_module.MIGRATIONS, SCHEMA_VERSION + 1,
+                        "ALTER TABLE accounts ADD COLUMN note TEXT;\nUPDATE no_such_table SET x = 1;")
+    with pytest.raises(StorageError, match=r"cannot write the database .*mp\.db: no such table: no_such_table"):
+        store.migrate()
+    assert store.schema_version == SCHEMA_VERSION and not store.db.conn.in_transaction
+    assert rows(store, "SELECT * FROM accounts") == [("wb-1", "wb", "WB")]  # no column added
+
+
 def test_a_newer_database_is_refused(tmp_path):
     store = Storage(tmp_path / "mp.db")
     store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
