@@ -138,7 +138,7 @@ def refresh_kept(settings: Settings, storage: Storage, now: datetime) -> None:
             logs.event(logging.ERROR, f"{name} not recomputed: {type(exc).__name__}: {exc}", event=name,
                        status="failed")
             continue
-        logs.event(logging.INFO, f"{name}: {rows} rows in {time.monotonic() - started:.1f} s", event=name,
+        logs.event(logging.INFO, f"{name}: {rows} rows written in {time.monotonic() - started:.1f} s", event=name,
                    status="ok", rows=rows, duration_ms=int((time.monotonic() - started) * 1000))
 
 
