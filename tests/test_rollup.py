@@ -562,6 +562,12 @@ def test_the_30_day_warehouse_pages_are_read_as_kept_only_while_exact(storage, s
     assert in_step(storage) == [("2026-11-30", 1)]
     assert written == len(computed[0]) + len(computed[3])  # every row of the two whole pages
     assert month_pages(storage.path) == computed_month_pages(storage) == computed
+    # A group asked for is its rows of the kept page; a period not offered, nothing.
+    for group in ("Группа", "Другая"):
+        assert canned_rows(storage.path, asked=[(name, {**params, "alias": group}) for name, params in MONTH_PAGES]) == [
+            [row for row in rows if row[0] == group] for rows in computed]
+    assert canned_rows(storage.path, asked=[("by_warehouse", {"period": "year"}),
+                                            ("orders_by_warehouse", {"period": "year"})]) == [[], []]
     # The kept rows are what is read: a kept figure altered on purpose shows, filtered or not...
     with storage.transaction():
         storage.db.execute("UPDATE warehouse_month_now SET ordered = ordered + 1000 WHERE warehouse = 'A'")
