@@ -66,6 +66,7 @@ class Row:
     target: str = ""
     met: bool | None = None
     command: str = ""
+    unmet: str = ""  # which part of the target a row misses, said after its NO
 
 
 @dataclass
@@ -85,7 +86,8 @@ class Report:
     def table(self) -> list[list[str]]:
         header = ["", "measure", "figure", "compared with", "target", "met"]
         body = [[r.section, r.measure, r.value, r.compared, r.target,
-                 "" if r.met is None else ("yes" if r.met else "NO")] for r in self.rows]
+                 "" if r.met is None else ("yes" if r.met else "NO" + (f": {r.unmet}" if r.unmet else ""))]
+                for r in self.rows]
         return [header, *body]
 
     def text(self) -> str:
@@ -243,7 +245,9 @@ def _growth(options: Options, out: Path, report: Report, log) -> None:
                f"full snapshots: {_mb(result.full_stock_bytes)} ({result.full_snapshot_rows:,} rows), "
                f"{result.stock_ratio:,.0f}x", "", None, cmd)
     report.add("3 growth", "estimate for a year", _mb(result.year_estimate()),
-               f"{result.ratio:.0f}x smaller than full snapshots", "", None, cmd)
+               f"{result.ratio:.0f}x smaller than full snapshots", f"<= {_mb(YEAR_BYTES)} (issue #12)",
+               result.year_estimate() <= YEAR_BYTES, cmd,
+               unmet="the raw rows as the contract stores them (docs/PERFORMANCE.md, target 4)")
     report.data["growth"] = {**vars(result), "ratio": result.ratio, "stock_ratio": result.stock_ratio,
                              "full_file_bytes": result.full_file_bytes, "year_estimate": result.year_estimate()}
 
@@ -279,8 +283,17 @@ def _as_the_collector_leaves_it(path: Path, now: datetime) -> None:
         storage.close()
 
 
-# Issue #12's bar for every page of the viewer at a year of history.
+# Issue #12's bar for every page of the viewer at a year of history, and for the file's growth.
 WARM_MS, COLD_MS, GROWTH = 100, 1000, 1.5
+YEAR_BYTES = 3 * 10**9
+
+
+def _growth_unmet(year: viewer.Timing, window: viewer.Timing, window_days: int) -> str:
+    """Why a page at a year costs more than at one day: more of the history it reads (the
+    database of `window_days` has all of it too, and costs the same), or more per day."""
+    if window.seconds and year.median <= GROWTH * window.median:
+        return f"over {GROWTH}x one day, within it against {window_days} days (more days read, not more per day)"
+    return f"over {GROWTH}x one day"
 
 
 def _units_ordered(database: Path, *days: str) -> list[int]:
@@ -317,12 +330,18 @@ def _viewer(options: Options, out: Path, report: Report, log) -> None:
         failed = day.error or year.error or year.cold_error
         warm = f"{_ms(year.median)} (p95 {_ms(year.p95)})" if not year.error else "ERROR"
         cold = (f"cold {_ms(year.cold_median)}" if not year.cold_error else "cold ERROR") if year.cold or year.cold_error else ""
-        met = (not failed and year.median * 1000 <= WARM_MS and ratio <= GROWTH
-               and (not year.cold or year.cold_median * 1000 <= COLD_MS))
+        unmet = [] if not failed else ["an error"]
+        if year.seconds and year.median * 1000 > WARM_MS:
+            unmet.append(f"warm over {WARM_MS} ms")
+        if year.cold and year.cold_median * 1000 > COLD_MS:
+            unmet.append(f"cold over {COLD_MS / 1000:g} s")
+        if ratio > GROWTH:
+            unmet.append(_growth_unmet(year, window, options.window_days))
         report.add("4 viewer", label, f"{year_label}: {warm}" + (f"; {cold}" if cold else ""),
                    (f"1 day: {_ms(day.median)}" + (f"; {ratio:.1f}x" if ratio == ratio else "")
                     if not day.error else "1 day: ERROR") + past_window,
-                   f"<= {WARM_MS} ms, cold <= {COLD_MS / 1000:g} s, <= {GROWTH}x day", met, cmd)
+                   f"<= {WARM_MS} ms, cold <= {COLD_MS / 1000:g} s, <= {GROWTH}x day", not unmet, cmd,
+                   unmet="; ".join(unmet))
         if failed:
             report.data.setdefault("viewer_errors", {})[label] = failed
     report.data["viewer"] = {name: {label: {"median": t.median, "p95": t.p95, "n": len(t.seconds), "rows": t.rows,
