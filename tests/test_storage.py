@@ -38,25 +38,26 @@ def test_schema_is_applied_idempotently_with_wal_and_a_version(store, tmp_path):
         store.db.table_names())
 
 
-def test_migrations_run_in_order_and_keep_data(tmp_path, monkeypatch):
+def store_with_next_migration(tmp_path, monkeypatch, script: str) -> Storage:
+    """A database at today's version with one account, and `script` as the next version's migration."""
     store = Storage(tmp_path / "mp.db")
     store.migrate()
     store.save_accounts([("wb-1", "wb", "WB")])
     monkeypatch.setattr(storage_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(storage_module.MIGRATIONS, SCHEMA_VERSION + 1,
-                        "ALTER TABLE accounts ADD COLUMN note TEXT;")
+    monkeypatch.setitem(storage_module.MIGRATIONS, SCHEMA_VERSION + 1, script)
+    return store
+
+
+def test_migrations_run_in_order_and_keep_data(tmp_path, monkeypatch):
+    store = store_with_next_migration(tmp_path, monkeypatch, "ALTER TABLE accounts ADD COLUMN note TEXT;")
     assert store.migrate() == SCHEMA_VERSION
     assert rows(store, "SELECT account, note FROM accounts") == [("wb-1", None)]
     assert store.schema_version == SCHEMA_VERSION + 1
 
 
 def test_a_failed_upgrade_leaves_the_database_as_it_was_and_says_why(tmp_path, monkeypatch):
-    store = Storage(tmp_path / "mp.db")
-    store.migrate()
-    store.save_accounts([("wb-1", "wb", "WB")])
-    monkeypatch.setattr(storage_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(storage_module.MIGRATIONS, SCHEMA_VERSION + 1,
-                        "ALTER TABLE accounts ADD COLUMN note TEXT;\nUPDATE no_such_table SET x = 1;")
+    store = store_with_next_migration(tmp_path, monkeypatch,
+                                      "ALTER TABLE accounts ADD COLUMN note TEXT;\nUPDATE no_such_table SET x = 1;")
     with pytest.raises(StorageError, match=r"cannot write the database .*mp\.db: no such table: no_such_table"):
         store.migrate()
     assert store.schema_version == SCHEMA_VERSION and not store.db.conn.in_transaction
