@@ -586,8 +586,9 @@ CREATE TABLE IF NOT EXISTS alias_warehouse_first_days (
 -- daily_figures per group, with the warehouse kept: a row per day x account x group x warehouse,
 -- ~9,200 a day at the reference seller against ~42,000 of daily_figures. What the pages by
 -- warehouse, a group's warehouses (▸) and what to ship over any window read when no group,
--- article or SKU narrower than a group is asked for. Kept by the triggers on daily_figures
--- (after sku_days, whose triggers name a new SKU) and moved with a SKU when its group changes.
+-- article or SKU narrower than a group is asked for, with the order cohort (the buyout rate) as
+-- daily_figures has it. Kept by the triggers on daily_figures (after sku_days, whose triggers
+-- name a new SKU) and moved with a SKU when its group changes.
 CREATE TABLE IF NOT EXISTS alias_warehouse_days (
     day             TEXT NOT NULL,
     account         TEXT NOT NULL,
@@ -603,12 +604,17 @@ CREATE TABLE IF NOT EXISTS alias_warehouse_days (
     bought_kopecks  INTEGER NOT NULL DEFAULT 0,
     returned_kopecks INTEGER NOT NULL DEFAULT 0,
     payout_kopecks  INTEGER NOT NULL DEFAULT 0,
+    cohort_units    INTEGER NOT NULL DEFAULT 0,
+    cohort_bought   INTEGER NOT NULL DEFAULT 0,
+    cohort_not_bought INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, account, alias, warehouse)
 ) WITHOUT ROWID;
 
 -- alias_warehouse_days added up over the groups: a row per day x account x warehouse (~200 a
 -- day at the reference seller against ~9,200), what every SKU's warehouses together read (the
--- total row's ▸). Kept by the triggers on alias_warehouse_days below.
+-- total row's ▸) and `summary` at one warehouse (the dashboard's warehouse filter: 30 days of
+-- order cohort are ~6,000 rows here against ~1.26 million of daily_figures). Kept by the
+-- triggers on alias_warehouse_days below.
 CREATE TABLE IF NOT EXISTS account_warehouse_days (
     day             TEXT NOT NULL,
     account         TEXT NOT NULL,
@@ -621,6 +627,11 @@ CREATE TABLE IF NOT EXISTS account_warehouse_days (
     stock_delta     INTEGER NOT NULL DEFAULT 0,
     ordered_kopecks INTEGER NOT NULL DEFAULT 0,
     bought_kopecks  INTEGER NOT NULL DEFAULT 0,
+    returned_kopecks INTEGER NOT NULL DEFAULT 0,
+    payout_kopecks  INTEGER NOT NULL DEFAULT 0,
+    cohort_units    INTEGER NOT NULL DEFAULT 0,
+    cohort_bought   INTEGER NOT NULL DEFAULT 0,
+    cohort_not_bought INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, account, warehouse)
 ) WITHOUT ROWID;
 
@@ -840,7 +851,10 @@ CREATE VIEW account_warehouse_days_recomputed AS
 SELECT day, account, warehouse,
        sum(ordered_lines) AS ordered_lines, sum(ordered) AS ordered, sum(sales_lines) AS sales_lines,
        sum(bought) AS bought, sum(returned) AS returned, sum(stock_delta) AS stock_delta,
-       sum(ordered_kopecks) AS ordered_kopecks, sum(bought_kopecks) AS bought_kopecks
+       sum(ordered_kopecks) AS ordered_kopecks, sum(bought_kopecks) AS bought_kopecks,
+       sum(returned_kopecks) AS returned_kopecks, sum(payout_kopecks) AS payout_kopecks,
+       sum(cohort_units) AS cohort_units, sum(cohort_bought) AS cohort_bought,
+       sum(cohort_not_bought) AS cohort_not_bought
 FROM alias_warehouse_days
 GROUP BY day, account, warehouse;
 
@@ -850,7 +864,9 @@ SELECT d.day, d.account, coalesce(nm.alias, CAST(d.sku AS TEXT)) AS alias, d.war
        sum(d.ordered_lines) AS ordered_lines, sum(d.ordered) AS ordered, sum(d.sales_lines) AS sales_lines,
        sum(d.bought) AS bought, sum(d.returned) AS returned, sum(d.stock_delta) AS stock_delta,
        sum(d.ordered_kopecks) AS ordered_kopecks, sum(d.bought_kopecks) AS bought_kopecks,
-       sum(d.returned_kopecks) AS returned_kopecks, sum(d.payout_kopecks) AS payout_kopecks
+       sum(d.returned_kopecks) AS returned_kopecks, sum(d.payout_kopecks) AS payout_kopecks,
+       sum(d.cohort_units) AS cohort_units, sum(d.cohort_bought) AS cohort_bought,
+       sum(d.cohort_not_bought) AS cohort_not_bought
 FROM daily_figures d
 LEFT JOIN sku_names nm ON nm.account = d.account AND nm.sku = d.sku
 GROUP BY d.day, d.account, coalesce(nm.alias, CAST(d.sku AS TEXT)), d.warehouse;
@@ -1132,10 +1148,12 @@ BEGIN
         cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
-                                      returned_kopecks, payout_kopecks)
+                                      returned_kopecks, payout_kopecks, cohort_units,
+                                      cohort_bought, cohort_not_bought)
     SELECT new.day, new.account, nm.alias, new.warehouse, new.ordered_lines, new.ordered,
            new.sales_lines, new.bought, new.returned, new.stock_delta, new.ordered_kopecks,
-           new.bought_kopecks, new.returned_kopecks, new.payout_kopecks
+           new.bought_kopecks, new.returned_kopecks, new.payout_kopecks, new.cohort_units, new.cohort_bought,
+           new.cohort_not_bought
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
@@ -1143,7 +1161,9 @@ BEGIN
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
         bought_kopecks = bought_kopecks + excluded.bought_kopecks,
         returned_kopecks = returned_kopecks + excluded.returned_kopecks,
-        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks, cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
 END;
 
 DROP TRIGGER IF EXISTS sku_days_changed;
@@ -1169,10 +1189,12 @@ BEGIN
         cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
-                                      returned_kopecks, payout_kopecks)
+                                      returned_kopecks, payout_kopecks, cohort_units,
+                                      cohort_bought, cohort_not_bought)
     SELECT old.day, old.account, nm.alias, old.warehouse, -old.ordered_lines, -old.ordered,
            -old.sales_lines, -old.bought, -old.returned, -old.stock_delta, -old.ordered_kopecks,
-           -old.bought_kopecks, -old.returned_kopecks, -old.payout_kopecks
+           -old.bought_kopecks, -old.returned_kopecks, -old.payout_kopecks, -old.cohort_units, -old.cohort_bought,
+           -old.cohort_not_bought
     FROM sku_names nm WHERE nm.account = old.account AND nm.sku = old.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
@@ -1180,13 +1202,17 @@ BEGIN
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
         bought_kopecks = bought_kopecks + excluded.bought_kopecks,
         returned_kopecks = returned_kopecks + excluded.returned_kopecks,
-        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks, cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
-                                      returned_kopecks, payout_kopecks)
+                                      returned_kopecks, payout_kopecks, cohort_units,
+                                      cohort_bought, cohort_not_bought)
     SELECT new.day, new.account, nm.alias, new.warehouse, new.ordered_lines, new.ordered,
            new.sales_lines, new.bought, new.returned, new.stock_delta, new.ordered_kopecks,
-           new.bought_kopecks, new.returned_kopecks, new.payout_kopecks
+           new.bought_kopecks, new.returned_kopecks, new.payout_kopecks, new.cohort_units, new.cohort_bought,
+           new.cohort_not_bought
     FROM sku_names nm WHERE nm.account = new.account AND nm.sku = new.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
@@ -1194,7 +1220,9 @@ BEGIN
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
         bought_kopecks = bought_kopecks + excluded.bought_kopecks,
         returned_kopecks = returned_kopecks + excluded.returned_kopecks,
-        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks, cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
 END;
 
 DROP TRIGGER IF EXISTS sku_days_removed;
@@ -1209,10 +1237,12 @@ BEGIN
     WHERE day = old.day AND account = old.account AND sku = old.sku;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
-                                      returned_kopecks, payout_kopecks)
+                                      returned_kopecks, payout_kopecks, cohort_units,
+                                      cohort_bought, cohort_not_bought)
     SELECT old.day, old.account, nm.alias, old.warehouse, -old.ordered_lines, -old.ordered,
            -old.sales_lines, -old.bought, -old.returned, -old.stock_delta, -old.ordered_kopecks,
-           -old.bought_kopecks, -old.returned_kopecks, -old.payout_kopecks
+           -old.bought_kopecks, -old.returned_kopecks, -old.payout_kopecks, -old.cohort_units, -old.cohort_bought,
+           -old.cohort_not_bought
     FROM sku_names nm WHERE nm.account = old.account AND nm.sku = old.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
         ordered = ordered + excluded.ordered, sales_lines = sales_lines + excluded.sales_lines,
@@ -1220,7 +1250,9 @@ BEGIN
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
         bought_kopecks = bought_kopecks + excluded.bought_kopecks,
         returned_kopecks = returned_kopecks + excluded.returned_kopecks,
-        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks, cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
 END;
 
 -- sku_stock follows stock_current, row by row (a pass changes a few hundred keys of ~120,000),
@@ -1626,25 +1658,42 @@ END;
 DROP TRIGGER IF EXISTS account_warehouse_days_added;
 CREATE TRIGGER account_warehouse_days_added AFTER INSERT ON alias_warehouse_days
 BEGIN
-    INSERT INTO account_warehouse_days (day, account, warehouse, ordered_lines, ordered,
-                                        sales_lines, bought, returned, stock_delta, ordered_kopecks,
-                                        bought_kopecks)
+    INSERT INTO account_warehouse_days (day, account, warehouse, ordered_lines, ordered, sales_lines,
+                                        bought, returned, stock_delta, ordered_kopecks,
+                                        bought_kopecks, returned_kopecks, payout_kopecks,
+                                        cohort_units, cohort_bought, cohort_not_bought)
     VALUES (new.day, new.account, new.warehouse, new.ordered_lines, new.ordered, new.sales_lines,
-            new.bought, new.returned, new.stock_delta, new.ordered_kopecks, new.bought_kopecks)
+            new.bought, new.returned, new.stock_delta, new.ordered_kopecks, new.bought_kopecks,
+            new.returned_kopecks, new.payout_kopecks, new.cohort_units, new.cohort_bought,
+            new.cohort_not_bought)
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines, ordered = ordered + excluded.ordered,
         sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
         returned = returned + excluded.returned, stock_delta = stock_delta + excluded.stock_delta,
-        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks, bought_kopecks = bought_kopecks + excluded.bought_kopecks;
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
 END;
 
 DROP TRIGGER IF EXISTS account_warehouse_days_changed;
 CREATE TRIGGER account_warehouse_days_changed AFTER UPDATE ON alias_warehouse_days
 WHEN old.day = new.day AND old.account = new.account AND old.warehouse = new.warehouse
 BEGIN
-    UPDATE account_warehouse_days SET ordered_lines = ordered_lines + new.ordered_lines - old.ordered_lines, ordered = ordered + new.ordered - old.ordered,
-        sales_lines = sales_lines + new.sales_lines - old.sales_lines, bought = bought + new.bought - old.bought,
-        returned = returned + new.returned - old.returned, stock_delta = stock_delta + new.stock_delta - old.stock_delta,
-        ordered_kopecks = ordered_kopecks + new.ordered_kopecks - old.ordered_kopecks, bought_kopecks = bought_kopecks + new.bought_kopecks - old.bought_kopecks
+    UPDATE account_warehouse_days SET ordered_lines = ordered_lines + new.ordered_lines - old.ordered_lines,
+        ordered = ordered + new.ordered - old.ordered,
+        sales_lines = sales_lines + new.sales_lines - old.sales_lines,
+        bought = bought + new.bought - old.bought, returned = returned + new.returned - old.returned,
+        stock_delta = stock_delta + new.stock_delta - old.stock_delta,
+        ordered_kopecks = ordered_kopecks + new.ordered_kopecks - old.ordered_kopecks,
+        bought_kopecks = bought_kopecks + new.bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks + new.returned_kopecks - old.returned_kopecks,
+        payout_kopecks = payout_kopecks + new.payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units + new.cohort_units - old.cohort_units,
+        cohort_bought = cohort_bought + new.cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought + new.cohort_not_bought - old.cohort_not_bought
     WHERE day = old.day AND account = old.account AND warehouse = old.warehouse;
 END;
 
@@ -1655,17 +1704,32 @@ BEGIN
     UPDATE account_warehouse_days SET ordered_lines = ordered_lines - old.ordered_lines, ordered = ordered - old.ordered,
         sales_lines = sales_lines - old.sales_lines, bought = bought - old.bought,
         returned = returned - old.returned, stock_delta = stock_delta - old.stock_delta,
-        ordered_kopecks = ordered_kopecks - old.ordered_kopecks, bought_kopecks = bought_kopecks - old.bought_kopecks
+        ordered_kopecks = ordered_kopecks - old.ordered_kopecks,
+        bought_kopecks = bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks - old.returned_kopecks,
+        payout_kopecks = payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units - old.cohort_units,
+        cohort_bought = cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought - old.cohort_not_bought
     WHERE day = old.day AND account = old.account AND warehouse = old.warehouse;
-    INSERT INTO account_warehouse_days (day, account, warehouse, ordered_lines, ordered,
-                                        sales_lines, bought, returned, stock_delta, ordered_kopecks,
-                                        bought_kopecks)
+    INSERT INTO account_warehouse_days (day, account, warehouse, ordered_lines, ordered, sales_lines,
+                                        bought, returned, stock_delta, ordered_kopecks,
+                                        bought_kopecks, returned_kopecks, payout_kopecks,
+                                        cohort_units, cohort_bought, cohort_not_bought)
     VALUES (new.day, new.account, new.warehouse, new.ordered_lines, new.ordered, new.sales_lines,
-            new.bought, new.returned, new.stock_delta, new.ordered_kopecks, new.bought_kopecks)
+            new.bought, new.returned, new.stock_delta, new.ordered_kopecks, new.bought_kopecks,
+            new.returned_kopecks, new.payout_kopecks, new.cohort_units, new.cohort_bought,
+            new.cohort_not_bought)
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines, ordered = ordered + excluded.ordered,
         sales_lines = sales_lines + excluded.sales_lines, bought = bought + excluded.bought,
         returned = returned + excluded.returned, stock_delta = stock_delta + excluded.stock_delta,
-        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks, bought_kopecks = bought_kopecks + excluded.bought_kopecks;
+        ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
+        bought_kopecks = bought_kopecks + excluded.bought_kopecks,
+        returned_kopecks = returned_kopecks + excluded.returned_kopecks,
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks,
+        cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
 END;
 
 DROP TRIGGER IF EXISTS account_warehouse_days_removed;
@@ -1674,7 +1738,13 @@ BEGIN
     UPDATE account_warehouse_days SET ordered_lines = ordered_lines - old.ordered_lines, ordered = ordered - old.ordered,
         sales_lines = sales_lines - old.sales_lines, bought = bought - old.bought,
         returned = returned - old.returned, stock_delta = stock_delta - old.stock_delta,
-        ordered_kopecks = ordered_kopecks - old.ordered_kopecks, bought_kopecks = bought_kopecks - old.bought_kopecks
+        ordered_kopecks = ordered_kopecks - old.ordered_kopecks,
+        bought_kopecks = bought_kopecks - old.bought_kopecks,
+        returned_kopecks = returned_kopecks - old.returned_kopecks,
+        payout_kopecks = payout_kopecks - old.payout_kopecks,
+        cohort_units = cohort_units - old.cohort_units,
+        cohort_bought = cohort_bought - old.cohort_bought,
+        cohort_not_bought = cohort_not_bought - old.cohort_not_bought
     WHERE day = old.day AND account = old.account AND warehouse = old.warehouse;
 END;
 
@@ -1896,10 +1966,12 @@ BEGIN
     ON CONFLICT DO UPDATE SET keys = keys + excluded.keys;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
-                                      returned_kopecks, payout_kopecks)
+                                      returned_kopecks, payout_kopecks, cohort_units,
+                                      cohort_bought, cohort_not_bought)
     SELECT f.day, old.account, old.alias, f.warehouse, -f.ordered_lines, -f.ordered, -f.sales_lines,
            -f.bought, -f.returned, -f.stock_delta, -f.ordered_kopecks, -f.bought_kopecks,
-           -f.returned_kopecks, -f.payout_kopecks
+           -f.returned_kopecks, -f.payout_kopecks, -f.cohort_units, -f.cohort_bought,
+           -f.cohort_not_bought
     FROM daily_figures f
     WHERE f.day IN (SELECT day FROM summary_days) AND f.account = old.account AND f.sku = old.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
@@ -1908,13 +1980,17 @@ BEGIN
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
         bought_kopecks = bought_kopecks + excluded.bought_kopecks,
         returned_kopecks = returned_kopecks + excluded.returned_kopecks,
-        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks, cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
     INSERT INTO alias_warehouse_days (day, account, alias, warehouse, ordered_lines, ordered, sales_lines,
                                       bought, returned, stock_delta, ordered_kopecks, bought_kopecks,
-                                      returned_kopecks, payout_kopecks)
+                                      returned_kopecks, payout_kopecks, cohort_units,
+                                      cohort_bought, cohort_not_bought)
     SELECT f.day, new.account, new.alias, f.warehouse, f.ordered_lines, f.ordered, f.sales_lines,
            f.bought, f.returned, f.stock_delta, f.ordered_kopecks, f.bought_kopecks,
-           f.returned_kopecks, f.payout_kopecks
+           f.returned_kopecks, f.payout_kopecks, f.cohort_units, f.cohort_bought,
+           f.cohort_not_bought
     FROM daily_figures f
     WHERE f.day IN (SELECT day FROM summary_days) AND f.account = new.account AND f.sku = new.sku
     ON CONFLICT DO UPDATE SET ordered_lines = ordered_lines + excluded.ordered_lines,
@@ -1923,7 +1999,9 @@ BEGIN
         stock_delta = stock_delta + excluded.stock_delta, ordered_kopecks = ordered_kopecks + excluded.ordered_kopecks,
         bought_kopecks = bought_kopecks + excluded.bought_kopecks,
         returned_kopecks = returned_kopecks + excluded.returned_kopecks,
-        payout_kopecks = payout_kopecks + excluded.payout_kopecks;
+        payout_kopecks = payout_kopecks + excluded.payout_kopecks, cohort_units = cohort_units + excluded.cohort_units,
+        cohort_bought = cohort_bought + excluded.cohort_bought,
+        cohort_not_bought = cohort_not_bought + excluded.cohort_not_bought;
 END;
 
 -- An alias row names SKUs of its marketplace by SKU or by article: those are named again.

@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -65,6 +65,16 @@ FILLS: dict[int, str] = {
       AND v.alias = alias_warehouse_days.alias AND v.warehouse = alias_warehouse_days.warehouse
       AND (v.returned_kopecks <> 0 OR v.payout_kopecks <> 0);
     """,
+    # (the cohort: only the rows with orders; then the warehouses' totals afresh, as they gain
+    # the money returned and paid out too)
+    18: """
+    UPDATE alias_warehouse_days SET cohort_units = v.cohort_units, cohort_bought = v.cohort_bought,
+                                    cohort_not_bought = v.cohort_not_bought
+    FROM alias_warehouse_days_recomputed v
+    WHERE v.day = alias_warehouse_days.day AND v.account = alias_warehouse_days.account
+      AND v.alias = alias_warehouse_days.alias AND v.warehouse = alias_warehouse_days.warehouse
+      AND v.cohort_units <> 0;
+    """ + refill_sql("account_warehouse_days"),
     # An order line is judged by units: a line partly returned is bought but for the units
     # returned. Only lines with a return can change; the triggers carry each change through
     # daily_figures to every summary, as a pass's writes would.
@@ -180,6 +190,18 @@ MIGRATIONS: dict[int, str] = {
     17: """
     DROP TABLE IF EXISTS restock_now;
     DROP TABLE IF EXISTS restock_now_basis;
+    """,
+    # the order cohort per warehouse (summary at one warehouse reads it there rather than from
+    # daily_figures), and the money returned and paid out per warehouse: filled by FILLS[18]
+    18: """
+    ALTER TABLE alias_warehouse_days ADD COLUMN cohort_units INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alias_warehouse_days ADD COLUMN cohort_bought INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE alias_warehouse_days ADD COLUMN cohort_not_bought INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE account_warehouse_days ADD COLUMN returned_kopecks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE account_warehouse_days ADD COLUMN payout_kopecks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE account_warehouse_days ADD COLUMN cohort_units INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE account_warehouse_days ADD COLUMN cohort_bought INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE account_warehouse_days ADD COLUMN cohort_not_bought INTEGER NOT NULL DEFAULT 0;
     """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists

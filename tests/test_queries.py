@@ -701,6 +701,51 @@ def test_by_warehouse_per_group_reads_what_each_group_asked_for_alone_says(ds):
 LATER = "2027-03-26T09:00:00Z"  # 120 days after NOON: Y and O more than 90 days back
 
 
+def test_today_at_a_warehouse_per_group_says_what_each_group_asked_for_says(ds):
+    """At a warehouse with nothing else asked for, every group's row comes per group
+    (alias_warehouse_days, alias_warehouse_stock and, for a past day, alias_warehouse_months); a
+    group asked for by name there comes per SKU and key (daily_figures, each key's last change on
+    or before the day). They must agree, on any day and period."""
+    for warehouse in ("Коледино", "Тверь", "Хоругвино"):
+        for at, params in ((NOON, {}), (NOON, {"date": Y}), (NOON, {"period": "month"}), (LATER, {"date": Y}),
+                           (LATER, {"date": O, "period": "week"}), *((LATER, edge) for edge in MONTH_EDGES)):
+            rows = query(ds, "today", at=at, warehouse=warehouse, **params)
+            assert rows, (warehouse, params)
+            for alias in {row[0] for row in rows}:
+                assert query(ds, "today", at=at, warehouse=warehouse, alias=alias, **params) == [
+                    row for row in rows if row[0] == alias], (warehouse, at, params, alias)
+
+
+def test_summary_at_a_warehouse_is_its_skus_added_up(ds):
+    """At a warehouse with nothing else asked for (the dashboard's warehouse filter) the row
+    comes per account (account_warehouse_days, alias_warehouse_stock); each of the warehouse's
+    SKUs asked for alone comes per SKU and key (daily_figures, each key's last change on or
+    before the day). Every figure that adds up must: units, money, stock, orders on their way."""
+    with sqlite3.connect(ds.databases["mp"].path) as conn:
+        skus = [str(sku) for (sku,) in conn.execute(
+            "SELECT sku FROM stock_current UNION SELECT sku FROM daily_figures ORDER BY 1")]
+    additive = [name for name in SUMMARY_COLUMNS + ("wb_ordered_rub", "wb_bought_rub", "wb_payout_rub",
+                                                    "ozon_ordered_rub", "ozon_returned_rub", "wb_in_transit",
+                                                    "ozon_in_transit")
+                if not name.endswith("_pct") and name != "day"]
+
+    def figures(at, **params):
+        qs = urlencode({"_shape": "objects", **params})
+        with freeze_time(at):
+            rows = get(ds, f"/mp/summary.json?{qs}")["rows"]
+        assert len(rows) == 1, params
+        return [rows[0][name] for name in additive]
+
+    for warehouse in ("Коледино", "Тверь", "Хоругвино"):
+        assert any(figures(NOON, warehouse=warehouse)), warehouse
+        for at, params in ((NOON, {}), (NOON, {"date": Y}), (NOON, {"period": "week"}),
+                           (NOON, {"period": "month", "date": Y}), (NOON, {"date": "2026-09-30"}),  # (before it all)
+                           (LATER, {"date": Y}), (LATER, {"date": O, "marketplace": "ozon"})):
+            whole = figures(at, warehouse=warehouse, **params)
+            per_sku = [figures(at, warehouse=warehouse, alias=sku, **params) for sku in skus]
+            assert whole == [round(sum(column), 2) for column in zip(*per_sku)], (warehouse, at, params)
+
+
 # Days either side of a month's turn and early in one: by_warehouse adds the months before up
 # (alias_warehouse_months) or takes the later ones off the stock now, and the month's days.
 MONTH_EDGES = ({"date": "2026-10-01"}, {"date": "2026-10-31"}, {"date": "2026-11-01"}, {"date": "2026-11-05"})

@@ -233,7 +233,8 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     alias_warehouse_first_days, schema 11's alias_warehouse_months, schema 12's alias_months (schema
     13's new columns of alias_warehouse_days come with the table; schema 14 sets restock_now_basis
     anew; schema 15 judges partly returned order lines again; schema 16 renames
-    the triggers that clear it; schema 17 makes restock_now anew), from what version 6 kept,
+    the triggers that clear it; schema 17 makes restock_now anew; schema 18 adds the order cohort
+    per warehouse), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -266,21 +267,40 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 17
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 18
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 17: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 15)")] == [f"{n} of 15)" for n in range(1, 16)]
-    assert "upgrading the database from schema 6 to 17: schema 7: filling alias_warehouse_days, alias_warehouse_stock (7 of 15)" in said
-    assert "upgrading the database from schema 6 to 17: schema 8: filling marketplace_alias_days (8 of 15)" in said
-    assert "upgrading the database from schema 6 to 17: schema 9: filling account_warehouse_days (9 of 15)" in said
-    assert "upgrading the database from schema 6 to 17: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (10 of 15)" in said
-    assert "upgrading the database from schema 6 to 17: schema 11: filling alias_warehouse_months (11 of 15)" in said
-    assert "upgrading the database from schema 6 to 17: schema 12: filling alias_months (12 of 15)" in said
-    assert "upgrading the database from schema 6 to 17: schema 13: filling alias_warehouse_days (13 of 15)" in said
-    assert "upgrading the database from schema 6 to 17: schema 15: filling orders (14 of 15)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 18: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 16)")] == [f"{n} of 16)" for n in range(1, 17)]
+    assert "upgrading the database from schema 6 to 18: schema 7: filling alias_warehouse_days, alias_warehouse_stock (7 of 16)" in said
+    assert "upgrading the database from schema 6 to 18: schema 8: filling marketplace_alias_days (8 of 16)" in said
+    assert "upgrading the database from schema 6 to 18: schema 9: filling account_warehouse_days (9 of 16)" in said
+    assert "upgrading the database from schema 6 to 18: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (10 of 16)" in said
+    assert "upgrading the database from schema 6 to 18: schema 11: filling alias_warehouse_months (11 of 16)" in said
+    assert "upgrading the database from schema 6 to 18: schema 12: filling alias_months (12 of 16)" in said
+    assert "upgrading the database from schema 6 to 18: schema 13: filling alias_warehouse_days (13 of 16)" in said
+    assert "upgrading the database from schema 6 to 18: schema 15: filling orders (14 of 16)" in said
+    assert ("upgrading the database from schema 6 to 18: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (15 of 16)") in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 17 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 18 in ") for line in said)
+
+
+COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
+
+
+def as_version_without(storage, version: int, columns: dict[str, tuple[str, ...]]) -> None:
+    """The database as schema `version` left it: without the columns later versions added (and
+    the triggers and views that name their tables, which schema.sql makes again)."""
+    with storage.transaction():
+        for name, kind, sql in storage.db.execute("SELECT name, type, sql FROM sqlite_master "
+                                                  "WHERE type IN ('trigger', 'view')").fetchall():
+            if any(table in sql for table in columns):
+                storage.db.execute(f"DROP {kind.upper()} {name}")
+        for table, names in columns.items():
+            for column in names:
+                storage.db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        storage.db.execute(f"PRAGMA user_version = {version}")
 
 
 def test_a_version_12_database_gains_the_money_returned_and_paid_out_per_group_and_warehouse(storage):
@@ -288,16 +308,25 @@ def test_a_version_12_database_gains_the_money_returned_and_paid_out_per_group_a
     from what daily_figures kept; the other summaries stay as they were."""
     random_history(storage, random.Random(13), steps=200)
     kept, _ = kept_and_recomputed(storage.db)
-    assert any(row[0] == "alias_warehouse_days" and (row[-2] or row[-1]) for row in kept)
-    with storage.transaction():  # the database as schema version 12 left it
-        for name, kind, sql in storage.db.execute("SELECT name, type, sql FROM sqlite_master "
-                                                  "WHERE type IN ('trigger', 'view')").fetchall():
-            if "alias_warehouse_days" in sql:
-                storage.db.execute(f"DROP {kind.upper()} {name}")
-        storage.db.execute("ALTER TABLE alias_warehouse_days DROP COLUMN payout_kopecks")
-        storage.db.execute("ALTER TABLE alias_warehouse_days DROP COLUMN returned_kopecks")
-        storage.db.execute("PRAGMA user_version = 12")
+    money = [row[14:16] for row in kept if row[0] == "alias_warehouse_days"]  # returned, paid out
+    assert any(returned or paid for returned, paid in money)
+    as_version_without(storage, 12, {"alias_warehouse_days": ("returned_kopecks", "payout_kopecks", *COHORT),
+                                      "account_warehouse_days": ("returned_kopecks", "payout_kopecks", *COHORT)})
     assert storage.migrate() == 12 and storage.schema_version == SCHEMA_VERSION
+    assert kept_and_recomputed(storage.db)[0] == kept
+
+
+def test_a_version_17_database_gains_the_order_cohort_per_warehouse(storage):
+    """Schema 18 adds the order cohort to alias_warehouse_days, and the cohort and the money
+    returned and paid out to account_warehouse_days, filled from what daily_figures kept; the other
+    summaries stay as they were."""
+    random_history(storage, random.Random(18), steps=200)
+    kept, _ = kept_and_recomputed(storage.db)
+    cohorts = [row[-3:] for row in kept if row[0] in ("alias_warehouse_days", "account_warehouse_days")]
+    assert any(units and bought for units, bought, _ in cohorts) and any(not_bought for *_, not_bought in cohorts)
+    as_version_without(storage, 17, {"alias_warehouse_days": COHORT,
+                                      "account_warehouse_days": ("returned_kopecks", "payout_kopecks", *COHORT)})
+    assert storage.migrate() == 17 and storage.schema_version == SCHEMA_VERSION
     assert kept_and_recomputed(storage.db)[0] == kept
 
 
