@@ -587,8 +587,10 @@ CREATE TABLE IF NOT EXISTS alias_warehouse_first_days (
 -- ~9,200 a day at the reference seller against ~42,000 of daily_figures. What the pages by
 -- warehouse, a group's warehouses (▸) and what to ship over any window read when no group,
 -- article or SKU narrower than a group is asked for, with the order cohort (the buyout rate) as
--- daily_figures has it. Kept by the triggers on daily_figures (after sku_days, whose triggers
--- name a new SKU) and moved with a SKU when its group changes.
+-- daily_figures has it. Keyed by day and warehouse first: a range of days is read as it always
+-- was, and one warehouse's days as a key range each (~1/25 of the day's rows at the reference
+-- seller), when asked for as a list of days (summary_days). Kept by the triggers on daily_figures
+-- (after sku_days, whose triggers name a new SKU) and moved with a SKU when its group changes.
 CREATE TABLE IF NOT EXISTS alias_warehouse_days (
     day             TEXT NOT NULL,
     account         TEXT NOT NULL,
@@ -607,7 +609,7 @@ CREATE TABLE IF NOT EXISTS alias_warehouse_days (
     cohort_units    INTEGER NOT NULL DEFAULT 0,
     cohort_bought   INTEGER NOT NULL DEFAULT 0,
     cohort_not_bought INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, account, alias, warehouse)
+    PRIMARY KEY (day, warehouse, account, alias)
 ) WITHOUT ROWID;
 
 -- alias_warehouse_days added up over the groups: a row per day x account x warehouse (~200 a

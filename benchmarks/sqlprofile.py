@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-plan", action="store_true")
     args = parser.parse_args(argv)
     if args.sql_file:
+        if args.query:  # (with --sql-file every positional is a parameter)
+            args.params.insert(0, args.query)
         sql = args.sql_file.read_text(encoding="utf-8")
         names = re.findall(r":(\w+)", sql)
     else:

@@ -24,10 +24,14 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
+
+
+def schema_sql() -> str:
+    return SCHEMA_PATH.read_text(encoding="utf-8")
 
 
 def refill_sql(*summaries: str) -> str:
@@ -102,6 +106,15 @@ SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku
              ("account_warehouse_days", "account_warehouse_days_recomputed", 3),
              ("alias_warehouse_months", "alias_warehouse_months_recomputed", 4),
              ("alias_months", "alias_months_recomputed", 3))
+def rekeyed(table: str, columns: str) -> str:
+    """SQL that gives a table the key schema.sql gives it now (SQLite cannot change a key in
+    place): its rows set aside, the table made anew by schema.sql's own statement, the rows put
+    back. A database older than the table gets it here, empty (later fills fill it)."""
+    create = re.search(rf"^CREATE TABLE IF NOT EXISTS {table} \(.*?^\)[^;]*;", schema_sql(), re.S | re.M).group(0)
+    return (f"{create}\nCREATE TEMP TABLE rekeyed_rows AS SELECT {columns} FROM {table};\nDROP TABLE {table};\n"
+            f"{create}\nINSERT INTO {table} ({columns}) SELECT {columns} FROM rekeyed_rows;\nDROP TABLE rekeyed_rows;\n")
+
+
 # version -> SQL that brings a database of version-1 up to it, run before schema.sql (which then
 # creates what is new and recreates every view). Tables are extended (ALTER TABLE ... ADD COLUMN,
 # new tables); a table is rebuilt only where SQLite cannot change a constraint in place.
@@ -203,6 +216,10 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE account_warehouse_days ADD COLUMN cohort_bought INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE account_warehouse_days ADD COLUMN cohort_not_bought INTEGER NOT NULL DEFAULT 0;
     """,
+    # alias_warehouse_days keyed (day, warehouse, account, alias): one warehouse's days are key ranges
+    19: rekeyed("alias_warehouse_days", "day, account, alias, warehouse, ordered_lines, ordered, sales_lines, "
+                "bought, returned, stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks, "
+                "cohort_units, cohort_bought, cohort_not_bought"),
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log
@@ -644,10 +661,6 @@ def sql_statements(script: str) -> Iterator[str]:
             statement = ""
     if statement.strip():  # what follows the last statement: comments, or a statement cut short (an error)
         yield statement
-
-
-def schema_sql() -> str:
-    return SCHEMA_PATH.read_text(encoding="utf-8")
 
 
 # Summaries recomputed from the raw rows. Triggers are dropped first, so the bulk statements do

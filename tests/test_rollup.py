@@ -234,7 +234,7 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     13's new columns of alias_warehouse_days come with the table; schema 14 sets restock_now_basis
     anew; schema 15 judges partly returned order lines again; schema 16 renames
     the triggers that clear it; schema 17 makes restock_now anew; schema 18 adds the order cohort
-    per warehouse), from what version 6 kept,
+    per warehouse; schema 19 keys alias_warehouse_days anew), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -267,23 +267,23 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 18
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 19
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 18: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 16)")] == [f"{n} of 16)" for n in range(1, 17)]
-    assert "upgrading the database from schema 6 to 18: schema 7: filling alias_warehouse_days, alias_warehouse_stock (7 of 16)" in said
-    assert "upgrading the database from schema 6 to 18: schema 8: filling marketplace_alias_days (8 of 16)" in said
-    assert "upgrading the database from schema 6 to 18: schema 9: filling account_warehouse_days (9 of 16)" in said
-    assert "upgrading the database from schema 6 to 18: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (10 of 16)" in said
-    assert "upgrading the database from schema 6 to 18: schema 11: filling alias_warehouse_months (11 of 16)" in said
-    assert "upgrading the database from schema 6 to 18: schema 12: filling alias_months (12 of 16)" in said
-    assert "upgrading the database from schema 6 to 18: schema 13: filling alias_warehouse_days (13 of 16)" in said
-    assert "upgrading the database from schema 6 to 18: schema 15: filling orders (14 of 16)" in said
-    assert ("upgrading the database from schema 6 to 18: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (15 of 16)") in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 19: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 17)")] == [f"{n} of 17)" for n in range(1, 18)]
+    assert "upgrading the database from schema 6 to 19: schema 7: filling alias_warehouse_days, alias_warehouse_stock (8 of 17)" in said
+    assert "upgrading the database from schema 6 to 19: schema 8: filling marketplace_alias_days (9 of 17)" in said
+    assert "upgrading the database from schema 6 to 19: schema 9: filling account_warehouse_days (10 of 17)" in said
+    assert "upgrading the database from schema 6 to 19: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (11 of 17)" in said
+    assert "upgrading the database from schema 6 to 19: schema 11: filling alias_warehouse_months (12 of 17)" in said
+    assert "upgrading the database from schema 6 to 19: schema 12: filling alias_months (13 of 17)" in said
+    assert "upgrading the database from schema 6 to 19: schema 13: filling alias_warehouse_days (14 of 17)" in said
+    assert "upgrading the database from schema 6 to 19: schema 15: filling orders (15 of 17)" in said
+    assert ("upgrading the database from schema 6 to 19: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (16 of 17)") in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 18 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 19 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
@@ -328,6 +328,34 @@ def test_a_version_17_database_gains_the_order_cohort_per_warehouse(storage):
                                       "account_warehouse_days": ("returned_kopecks", "payout_kopecks", *COHORT)})
     assert storage.migrate() == 17 and storage.schema_version == SCHEMA_VERSION
     assert kept_and_recomputed(storage.db)[0] == kept
+
+
+def test_a_version_18_database_keys_alias_warehouse_days_by_day_and_warehouse(storage):
+    """Schema 19 gives alias_warehouse_days the key (day, warehouse, account, alias), so that one
+    warehouse's days are key ranges: every row stays, and the triggers keep it in step after."""
+    from collector import storage as storage_module
+
+    random_history(storage, random.Random(19), steps=150)
+    kept, _ = kept_and_recomputed(storage.db)
+    assert any(row[0] == "alias_warehouse_days" for row in kept)
+    with storage.transaction():  # the table as schema version 18 keyed it
+        storage.db.execute("ALTER TABLE alias_warehouse_days RENAME TO alias_warehouse_days_19")
+        storage.db.execute(storage_module.rekeyed("alias_warehouse_days", "day").split(";")[0].replace(
+            "PRIMARY KEY (day, warehouse, account, alias)", "PRIMARY KEY (day, account, alias, warehouse)"))
+        storage.db.execute("INSERT INTO alias_warehouse_days SELECT * FROM alias_warehouse_days_19")
+        storage.db.execute("DROP TABLE alias_warehouse_days_19")
+        storage.db.execute("PRAGMA user_version = 18")
+
+    def key() -> list[str]:
+        return [name for _, name in sorted((pk, name) for _, name, _, _, _, pk in
+                                           storage.db.execute("PRAGMA table_info(alias_warehouse_days)") if pk)]
+    assert key() == ["day", "account", "alias", "warehouse"]
+    assert storage.migrate() == 18 and storage.schema_version == SCHEMA_VERSION
+    assert key() == ["day", "warehouse", "account", "alias"]
+    assert kept_and_recomputed(storage.db)[0] == kept
+    random_history(storage, random.Random(20), steps=150)
+    kept, recomputed = kept_and_recomputed(storage.db)
+    assert kept == recomputed
 
 
 # The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -196,6 +197,27 @@ def test_buyout_rate_is_empty_until_an_order_settles_and_never_above_100(storage
     summary = query(storage.path, "summary")[0]
     assert (summary["wb_ordered"], summary["wb_bought"], summary["wb_buyout_pct"], summary["wb_in_transit"]) == \
         (1, 2, 100.0, 0)
+
+
+def test_buyout_rate_at_a_warehouse_counts_the_orders_shipped_from_it(storage):
+    """The dashboard's warehouse filter narrows the buyout table to the order lines shipped from
+    that warehouse: per group from alias_warehouse_days, per SKU (a group asked for by name) from
+    daily_figures, and the summary's rate says the same."""
+    wb_orders, wb_sales = wb_cohort()
+    moved = [replace(line, warehouse="Тула") if line.order_id in ("w4", "w5") else line for line in wb_orders]
+    write(storage, orders=moved, sales=wb_sales)
+    # Коледино: w1 bought, w2 cancelled, w3 returned: 1 / 3; Тула: w5 bought, w4 on its way: 1 / 1
+    at_koledino = [("Пакеты 8", "wb", 3, 1, 2, 0, 33.3)]
+    at_tula = [("Пакеты 8", "wb", 2, 1, 0, 1, 100.0)]
+    assert pick(query(storage.path, "buyout", warehouse="Коледино"), *BUYOUT) == at_koledino
+    assert pick(query(storage.path, "buyout", warehouse="Тула"), *BUYOUT) == at_tula
+    assert pick(query(storage.path, "buyout", warehouse="Тула", alias="PAK-8"), *BUYOUT) == at_tula
+    assert pick(query(storage.path, "buyout", warehouse="Коледино", alias="Пакеты 8"), *BUYOUT) == at_koledino
+    assert query(storage.path, "buyout", warehouse="Тверь") == []
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == [("Пакеты 8", "wb", 5, 2, 2, 1, 50.0)]
+    for warehouse, rows in (("Коледино", at_koledino), ("Тула", at_tula)):
+        summary = query(storage.path, "summary", warehouse=warehouse)[0]
+        assert (summary["wb_buyout_pct"], summary["wb_in_transit"]) == (rows[0][-1], rows[0][-2])
 
 
 def test_an_order_line_partly_returned_is_bought_but_for_the_units_returned(storage):
