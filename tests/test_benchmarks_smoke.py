@@ -97,7 +97,7 @@ def test_viewer_times_every_canned_query(config, tmp_path):
     assert not [t.error or t.cold_error for t in timings if t.error or t.cold_error]
     assert all(t.median > 0 and len(t.cold) == 1 for t in timings)
     assert {"restock soon=1", "restock_window", "buyout", "summary warehouse={warehouse}",
-            "dashboard page warehouse={warehouse} + all its charts"} <= labels
+            "dashboard page warehouse={warehouse} + all its charts", "dashboard page alias={alias} + all its charts"} <= labels
     filtered = next(t for t in timings if t.label == "dashboard page warehouse={warehouse} (HTML)")
     assert "warehouse=" in filtered.path and "{" not in filtered.path
     sql, params = sqlprofile.canned_sql("restock_window")  # the computation the pass keeps ready
