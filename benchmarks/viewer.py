@@ -290,22 +290,18 @@ def time_viewer(database: Path, yesterday: str, repeats: int = 30, budget: float
         await ds.invoke_startup()
         timings = [await _time_case(ds, label, path, repeats, budget)
                    for label, path in query_cases(metadata, yesterday, alias, warehouse)]
-        boards = {}
-        for dashboard in DASHBOARDS:
-            boards[dashboard] = await _time_dashboard(ds, metadata, max(5, repeats // 3), budget, dashboard)
-            timings += boards[dashboard]
-        for dashboard, filters in FILTERED_DASHBOARDS:
+        boards = []  # (dashboard, the page, the page and its charts)
+        for dashboard, filters in tuple((name, {}) for name in DASHBOARDS) + FILTERED_DASHBOARDS:
             filled = {name: (label, label.format(warehouse=warehouse, alias=alias)) for name, label in filters.items()}
-            board = await _time_dashboard(ds, metadata, max(5, repeats // 3), budget, dashboard, filled)
-            boards[board[0].label] = board
-            timings += board
+            page, full = await _time_dashboard(ds, metadata, max(5, repeats // 3), budget, dashboard, filled)
+            boards.append((dashboard, page, full))
+            timings += [page, full]
         if cold_repeats:
-            wholes = {full.label for _, full in boards.values()}
+            wholes = {full.label for *_, full in boards}
             for timing in timings:
                 if timing.label not in wholes:
                     await _time_cold(ds, timing, database, cold_repeats)
-            for page, full in boards.values():
-                dashboard = urlsplit(page.path).path.rsplit("/", 1)[-1]
+            for dashboard, page, full in boards:
                 charts = dashboard_requests(metadata, urlsplit(page.path).query, dashboard)
 
                 async def whole_page(page=page, charts=charts):

@@ -106,11 +106,20 @@ SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku
              ("account_warehouse_days", "account_warehouse_days_recomputed", 3),
              ("alias_warehouse_months", "alias_warehouse_months_recomputed", 4),
              ("alias_months", "alias_months_recomputed", 3))
-def rekeyed(table: str, columns: str) -> str:
+
+
+def create_statement(table: str) -> str:
+    """schema.sql's own CREATE TABLE statement of a table."""
+    return re.search(rf"^CREATE TABLE IF NOT EXISTS {table} \(.*?^\)[^;]*;", schema_sql(), re.S | re.M).group(0)
+
+
+def rekeyed(table: str) -> str:
     """SQL that gives a table the key schema.sql gives it now (SQLite cannot change a key in
     place): its rows set aside, the table made anew by schema.sql's own statement, the rows put
-    back. A database older than the table gets it here, empty (later fills fill it)."""
-    create = re.search(rf"^CREATE TABLE IF NOT EXISTS {table} \(.*?^\)[^;]*;", schema_sql(), re.S | re.M).group(0)
+    back, column by column as that statement names them. A database older than the table gets it
+    here, empty (later fills fill it)."""
+    create = create_statement(table)
+    columns = ", ".join(re.findall(r"^\s+(\w+)\s+(?:TEXT|INTEGER|REAL)\b", create, re.M))
     return (f"{create}\nCREATE TEMP TABLE rekeyed_rows AS SELECT {columns} FROM {table};\nDROP TABLE {table};\n"
             f"{create}\nINSERT INTO {table} ({columns}) SELECT {columns} FROM rekeyed_rows;\nDROP TABLE rekeyed_rows;\n")
 
@@ -217,9 +226,7 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE account_warehouse_days ADD COLUMN cohort_not_bought INTEGER NOT NULL DEFAULT 0;
     """,
     # alias_warehouse_days keyed (day, warehouse, account, alias): one warehouse's days are key ranges
-    19: rekeyed("alias_warehouse_days", "day, account, alias, warehouse, ordered_lines, ordered, sales_lines, "
-                "bought, returned, stock_delta, ordered_kopecks, bought_kopecks, returned_kopecks, payout_kopecks, "
-                "cohort_units, cohort_bought, cohort_not_bought"),
+    19: rekeyed("alias_warehouse_days"),
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log

@@ -340,7 +340,7 @@ def test_a_version_18_database_keys_alias_warehouse_days_by_day_and_warehouse(st
     assert any(row[0] == "alias_warehouse_days" for row in kept)
     with storage.transaction():  # the table as schema version 18 keyed it
         storage.db.execute("ALTER TABLE alias_warehouse_days RENAME TO alias_warehouse_days_19")
-        storage.db.execute(storage_module.rekeyed("alias_warehouse_days", "day").split(";")[0].replace(
+        storage.db.execute(storage_module.create_statement("alias_warehouse_days").replace(
             "PRIMARY KEY (day, warehouse, account, alias)", "PRIMARY KEY (day, account, alias, warehouse)"))
         storage.db.execute("INSERT INTO alias_warehouse_days SELECT * FROM alias_warehouse_days_19")
         storage.db.execute("DROP TABLE alias_warehouse_days_19")
