@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 19
+SCHEMA_VERSION = 20
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -79,6 +79,7 @@ FILLS: dict[int, str] = {
       AND v.alias = alias_warehouse_days.alias AND v.warehouse = alias_warehouse_days.warehouse
       AND v.cohort_units <> 0;
     """ + refill_sql("account_warehouse_days"),
+    20: refill_sql("marketplace_alias_warehouse_days"),
     # An order line is judged by units: a line partly returned is bought but for the units
     # returned. Only lines with a return can change; the triggers carry each change through
     # daily_figures to every summary, as a pass's writes would.
@@ -105,7 +106,8 @@ SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku
              ("marketplace_alias_days", "marketplace_alias_days_recomputed", 3),
              ("account_warehouse_days", "account_warehouse_days_recomputed", 3),
              ("alias_warehouse_months", "alias_warehouse_months_recomputed", 4),
-             ("alias_months", "alias_months_recomputed", 3))
+             ("alias_months", "alias_months_recomputed", 3),
+             ("marketplace_alias_warehouse_days", "marketplace_alias_warehouse_days_recomputed", 4))
 
 
 def create_statement(table: str) -> str:
@@ -724,7 +726,8 @@ UPDATE stock_current SET first_day = (
       AND s.warehouse = stock_current.warehouse);
 """ + refill_sql("sku_days", "sku_stock", "sku_names", "summary_days", "alias_days", "alias_stock",
                  "minute_totals", "alias_warehouse_stock", "alias_warehouse_first_days", "account_days", "alias_warehouse_days",
-                 "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months", "alias_months") + """
+                 "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months", "alias_months",
+                 "marketplace_alias_warehouse_days") + """
 DELETE FROM today_now;
 UPDATE restock_now_basis SET in_step = 0;
 UPDATE warehouse_month_basis SET in_step = 0;

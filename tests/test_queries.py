@@ -1135,6 +1135,7 @@ YEAR_STATISTICS = [
     ("alias_warehouse_days", "alias_warehouse_days", "3364599 9193 2299 10 1"),
     ("alias_warehouse_first_days", "alias_warehouse_first_days", "16100 2684 1789 16 1"),
     ("alias_warehouse_months", "alias_warehouse_months", "161423 12418 3105 13 1"),
+    ("marketplace_alias_warehouse_days", "marketplace_alias_warehouse_days", "2340000 54419 54419 172 1"),
     ("daily_figures", "daily_figures", "15367544 41988 10497 6 1"),
     ("sales", "sales_order", "11611348 2902837 2 1"),
     ("sales", "sales_day", "11611348 31812 7953"),
@@ -1146,7 +1147,7 @@ YEAR_STATISTICS = [
 ]
 HISTORY_TABLES = ("orders", "sales", "stock", "daily_figures", "sku_days", "alias_days", "alias_warehouse_days",
                   "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months",
-                  "alias_months")
+                  "alias_months", "marketplace_alias_warehouse_days")
 
 
 def test_planned_as_at_a_year_no_query_reads_a_history_table_whole(tmp_path):

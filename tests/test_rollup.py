@@ -234,7 +234,8 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     13's new columns of alias_warehouse_days come with the table; schema 14 sets restock_now_basis
     anew; schema 15 judges partly returned order lines again; schema 16 renames
     the triggers that clear it; schema 17 makes restock_now anew; schema 18 adds the order cohort
-    per warehouse; schema 19 keys alias_warehouse_days anew), from what version 6 kept,
+    per warehouse; schema 19 keys alias_warehouse_days anew; schema 20 fills
+    marketplace_alias_warehouse_days), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -263,27 +264,30 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
         storage.db.execute("DROP TABLE alias_warehouse_months")
         storage.db.execute("DROP VIEW alias_months_recomputed")
         storage.db.execute("DROP TABLE alias_months")
+        storage.db.execute("DROP VIEW marketplace_alias_warehouse_days_recomputed")
+        storage.db.execute("DROP TABLE marketplace_alias_warehouse_days")
         storage.db.execute("PRAGMA user_version = 6")
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 19
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 20
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 19: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 17)")] == [f"{n} of 17)" for n in range(1, 18)]
-    assert "upgrading the database from schema 6 to 19: schema 7: filling alias_warehouse_days, alias_warehouse_stock (8 of 17)" in said
-    assert "upgrading the database from schema 6 to 19: schema 8: filling marketplace_alias_days (9 of 17)" in said
-    assert "upgrading the database from schema 6 to 19: schema 9: filling account_warehouse_days (10 of 17)" in said
-    assert "upgrading the database from schema 6 to 19: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (11 of 17)" in said
-    assert "upgrading the database from schema 6 to 19: schema 11: filling alias_warehouse_months (12 of 17)" in said
-    assert "upgrading the database from schema 6 to 19: schema 12: filling alias_months (13 of 17)" in said
-    assert "upgrading the database from schema 6 to 19: schema 13: filling alias_warehouse_days (14 of 17)" in said
-    assert "upgrading the database from schema 6 to 19: schema 15: filling orders (15 of 17)" in said
-    assert ("upgrading the database from schema 6 to 19: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (16 of 17)") in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 20: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 18)")] == [f"{n} of 18)" for n in range(1, 19)]
+    assert "upgrading the database from schema 6 to 20: schema 7: filling alias_warehouse_days, alias_warehouse_stock (8 of 18)" in said
+    assert "upgrading the database from schema 6 to 20: schema 8: filling marketplace_alias_days (9 of 18)" in said
+    assert "upgrading the database from schema 6 to 20: schema 9: filling account_warehouse_days (10 of 18)" in said
+    assert "upgrading the database from schema 6 to 20: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (11 of 18)" in said
+    assert "upgrading the database from schema 6 to 20: schema 11: filling alias_warehouse_months (12 of 18)" in said
+    assert "upgrading the database from schema 6 to 20: schema 12: filling alias_months (13 of 18)" in said
+    assert "upgrading the database from schema 6 to 20: schema 13: filling alias_warehouse_days (14 of 18)" in said
+    assert "upgrading the database from schema 6 to 20: schema 15: filling orders (15 of 18)" in said
+    assert ("upgrading the database from schema 6 to 20: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (16 of 18)") in said
+    assert "upgrading the database from schema 6 to 20: schema 20: filling marketplace_alias_warehouse_days (17 of 18)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 19 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 20 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
@@ -358,11 +362,36 @@ def test_a_version_18_database_keys_alias_warehouse_days_by_day_and_warehouse(st
     assert kept == recomputed
 
 
+
+def test_a_version_19_database_gains_each_warehouse_per_marketplace_and_group(storage):
+    """Schema 20 fills marketplace_alias_warehouse_days (what `history` at a warehouse reads) from
+    alias_warehouse_days; the other summaries stay as they were, and the triggers keep the new
+    one in step after."""
+    random_history(storage, random.Random(20), steps=200)
+    storage.replace_aliases([("ozon", "1", "Группа", 1), ("wb", "2", "Группа", 2)])
+    kept, _ = kept_and_recomputed(storage.db)
+    assert any(row[0] == "marketplace_alias_warehouse_days" for row in kept)
+    with storage.transaction():  # the database as schema version 19 left it
+        for (name,) in storage.db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                          "AND name LIKE 'marketplace_alias_warehouse_days%'").fetchall():
+            storage.db.execute(f"DROP TRIGGER {name}")
+        storage.db.execute("DROP VIEW marketplace_alias_warehouse_days_recomputed")
+        storage.db.execute("DROP TABLE marketplace_alias_warehouse_days")
+        storage.db.execute("PRAGMA user_version = 19")
+    assert storage.migrate() == 19 and storage.schema_version == SCHEMA_VERSION
+    assert kept_and_recomputed(storage.db)[0] == kept
+    random_history(storage, random.Random(21), steps=150)
+    storage.replace_aliases([("ozon", "1", "Другая", 1)])  # a SKU's days move to another group
+    kept, recomputed = kept_and_recomputed(storage.db)
+    assert kept == recomputed
+
+
 # The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads
 # daily_figures and stock_current instead), for today, a past day and longer windows.
 ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": "2026-11-24", "period": "week"}),
          ("today", {}), ("today", {"period": "month"}), ("today", {"date": "2026-11-22"}),
          ("today", {"warehouse": "B"}), ("history", {"days": "30"}), ("history", {"days": "30", "warehouse": "A"}),
+         ("history", {"days": "12", "warehouse": "B", "period": "week", "date": "2026-11-24"}),
          ("history", {"days": "12", "period": "week", "by": "marketplace"}), ("buyout", {}), ("buyout", {"days": "7"}),
          ("days_of_cover", {}), ("days_of_cover", {"days": "5", "warehouse": "A"}),
          ("today_vs_yesterday", {}), ("today_vs_yesterday", {"alias": "Группа"}), ("by_warehouse", {}),
@@ -378,7 +407,8 @@ def recomputed_views(conn) -> str:
     daily_figures_recomputed and stock_current, alias_days and alias_stock over those,
     minute_totals and alias_warehouse_stock over the raw rows, alias_warehouse_days over
     daily_figures_recomputed, marketplace_alias_days and alias_months over alias_days,
-    account_warehouse_days and alias_warehouse_months over alias_warehouse_days."""
+    account_warehouse_days, alias_warehouse_months and marketplace_alias_warehouse_days over
+    alias_warehouse_days."""
     sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%_recomputed'"))
 
     def temp(summary: str, **sources: str) -> str:
@@ -393,7 +423,7 @@ def recomputed_views(conn) -> str:
             + temp("alias_days") + temp("alias_stock") + temp("minute_totals") + temp("alias_warehouse_stock")
             + temp("alias_warehouse_days", daily_figures="main.daily_figures_recomputed")
             + temp("marketplace_alias_days") + temp("account_warehouse_days") + temp("alias_warehouse_months")
-            + temp("alias_months"))
+            + temp("alias_months") + temp("marketplace_alias_warehouse_days"))
 
 
 def canned_rows(path: Path, recomputed: bool = False, asked: list = ASKED,
