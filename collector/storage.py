@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 20
+SCHEMA_VERSION = 21
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -80,6 +80,11 @@ FILLS: dict[int, str] = {
       AND v.cohort_units <> 0;
     """ + refill_sql("account_warehouse_days"),
     20: refill_sql("marketplace_alias_warehouse_days"),
+    # (kept from the day before the last day with orders or buyouts; the next pass moves it on)
+    21: """
+    INSERT OR IGNORE INTO recent_minutes_floor (id, day)
+    SELECT 1, date(max(day), '-2 days') FROM minute_totals HAVING max(day) IS NOT NULL;
+    """ + refill_sql("recent_minutes"),
     # An order line is judged by units: a line partly returned is bought but for the units
     # returned. Only lines with a return can change; the triggers carry each change through
     # daily_figures to every summary, as a pass's writes would.
@@ -107,7 +112,8 @@ SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku
              ("account_warehouse_days", "account_warehouse_days_recomputed", 3),
              ("alias_warehouse_months", "alias_warehouse_months_recomputed", 4),
              ("alias_months", "alias_months_recomputed", 3),
-             ("marketplace_alias_warehouse_days", "marketplace_alias_warehouse_days_recomputed", 4))
+             ("marketplace_alias_warehouse_days", "marketplace_alias_warehouse_days_recomputed", 4),
+             ("recent_minutes", "recent_minutes_recomputed", 5))
 
 
 def create_statement(table: str) -> str:
@@ -332,6 +338,18 @@ class Storage:
 
     def summary_drift(self) -> dict[str, int]:
         return summary_drift(self.db)
+
+    def keep_minutes_from(self, day: str) -> None:
+        """Move recent_minutes' floor to `day`: the days before it dropped, the days from it on
+        that it did not keep yet added from the raw lines, in one transaction."""
+        with self.transaction():
+            floor = self.db.execute("SELECT day FROM recent_minutes_floor").fetchone()
+            if floor and floor[0] == day:
+                return
+            self.db.execute("INSERT OR REPLACE INTO recent_minutes_floor (id, day) VALUES (1, ?)", [day])
+            self.db.execute("DELETE FROM recent_minutes WHERE day < ?", [day])
+            self.db.execute("INSERT INTO recent_minutes SELECT * FROM recent_minutes_recomputed WHERE day < ?",
+                            [floor[0] if floor else "9999-12-31"])
 
     def _apply_script(self, script: str) -> None:
         """One script in one transaction: sqlite3's executescript() commits whatever is open
@@ -727,7 +745,7 @@ UPDATE stock_current SET first_day = (
 """ + refill_sql("sku_days", "sku_stock", "sku_names", "summary_days", "alias_days", "alias_stock",
                  "minute_totals", "alias_warehouse_stock", "alias_warehouse_first_days", "account_days", "alias_warehouse_days",
                  "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months", "alias_months",
-                 "marketplace_alias_warehouse_days") + """
+                 "marketplace_alias_warehouse_days", "recent_minutes") + """
 DELETE FROM today_now;
 UPDATE restock_now_basis SET in_step = 0;
 UPDATE warehouse_month_basis SET in_step = 0;

@@ -105,15 +105,18 @@ def summaries(path: Path) -> dict[str, list]:
     """Every summary `summary_drift()` names, as a whole table, and every order line's outcome."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        tables = [name for name in summary_drift(conn) if name not in ("orders.outcome", "minute_totals")]
+        minutes = ("minute_totals", "recent_minutes")
+        tables = [name for name in summary_drift(conn) if name not in ("orders.outcome", *minutes)]
         whole = {table: sorted(conn.execute(f"SELECT * FROM {table}"), key=repr) for table in tables}
         # An Ozon buyout is timed by the wall clock of the run that sees it delivered (sold_at, which
         # snapshot() leaves out too), so its minute differs between two backfills; its day does not.
-        whole["minute_totals (ordered)"] = sorted(conn.execute(
-            "SELECT day, account, minute, ordered, ordered_kopecks FROM minute_totals "
-            "WHERE ordered <> 0 OR ordered_kopecks <> 0"), key=repr)
-        whole["minute_totals (bought, per day)"] = sorted(conn.execute(
-            "SELECT day, account, sum(bought), sum(bought_kopecks) FROM minute_totals GROUP BY day, account"), key=repr)
+        for table, keys in zip(minutes, ("day, account", "day, account, sku, warehouse")):
+            whole[f"{table} (ordered)"] = sorted(conn.execute(
+                f"SELECT {keys}, minute, ordered, ordered_kopecks FROM {table} "
+                "WHERE ordered <> 0 OR ordered_kopecks <> 0"), key=repr)
+            whole[f"{table} (bought, per day)"] = sorted(conn.execute(
+                f"SELECT {keys}, sum(bought), sum(bought_kopecks) FROM {table} GROUP BY {keys} "
+                "HAVING sum(bought) <> 0 OR sum(bought_kopecks) <> 0"), key=repr)
         whole["orders.outcome"] = sorted(conn.execute("SELECT account, order_id, sku, outcome FROM orders"), key=repr)
         return whole
     finally:

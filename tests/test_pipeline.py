@@ -54,6 +54,23 @@ def test_a_pass_saves_every_account_and_dataset_and_matches_the_seller(sandbox, 
     assert wb_bought == {k: v for k, v in sandbox.seller.bought_units("wb-1", TODAY, clock.now()).items() if v}
 
 
+def test_a_pass_keeps_the_minutes_per_sku_from_the_day_before_yesterday(storage, collect, clock):
+    """Each pass moves recent_minutes' floor to the day before yesterday (Moscow) before it
+    writes: what it writes is kept per SKU, warehouse and minute, the older days leave."""
+    collect()
+    assert table(storage, "SELECT day FROM recent_minutes_floor") == [("2026-11-24",)]
+    per_minute = table(storage, "SELECT account, sum(ordered), sum(bought) FROM recent_minutes "
+                                "WHERE day = ? GROUP BY account", [TODAY.isoformat()])
+    assert per_minute and per_minute == table(
+        storage, "SELECT account, sum(ordered), sum(bought) FROM minute_totals WHERE day = ? GROUP BY account",
+        [TODAY.isoformat()])
+    clock.advance(days=3)
+    collect()
+    assert table(storage, "SELECT day FROM recent_minutes_floor") == [("2026-11-27",)]
+    assert table(storage, "SELECT min(day) >= '2026-11-27' FROM recent_minutes") == [(1,)]
+    assert storage.summary_drift()["recent_minutes"] == 0
+
+
 def test_a_second_pass_with_nothing_changed_adds_nothing(storage, collect):
     collect()
     before = table(storage, COUNTED)

@@ -11,6 +11,7 @@ import asyncio
 import re
 import sqlite3
 import time
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -614,27 +615,50 @@ def test_today_vs_yesterday(ds):
     ]
 
 
-def test_today_vs_yesterday_filters(ds):
-    assert query(ds, "today_vs_yesterday", warehouse="Коледино") == [
-        ("wb", "12:00", 5, 2, 3, 2, 1, 1),
-        ("ozon", "12:00", 0, 0, 0, 0, 0, 0),
-    ]
-    assert query(ds, "today_vs_yesterday", marketplace="ozon", alias="Пакеты 2") == [
-        ("ozon", "12:00", 1, 2, -1, 0, 2, -2),
-    ]
+@contextmanager
+def minutes_kept_from(ds: Datasette, day: str | None):
+    """recent_minutes kept from `day` on (None: kept for no day, as before a database's first
+    pass), then as the fixture built it (no pass ran: kept for no day)."""
+    store = Storage(Path(ds.databases["mp"].path))
+    try:
+        if day:
+            store.keep_minutes_from(day)
+        yield
+    finally:
+        with store.transaction():
+            store.db.execute("DELETE FROM recent_minutes_floor")
+            store.db.execute("DELETE FROM recent_minutes")
+        store.close()
 
 
-def test_today_vs_yesterday_at_one_in_the_morning_and_at_23_59_moscow(ds):
-    # 23:59 MSK: all of yesterday counts.
-    assert query(ds, "today_vs_yesterday", at="2026-11-26T20:59:00Z") == [
-        ("wb", "23:59", 6, 2, 4, 3, 1, 2),
-        ("ozon", "23:59", 12, 3, 9, 3, 2, 1),
-    ]
-    # 01:00 MSK on the 27th: nothing today yet, and nothing on the 26th before 01:00.
-    assert query(ds, "today_vs_yesterday", at="2026-11-26T22:00:00Z") == [
-        ("wb", "01:00", 0, 0, 0, 0, 0, 0),
-        ("ozon", "01:00", 0, 0, 0, 0, 0, 0),
-    ]
+# Yesterday and today as kept per minute (from the day before yesterday on, as a pass keeps
+# them), today kept and yesterday from the raw lines (a viewer a day behind the collector), and
+# neither (no pass yet).
+@pytest.mark.parametrize("kept_from", ["2026-11-24", "2026-11-26", None])
+def test_today_vs_yesterday_filters(ds, kept_from):
+    with minutes_kept_from(ds, kept_from):
+        assert query(ds, "today_vs_yesterday", warehouse="Коледино") == [
+            ("wb", "12:00", 5, 2, 3, 2, 1, 1),
+            ("ozon", "12:00", 0, 0, 0, 0, 0, 0),
+        ]
+        assert query(ds, "today_vs_yesterday", marketplace="ozon", alias="Пакеты 2") == [
+            ("ozon", "12:00", 1, 2, -1, 0, 2, -2),
+        ]
+        # 23:59:59 MSK: all of the 26th and the 25th up to 23:59; 00:00:01 on the 27th: nothing
+        # on the 27th yet, nor on the 26th up to 00:00 (its orders were at 10:00).
+        assert query(ds, "today_vs_yesterday", at="2026-11-26T20:59:59Z", warehouse="Коледино") == [
+            ("wb", "23:59", 5, 2, 3, 2, 1, 1),
+            ("ozon", "23:59", 0, 0, 0, 0, 0, 0),
+        ]
+        assert query(ds, "today_vs_yesterday", at="2026-11-26T21:00:01Z", warehouse="Коледино") == [
+            ("wb", "00:00", 0, 0, 0, 0, 0, 0),
+            ("ozon", "00:00", 0, 0, 0, 0, 0, 0),
+        ]
+        # 10:30 on the 27th: the 26th's orders of 10:00, not yet its buyouts of 12:00.
+        assert query(ds, "today_vs_yesterday", at="2026-11-27T07:30:00Z", warehouse="Коледино") == [
+            ("wb", "10:30", 0, 5, -5, 0, 0, 0),
+            ("ozon", "10:30", 0, 0, 0, 0, 0, 0),
+        ]
 
 
 # alias, marketplace, warehouse, stock, ordered, bought, returned (today). Stock as in

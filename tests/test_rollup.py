@@ -6,6 +6,7 @@ order_outcomes), and `mp-collector rebuild` and the upgrade of an old database p
 from __future__ import annotations
 
 import random
+from datetime import date, timedelta
 import re
 import sqlite3
 import subprocess
@@ -20,6 +21,7 @@ from collector.storage import SCHEMA_VERSION, SUMMARIES, Storage, summary_drift,
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DAYS = [f"2026-11-{d:02d}" for d in range(20, 31)]
+MINUTES_KEPT_FROM = "2026-11-28"  # recent_minutes keeps the last days of DAYS, as a pass would
 STATUSES = ["awaiting_packaging", "delivering", "delivered", "cancelled"]
 
 
@@ -104,6 +106,7 @@ def storage(tmp_path):
     store.migrate()
     # two Ozon stores: the per-marketplace summaries add them up
     store.save_accounts([("wb-1", "wb", "WB"), ("ozon-1", "ozon", "Ozon"), ("ozon-2", "ozon", "Ozon 2")])
+    store.keep_minutes_from(MINUTES_KEPT_FROM)
     yield store
     store.close()
 
@@ -235,7 +238,7 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     anew; schema 15 judges partly returned order lines again; schema 16 renames
     the triggers that clear it; schema 17 makes restock_now anew; schema 18 adds the order cohort
     per warehouse; schema 19 keys alias_warehouse_days anew; schema 20 fills
-    marketplace_alias_warehouse_days), from what version 6 kept,
+    marketplace_alias_warehouse_days; schema 21 recent_minutes), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -251,7 +254,7 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     with storage.transaction():  # the database as schema version 6 left it
         for name, sql in storage.db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall():
             if any(table in sql for table in ("alias_warehouse", "marketplace_alias_days", "account_warehouse",
-                                              "alias_months")):
+                                              "alias_months", "recent_minutes")):
                 storage.db.execute(f"DROP TRIGGER {name}")
         storage.db.execute("DROP VIEW account_warehouse_days_recomputed")
         storage.db.execute("DROP TABLE alias_warehouse_days")
@@ -266,28 +269,33 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
         storage.db.execute("DROP TABLE alias_months")
         storage.db.execute("DROP VIEW marketplace_alias_warehouse_days_recomputed")
         storage.db.execute("DROP TABLE marketplace_alias_warehouse_days")
+        storage.db.execute("DROP VIEW recent_minutes_recomputed")
+        storage.db.execute("DROP VIEW day_minutes")
+        storage.db.execute("DROP TABLE recent_minutes")
+        storage.db.execute("DROP TABLE recent_minutes_floor")
         storage.db.execute("PRAGMA user_version = 6")
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 20
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 21
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 20: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 18)")] == [f"{n} of 18)" for n in range(1, 19)]
-    assert "upgrading the database from schema 6 to 20: schema 7: filling alias_warehouse_days, alias_warehouse_stock (8 of 18)" in said
-    assert "upgrading the database from schema 6 to 20: schema 8: filling marketplace_alias_days (9 of 18)" in said
-    assert "upgrading the database from schema 6 to 20: schema 9: filling account_warehouse_days (10 of 18)" in said
-    assert "upgrading the database from schema 6 to 20: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (11 of 18)" in said
-    assert "upgrading the database from schema 6 to 20: schema 11: filling alias_warehouse_months (12 of 18)" in said
-    assert "upgrading the database from schema 6 to 20: schema 12: filling alias_months (13 of 18)" in said
-    assert "upgrading the database from schema 6 to 20: schema 13: filling alias_warehouse_days (14 of 18)" in said
-    assert "upgrading the database from schema 6 to 20: schema 15: filling orders (15 of 18)" in said
-    assert ("upgrading the database from schema 6 to 20: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (16 of 18)") in said
-    assert "upgrading the database from schema 6 to 20: schema 20: filling marketplace_alias_warehouse_days (17 of 18)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 21: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 19)")] == [f"{n} of 19)" for n in range(1, 20)]
+    assert "upgrading the database from schema 6 to 21: schema 7: filling alias_warehouse_days, alias_warehouse_stock (8 of 19)" in said
+    assert "upgrading the database from schema 6 to 21: schema 8: filling marketplace_alias_days (9 of 19)" in said
+    assert "upgrading the database from schema 6 to 21: schema 9: filling account_warehouse_days (10 of 19)" in said
+    assert "upgrading the database from schema 6 to 21: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (11 of 19)" in said
+    assert "upgrading the database from schema 6 to 21: schema 11: filling alias_warehouse_months (12 of 19)" in said
+    assert "upgrading the database from schema 6 to 21: schema 12: filling alias_months (13 of 19)" in said
+    assert "upgrading the database from schema 6 to 21: schema 13: filling alias_warehouse_days (14 of 19)" in said
+    assert "upgrading the database from schema 6 to 21: schema 15: filling orders (15 of 19)" in said
+    assert ("upgrading the database from schema 6 to 21: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (16 of 19)") in said
+    assert "upgrading the database from schema 6 to 21: schema 20: filling marketplace_alias_warehouse_days (17 of 19)" in said
+    assert "upgrading the database from schema 6 to 21: schema 21: filling recent_minutes (18 of 19)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 20 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 21 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
@@ -386,6 +394,44 @@ def test_a_version_19_database_gains_each_warehouse_per_marketplace_and_group(st
     assert kept == recomputed
 
 
+def test_an_upgrade_to_schema_21_keeps_the_last_days_minutes(storage):
+    """Schema 21 keeps minutes per SKU and warehouse (recent_minutes) from the day before the
+    last day with orders or buyouts; the next pass moves the floor on."""
+    random_history(storage, random.Random(30), steps=200)
+    with storage.transaction():  # the database as schema version 20 left it
+        for (name,) in storage.db.execute("SELECT name FROM sqlite_master WHERE type IN ('trigger', 'view') "
+                                          "AND (name LIKE 'recent_minutes%' OR name = 'day_minutes')").fetchall():
+            kind = "TRIGGER" if name.endswith(("_added", "_changed", "_removed")) else "VIEW"
+            storage.db.execute(f"DROP {kind} {name}")
+        storage.db.execute("DROP TABLE recent_minutes")
+        storage.db.execute("DROP TABLE recent_minutes_floor")
+        storage.db.execute("PRAGMA user_version = 20")
+    assert storage.migrate() == 20 and storage.schema_version == SCHEMA_VERSION
+    last_day = storage.db.execute("SELECT max(day) FROM minute_lines").fetchone()[0]
+    assert storage.db.execute("SELECT day FROM recent_minutes_floor").fetchone()[0] == str(
+        date.fromisoformat(last_day) - timedelta(days=2))
+    kept, recomputed = kept_and_recomputed(storage.db)
+    assert kept == recomputed and any(row[0] == "recent_minutes" for row in kept)
+    random_history(storage, random.Random(31), steps=100)
+    assert kept_and_recomputed(storage.db)[0] == kept_and_recomputed(storage.db)[1]
+
+
+def test_the_minutes_kept_follow_their_floor_either_way(storage):
+    """A pass moves recent_minutes' floor: the days before it leave, the days from it on that it
+    did not keep come from the raw lines, and the triggers keep no day before it."""
+    rng = random.Random(40)
+    random_history(storage, rng, steps=150)
+    for floor in ("2026-11-30", "2026-11-21", "2026-11-26", "2026-12-01", "2026-11-20"):
+        storage.keep_minutes_from(floor)
+        random_history(storage, rng, steps=40)
+        kept, recomputed = kept_and_recomputed(storage.db)
+        assert kept == recomputed
+        kept_days = {row[1] for row in kept if row[0] == "recent_minutes"}
+        assert kept_days == {day for (day,) in storage.db.execute(
+            "SELECT DISTINCT day FROM minute_lines WHERE day >= ?", [floor])}
+        assert kept_days or floor == "2026-12-01"
+
+
 # The canned queries that read sku_days / sku_stock, with and without a warehouse (which reads
 # daily_figures and stock_current instead), for today, a past day and longer windows.
 ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": "2026-11-24", "period": "week"}),
@@ -394,7 +440,8 @@ ASKED = [("summary", {}), ("summary", {"warehouse": "A"}), ("summary", {"date": 
          ("history", {"days": "12", "warehouse": "B", "period": "week", "date": "2026-11-24"}),
          ("history", {"days": "12", "period": "week", "by": "marketplace"}), ("buyout", {}), ("buyout", {"days": "7"}),
          ("days_of_cover", {}), ("days_of_cover", {"days": "5", "warehouse": "A"}),
-         ("today_vs_yesterday", {}), ("today_vs_yesterday", {"alias": "Группа"}), ("by_warehouse", {}),
+         ("today_vs_yesterday", {}), ("today_vs_yesterday", {"alias": "Группа"}),
+         ("today_vs_yesterday", {"warehouse": "A"}), ("by_warehouse", {}),
          ("by_warehouse", {"date": "2026-11-22", "period": "week"}), ("by_warehouse", {"date": "2026-10-31"}),
          ("by_warehouse", {"date": "2026-11-21"}), ("stock_by_warehouse", {}),
          ("stock_by_warehouse", {"alias": "Группа"}), ("restock_window", {}), ("restock_window", {"days": "5"}),
@@ -408,7 +455,7 @@ def recomputed_views(conn) -> str:
     minute_totals and alias_warehouse_stock over the raw rows, alias_warehouse_days over
     daily_figures_recomputed, marketplace_alias_days and alias_months over alias_days,
     account_warehouse_days, alias_warehouse_months and marketplace_alias_warehouse_days over
-    alias_warehouse_days."""
+    alias_warehouse_days, recent_minutes over the raw rows."""
     sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%_recomputed'"))
 
     def temp(summary: str, **sources: str) -> str:
@@ -423,7 +470,7 @@ def recomputed_views(conn) -> str:
             + temp("alias_days") + temp("alias_stock") + temp("minute_totals") + temp("alias_warehouse_stock")
             + temp("alias_warehouse_days", daily_figures="main.daily_figures_recomputed")
             + temp("marketplace_alias_days") + temp("account_warehouse_days") + temp("alias_warehouse_months")
-            + temp("alias_months") + temp("marketplace_alias_warehouse_days"))
+            + temp("alias_months") + temp("marketplace_alias_warehouse_days") + temp("recent_minutes"))
 
 
 def canned_rows(path: Path, recomputed: bool = False, asked: list = ASKED,
