@@ -14,8 +14,8 @@ hundred stored rows instead of computing them at every view.
   write to the tables it is made of empties it (schema.sql), and until the next pass stores it
   again `today` computes its rows itself, so it never shows older figures than the tables hold.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
-  `orders_by_warehouse` with period=month, today), read while warehouse_month_basis vouches for
-  them as restock_now_basis does, written as restock_now is.
+  `orders_by_warehouse` with period=month, today) and for today (`by_warehouse`), read while
+  warehouse_month_basis vouches for them as restock_now_basis does, written as restock_now is.
 """
 
 from __future__ import annotations
@@ -85,8 +85,10 @@ def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
     return len(rows)
 
 
-# The pages of warehouse_month_now: each canned query with period=month, today, every group.
-WAREHOUSE_MONTH_PAGES = ("by_warehouse", "orders_by_warehouse")
+# The pages of warehouse_month_now, today, every group: its name there, the canned query, the
+# period (by_warehouse for today is the page «По складам» by group opens with).
+WAREHOUSE_MONTH_PAGES = (("by_warehouse", "by_warehouse", "month"), ("orders_by_warehouse", "orders_by_warehouse", "month"),
+                         ("by_warehouse day", "by_warehouse", "day"))
 WAREHOUSE_MONTH_COLUMNS = ("alias", "marketplace", "warehouse", "stock", "ordered", "bought", "returned",
                            "ordered_rub", "bought_rub")
 
@@ -99,8 +101,8 @@ def refresh_warehouse_month(settings: Settings, storage: Storage, now: datetime)
     written = 0
     with sorting_in_memory(storage), storage.transaction():
         storage.db.execute("UPDATE warehouse_month_basis SET in_step = 0")
-        for page in WAREHOUSE_MONTH_PAGES:
-            rows = queries.rows(page, period="month") or []
+        for page, query, period in WAREHOUSE_MONTH_PAGES:
+            rows = queries.rows(query, period=period) or []
             written += _write_changed(storage, "warehouse_month_now", ("page", page), WAREHOUSE_MONTH_COLUMNS, rows)
         storage.db.execute("INSERT OR REPLACE INTO warehouse_month_basis (id, day, in_step) VALUES (1, mp_today(), 1)")
     return written

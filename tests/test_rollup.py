@@ -646,13 +646,15 @@ def test_restock_judges_quiet_days_together_as_it_would_one_by_one(storage, seed
 
 
 # --------------------------------------------------------------------------------------------
-# «По складам» for 30 days, kept by the pass (collector/kept.py, warehouse_month_now)
+# «По складам» for 30 days and for today, kept by the pass (collector/kept.py, warehouse_month_now)
 
 NOW = "2026-11-30T09:00:00+00:00"  # 12:00 in Moscow, as canned_rows asks by default
 MONTH_PAGES = [("by_warehouse", {"period": "month"}), ("by_warehouse", {"period": "month", "marketplace": "ozon"}),
                ("by_warehouse", {"period": "month", "warehouse": "A"}),
                ("orders_by_warehouse", {"period": "month"}), ("orders_by_warehouse", {"period": "month", "marketplace": "wb"}),
-               ("orders_by_warehouse", {"period": "month", "warehouse": "B"})]
+               ("orders_by_warehouse", {"period": "month", "warehouse": "B"}),
+               ("by_warehouse", {}), ("by_warehouse", {"period": "day", "marketplace": "wb"})]
+WHOLE_PAGES = (0, 3, 6)  # the pages as kept, every row
 
 
 def refresh_warehouse_month(storage: Storage, now: str = NOW) -> int:
@@ -687,14 +689,14 @@ def in_step(storage: Storage) -> list:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_the_30_day_warehouse_pages_are_read_as_kept_only_while_exact(storage, seed):
+def test_the_kept_warehouse_pages_are_read_as_kept_only_while_exact(storage, seed):
     random_history(storage, random.Random(300 + seed))
     storage.replace_aliases([("ozon", "1", "Группа", 2), ("wb", "2", "Группа", 2), ("ozon", "3", "Другая", 1)])
     computed = month_pages(storage.path)
     assert all(computed) and in_step(storage) == []
     written = refresh_warehouse_month(storage)
     assert in_step(storage) == [("2026-11-30", 1)]
-    assert written == len(computed[0]) + len(computed[3])  # every row of the two whole pages
+    assert written == sum(len(computed[page]) for page in WHOLE_PAGES)
     assert month_pages(storage.path) == computed_month_pages(storage) == computed
     # A group asked for is its rows of the kept page; a period not offered, nothing.
     for group in ("Группа", "Другая"):
@@ -723,7 +725,7 @@ def test_the_30_day_warehouse_pages_are_read_as_kept_only_while_exact(storage, s
     assert in_step(storage) == [("2026-11-30", 0)]
     now_computed = computed_month_pages(storage)
     assert month_pages(storage.path) == now_computed != computed
-    rows = sum(len(page) for page in (now_computed[0], now_computed[3]))
+    rows = sum(len(now_computed[page]) for page in WHOLE_PAGES)
     assert 0 < refresh_warehouse_month(storage) < rows  # the rows that moved, not the pages
     assert in_step(storage) == [("2026-11-30", 1)] and month_pages(storage.path) == now_computed
     # So does a rebuild, which runs without the triggers.
