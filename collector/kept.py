@@ -14,7 +14,7 @@ hundred stored rows instead of computing them at every view.
   write to the tables it is made of empties it (schema.sql), and until the next pass stores it
   again `today` computes its rows itself, so it never shows older figures than the tables hold.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
-  `orders_by_warehouse` with period=month, today) and for today (`by_warehouse`), read while
+  `orders_by_warehouse` with period=month, today) and for today and yesterday (`by_warehouse`), read while
   warehouse_month_basis vouches for them as restock_now_basis does, written as restock_now is.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from collector.alerts import CannedQueries
 from collector.config import Settings
@@ -85,10 +85,11 @@ def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
     return len(rows)
 
 
-# The pages of warehouse_month_now, today, every group: its name there, the canned query, the
-# period (by_warehouse for today is the page «По складам» by group opens with).
-WAREHOUSE_MONTH_PAGES = (("by_warehouse", "by_warehouse", "month"), ("orders_by_warehouse", "orders_by_warehouse", "month"),
-                         ("by_warehouse day", "by_warehouse", "day"))
+# The pages of warehouse_month_now, every group: its name there, the canned query, the period and
+# how many days before today it ends (by_warehouse for today is the page «По складам» by group
+# opens with; for yesterday, the day a seller compares it with).
+WAREHOUSE_MONTH_PAGES = (("by_warehouse", "by_warehouse", "month", 0), ("orders_by_warehouse", "orders_by_warehouse", "month", 0),
+                         ("by_warehouse day", "by_warehouse", "day", 0), ("by_warehouse yesterday", "by_warehouse", "day", 1))
 WAREHOUSE_MONTH_COLUMNS = ("alias", "marketplace", "warehouse", "stock", "ordered", "bought", "returned",
                            "ordered_rub", "bought_rub")
 
@@ -101,8 +102,9 @@ def refresh_warehouse_month(settings: Settings, storage: Storage, now: datetime)
     written = 0
     with sorting_in_memory(storage), storage.transaction():
         storage.db.execute("UPDATE warehouse_month_basis SET in_step = 0")
-        for page, query, period in WAREHOUSE_MONTH_PAGES:
-            rows = queries.rows(query, period=period) or []
+        today = now.astimezone(settings.timezone).date()
+        for page, query, period, days_back in WAREHOUSE_MONTH_PAGES:
+            rows = queries.rows(query, period=period, date=(today - timedelta(days=days_back)).isoformat()) or []
             written += _write_changed(storage, "warehouse_month_now", ("page", page), WAREHOUSE_MONTH_COLUMNS, rows)
         storage.db.execute("INSERT OR REPLACE INTO warehouse_month_basis (id, day, in_step) VALUES (1, mp_today(), 1)")
     return written

@@ -646,15 +646,16 @@ def test_restock_judges_quiet_days_together_as_it_would_one_by_one(storage, seed
 
 
 # --------------------------------------------------------------------------------------------
-# «По складам» for 30 days and for today, kept by the pass (collector/kept.py, warehouse_month_now)
+# «По складам» for 30 days, today and yesterday, kept by the pass (collector/kept.py, warehouse_month_now)
 
 NOW = "2026-11-30T09:00:00+00:00"  # 12:00 in Moscow, as canned_rows asks by default
 MONTH_PAGES = [("by_warehouse", {"period": "month"}), ("by_warehouse", {"period": "month", "marketplace": "ozon"}),
                ("by_warehouse", {"period": "month", "warehouse": "A"}),
                ("orders_by_warehouse", {"period": "month"}), ("orders_by_warehouse", {"period": "month", "marketplace": "wb"}),
                ("orders_by_warehouse", {"period": "month", "warehouse": "B"}),
-               ("by_warehouse", {}), ("by_warehouse", {"period": "day", "marketplace": "wb"})]
-WHOLE_PAGES = (0, 3, 6)  # the pages as kept, every row
+               ("by_warehouse", {}), ("by_warehouse", {"period": "day", "marketplace": "wb"}),
+               ("by_warehouse", {"date": "2026-11-29"}), ("by_warehouse", {"date": "2026-11-29", "warehouse": "B"})]
+WHOLE_PAGES = (0, 3, 6, 8)  # the pages as kept, every row
 
 
 def refresh_warehouse_month(storage: Storage, now: str = NOW) -> int:
@@ -698,10 +699,15 @@ def test_the_kept_warehouse_pages_are_read_as_kept_only_while_exact(storage, see
     assert in_step(storage) == [("2026-11-30", 1)]
     assert written == sum(len(computed[page]) for page in WHOLE_PAGES)
     assert month_pages(storage.path) == computed_month_pages(storage) == computed
-    # A group asked for is its rows of the kept page; a period not offered, nothing.
+    # A group asked for is its rows of the kept page; a period not offered, nothing. (Not checked
+    # for yesterday: a group's stock on a past day is read per SKU from the stock rows, and this
+    # history writes stock out of day order, which no pass does; test_queries.py checks the two
+    # ways agree on a history written in order.)
+    today_pages = [n for n, (_, params) in enumerate(MONTH_PAGES) if "date" not in params]
     for group in ("Группа", "Другая"):
-        assert canned_rows(storage.path, asked=[(name, {**params, "alias": group}) for name, params in MONTH_PAGES]) == [
-            [row for row in rows if row[0] == group] for rows in computed]
+        assert canned_rows(storage.path, asked=[(MONTH_PAGES[n][0], {**MONTH_PAGES[n][1], "alias": group})
+                                                for n in today_pages]) == [
+            [row for row in computed[n] if row[0] == group] for n in today_pages]
     assert canned_rows(storage.path, asked=[("by_warehouse", {"period": "year"}),
                                             ("orders_by_warehouse", {"period": "year"})]) == [[], []]
     # The kept rows are what is read: a kept figure altered on purpose shows, filtered or not...
