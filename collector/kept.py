@@ -14,8 +14,9 @@ hundred stored rows instead of computing them at every view.
   write to the tables it is made of empties it (schema.sql), and until the next pass stores it
   again `today` computes its rows itself, so it never shows older figures than the tables hold.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
-  `orders_by_warehouse` with period=month, today) and for today and yesterday (`by_warehouse`), read while
-  warehouse_month_basis vouches for them as restock_now_basis does, written as restock_now is.
+  `orders_by_warehouse` with period=month, today) and for today and yesterday (`by_warehouse`),
+  read while warehouse_month_basis vouches for them as restock_now_basis does, written as
+  restock_now is.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
 # The pages of warehouse_month_now, every group: its name there, the canned query, the period and
 # how many days before today it ends (by_warehouse for today is the page «По складам» by group
 # opens with; for yesterday, the day a seller compares it with).
-WAREHOUSE_MONTH_PAGES = (("by_warehouse", "by_warehouse", "month", 0), ("orders_by_warehouse", "orders_by_warehouse", "month", 0),
-                         ("by_warehouse day", "by_warehouse", "day", 0), ("by_warehouse yesterday", "by_warehouse", "day", 1))
+WAREHOUSE_MONTH_PAGES = (("by_warehouse", "by_warehouse", "month", 0),
+                         ("orders_by_warehouse", "orders_by_warehouse", "month", 0),
+                         ("by_warehouse day", "by_warehouse", "day", 0),
+                         ("by_warehouse yesterday", "by_warehouse", "day", 1))
 WAREHOUSE_MONTH_COLUMNS = ("alias", "marketplace", "warehouse", "stock", "ordered", "bought", "returned",
                            "ordered_rub", "bought_rub")
 
