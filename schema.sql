@@ -2303,7 +2303,7 @@ END;
 -- than two days of order lines and buyouts (~70,000 at the reference seller, each looked up in
 -- a 10 GB file: ~85 ms). Kept from recent_minutes_floor's day on, which the collector moves to
 -- the day before yesterday at the start of every pass (Storage.keep_minutes_from): about a row
--- per line of three days, never a year's. day_minutes adds the raw lines before the floor.
+-- per line of three days, never a year's. A day before the floor is read from minute_lines.
 CREATE TABLE IF NOT EXISTS recent_minutes (
     day             TEXT NOT NULL,
     account         TEXT NOT NULL,
@@ -2343,13 +2343,8 @@ FROM (SELECT day, account, sku, coalesce(warehouse, '') AS warehouse, substr(ord
       FROM sales WHERE kind = 'sale' AND day >= (SELECT day FROM recent_minutes_floor))
 GROUP BY day, account, sku, warehouse, minute;
 
--- Any day's minutes per account x SKU x warehouse: as kept from the floor on, from the raw lines
--- before it (a day the viewer asks for is kept unless its clock is a day behind the collector's).
+-- (a view of a first version, which no query reads)
 DROP VIEW IF EXISTS day_minutes;
-CREATE VIEW day_minutes AS
-SELECT * FROM recent_minutes WHERE day >= (SELECT day FROM recent_minutes_floor)
-UNION ALL
-SELECT * FROM minute_lines WHERE day < coalesce((SELECT day FROM recent_minutes_floor), '9999-12-31');
 
 DROP TRIGGER IF EXISTS recent_minutes_order_added;
 CREATE TRIGGER recent_minutes_order_added AFTER INSERT ON orders

@@ -270,7 +270,6 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
         storage.db.execute("DROP VIEW marketplace_alias_warehouse_days_recomputed")
         storage.db.execute("DROP TABLE marketplace_alias_warehouse_days")
         storage.db.execute("DROP VIEW recent_minutes_recomputed")
-        storage.db.execute("DROP VIEW day_minutes")
         storage.db.execute("DROP TABLE recent_minutes")
         storage.db.execute("DROP TABLE recent_minutes_floor")
         storage.db.execute("PRAGMA user_version = 6")
@@ -400,7 +399,7 @@ def test_an_upgrade_to_schema_21_keeps_the_last_days_minutes(storage):
     random_history(storage, random.Random(30), steps=200)
     with storage.transaction():  # the database as schema version 20 left it
         for (name,) in storage.db.execute("SELECT name FROM sqlite_master WHERE type IN ('trigger', 'view') "
-                                          "AND (name LIKE 'recent_minutes%' OR name = 'day_minutes')").fetchall():
+                                          "AND name LIKE 'recent_minutes%'").fetchall():
             kind = "TRIGGER" if name.endswith(("_added", "_changed", "_removed")) else "VIEW"
             storage.db.execute(f"DROP {kind} {name}")
         storage.db.execute("DROP TABLE recent_minutes")
