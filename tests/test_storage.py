@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from collector import storage as storage_module
-from collector.records import OrderLine, StockLevel
+from collector.records import OrderLine, SaleEvent, StockLevel
 from collector.storage import SCHEMA_VERSION, Storage, StorageError
 
 
@@ -117,6 +117,31 @@ def test_order_upsert_updates_status_in_place_and_keeps_changed_at_while_unchang
         store.write_orders([replace(first, status="cancelled", is_cancelled=1, changed_at="2026-11-26T14:00:00+03:00")])
     assert rows(store, "SELECT count(*), status, is_cancelled, changed_at FROM orders") == [
         (1, "cancelled", 1, "2026-11-26T14:00:00+03:00")]
+
+
+def test_a_line_first_seen_delivered_or_cancelled_is_written_once_and_judged_with_its_sales(store):
+    """A backfill and a first pass meet most lines already delivered or cancelled: each is written
+    with its outcome on its own, as cheaply as an open line (its trigger had it written again, and
+    every summary with it), and still judged with the sales stored before it."""
+    def changes(lines):
+        before = store.db.conn.total_changes
+        with store.transaction():
+            store.write_orders(lines)
+        return store.db.conn.total_changes - before
+
+    changes([posting("0-1", "awaiting_packaging")])  # the day's summary rows exist from here on
+    open_line = changes([posting("1-1", "awaiting_packaging")])
+    assert changes([posting("2-1", "delivered")]) == open_line
+    assert changes([posting("3-1", "cancelled")]) <= open_line  # (a cancelled line adds to fewer minutes)
+    with store.transaction():  # a return stored before its posting
+        store.write_sales([SaleEvent(account="ozon-1", kind="return", sale_id="r-4", sku=11, order_id="4-1",
+                                     article="A", size="", barcode=None, warehouse=None,
+                                     sold_at="2026-11-27T10:00:00+03:00", day="2026-11-27", quantity=2,
+                                     amount_kopecks=20100, return_type=None, changed_at=None)])
+    changes([posting("4-1", "delivered")])
+    assert rows(store, "SELECT order_id, outcome FROM orders ORDER BY order_id") == [
+        ("0-1", "open"), ("1-1", "open"), ("2-1", "bought"), ("3-1", "not_bought"), ("4-1", "not_bought")]
+    assert set(store.summary_drift().values()) == {0}
 
 
 def test_a_failed_transaction_leaves_nothing_behind(store):
