@@ -53,6 +53,7 @@ from collector.viewer import datasette_command  # noqa: E402
 from collector.pipeline import run_pass  # noqa: E402
 from collector.sandbox import Sandbox, SandboxClock, SandboxConfig  # noqa: E402
 from collector.storage import Storage  # noqa: E402
+from tests.conftest import SMALL_SELLER  # noqa: E402
 
 MSK = ZoneInfo("Europe/Moscow")
 HISTORY_DAYS = 14          # days of collector passes before now: stock history, Ozon buyouts
@@ -91,7 +92,7 @@ def build_database(db: Path, aliases: Path) -> None:
     noon = datetime.now(MSK).replace(hour=12, minute=0, second=0, microsecond=0)
     now = max(now, noon.astimezone(timezone.utc))
     clock = SandboxClock(now - timedelta(days=HISTORY_DAYS))
-    with Sandbox(SandboxConfig(seed=1, rate_limit_factor=0.001), clock=clock) as sandbox:
+    with Sandbox(SandboxConfig(seed=1, rate_limit_factor=0.001, **SMALL_SELLER), clock=clock) as sandbox:
         settings = load_settings(env_file=None, environ={
             **sandbox.env(), "DATABASE_PATH": str(db), "ALIASES_FILE": str(aliases),
             "RATE_LIMIT_FACTOR": "0.001", "TIMEZONE": "Europe/Moscow"})

@@ -19,7 +19,7 @@ from collector.pipeline import run_pass
 from collector.sandbox import Fault, SandboxConfig
 from collector.sandbox.auth import READ_ONLY, STATISTICS
 from collector.sandbox.clock import day_number, to_us
-from tests.conftest import NOON_MSK, collector_environ, table
+from tests.conftest import NOON_MSK, SMALL_SELLER, collector_environ, table
 
 METADATA = Path(__file__).resolve().parent.parent / "metadata.yml"
 TODAY = date(2026, 11, 26)
@@ -80,7 +80,7 @@ def test_wb_stock_method_removed_fails_stocks_plainly_and_saves_the_rest(sandbox
 
 
 @pytest.mark.parametrize("sandbox_config", [SandboxConfig(seed=1, rate_limit_factor=0.001, wb_refresh_minutes=1,
-                                                          wb_statistics_off_at=NOON_MSK + timedelta(hours=3))])
+                                                          wb_statistics_off_at=NOON_MSK + timedelta(hours=3), **SMALL_SELLER)])
 def test_wb_statistics_switched_off_mid_day_moves_to_the_order_feed(sandbox, settings, storage, collect, clock):
     """WB switches supplier/orders and supplier/sales off at 15:00: the 17:00 pass moves to the
     order feed, and by evening the day's figures equal the seller's, none doubled or lost."""

@@ -74,7 +74,7 @@ def test_backfill_sets_unreadable_rows_aside_and_loads_the_rest(sandbox, setting
         "1 строка отложена", "1 строка отложена"]
 
 
-@pytest.mark.parametrize("sandbox_config", [SandboxConfig(seed=1, rate_limit_factor=0.001, wb_page_rows=300)])
+@pytest.mark.parametrize("sandbox_config", [SandboxConfig(seed=1, rate_limit_factor=0.001, wb_page_rows=300, **SMALL_SELLER)])
 def test_an_interrupted_backfill_resumes_where_it_stopped(sandbox, tmp_path, storage, clock):
     settings = load_settings(None, collector_environ(sandbox, tmp_path, WB_PAGE_ROWS="300", MAX_RETRY_WAIT="3"))
     steps = []

@@ -14,7 +14,7 @@ from collector.config import load_settings
 from collector.pipeline import run_pass
 from collector.sandbox import Fault, SandboxConfig
 from collector.sandbox.auth import ANALYTICS, READ_ONLY, STATISTICS
-from tests.conftest import collector_environ, table
+from tests.conftest import SMALL_SELLER, collector_environ, table
 
 BALANCE_COLUMNS = ("account, fetched_at, day, currency, current_kopecks, for_withdraw_kopecks, opening_kopecks, "
                    "accrued_kopecks, paid_kopecks, closing_kopecks")
@@ -198,7 +198,7 @@ def test_a_transient_balance_failure_is_retried_next_pass_without_a_rest(sandbox
 
 
 @pytest.mark.parametrize("sandbox_config", [SandboxConfig(seed=1, rate_limit_factor=0.001, wb_refresh_minutes=1,
-                                                          ozon_split_sku_every=3)])
+                                                          ozon_split_sku_every=3, **SMALL_SELLER)])
 def test_ozon_stock_is_asked_by_the_fbo_sku_where_it_is_not_the_listed_one(sandbox, storage, collect, clock):
     store = sandbox.seller.ozon("ozon-1")
     split = [p for i, p in enumerate(store.products) if i % 3 == 0 and not p.archived]

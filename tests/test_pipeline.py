@@ -9,7 +9,7 @@ from collector.config import load_settings
 from collector.pipeline import DATASETS, run_pass
 from collector.sandbox import Fault, SandboxConfig
 from collector.sandbox.clock import to_us
-from tests.conftest import collector_environ, table
+from tests.conftest import SMALL_SELLER, collector_environ, table
 
 TODAY = date(2026, 11, 26)
 ACCOUNTS = ("wb-1", "ozon-1", "ozon-2")
@@ -92,9 +92,9 @@ def test_stock_is_written_only_where_it_changed(sandbox, storage, collect, clock
 
 
 @pytest.mark.parametrize("sandbox_config", [SandboxConfig(seed=1, rate_limit_factor=0.001, wb_refresh_minutes=1,
-                                                          wb_page_rows=20)])
+                                                          wb_page_rows=10, **SMALL_SELLER)])
 def test_wb_paging_reaches_every_row_once(sandbox, tmp_path, storage, clock):
-    settings = load_settings(None, collector_environ(sandbox, tmp_path, WB_PAGE_ROWS="20"))
+    settings = load_settings(None, collector_environ(sandbox, tmp_path, WB_PAGE_ROWS="10"))
     assert run_pass(settings, storage, clock=clock.now, datasets=("orders",)).status == "ok"
     pages = [r for r in sandbox.request_log if r.path.startswith("/api/v1/supplier/orders")]
     truth = sandbox.seller.ordered_units("wb-1", TODAY, clock.now())
