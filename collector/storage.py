@@ -24,7 +24,7 @@ from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 21
+SCHEMA_VERSION = 22
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -85,6 +85,7 @@ FILLS: dict[int, str] = {
     INSERT OR IGNORE INTO recent_minutes_floor (id, day)
     SELECT 1, date(max(day), '-2 days') FROM minute_totals HAVING max(day) IS NOT NULL;
     """ + refill_sql("recent_minutes"),
+    22: refill_sql("marketplace_alias_warehouses"),
     # An order line is judged by units: a line partly returned is bought but for the units
     # returned. Only lines with a return can change; the triggers carry each change through
     # daily_figures to every summary, as a pass's writes would.
@@ -120,7 +121,8 @@ SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku
              ("alias_warehouse_months", "alias_warehouse_months_recomputed", 4),
              ("alias_months", "alias_months_recomputed", 3),
              ("marketplace_alias_warehouse_days", "marketplace_alias_warehouse_days_recomputed", 4),
-             ("recent_minutes", "recent_minutes_recomputed", 5))
+             ("recent_minutes", "recent_minutes_recomputed", 5),
+             ("marketplace_alias_warehouses", "marketplace_alias_warehouses_recomputed", 3))
 
 
 def create_statement(table: str) -> str:
@@ -753,7 +755,7 @@ UPDATE stock_current SET first_day = (
 """ + refill_sql("sku_days", "sku_stock", "sku_names", "summary_days", "alias_days", "alias_stock",
                  "minute_totals", "alias_warehouse_stock", "alias_warehouse_first_days", "account_days", "alias_warehouse_days",
                  "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months", "alias_months",
-                 "marketplace_alias_warehouse_days", "recent_minutes") + """
+                 "marketplace_alias_warehouse_days", "recent_minutes", "marketplace_alias_warehouses") + """
 DELETE FROM today_now;
 UPDATE restock_now_basis SET in_step = 0;
 UPDATE warehouse_month_basis SET in_step = 0;

@@ -238,7 +238,8 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     anew; schema 15 judges partly returned order lines again; schema 16 renames
     the triggers that clear it; schema 17 makes restock_now anew; schema 18 adds the order cohort
     per warehouse; schema 19 keys alias_warehouse_days anew; schema 20 fills
-    marketplace_alias_warehouse_days; schema 21 recent_minutes), from what version 6 kept,
+    marketplace_alias_warehouse_days; schema 21 recent_minutes; schema 22
+    marketplace_alias_warehouses), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -272,29 +273,32 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
         storage.db.execute("DROP VIEW recent_minutes_recomputed")
         storage.db.execute("DROP TABLE recent_minutes")
         storage.db.execute("DROP TABLE recent_minutes_floor")
+        storage.db.execute("DROP VIEW marketplace_alias_warehouses_recomputed")
+        storage.db.execute("DROP TABLE marketplace_alias_warehouses")
         storage.db.execute("PRAGMA user_version = 6")
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 21
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 22
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 21: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 19)")] == [f"{n} of 19)" for n in range(1, 20)]
-    assert "upgrading the database from schema 6 to 21: schema 7: filling alias_warehouse_days, alias_warehouse_stock (8 of 19)" in said
-    assert "upgrading the database from schema 6 to 21: schema 8: filling marketplace_alias_days (9 of 19)" in said
-    assert "upgrading the database from schema 6 to 21: schema 9: filling account_warehouse_days (10 of 19)" in said
-    assert "upgrading the database from schema 6 to 21: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (11 of 19)" in said
-    assert "upgrading the database from schema 6 to 21: schema 11: filling alias_warehouse_months (12 of 19)" in said
-    assert "upgrading the database from schema 6 to 21: schema 12: filling alias_months (13 of 19)" in said
-    assert "upgrading the database from schema 6 to 21: schema 13: filling alias_warehouse_days (14 of 19)" in said
-    assert "upgrading the database from schema 6 to 21: schema 15: filling orders (15 of 19)" in said
-    assert ("upgrading the database from schema 6 to 21: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (16 of 19)") in said
-    assert "upgrading the database from schema 6 to 21: schema 20: filling marketplace_alias_warehouse_days (17 of 19)" in said
-    assert "upgrading the database from schema 6 to 21: schema 21: filling recent_minutes (18 of 19)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 22: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 20)")] == [f"{n} of 20)" for n in range(1, 21)]
+    assert "upgrading the database from schema 6 to 22: schema 7: filling alias_warehouse_days, alias_warehouse_stock (8 of 20)" in said
+    assert "upgrading the database from schema 6 to 22: schema 8: filling marketplace_alias_days (9 of 20)" in said
+    assert "upgrading the database from schema 6 to 22: schema 9: filling account_warehouse_days (10 of 20)" in said
+    assert "upgrading the database from schema 6 to 22: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (11 of 20)" in said
+    assert "upgrading the database from schema 6 to 22: schema 11: filling alias_warehouse_months (12 of 20)" in said
+    assert "upgrading the database from schema 6 to 22: schema 12: filling alias_months (13 of 20)" in said
+    assert "upgrading the database from schema 6 to 22: schema 13: filling alias_warehouse_days (14 of 20)" in said
+    assert "upgrading the database from schema 6 to 22: schema 15: filling orders (15 of 20)" in said
+    assert ("upgrading the database from schema 6 to 22: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (16 of 20)") in said
+    assert "upgrading the database from schema 6 to 22: schema 20: filling marketplace_alias_warehouse_days (17 of 20)" in said
+    assert "upgrading the database from schema 6 to 22: schema 21: filling recent_minutes (18 of 20)" in said
+    assert "upgrading the database from schema 6 to 22: schema 22: filling marketplace_alias_warehouses (19 of 20)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 21 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 22 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
@@ -413,6 +417,31 @@ def test_an_upgrade_to_schema_21_keeps_the_last_days_minutes(storage):
     assert kept == recomputed and any(row[0] == "recent_minutes" for row in kept)
     random_history(storage, random.Random(31), steps=100)
     assert kept_and_recomputed(storage.db)[0] == kept_and_recomputed(storage.db)[1]
+
+
+def test_an_upgrade_to_schema_22_lists_the_places_and_keeps_them_in_step(storage):
+    """Schema 22 counts the days that moved per place of marketplace_alias_warehouse_days
+    (marketplace_alias_warehouses), filled at the upgrade; its triggers then keep it, SKUs moved
+    between groups and back too."""
+    random_history(storage, random.Random(50), steps=200)
+    with storage.transaction():  # the database as schema version 21 left it
+        for change in ("added", "changed", "removed"):
+            storage.db.execute(f"DROP TRIGGER marketplace_alias_warehouses_{change}")
+        storage.db.execute("DROP VIEW marketplace_alias_warehouses_recomputed")
+        storage.db.execute("DROP TABLE marketplace_alias_warehouses")
+        storage.db.execute("PRAGMA user_version = 21")
+    assert storage.migrate() == 21 and storage.schema_version == SCHEMA_VERSION
+    kept, recomputed = kept_and_recomputed(storage.db)
+    assert kept == recomputed and sum(row[0] == "marketplace_alias_warehouses" for row in kept) > 5
+    rng = random.Random(51)
+    groups = set()
+    for aliases in ([("ozon", "1", "Группа", 1), ("wb", "2", "Группа", 2)], [("ozon", "1", "Другая", 1)], []):
+        random_history(storage, rng, steps=60)
+        storage.replace_aliases(aliases)  # every day of a SKU moves to another group, and back
+        kept, recomputed = kept_and_recomputed(storage.db)
+        assert kept == recomputed
+        groups |= {row[3] for row in kept if row[0] == "marketplace_alias_warehouses"}
+    assert {"Группа", "Другая"} <= groups
 
 
 def test_the_minutes_kept_follow_their_floor_either_way(storage):
