@@ -39,7 +39,7 @@ from pathlib import Path
 from collector import maintenance
 from collector.config import load_settings
 from collector.ozon import normalize as ozon_norm
-from collector.pipeline import minutes_kept_from, refresh_kept
+from collector.pipeline import refresh_kept
 from collector.records import OrderLine, SaleEvent, gc_paused
 from collector.sandbox.clock import DAY, MINUTE, msk_day, msk_day_start, to_us
 from collector.sandbox.ozon_shapes import posting_json, return_json
@@ -125,7 +125,7 @@ def generate(path: Path, config, start: datetime, end: datetime, *, write_stock_
     storage.migrate()
     storage.save_accounts((name, a.marketplace, name) for name, a in seller.accounts.items())
     storage.replace_aliases(reference_aliases(seller), now=iso(end, zone))
-    storage.keep_minutes_from(minutes_kept_from(end, zone))  # as the last pass would
+    storage.keep_recent_minutes(end, zone)  # as the last pass would
     if bulk:
         with storage.transaction() as db:
             for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():

@@ -70,6 +70,7 @@ def backfill(settings: Settings, storage: Storage, days: int, progress: Progress
     """Load the last `days` days for every account: rows read per account x dataset, or the
     error that stopped it (what was written before the error stays, and a rerun resumes)."""
     storage.save_accounts((a.account, a.marketplace, a.label) for a in settings.accounts)
+    storage.keep_recent_minutes(clock(), settings.timezone)
     outcome: dict[tuple[str, str], int | str] = {}
     for account in settings.accounts:
         for dataset in ("orders", "sales"):

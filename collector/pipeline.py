@@ -14,10 +14,9 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
-from zoneinfo import ZoneInfo
 
 from collector import alerts, aliases, kept, logs, optional, rejects
 from collector.config import Account, Settings
@@ -27,7 +26,7 @@ from collector.ozon import client as ozon_api
 from collector.ozon import datasets as ozon_datasets
 from collector.records import BadRecord
 from collector.storage import SCHEMA_VERSION, Storage, StorageError
-from collector.timeutil import iso, local_day, parse_day, utc_now
+from collector.timeutil import iso, utc_now
 from collector.wb import client as wb_api
 from collector.wb import datasets as wb_datasets
 
@@ -94,7 +93,7 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
     started = clock()
     storage.save_accounts((a.account, a.marketplace, a.label) for a in settings.accounts)
     sync_aliases(settings, storage, started)
-    storage.keep_minutes_from(minutes_kept_from(started, settings.timezone))
+    storage.keep_recent_minutes(started, settings.timezone)
     run_id = storage.start_run(iso(started, settings.timezone), trigger)
     with ThreadPoolExecutor(max_workers=max(1, len(settings.accounts)), thread_name_prefix="account") as pool:
         per_account = pool.map(lambda account: collect_account(settings, storage, account, run_id, datasets, clock),
@@ -119,12 +118,6 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
     refresh_kept(settings, storage, clock())
     alerts.after_pass(settings, storage, run_id, clock)
     return PassResult(run_id, status, results)
-
-
-def minutes_kept_from(now: datetime, zone: ZoneInfo) -> str:
-    """The first day recent_minutes keeps: the day before yesterday, so that a viewer whose
-    clock is still on the evening before the pass's midnight finds its yesterday kept too."""
-    return (parse_day(local_day(now, zone)) - timedelta(days=2)).isoformat()
 
 
 def upgrade(settings: Settings, storage: Storage) -> None:

@@ -13,15 +13,18 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from functools import cache
 from operator import attrgetter
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
 from collector import logs
 from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
+from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 SCHEMA_VERSION = 22
@@ -347,6 +350,12 @@ class Storage:
 
     def summary_drift(self) -> dict[str, int]:
         return summary_drift(self.db)
+
+    def keep_recent_minutes(self, now: datetime, zone: ZoneInfo) -> None:
+        """Keep recent_minutes from the day before yesterday (local) on: a viewer whose clock is
+        still on the evening before the writer's midnight finds its yesterday kept too. Before a
+        pass or a backfill writes, so that its lines' minutes are kept as they arrive."""
+        self.keep_minutes_from(minutes_kept_from(now, zone))
 
     def keep_minutes_from(self, day: str) -> None:
         """Move recent_minutes' floor to `day`: the days before it dropped, the days from it on
@@ -682,6 +691,11 @@ class Storage:
 
     def _executemany(self, sql: str, rows: Iterable[tuple]) -> None:
         self.db.conn.executemany(sql, rows)
+
+
+def minutes_kept_from(now: datetime, zone: ZoneInfo) -> str:
+    """The first day recent_minutes keeps at `now`: the day before yesterday in `zone`."""
+    return (parse_day(local_day(now, zone)) - timedelta(days=2)).isoformat()
 
 
 def filled_tables(script: str) -> str:

@@ -102,6 +102,18 @@ def test_an_interrupted_backfill_resumes_where_it_stopped(sandbox, tmp_path, sto
         truth_by_day(sandbox, "wb-1", clock.now())
 
 
+def test_a_backfill_on_a_new_database_keeps_the_last_days_minutes_as_a_pass_would(sandbox, tmp_path, storage, clock):
+    """Before any pass, a backfill keeps recent_minutes from the day before yesterday on, so the
+    dashboard filtered by a group or a warehouse reads them rather than the raw lines."""
+    settings = load_settings(None, collector_environ(sandbox, tmp_path))
+    assert table(storage, "SELECT day FROM recent_minutes_floor") == []
+    backfill(settings, storage, 5, lambda *step: None, clock=clock.now)
+    assert table(storage, "SELECT day FROM recent_minutes_floor") == [("2026-11-24",)]  # NOON_MSK is the 26th
+    kept = table(storage, "SELECT * FROM recent_minutes ORDER BY 1, 2, 3, 4, 5")
+    assert kept and kept == table(storage, "SELECT * FROM recent_minutes_recomputed ORDER BY 1, 2, 3, 4, 5")
+    assert {row[0] for row in kept} == {"2026-11-24", "2026-11-25", "2026-11-26"}
+
+
 def mp(*args, env, cwd, **kwargs):
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("WB_", "OZON_")) and k not in ("INVOCATION_ID", "JOURNAL_STREAM")}
