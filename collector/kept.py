@@ -10,7 +10,7 @@ hundred stored rows instead of computing them at every view.
   vouches for them (nothing written since, same day and settings), and computes them otherwise.
   Only the rows that differ from those kept at their places are written.
 - `today_now`: `today` for today, every group (the dashboard's table by group, the page a seller
-  opens most). `today` reads it only while it is whole and its day is the viewer's today: any
+  opens most), and for the week and the month to today. `today` reads it only while it is whole and its day is the viewer's today: any
   write to the tables it is made of empties it (schema.sql), and until the next pass stores it
   again `today` computes its rows itself, so it never shows older figures than the tables hold.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
@@ -73,17 +73,24 @@ def sorting_in_memory(storage: Storage):
         storage.db.execute("PRAGMA temp_store = DEFAULT")
 
 
+# The periods of today_now: its days, and `today`'s period parameter for them.
+TODAY_PERIODS = ((1, ""), (7, "week"), (30, "month"))
+
+
 def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
-    """Replace today_now with the rows of `today` for the day of `now`; their number. Emptied
-    first in the same transaction, so that the query computes them rather than read the old ones;
-    a reader sees the old rows or the new, never none."""
+    """Replace today_now with the rows of `today` for the day of `now`, for each period; their
+    number. Emptied first in the same transaction, so that the query computes them rather than
+    read the old ones; a reader sees the old rows or the new, never none."""
     queries = CannedQueries(storage.db.conn, settings, now)
+    written = 0
     with storage.transaction():
         storage.db.execute("DELETE FROM today_now")
-        rows = queries.rows("today") or []
-        _insert(storage, "today_now", rows, day=now.astimezone(settings.timezone).date().isoformat(),
-                computed_at=iso(now, settings.timezone))
-    return len(rows)
+        for days, period in TODAY_PERIODS:
+            rows = queries.rows("today", period=period) or []
+            _insert(storage, "today_now", rows, days=days, day=now.astimezone(settings.timezone).date().isoformat(),
+                    computed_at=iso(now, settings.timezone))
+            written += len(rows)
+    return written
 
 
 # The pages of warehouse_month_now, every group: its name there, the canned query, the period and

@@ -27,7 +27,7 @@ from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 22
+SCHEMA_VERSION = 23
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -247,6 +247,9 @@ MIGRATIONS: dict[int, str] = {
     """,
     # alias_warehouse_days keyed (day, warehouse, account, alias): one warehouse's days are key ranges
     19: rekeyed("alias_warehouse_days"),
+    # today_now keeps the week and the month too, keyed by its period: made anew (the pages kept
+    # ready are computed again right after an upgrade)
+    23: "DROP TABLE IF EXISTS today_now;",
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log

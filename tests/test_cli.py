@@ -121,7 +121,7 @@ def test_aliases_load_regroups_the_pages_kept_ready_at_once(live_sandbox, tmp_pa
         ozon = "SELECT DISTINCT alias FROM restock_now WHERE marketplace = 'ozon' AND alias IN (?, 'Новая группа')"
         assert database.execute(ozon, (article,)).fetchall() == [("Новая группа",)]
         # the group comes first in «Сегодня», as the aliases file lists it
-        assert database.execute("SELECT alias FROM today_now ORDER BY position LIMIT 1").fetchall() == [
+        assert database.execute("SELECT alias FROM today_now WHERE days = 1 ORDER BY position LIMIT 1").fetchall() == [
             ("Новая группа",)]
 
 

@@ -327,12 +327,25 @@ def test_today_reads_the_rows_kept_after_the_pass_only_while_nothing_was_written
     build_database(path)
     ds = Datasette([str(path)], metadata=load_metadata())
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT count(*), min(day), max(day) FROM today_now").fetchone() == (len(TODAY_ROWS), T, T)
-    # A kept figure made visible: read as kept without a filter, computed with one.
+    assert conn.execute("SELECT count(*), min(day), max(day) FROM today_now WHERE days = 1").fetchone() == (
+        len(TODAY_ROWS), T, T)
+    # The kept rows of each period are the rows computed for it.
+    pages = {period: query(ds, "today", period=period) for period in ("", "week", "month")}
     with conn:
-        conn.execute("UPDATE today_now SET wb_ordered = 99 WHERE alias = 'Кронштейны'")
+        conn.execute("DELETE FROM today_now")
+    assert {period: query(ds, "today", period=period) for period in pages} == pages
+    refresh_kept(load_settings(None, {"DATABASE_PATH": str(path)}), Storage(path),
+                 datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    # A kept figure made visible: read as kept without a filter, for its own period only;
+    # computed with a filter.
+    with conn:
+        conn.execute("UPDATE today_now SET wb_ordered = 99 WHERE alias = 'Кронштейны' AND days = 1")
+        conn.execute("UPDATE today_now SET wb_ordered = 77 WHERE alias = 'Кронштейны' AND days = 30")
     assert query(ds, "today")[0] == ("Кронштейны", 22, 99, 2, 1, 51, 3, 3, 1)
-    assert query(ds, "today", period="day") == TODAY_ROWS
+    assert query(ds, "today", period="day")[0] == ("Кронштейны", 22, 99, 2, 1, 51, 3, 3, 1)
+    assert query(ds, "today", period="month")[0][:3] == ("Кронштейны", 22, 77)
+    assert query(ds, "today", period="week") == pages["week"]
+    assert query(ds, "today", marketplace="wb")[0][:3] == ("Кронштейны", 22, 4)
     # The next day, before a pass: computed, with nothing ordered yet.
     assert query(ds, "today", at="2026-11-26T21:00:01Z") == NEXT_DAY_ROWS
     # Any write to what today is made of empties it: o1 cancelled, one unit less.
@@ -345,7 +358,7 @@ def test_today_reads_the_rows_kept_after_the_pass_only_while_nothing_was_written
     store = Storage(path)
     kept.refresh_today(load_settings(None, {"DATABASE_PATH": str(path)}), store,
                        datetime.fromisoformat(NOON.replace("Z", "+00:00")))
-    assert store.db.execute("SELECT count(*) FROM today_now").fetchone()[0] == len(TODAY_ROWS)
+    assert store.db.execute("SELECT count(*) FROM today_now WHERE days = 1").fetchone()[0] == len(TODAY_ROWS)
     store.rebuild_summaries()
     assert store.db.execute("SELECT count(*) FROM today_now").fetchone()[0] == 0
     store.close()

@@ -239,7 +239,7 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     the triggers that clear it; schema 17 makes restock_now anew; schema 18 adds the order cohort
     per warehouse; schema 19 keys alias_warehouse_days anew; schema 20 fills
     marketplace_alias_warehouse_days; schema 21 recent_minutes; schema 22
-    marketplace_alias_warehouses), from what version 6 kept,
+    marketplace_alias_warehouses; schema 23 makes today_now anew, with its week and month), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -279,26 +279,26 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 22
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 23
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 22: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 20)")] == [f"{n} of 20)" for n in range(1, 21)]
-    assert "upgrading the database from schema 6 to 22: schema 7: filling alias_warehouse_days, alias_warehouse_stock (8 of 20)" in said
-    assert "upgrading the database from schema 6 to 22: schema 8: filling marketplace_alias_days (9 of 20)" in said
-    assert "upgrading the database from schema 6 to 22: schema 9: filling account_warehouse_days (10 of 20)" in said
-    assert "upgrading the database from schema 6 to 22: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (11 of 20)" in said
-    assert "upgrading the database from schema 6 to 22: schema 11: filling alias_warehouse_months (12 of 20)" in said
-    assert "upgrading the database from schema 6 to 22: schema 12: filling alias_months (13 of 20)" in said
-    assert "upgrading the database from schema 6 to 22: schema 13: filling alias_warehouse_days (14 of 20)" in said
-    assert "upgrading the database from schema 6 to 22: schema 15: filling orders (15 of 20)" in said
-    assert ("upgrading the database from schema 6 to 22: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (16 of 20)") in said
-    assert "upgrading the database from schema 6 to 22: schema 20: filling marketplace_alias_warehouse_days (17 of 20)" in said
-    assert "upgrading the database from schema 6 to 22: schema 21: filling recent_minutes (18 of 20)" in said
-    assert "upgrading the database from schema 6 to 22: schema 22: filling marketplace_alias_warehouses (19 of 20)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 23: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 21)")] == [f"{n} of 21)" for n in range(1, 22)]
+    assert "upgrading the database from schema 6 to 23: schema 7: filling alias_warehouse_days, alias_warehouse_stock (9 of 21)" in said
+    assert "upgrading the database from schema 6 to 23: schema 8: filling marketplace_alias_days (10 of 21)" in said
+    assert "upgrading the database from schema 6 to 23: schema 9: filling account_warehouse_days (11 of 21)" in said
+    assert "upgrading the database from schema 6 to 23: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (12 of 21)" in said
+    assert "upgrading the database from schema 6 to 23: schema 11: filling alias_warehouse_months (13 of 21)" in said
+    assert "upgrading the database from schema 6 to 23: schema 12: filling alias_months (14 of 21)" in said
+    assert "upgrading the database from schema 6 to 23: schema 13: filling alias_warehouse_days (15 of 21)" in said
+    assert "upgrading the database from schema 6 to 23: schema 15: filling orders (16 of 21)" in said
+    assert ("upgrading the database from schema 6 to 23: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (17 of 21)") in said
+    assert "upgrading the database from schema 6 to 23: schema 20: filling marketplace_alias_warehouse_days (18 of 21)" in said
+    assert "upgrading the database from schema 6 to 23: schema 21: filling recent_minutes (19 of 21)" in said
+    assert "upgrading the database from schema 6 to 23: schema 22: filling marketplace_alias_warehouses (20 of 21)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 22 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 23 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
@@ -442,6 +442,28 @@ def test_an_upgrade_to_schema_22_lists_the_places_and_keeps_them_in_step(storage
         assert kept == recomputed
         groups |= {row[3] for row in kept if row[0] == "marketplace_alias_warehouses"}
     assert {"Группа", "Другая"} <= groups
+
+
+def test_an_upgrade_to_schema_23_keeps_today_for_the_week_and_the_month_at_once(storage, tmp_path):
+    """Schema 23 makes today_now anew, keyed by its period; the upgrade computes the pages kept
+    ready at once, so «Сегодня» for the day, the week and the month are read as kept."""
+    from collector.config import load_settings
+    from collector.pipeline import upgrade
+
+    random_history(storage, random.Random(60), steps=100)
+    storage.replace_aliases([("ozon", "1", "Группа", 1), ("wb", "2", "Другая", 2)])
+    with storage.transaction():  # the database as schema version 22 left it
+        storage.db.execute("DROP TABLE today_now")
+        storage.db.execute("CREATE TABLE today_now (position INTEGER PRIMARY KEY, alias TEXT NOT NULL, "
+                           "day TEXT NOT NULL, computed_at TEXT NOT NULL)")
+        storage.db.execute("INSERT INTO today_now VALUES (1, 'Группа', '2026-11-26', '2026-11-26T12:00:00+03:00')")
+        storage.db.execute("PRAGMA user_version = 22")
+    upgrade(load_settings(None, {"DATABASE_PATH": str(storage.path), "ALIASES_FILE": str(tmp_path / "none.csv")}),
+            storage)
+    assert storage.schema_version == SCHEMA_VERSION
+    kept = storage.db.execute("SELECT days, alias FROM today_now ORDER BY days, position").fetchall()
+    assert {days for days, _ in kept} == {1, 7, 30}
+    assert [alias for days, alias in kept if days == 30][:2] == ["Группа", "Другая"]
 
 
 def test_the_minutes_kept_follow_their_floor_either_way(storage):
