@@ -339,6 +339,21 @@ CREATE TABLE IF NOT EXISTS today_now (
     PRIMARY KEY (days, position)
 ) WITHOUT ROWID;
 
+-- `buyout` for the last 30 days, every group (the dashboard's «Выкуп» table, its heaviest chart:
+-- 30 days of order cohort per marketplace x group, 25-40 ms at a year), stored by the collector
+-- after every pass (collector/kept.py) in the query's order and read by it for today without a
+-- filter; emptied with today_now by any write to what it is made of (the triggers below).
+CREATE TABLE IF NOT EXISTS buyout_now (
+    position    INTEGER PRIMARY KEY,
+    alias       TEXT NOT NULL,
+    marketplace TEXT NOT NULL,
+    ordered     INTEGER NOT NULL,
+    bought      INTEGER NOT NULL,
+    not_bought  INTEGER NOT NULL,
+    day         TEXT NOT NULL,
+    computed_at TEXT NOT NULL
+);
+
 -- «По складам» per group for the last 30 days, every group (`by_warehouse` and
 -- `orders_by_warehouse` with period=month for today): at a big seller's year each sorts ~270,000
 -- rows of alias_warehouse_days (30 days) into ~17,000 groups x warehouses, 0.2-0.4 s, too long
@@ -2683,45 +2698,46 @@ LEFT JOIN sku_names nm ON nm.account = k.account AND nm.sku = k.sku
 ORDER BY k.account, k.sku, k.size, k.warehouse;
 
 -- ---------------------------------------------------------------------------------------------
--- today_now is emptied by the first write of a pass to what `today` reads for today (its groups'
--- days and stock, the aliases' order, the accounts' marketplaces); the rest find it empty.
+-- today_now and buyout_now are emptied by the first write of a pass to what `today` and `buyout`
+-- read for today (their groups' days, of which marketplace_alias_days is made, and stock, the
+-- aliases' order, the accounts' marketplaces); the rest find them empty.
 
 DROP TRIGGER IF EXISTS today_now_alias_days_added;
-CREATE TRIGGER today_now_alias_days_added AFTER INSERT ON alias_days WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_alias_days_added AFTER INSERT ON alias_days WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_alias_days_changed;
-CREATE TRIGGER today_now_alias_days_changed AFTER UPDATE ON alias_days WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_alias_days_changed AFTER UPDATE ON alias_days WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_alias_days_removed;
-CREATE TRIGGER today_now_alias_days_removed AFTER DELETE ON alias_days WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_alias_days_removed AFTER DELETE ON alias_days WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_alias_stock_added;
-CREATE TRIGGER today_now_alias_stock_added AFTER INSERT ON alias_stock WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_alias_stock_added AFTER INSERT ON alias_stock WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_alias_stock_changed;
-CREATE TRIGGER today_now_alias_stock_changed AFTER UPDATE ON alias_stock WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_alias_stock_changed AFTER UPDATE ON alias_stock WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_alias_stock_removed;
-CREATE TRIGGER today_now_alias_stock_removed AFTER DELETE ON alias_stock WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_alias_stock_removed AFTER DELETE ON alias_stock WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_sku_aliases_added;
-CREATE TRIGGER today_now_sku_aliases_added AFTER INSERT ON sku_aliases WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_sku_aliases_added AFTER INSERT ON sku_aliases WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_sku_aliases_changed;
-CREATE TRIGGER today_now_sku_aliases_changed AFTER UPDATE ON sku_aliases WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_sku_aliases_changed AFTER UPDATE ON sku_aliases WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_sku_aliases_removed;
-CREATE TRIGGER today_now_sku_aliases_removed AFTER DELETE ON sku_aliases WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_sku_aliases_removed AFTER DELETE ON sku_aliases WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_accounts_added;
-CREATE TRIGGER today_now_accounts_added AFTER INSERT ON accounts WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_accounts_added AFTER INSERT ON accounts WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_accounts_changed;
-CREATE TRIGGER today_now_accounts_changed AFTER UPDATE ON accounts WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_accounts_changed AFTER UPDATE ON accounts WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 DROP TRIGGER IF EXISTS today_now_accounts_removed;
-CREATE TRIGGER today_now_accounts_removed AFTER DELETE ON accounts WHEN EXISTS (SELECT 1 FROM today_now)
-BEGIN DELETE FROM today_now; END;
+CREATE TRIGGER today_now_accounts_removed AFTER DELETE ON accounts WHEN EXISTS (SELECT 1 FROM today_now) OR EXISTS (SELECT 1 FROM buyout_now)
+BEGIN DELETE FROM today_now; DELETE FROM buyout_now; END;
 
 -- ---------------------------------------------------------------------------------------------
 -- The bases of the pages kept ready (restock_now_basis, warehouse_month_basis) stop vouching for

@@ -122,7 +122,7 @@ def aliases_load(ctx: click.Context, file: Path) -> None:
 
 
 def keep_pages_ready(settings, storage) -> None:
-    """Recompute the pages kept ready (restock_now, today_now, warehouse_month_now:
+    """Recompute the pages kept ready (restock_now, today_now, buyout_now, warehouse_month_now:
     collector/kept.py) now rather than at the next pass, after a command that rewrote what they
     are made of: the groups, the history, the summaries. Until then «Заканчивается» and the
     alerts would name the old groups."""

@@ -13,6 +13,8 @@ hundred stored rows instead of computing them at every view.
   opens most), and for the week and the month to today. `today` reads it only while it is whole and its day is the viewer's today: any
   write to the tables it is made of empties it (schema.sql), and until the next pass stores it
   again `today` computes its rows itself, so it never shows older figures than the tables hold.
+- `buyout_now`: `buyout` for the last 30 days, every group (the dashboard's «Выкуп»), kept and
+  emptied as today_now is.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
   `orders_by_warehouse` with period=month, today) and for today and yesterday (`by_warehouse`),
   read while warehouse_month_basis vouches for them as restock_now_basis does, written as
@@ -91,6 +93,21 @@ def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
                     computed_at=iso(now, settings.timezone))
             written += len(rows)
     return written
+
+
+BUYOUT_COLUMNS = ("alias", "marketplace", "ordered", "bought", "not_bought")
+
+
+def refresh_buyout(settings: Settings, storage: Storage, now: datetime) -> int:
+    """Replace buyout_now with the rows of `buyout` for the 30 days to the day of `now` (the
+    dashboard's «Выкуп»); their number. As today_now: emptied first in the same transaction."""
+    queries = CannedQueries(storage.db.conn, settings, now)
+    with storage.transaction():
+        storage.db.execute("DELETE FROM buyout_now")
+        rows = [{name: row[name] for name in BUYOUT_COLUMNS} for row in queries.rows("buyout") or []]
+        _insert(storage, "buyout_now", rows, day=now.astimezone(settings.timezone).date().isoformat(),
+                computed_at=iso(now, settings.timezone))
+    return len(rows)
 
 
 # The pages of warehouse_month_now, every group: its name there, the canned query, the period and

@@ -131,7 +131,7 @@ def upgrade(settings: Settings, storage: Storage) -> None:
 
 def refresh_kept(settings: Settings, storage: Storage, now: datetime) -> None:
     for name, refresh in (("restock", kept.refresh_restock), ("today", kept.refresh_today),
-                          ("warehouse month", kept.refresh_warehouse_month)):
+                          ("buyout", kept.refresh_buyout), ("warehouse month", kept.refresh_warehouse_month)):
         started = time.monotonic()
         try:
             rows = refresh(settings, storage, now)

@@ -27,7 +27,7 @@ from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 23
+SCHEMA_VERSION = 24
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -774,6 +774,7 @@ UPDATE stock_current SET first_day = (
                  "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months", "alias_months",
                  "marketplace_alias_warehouse_days", "recent_minutes", "marketplace_alias_warehouses") + """
 DELETE FROM today_now;
+DELETE FROM buyout_now;
 UPDATE restock_now_basis SET in_step = 0;
 UPDATE warehouse_month_basis SET in_step = 0;
 DELETE FROM order_warehouses;

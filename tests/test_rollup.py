@@ -279,26 +279,26 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 23
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 24
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 23: ")]
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 24: ")]
     assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 21)")] == [f"{n} of 21)" for n in range(1, 22)]
-    assert "upgrading the database from schema 6 to 23: schema 7: filling alias_warehouse_days, alias_warehouse_stock (9 of 21)" in said
-    assert "upgrading the database from schema 6 to 23: schema 8: filling marketplace_alias_days (10 of 21)" in said
-    assert "upgrading the database from schema 6 to 23: schema 9: filling account_warehouse_days (11 of 21)" in said
-    assert "upgrading the database from schema 6 to 23: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (12 of 21)" in said
-    assert "upgrading the database from schema 6 to 23: schema 11: filling alias_warehouse_months (13 of 21)" in said
-    assert "upgrading the database from schema 6 to 23: schema 12: filling alias_months (14 of 21)" in said
-    assert "upgrading the database from schema 6 to 23: schema 13: filling alias_warehouse_days (15 of 21)" in said
-    assert "upgrading the database from schema 6 to 23: schema 15: filling orders (16 of 21)" in said
-    assert ("upgrading the database from schema 6 to 23: schema 18: filling alias_warehouse_days, "
+    assert "upgrading the database from schema 6 to 24: schema 7: filling alias_warehouse_days, alias_warehouse_stock (9 of 21)" in said
+    assert "upgrading the database from schema 6 to 24: schema 8: filling marketplace_alias_days (10 of 21)" in said
+    assert "upgrading the database from schema 6 to 24: schema 9: filling account_warehouse_days (11 of 21)" in said
+    assert "upgrading the database from schema 6 to 24: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (12 of 21)" in said
+    assert "upgrading the database from schema 6 to 24: schema 11: filling alias_warehouse_months (13 of 21)" in said
+    assert "upgrading the database from schema 6 to 24: schema 12: filling alias_months (14 of 21)" in said
+    assert "upgrading the database from schema 6 to 24: schema 13: filling alias_warehouse_days (15 of 21)" in said
+    assert "upgrading the database from schema 6 to 24: schema 15: filling orders (16 of 21)" in said
+    assert ("upgrading the database from schema 6 to 24: schema 18: filling alias_warehouse_days, "
             "account_warehouse_days (17 of 21)") in said
-    assert "upgrading the database from schema 6 to 23: schema 20: filling marketplace_alias_warehouse_days (18 of 21)" in said
-    assert "upgrading the database from schema 6 to 23: schema 21: filling recent_minutes (19 of 21)" in said
-    assert "upgrading the database from schema 6 to 23: schema 22: filling marketplace_alias_warehouses (20 of 21)" in said
+    assert "upgrading the database from schema 6 to 24: schema 20: filling marketplace_alias_warehouse_days (18 of 21)" in said
+    assert "upgrading the database from schema 6 to 24: schema 21: filling recent_minutes (19 of 21)" in said
+    assert "upgrading the database from schema 6 to 24: schema 22: filling marketplace_alias_warehouses (20 of 21)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 23 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 24 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")

@@ -187,6 +187,27 @@ def test_buyout_rate_follows_each_order_to_its_outcome(storage):
     assert_summaries_match_raw_rows(storage)
 
 
+def test_buyout_reads_the_rows_kept_after_the_pass_only_while_nothing_was_written_since(storage):
+    """The dashboard's «Выкуп» (30 days, every group) is kept by the pass and read as kept; any
+    write to the order cohort empties it, and the query computes its rows again."""
+    wb_orders, wb_sales = wb_cohort()
+    ozon_orders, ozon_returns = ozon_cohort()
+    write(storage, orders=wb_orders + ozon_orders, sales=wb_sales + ozon_returns)
+    computed = pick(query(storage.path, "buyout"), *BUYOUT)
+    settings = load_settings(None, {"DATABASE_PATH": str(storage.path)})
+    assert kept.refresh_buyout(settings, storage, datetime.fromisoformat(NOON.replace("Z", "+00:00"))) == 2
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == computed
+    with storage.transaction():  # a kept figure made visible: read as kept, for the kept page only
+        storage.db.execute("UPDATE buyout_now SET bought = 1, not_bought = 0 WHERE marketplace = 'wb'")
+    assert pick(query(storage.path, "buyout"), *BUYOUT)[0] == ("Пакеты 8", "wb", 5, 1, 0, 4, 100.0)
+    assert pick(query(storage.path, "buyout", marketplace="wb"), *BUYOUT) == computed[:1]
+    assert pick(query(storage.path, "buyout", days="7"), *BUYOUT) == computed
+    assert query(storage.path, "buyout", at="2026-11-26T21:00:01Z")[0]["bought"] == 2  # the next day: computed
+    write(storage, orders=ozon_cohort(p4_status="delivered")[0])  # a write empties it
+    assert storage.db.execute("SELECT count(*) FROM buyout_now").fetchone()[0] == 0
+    assert pick(query(storage.path, "buyout"), *BUYOUT)[1] == ("Пакеты 8", "ozon", 8, 5, 3, 0, 62.5)
+
+
 def test_buyout_rate_is_empty_until_an_order_settles_and_never_above_100(storage):
     write(storage, orders=[order("wb-1", "x1", 1004, "PAK-8", "Коледино", T)])
     assert pick(query(storage.path, "buyout"), *BUYOUT) == [("Пакеты 8", "wb", 1, 0, 0, 1, None)]
