@@ -10,9 +10,10 @@ hundred stored rows instead of computing them at every view.
   vouches for them (nothing written since, same day and settings), and computes them otherwise.
   Only the rows that differ from those kept at their places are written.
 - `today_now`: `today` for today, every group (the dashboard's table by group, the page a seller
-  opens most), and for the week and the month to today. `today` reads it only while it is whole and its day is the viewer's today: any
-  write to the tables it is made of empties it (schema.sql), and until the next pass stores it
-  again `today` computes its rows itself, so it never shows older figures than the tables hold.
+  opens most), and for the week and the month to today. `today` reads it only while it is whole
+  and its day is the viewer's today: any write to the tables it is made of empties it
+  (schema.sql), and until the next pass stores it again `today` computes its rows itself, so it
+  never shows older figures than the tables hold.
 - `buyout_now`: `buyout` for the last 30 days, every group (the dashboard's «Выкуп»), kept and
   emptied as today_now is.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
@@ -80,19 +81,9 @@ TODAY_PERIODS = ((1, ""), (7, "week"), (30, "month"))
 
 
 def refresh_today(settings: Settings, storage: Storage, now: datetime) -> int:
-    """Replace today_now with the rows of `today` for the day of `now`, for each period; their
-    number. Emptied first in the same transaction, so that the query computes them rather than
-    read the old ones; a reader sees the old rows or the new, never none."""
-    queries = CannedQueries(storage.db.conn, settings, now)
-    written = 0
-    with storage.transaction():
-        storage.db.execute("DELETE FROM today_now")
-        for days, period in TODAY_PERIODS:
-            rows = queries.rows("today", period=period) or []
-            _insert(storage, "today_now", rows, days=days, day=now.astimezone(settings.timezone).date().isoformat(),
-                    computed_at=iso(now, settings.timezone))
-            written += len(rows)
-    return written
+    """Replace today_now with the rows of `today` for the day of `now`, for each period."""
+    return _replace_whole(settings, storage, now, "today_now", "today",
+                          [({"days": days}, {"period": period}) for days, period in TODAY_PERIODS])
 
 
 BUYOUT_COLUMNS = ("alias", "marketplace", "ordered", "bought", "not_bought")
@@ -100,14 +91,28 @@ BUYOUT_COLUMNS = ("alias", "marketplace", "ordered", "bought", "not_bought")
 
 def refresh_buyout(settings: Settings, storage: Storage, now: datetime) -> int:
     """Replace buyout_now with the rows of `buyout` for the 30 days to the day of `now` (the
-    dashboard's «Выкуп»); their number. As today_now: emptied first in the same transaction."""
+    dashboard's «Выкуп»)."""
+    return _replace_whole(settings, storage, now, "buyout_now", "buyout", [({}, {})], BUYOUT_COLUMNS)
+
+
+def _replace_whole(settings: Settings, storage: Storage, now: datetime, table: str, query: str,
+                   pages: list[tuple[dict, dict]], columns: tuple[str, ...] | None = None) -> int:
+    """Replace `table` with the rows of the canned `query` for each page (the values that key its
+    rows, the query's parameters for it), in `columns` if given; the number of rows. Emptied first
+    in the same transaction, so that the query computes its rows rather than read the old ones; a
+    reader sees the old rows or the new, never none."""
     queries = CannedQueries(storage.db.conn, settings, now)
+    same = {"day": now.astimezone(settings.timezone).date().isoformat(), "computed_at": iso(now, settings.timezone)}
+    written = 0
     with storage.transaction():
-        storage.db.execute("DELETE FROM buyout_now")
-        rows = [{name: row[name] for name in BUYOUT_COLUMNS} for row in queries.rows("buyout") or []]
-        _insert(storage, "buyout_now", rows, day=now.astimezone(settings.timezone).date().isoformat(),
-                computed_at=iso(now, settings.timezone))
-    return len(rows)
+        storage.db.execute(f"DELETE FROM {table}")
+        for key, params in pages:
+            rows = queries.rows(query, **params) or []
+            if columns:
+                rows = [{name: row[name] for name in columns} for row in rows]
+            _insert(storage, table, rows, **key, **same)
+            written += len(rows)
+    return written
 
 
 # The pages of warehouse_month_now, every group: its name there, the canned query, the period and
