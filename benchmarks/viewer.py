@@ -45,7 +45,8 @@ VARIANTS = {
     # (at a warehouse: the dashboard's warehouse filter, its first card)
     "summary": [{"date": "{half_a_year_ago}"}, {"warehouse": "{warehouse}"},
                 {"warehouse": "{warehouse}", "date": "{half_a_year_ago}"}],
-    "orders_by_warehouse": [{"period": "month"}],
+    # (a group asked for, as on the pages' filters, over a month: read per SKU, by key)
+    "orders_by_warehouse": [{"period": "month"}, {"period": "month", "alias": "{alias}"}],
     "restock": [{"soon": "1"}, {"soon": "1", "top": "31"}],
     # (7, 14 and 30 days read what the collector kept, as restock does; another window is computed)
     "restock_window": [{"days": "30"}, {"days": "21"}],
@@ -54,7 +55,10 @@ VARIANTS = {
     # a row per warehouse, as «По складам» asks, for a day and for 30 days; and a group per
     # warehouse for 30 days, as its own page and ▸ ask
     "by_warehouse": [{"marketplace": "ozon", "by": "warehouse"}, {"marketplace": "ozon", "by": "warehouse", "period": "month"},
-                     {"period": "month"}, {"date": "{yesterday}"}, {"date": "{half_a_year_ago}"}],
+                     {"period": "month"}, {"date": "{yesterday}"}, {"date": "{half_a_year_ago}"},
+                     {"period": "month", "alias": "{alias}"}],
+    # the dashboard's warehouse filter on the page of its own
+    "days_of_cover": [{"warehouse": "{warehouse}"}],
 }
 # How the dashboard asks for a canned query's rows (static/mp-dashboard.js, ROWS): Datasette's
 # default shape, without its pass over every value for infinities.

@@ -274,6 +274,17 @@ def query(ds: Datasette, name: str, at: str = NOON, **params) -> list[tuple]:
     return [tuple(row[c] for c in columns) if columns else tuple(row.values()) for row in data["rows"]]
 
 
+def assert_each_group_asked_for_says_the_same(ds, name: str, at: str = NOON, **params) -> None:
+    """Every group's rows of `name` with nothing asked for come per group (the per-group
+    summaries); a group asked for by name comes per SKU (its SKUs' rows, looked up by key). The
+    two must agree: the rows asked for are the group's rows of the whole answer."""
+    rows = query(ds, name, at=at, **params)
+    assert rows, (name, at, params)
+    for alias in {row[0] for row in rows}:
+        assert query(ds, name, at=at, alias=alias, **params) == [row for row in rows if row[0] == alias], (
+            name, at, params, alias)
+
+
 # --------------------------------------------------------------------------------------------
 # today
 
@@ -487,6 +498,13 @@ def test_stock_by_warehouse_filters(ds):
     ]
 
 
+
+def test_stock_by_warehouse_per_group_says_what_each_group_asked_for_says(ds):
+    """Every group's rows come from the per-group summary (alias_warehouse_stock); a group asked
+    for by name comes per SKU from stock_current, its SKUs' keys looked up: they agree."""
+    for params in ({}, {"marketplace": "ozon"}, {"warehouse": "Тверь"}, {"warehouse": "Коледино"}):
+        assert_each_group_asked_for_says_the_same(ds, "stock_by_warehouse", **params)
+
 def test_orders_by_warehouse(ds):
     # wb Кронштейны Коледино: o1 o2 (1001) + o5 (1002); o4 cancelled. Электросталь: o3.
     # ozon Хоругвино: 0001-1 (2) + 1001-1 (1); 0002-1 cancelled.
@@ -539,11 +557,7 @@ def test_orders_by_warehouse_per_group_says_what_each_group_asked_for_says(ds):
     for by name is read per SKU (daily_figures): they agree, warehouse by warehouse."""
     for params in ({}, {"date": Y}, {"period": "week"}, {"period": "month", "marketplace": "ozon"},
                    {"period": "month", "warehouse": "Коледино"}):
-        rows = query(ds, "orders_by_warehouse", **params)
-        assert rows, params
-        for alias in {row[0] for row in rows}:
-            assert query(ds, "orders_by_warehouse", alias=alias, **params) == [row for row in rows if row[0] == alias], (
-                params, alias)
+        assert_each_group_asked_for_says_the_same(ds, "orders_by_warehouse", **params)
 
 
 # --------------------------------------------------------------------------------------------
@@ -728,11 +742,9 @@ def test_by_warehouse_per_group_reads_what_each_group_asked_for_alone_says(ds):
     past days and over periods."""
     for params in ({}, {"date": Y}, {"date": O}, {"date": Y, "period": "week"}, {"period": "month"},
                    {"marketplace": "ozon", "date": Y}, {"warehouse": "Коледино", "date": Y}):
-        rows = query(ds, "by_warehouse", **params)
-        assert rows or params.get("date") == O, params
-        for alias in {row[0] for row in rows}:
-            assert query(ds, "by_warehouse", alias=alias, **params) == [row for row in rows if row[0] == alias], (
-                params, alias)
+        if params.get("date") == O and not query(ds, "by_warehouse", **params):
+            continue  # (nothing on that day)
+        assert_each_group_asked_for_says_the_same(ds, "by_warehouse", **params)
 
 
 LATER = "2027-03-26T09:00:00Z"  # 120 days after NOON: Y and O more than 90 days back
@@ -746,11 +758,7 @@ def test_today_at_a_warehouse_per_group_says_what_each_group_asked_for_says(ds):
     for warehouse in ("Коледино", "Тверь", "Хоругвино"):
         for at, params in ((NOON, {}), (NOON, {"date": Y}), (NOON, {"period": "month"}), (LATER, {"date": Y}),
                            (LATER, {"date": O, "period": "week"}), *((LATER, edge) for edge in MONTH_EDGES)):
-            rows = query(ds, "today", at=at, warehouse=warehouse, **params)
-            assert rows, (warehouse, params)
-            for alias in {row[0] for row in rows}:
-                assert query(ds, "today", at=at, warehouse=warehouse, alias=alias, **params) == [
-                    row for row in rows if row[0] == alias], (warehouse, at, params, alias)
+            assert_each_group_asked_for_says_the_same(ds, "today", at=at, warehouse=warehouse, **params)
 
 
 def test_summary_at_a_warehouse_is_its_skus_added_up(ds):
@@ -799,11 +807,7 @@ def test_a_day_months_back_is_read_from_the_per_group_summaries_and_says_the_sam
             assert query(ds, name, at=LATER, **params) == query(ds, name, **params), (name, params)
     for name in ("today", "by_warehouse"):
         for params in ({"date": Y}, {"date": Y, "period": "week"}, *MONTH_EDGES):
-            rows = query(ds, name, at=LATER, **params)
-            assert rows, (name, params)
-            for alias in {row[0] for row in rows}:
-                assert query(ds, name, at=LATER, alias=alias, **params) == [row for row in rows if row[0] == alias], (
-                    name, params, alias)
+            assert_each_group_asked_for_says_the_same(ds, name, at=LATER, **params)
 
 
 def test_history_at_a_warehouse_ending_on_a_past_day_says_what_the_longer_window_to_today_says(ds):
@@ -1033,6 +1037,34 @@ def test_days_of_cover_by_warehouse(ds):
         ("Пакеты 2", "ozon", 6, 2, 0.14, 42.0),
     ]
 
+
+
+def test_days_of_cover_per_group_says_what_each_group_asked_for_says(ds):
+    """With no group asked for, a row per group comes from the per-group summaries (alias_days and
+    alias_stock, at a warehouse alias_warehouse_days and alias_warehouse_stock); a group asked for
+    by name comes per SKU (sku_days and sku_stock, at a warehouse daily_figures and stock_current):
+    they agree, over any window and at any warehouse."""
+    for params in ({}, {"days": 90}, {"marketplace": "ozon"}, {"warehouse": "Тверь"},
+                   {"warehouse": "Коледино", "days": 90}, {"warehouse": "Казань", "days": 7}):
+        assert_each_group_asked_for_says_the_same(ds, "days_of_cover", **params)
+
+
+def test_alias_warehouses_on_a_past_day_reads_its_period_and_the_last_14_days(ds):
+    """▸ on a past day: the period's orders per warehouse (as orders_by_warehouse says them) and
+    the demand of the 14 complete days before today (as days_of_cover says it at each warehouse),
+    not the days between."""
+    seen = 0
+    for alias in ("Кронштейны", "Карточки", "Пакеты 2"):
+        for params in ({}, {"date": O}, {"date": O, "period": "month"}, {"date": Y, "period": "week"}):
+            rows = query(ds, "alias_warehouses", alias=alias, **params)
+            ordered = {(mp, w): n for _, mp, w, n in query(ds, "orders_by_warehouse", alias=alias, **params)}
+            assert {(mp, w): n for mp, w, _, n, _, _ in rows if n} == ordered, (alias, params)
+            for mp, w, _, _, avg, _ in rows:
+                cover = [row for row in query(ds, "days_of_cover", alias=alias, warehouse=w or "") if row[1] == mp]
+                assert avg == (cover[0][4] if cover else 0), (alias, params, w)
+                seen += avg > 0
+            seen += len(ordered)
+    assert seen
 
 # --------------------------------------------------------------------------------------------
 # freshness
