@@ -1,5 +1,6 @@
-"""A pass: requests per account x dataset next to the fewest the APIs' paging allows, and the
-wall time of a whole pass against the sandbox, answering at once and with a realistic latency.
+"""A pass: requests per account x dataset next to the fewest the APIs' paging allows, the wall
+time of a whole pass against the sandbox, answering at once and with a realistic latency, and
+the bytes a pass writes, at the busiest time and over a whole day.
 
 The pass measured is a steady one at 23:50 Moscow time, the busiest of the day (today's postings
 are all there to re-read). The database before it holds a week of history (written straight
@@ -33,6 +34,8 @@ from benchmarks import history
 from benchmarks.reference import reference_aliases
 
 PASS_AT = datetime(2026, 11, 26, 20, 50, tzinfo=timezone.utc)  # 23:50 in Moscow
+DAY_STARTS = datetime(2026, 11, 25, 21, 0, tzinfo=timezone.utc)  # 26 Nov, 00:00 in Moscow
+PASSES_AN_HOUR = 6  # the timer's period: 10 minutes
 SEEDED_DAYS = 8  # every Ozon posting is delivered or cancelled within 6 days
 
 # Page sizes the collector may ask for, by endpoint (api/*.md).
@@ -216,22 +219,19 @@ def prepare(config, out: Path, at: datetime = PASS_AT) -> Path:
         aliases = out / "aliases.csv"
         _write_aliases(sandbox.seller, aliases)
         settings = load_settings(env_file=None, environ=_environ(sandbox, warm, aliases, "0.001"))
-        storage = Storage(warm)
-        try:
-            result = run_pass(settings, storage, "bench", clock=clock.now)
-        finally:
-            storage.close()
-    if result.status != "ok":
-        raise RuntimeError(f"the warm-up pass ended {result.status}: "
-                           + "; ".join(r.error or "" for r in result.datasets if r.error))
+        _written_by_a_pass(settings, warm, clock, "the warm-up pass")
     return warm
+
+
+def _fresh_copy(warm: Path, database: Path) -> None:
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(str(database) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(warm, database)
 
 
 def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PASS_AT) -> PassResult:
     database = out / f"pass-{latency_ms:g}ms.db"
-    for suffix in ("", "-wal", "-shm", ".lock"):
-        Path(str(database) + suffix).unlink(missing_ok=True)
-    shutil.copyfile(warm, database)
+    _fresh_copy(warm, database)
     clock = SandboxClock(at)
     with Sandbox(replace(config, rate_limit_factor=1.0, latency_ms=latency_ms), clock=clock) as sandbox:
         _warm_simulator(sandbox, at)
@@ -257,3 +257,50 @@ def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PAS
             dataset.account, dataset.dataset, dataset.requests, served[key], refused[key], least,
             rows, dataset.duration_ms / 1000))
     return measured
+
+
+@dataclass
+class DayOfPasses:
+    """The bytes of one steady pass at ten past each hour of a day (`written`, by that time)."""
+    written: dict[datetime, int] = field(default_factory=dict)
+
+    @property
+    def per_day(self) -> int:
+        """The day's passes, each hour's six taken to write what its measured one did."""
+        return PASSES_AN_HOUR * sum(self.written.values())
+
+
+def measure_day(config, out: Path, start: datetime = DAY_STARTS, hours: int = 24) -> DayOfPasses:
+    """What a day of passes writes, sampled: from a database with a week of history and a pass at
+    midnight, for each hour a pass on the hour (catching up the hour, not measured) and a steady
+    one ten minutes later, measured as `measure` measures it (the collector opened, the pass, the
+    collector closed with its last checkpoint), as the timer runs it. Unpaced (the sandbox without
+    rate limits): the bytes do not depend on the pacing, and a day of passes takes minutes."""
+    warm = prepare(config, out, at=start + timedelta(minutes=10))  # the history, then the pass at 00:00
+    database = out / "day.db"
+    _fresh_copy(warm, database)
+    clock = SandboxClock(start)
+    day = DayOfPasses()
+    with Sandbox(replace(config, rate_limit_factor=0), clock=clock) as sandbox:
+        settings = load_settings(env_file=None, environ=_environ(sandbox, database, out / "aliases.csv", "0.001"))
+        for hour in range(hours):
+            if hour:
+                clock.set(start + timedelta(hours=hour))
+                _written_by_a_pass(settings, database, clock, f"the pass at {clock.now():%H:%M} UTC")
+            clock.set(start + timedelta(hours=hour, minutes=10))
+            day.written[clock.now()] = _written_by_a_pass(settings, database, clock, f"the pass at {clock.now():%H:%M} UTC")
+    return day
+
+
+def _written_by_a_pass(settings, database: Path, clock: SandboxClock, what: str) -> int:
+    """One pass as the timer runs it (the collector opened, the pass, the collector closed with
+    its last checkpoint); the bytes it wrote. An error unless it ended ok."""
+    storage = Storage(database)
+    try:
+        before = written_bytes()
+        result = run_pass(settings, storage, "bench", clock=clock.now)
+    finally:
+        storage.close()
+    if result.status != "ok":
+        raise RuntimeError(f"{what} ended {result.status}: " + "; ".join(r.error or "" for r in result.datasets if r.error))
+    return written_bytes() - before

@@ -18,8 +18,9 @@ from collector.config import load_settings
 from collector.pipeline import refresh_kept
 from collector.storage import Storage
 
-SECTIONS = ("ingest", "pass", "growth", "viewer", "load", "export")
+SECTIONS = ("ingest", "pass", "day", "growth", "viewer", "load", "export")
 PERIOD_SECONDS = 600  # the collector's timer
+MOSCOW = timezone(timedelta(hours=3))  # the reference seller's TIMEZONE (no daylight saving)
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Options:
     wb_page_rows: int = ingest.WB_PAGE_ROWS
     ozon_postings: int = ingest.OZON_POSTINGS
     latencies: tuple[float, ...] = (0.0, 150.0)
+    day_hours: int = 24  # the hours of a day whose steady pass is measured
     viewer_repeats: int = 30
     viewer_budget: float = 20.0  # seconds per query and database, at most
     viewer_cold_repeats: int = 5  # requests with the year's file evicted from the page cache, per query
@@ -143,7 +145,7 @@ def _us_per_row(seconds: float, rows: int) -> str:
 
 
 def _mb(size: float) -> str:
-    return f"{size / 1e6:,.0f} MB" if size < 1e9 else f"{size / 1e9:,.1f} GB"
+    return (f"{size / 1e6:,.0f} MB" if size >= 1e7 else f"{size / 1e6:,.2f} MB") if size < 1e9 else f"{size / 1e9:,.1f} GB"
 
 
 def now_aligned() -> datetime:
@@ -232,6 +234,23 @@ def _pass(options: Options, out: Path, report: Report, log) -> None:
     report.data["pass"] = [{"latency_ms": m.latency_ms, "seconds": m.seconds, "status": m.status,
                             "written_bytes": m.written_bytes,
                             "datasets": [vars(d) for d in m.datasets]} for m in measured]
+
+
+def _day(options: Options, out: Path, report: Report, log) -> None:
+    """A day of passes: the bytes of a steady pass at each hour, and the day's sum."""
+    config = options.config(history_days=passes.SEEDED_DAYS + 4)
+    day = passes.measure_day(config, out / "day", hours=options.day_hours)
+    cmd = "python -m benchmarks --only day"
+    written = sorted(day.written.values())
+    busiest = max(day.written, key=day.written.get)
+    report.add("2 pass", "bytes written by a steady pass, over a day", f"median {_mb(written[len(written) // 2])}",
+               f"least {_mb(written[0])}, most {_mb(written[-1])} (at {busiest.astimezone(MOSCOW):%H:%M} Moscow)",
+               "in proportion to what changed", None, cmd)
+    report.add("2 pass", f"bytes written by a day of {24 * 3600 // PERIOD_SECONDS} passes", _mb(day.per_day),
+               f"{len(written)} hours sampled, each hour's {passes.PASSES_AN_HOUR} passes as its measured one",
+               "in proportion to what changed", None, cmd)
+    report.data["day"] = {"written_bytes": {when.isoformat(): size for when, size in day.written.items()},
+                          "per_day": day.per_day}
 
 
 def _growth(options: Options, out: Path, report: Report, log) -> None:

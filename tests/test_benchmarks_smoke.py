@@ -80,6 +80,14 @@ def test_a_pass_makes_no_more_requests_than_the_paging_needs(config, tmp_path):
         assert dataset.requests >= dataset.fewest  # the fewest really is a floor
 
 
+def test_a_day_of_passes_measures_each_hour_s_steady_pass(config, tmp_path):
+    config = replace(config, history_days=passes.SEEDED_DAYS + 4)
+    day = passes.measure_day(config, tmp_path, hours=3)
+    assert [f"{when:%H:%M}" for when in day.written] == ["21:10", "22:10", "23:10"]  # 00:10-02:10 in Moscow
+    assert all(size > 4096 for size in day.written.values())  # each pass wrote, through the WAL
+    assert day.per_day == passes.PASSES_AN_HOUR * sum(day.written.values())
+
+
 def test_growth_compares_with_full_snapshots(config, tmp_path):
     result = growth.measure(config, tmp_path, AT, days=1, write_stock_days=0.1)
     assert result.file_bytes > 0 and result.stock_rows > 0
