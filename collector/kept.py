@@ -25,7 +25,6 @@ hundred stored rows instead of computing them at every view.
 from __future__ import annotations
 
 import itertools
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from collector.alerts import CannedQueries
@@ -47,10 +46,11 @@ def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
     written. Each window inside a write transaction of its own, so that no other writer comes
     between the rows and the basis that vouches for them, and with its basis cleared first, so
     that the query computes them rather than read the old ones back. Its sorts and windows run in
-    memory (sorting_in_memory)."""
+    memory (Storage.temporary_in_memory: there they wrote ~400 MB a pass at the
+    reference seller's year for what to ship alone, all of it thrown away)."""
     queries = CannedQueries(storage.db.conn, settings, now)
     written = 0
-    with sorting_in_memory(storage):
+    with storage.temporary_in_memory():
         for days in KEPT_WINDOWS:
             with storage.transaction():
                 storage.db.execute("UPDATE restock_now_basis SET in_step = 0 WHERE days = ?", [days])
@@ -62,18 +62,6 @@ def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
                     " VALUES (?, mp_today(), mp_target_cover_days(), mp_low_stock_days(), 1, ?)",
                     [days, iso(now, settings.timezone)])
     return written
-
-
-@contextmanager
-def sorting_in_memory(storage: Storage):
-    """The pages' sorts, groupings and windows in memory rather than in temporary files: there
-    they wrote ~400 MB a pass at the reference seller's year for what to ship alone, all of it
-    thrown away; in memory they take ~175 MB for seconds."""
-    storage.db.execute("PRAGMA temp_store = MEMORY")
-    try:
-        yield
-    finally:
-        storage.db.execute("PRAGMA temp_store = DEFAULT")
 
 
 # The periods of today_now: its days, and `today`'s period parameter for them.
@@ -104,7 +92,7 @@ def _replace_whole(settings: Settings, storage: Storage, now: datetime, table: s
     queries = CannedQueries(storage.db.conn, settings, now)
     same = {"day": now.astimezone(settings.timezone).date().isoformat(), "computed_at": iso(now, settings.timezone)}
     written = 0
-    with storage.transaction():
+    with storage.temporary_in_memory(), storage.transaction():
         storage.db.execute(f"DELETE FROM {table}")
         for key, params in pages:
             rows = queries.rows(query, **params) or []
@@ -132,7 +120,7 @@ def refresh_warehouse_month(settings: Settings, storage: Storage, now: datetime)
     cleared first, as refresh_restock does."""
     queries = CannedQueries(storage.db.conn, settings, now)
     written = 0
-    with sorting_in_memory(storage), storage.transaction():
+    with storage.temporary_in_memory(), storage.transaction():
         storage.db.execute("UPDATE warehouse_month_basis SET in_step = 0")
         today = now.astimezone(settings.timezone).date()
         for page, query, period, days_back in WAREHOUSE_MONTH_PAGES:

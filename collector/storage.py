@@ -416,6 +416,21 @@ class Storage:
             raise StorageError(f"cannot write the database {self.path}: {exc}") from None
 
     @contextmanager
+    def temporary_in_memory(self):
+        """SQLite's temporary files in memory for what runs inside. A pass's upserts each fire
+        triggers into a dozen
+        summaries, and each keeps, for its own rollback, the pages it changes that the
+        transaction had changed already: a statement journal, spilled to a temporary file past
+        64 KiB, which at the reference seller was half of what a pass wrote, all of it thrown
+        away. A statement's pages are a few hundred KiB at most. The sorts and groupings of the
+        pages kept ready hold ~175 MB for seconds; a rebuild or an upgrade keeps its own on disk."""
+        self.db.execute("PRAGMA temp_store = MEMORY")
+        try:
+            yield
+        finally:
+            self.db.execute("PRAGMA temp_store = DEFAULT")
+
+    @contextmanager
     def transaction(self):
         """BEGIN IMMEDIATE takes the write lock up front, so two writers never deadlock."""
         with self._lock:
@@ -481,13 +496,18 @@ class Storage:
     def write_products(self, products: Sequence[Product], now: str, names_fill_only: bool = False) -> None:
         """Fill in what is known; a missing article or name never erases a known one. With
         `names_fill_only` a name only fills an empty one: WB statistics rows name a product by
-        its subject (a category), which must not overwrite the title from its card."""
+        its subject (a category), which must not overwrite the title from its card.
+
+        A row is written only when what it knows changes (updated_at: when it last did). Every
+        pass sees the products of the day's orders again; rewriting each of them cost ~2 MB of
+        WAL a pass at the reference seller and ran sku_names' triggers for every one."""
         name = "coalesce(name, excluded.name)" if names_fill_only else "coalesce(excluded.name, name)"
+        article, barcode = "coalesce(excluded.article, article)", "coalesce(excluded.barcode, barcode)"
         self._executemany(
             "INSERT INTO products (account, sku, size, article, name, barcode, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, sku, size) DO UPDATE SET "
-            f"article = coalesce(excluded.article, article), name = {name}, "
-            "barcode = coalesce(excluded.barcode, barcode), updated_at = excluded.updated_at",
+            f"article = {article}, name = {name}, barcode = {barcode}, updated_at = excluded.updated_at "
+            f"WHERE article IS NOT {article} OR name IS NOT {name} OR barcode IS NOT {barcode}",
             (row + (now,) for row in map(record_values(Product), _unique(products, PRODUCT_KEY))))
 
     def write_orders(self, lines: Sequence[OrderLine]) -> None:

@@ -1,12 +1,13 @@
 """Storage: schema and migrations, change-only stock, Ozon buyouts, one transaction per dataset."""
 
+import contextlib
 import sqlite3
 from dataclasses import replace
 
 import pytest
 
 from collector import storage as storage_module
-from collector.records import OrderLine, SaleEvent, StockLevel
+from collector.records import OrderLine, Product, SaleEvent, StockLevel
 from collector.storage import SCHEMA_VERSION, Storage, StorageError
 
 
@@ -142,6 +143,49 @@ def test_a_line_first_seen_delivered_or_cancelled_is_written_once_and_judged_wit
     assert rows(store, "SELECT order_id, outcome FROM orders ORDER BY order_id") == [
         ("0-1", "open"), ("1-1", "open"), ("2-1", "bought"), ("3-1", "not_bought"), ("4-1", "not_bought")]
     assert set(store.summary_drift().values()) == {0}
+
+
+def test_a_product_seen_again_unchanged_is_not_written_again(store):
+    """Every pass sees the products of the day's orders again: only what changes is written
+    (updated_at says when), and a missing article or name never erases a known one."""
+    def write(products, now):
+        with store.transaction():
+            before = store.db.conn.total_changes
+            store.write_products(products, now)
+            return store.db.conn.total_changes - before
+
+    card = Product("wb-1", 111, "", "ART-8", "Пакет 8 мкм", "2000000000011")
+    assert write([card], "2026-11-26T10:00:00+03:00") > 0
+    assert write([card, replace(card, article=None, name=None, barcode=None)], "2026-11-26T10:10:00+03:00") == 0
+    assert write([replace(card, name="Пакет 8 мкм, 100 шт")], "2026-11-26T10:20:00+03:00") > 0
+    assert rows(store, "SELECT article, name, barcode, updated_at FROM products") == [
+        ("ART-8", "Пакет 8 мкм, 100 шт", "2000000000011", "2026-11-26T10:20:00+03:00")]
+    with store.transaction():  # a statistics row's subject never replaces a card's title
+        store.write_products([replace(card, name="Пакеты")], "2026-11-26T10:30:00+03:00", names_fill_only=True)
+    assert rows(store, "SELECT name, updated_at FROM products") == [("Пакет 8 мкм, 100 шт", "2026-11-26T10:20:00+03:00")]
+
+
+def written_so_far() -> int:
+    """Bytes this process has passed to write() so far (Linux)."""
+    return next(int(line.split()[1]) for line in open("/proc/self/io") if line.startswith("wchar:"))
+
+
+def test_a_dataset_written_in_one_transaction_keeps_its_statement_journals_in_memory(store):
+    """Each upsert fires triggers into a dozen summaries and journals, for its own rollback, the
+    pages it changes that the transaction changed already. SQLite spills that journal to a
+    temporary file past 64 KiB, so a pass wrote as much to temporary files as to its WAL; in
+    memory nothing is written until the commit puts the pages in the WAL."""
+    def written_before_commit(number: int, in_memory: bool) -> int:
+        lines = [posting(f"{number}-{n:04}", "awaiting_packaging", sku=10 + n % 40) for n in range(400)]
+        with (store.temporary_in_memory() if in_memory else contextlib.nullcontext()), store.transaction():
+            store.write_orders(lines[:200])  # the summaries' pages dirty in the transaction
+            before = written_so_far()
+            store.write_orders(lines[200:])
+            return written_so_far() - before
+
+    assert written_before_commit(1, in_memory=False) > 100_000  # (what a pass did)
+    assert written_before_commit(2, in_memory=True) == 0
+    assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 0  # back to the default after
 
 
 def test_a_failed_transaction_leaves_nothing_behind(store):
