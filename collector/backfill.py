@@ -99,7 +99,7 @@ def _backfill_one(settings, storage, account: Account, dataset: str, days: int, 
     try:
         progress(account.account, dataset, position.fraction(now))
         for count, write, rejected, reached in steps(api, settings, account, dataset, position, now):
-            with storage.temporary_in_memory(), storage.transaction():  # (as a pass writes: Storage)
+            with storage.transaction():
                 write(storage)
                 written_at = iso(clock(), settings.timezone)
                 if rejected:  # (a step with none leaves the note of the last pass as it is)

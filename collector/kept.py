@@ -45,22 +45,20 @@ def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
     `now`, and its row of restock_now_basis to what they were computed for; the number of rows
     written. Each window inside a write transaction of its own, so that no other writer comes
     between the rows and the basis that vouches for them, and with its basis cleared first, so
-    that the query computes them rather than read the old ones back. Its sorts and windows run in
-    memory (Storage.temporary_in_memory: there they wrote ~400 MB a pass at the
-    reference seller's year for what to ship alone, all of it thrown away)."""
+    that the query computes them rather than read the old ones back (in memory, as every
+    transaction's temporary files: Storage.transaction)."""
     queries = CannedQueries(storage.db.conn, settings, now)
     written = 0
-    with storage.temporary_in_memory():
-        for days in KEPT_WINDOWS:
-            with storage.transaction():
-                storage.db.execute("UPDATE restock_now_basis SET in_step = 0 WHERE days = ?", [days])
-                rows = queries.rows("restock_window", days=str(days), soon="") or []
-                written += _write_changed(storage, "restock_now", ("days", days), RESTOCK_COLUMNS, rows)
-                storage.db.execute(
-                    "INSERT OR REPLACE INTO restock_now_basis"
-                    " (days, day, target_cover_days, low_stock_days, in_step, computed_at)"
-                    " VALUES (?, mp_today(), mp_target_cover_days(), mp_low_stock_days(), 1, ?)",
-                    [days, iso(now, settings.timezone)])
+    for days in KEPT_WINDOWS:
+        with storage.transaction():
+            storage.db.execute("UPDATE restock_now_basis SET in_step = 0 WHERE days = ?", [days])
+            rows = queries.rows("restock_window", days=str(days), soon="") or []
+            written += _write_changed(storage, "restock_now", ("days", days), RESTOCK_COLUMNS, rows)
+            storage.db.execute(
+                "INSERT OR REPLACE INTO restock_now_basis"
+                " (days, day, target_cover_days, low_stock_days, in_step, computed_at)"
+                " VALUES (?, mp_today(), mp_target_cover_days(), mp_low_stock_days(), 1, ?)",
+                [days, iso(now, settings.timezone)])
     return written
 
 
@@ -92,7 +90,7 @@ def _replace_whole(settings: Settings, storage: Storage, now: datetime, table: s
     queries = CannedQueries(storage.db.conn, settings, now)
     same = {"day": now.astimezone(settings.timezone).date().isoformat(), "computed_at": iso(now, settings.timezone)}
     written = 0
-    with storage.temporary_in_memory(), storage.transaction():
+    with storage.transaction():
         storage.db.execute(f"DELETE FROM {table}")
         for key, params in pages:
             rows = queries.rows(query, **params) or []
@@ -120,7 +118,7 @@ def refresh_warehouse_month(settings: Settings, storage: Storage, now: datetime)
     cleared first, as refresh_restock does."""
     queries = CannedQueries(storage.db.conn, settings, now)
     written = 0
-    with storage.temporary_in_memory(), storage.transaction():
+    with storage.transaction():
         storage.db.execute("UPDATE warehouse_month_basis SET in_step = 0")
         today = now.astimezone(settings.timezone).date()
         for page, query, period, days_back in WAREHOUSE_MONTH_PAGES:

@@ -197,7 +197,7 @@ def collect_dataset(ctx: Context, dataset: str, by_hand: bool = False) -> Datase
     try:
         collected = COLLECTORS[ctx.account.marketplace][dataset](ctx)
         result.rows, result.rejected = collected.rows, len(collected.rejected)
-        with ctx.storage.temporary_in_memory(), ctx.storage.transaction():
+        with ctx.storage.transaction():
             collected.write(ctx.storage)
             keep_rejected(ctx, dataset, collected.rejected)
             ctx.storage.replace_note(ctx.account.account, dataset, None, ctx.now_iso, REFUSAL_MARK)

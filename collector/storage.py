@@ -416,24 +416,18 @@ class Storage:
             raise StorageError(f"cannot write the database {self.path}: {exc}") from None
 
     @contextmanager
-    def temporary_in_memory(self):
-        """SQLite's temporary files in memory for what runs inside. A pass's upserts each fire
-        triggers into a dozen
-        summaries, and each keeps, for its own rollback, the pages it changes that the
-        transaction had changed already: a statement journal, spilled to a temporary file past
-        64 KiB, which at the reference seller was half of what a pass wrote, all of it thrown
-        away. A statement's pages are a few hundred KiB at most. The sorts and groupings of the
-        pages kept ready hold ~175 MB for seconds; a rebuild or an upgrade keeps its own on disk."""
-        self.db.execute("PRAGMA temp_store = MEMORY")
-        try:
-            yield
-        finally:
-            self.db.execute("PRAGMA temp_store = DEFAULT")
-
-    @contextmanager
     def transaction(self):
-        """BEGIN IMMEDIATE takes the write lock up front, so two writers never deadlock."""
+        """BEGIN IMMEDIATE takes the write lock up front, so two writers never deadlock.
+
+        SQLite's temporary files are kept in memory inside. An upsert fires triggers into a dozen
+        summaries and journals, for its own rollback, the pages it changes that the transaction
+        had changed already; past 64 KiB SQLite spilled that journal to a temporary file, half of
+        what a pass wrote at the reference seller, all of it thrown away. A statement's journal is
+        a few hundred KiB; the sorts of the pages kept ready hold ~175 MB for seconds (in files
+        they wrote ~400 MB a pass). A rebuild, an upgrade and the drift check, which sort millions
+        of rows, run outside it and keep theirs on disk."""
         with self._lock:
+            self.db.execute("PRAGMA temp_store = MEMORY")
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
@@ -442,6 +436,8 @@ class Storage:
                 raise
             else:
                 self.db.execute("COMMIT")
+            finally:
+                self.db.execute("PRAGMA temp_store = DEFAULT")
 
     # -- bookkeeping -------------------------------------------------------------------------
 
