@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from benchmarks.passes import written_bytes
 from collector import storage as storage_module
 from collector.records import OrderLine, Product, SaleEvent, StockLevel
 from collector.storage import SCHEMA_VERSION, Storage, StorageError
@@ -165,11 +166,6 @@ def test_a_product_seen_again_unchanged_is_not_written_again(store):
     assert rows(store, "SELECT name, updated_at FROM products") == [("Пакет 8 мкм, 100 шт", "2026-11-26T10:20:00+03:00")]
 
 
-def written_so_far() -> int:
-    """Bytes this process has passed to write() so far (Linux)."""
-    return next(int(line.split()[1]) for line in open("/proc/self/io") if line.startswith("wchar:"))
-
-
 def test_a_dataset_written_in_one_transaction_keeps_its_statement_journals_in_memory(store):
     """Each upsert fires triggers into a dozen summaries and journals, for its own rollback, the
     pages it changes that the transaction changed already. SQLite spills that journal to a
@@ -179,9 +175,9 @@ def test_a_dataset_written_in_one_transaction_keeps_its_statement_journals_in_me
         lines = [posting(f"{number}-{n:04}", "awaiting_packaging", sku=10 + n % 40) for n in range(400)]
         with store.transaction() if in_memory else bare_transaction():
             store.write_orders(lines[:200])  # the summaries' pages dirty in the transaction
-            before = written_so_far()
+            before = written_bytes()
             store.write_orders(lines[200:])
-            return written_so_far() - before
+            return written_bytes() - before
 
     @contextlib.contextmanager
     def bare_transaction():  # (what Storage.transaction was)
