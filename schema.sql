@@ -272,10 +272,11 @@ CREATE TABLE IF NOT EXISTS alert_state (
 -- What to ship (the canned query `restock`, and `restock_window` for the windows a seller picks
 -- most: 7, 14 and 30 days): the rows of `restock_window` for each window in `days`, recomputed by
 -- the collector after every pass (collector/kept.py), because at a big seller's size they take
--- about a second to compute and the page must open at once. `position` is the row's place in its
--- window's order (already out first, then the soonest to run out), from 1; a pass writes only the
--- rows that differ from those kept at their places (schema 17: before, every row was written
--- again each pass, 4-7 MB at a big seller's year).
+-- about a second to compute and the page must open at once. `position` orders the rows of a
+-- window (already out first, then the soonest to run out), spaced apart so that a row that moves
+-- is written between its new neighbours without moving them: a pass writes only the places whose
+-- figures or order changed (collector/kept.py; schema 17: every row was written again each pass,
+-- 4-7 MB at a big seller's year; until 2026-12-06 every row after one that moved).
 CREATE TABLE IF NOT EXISTS restock_now (
     days              INTEGER NOT NULL,
     position          INTEGER NOT NULL,
@@ -360,12 +361,12 @@ CREATE TABLE IF NOT EXISTS buyout_now (
 -- for a page but nothing for a pass; and `by_warehouse` for today and yesterday (pages
 -- 'by_warehouse day' and 'by_warehouse yesterday': ~7,000-9,000 groups x warehouses from
 -- ~25,000 rows, 70-150 ms). Stored by the collector after every pass (collector/kept.py)
--- in each page's order; a row is written only where it differs from the one kept at its
--- position, so a pass that changed a few groups writes a few rows. The queries read these rows
+-- in each page's order, `position` spaced apart as restock_now's: a pass that changed a few
+-- groups writes their rows, not the rows after them. The queries read these rows
 -- while warehouse_month_basis vouches for them, and compute their own otherwise.
 CREATE TABLE IF NOT EXISTS warehouse_month_now (
     page        TEXT NOT NULL,     -- by_warehouse, orders_by_warehouse (30 days), by_warehouse day|yesterday
-    position    INTEGER NOT NULL,  -- the row's place in the page's order
+    position    INTEGER NOT NULL,  -- the row's order in the page (spaced apart)
     alias       TEXT NOT NULL,
     marketplace TEXT NOT NULL,
     warehouse   TEXT,

@@ -24,7 +24,7 @@ hundred stored rows instead of computing them at every view.
 
 from __future__ import annotations
 
-import itertools
+import bisect
 from datetime import datetime, timedelta
 
 from collector.alerts import CannedQueries
@@ -130,23 +130,83 @@ def refresh_warehouse_month(settings: Settings, storage: Storage, now: datetime)
 
 def _write_changed(storage: Storage, table: str, part: tuple[str, object], columns: tuple[str, ...],
                    rows: list[dict]) -> int:
-    """`rows` as the part of `table` where part[0] = part[1], at positions 1, 2, ...: those that
-    differ from the row kept at their position written, the kept ones past the last removed; the
-    number written. Most of a kept page does not move between two passes, and a pass that
-    changed a few places writes a few rows rather than the page."""
+    """`rows`, in their order, as the part of `table` where part[0] = part[1]; the number of rows
+    written. A row is known by its place (IDENTITY) and ordered by `position`, spaced apart:
+    the kept rows that stay in order keep their positions and are written only if a figure
+    changed; the others (new, or moved up or down the page) are written between them, and the
+    rows no longer there removed. Most of a kept page does not change between two passes, and a
+    row that moves no longer moves every row after it."""
     name, value = part
     listed = ", ".join(columns)
-    kept = storage.db.execute(f"SELECT {listed} FROM {table} WHERE {name} = ? ORDER BY position", [value])
-    new = (tuple(row.get(column) for column in columns) for row in rows)
+    kept_rows = storage.db.execute(
+        f"SELECT position, {listed} FROM {table} WHERE {name} = ? ORDER BY position", [value]).fetchall()
+    kept = {_identity(columns, old): (position, old) for position, *old in kept_rows}
+    new = [tuple(row.get(column) for column in columns) for row in rows]
+    olds = [kept.get(_identity(columns, row)) for row in new]
+    positions = _spaced_positions([old and old[0] for old in olds])
+    if positions is None or len({_identity(columns, row) for row in new}) < len(new):
+        positions, olds = [SPACING * n for n in range(1, len(new) + 1)], [None] * len(new)
     # (the type of each value too: 0 and 0.0 are equal in Python, not on the page)
-    changed = [(value, position, *row) for position, (row, old) in
-               enumerate(itertools.zip_longest(new, kept.fetchall()), start=1)
-               if row is not None and _typed(row) != _typed(old)]
+    changed = [(value, position, *row) for position, row, old in zip(positions, new, olds)
+               if old is None or old[0] != position or _typed(row) != _typed(tuple(old[1]))]
+    staying = {position for position, old in zip(positions, olds) if old and old[0] == position}
+    storage.db.conn.executemany(f"DELETE FROM {table} WHERE {name} = ? AND position = ?",
+                                [(value, position) for position, *_ in kept_rows if position not in staying])
     storage.db.conn.executemany(
         f"INSERT OR REPLACE INTO {table} ({name}, position, {listed}) VALUES (?, ?, {', '.join('?' * len(columns))})",
         changed)
-    storage.db.execute(f"DELETE FROM {table} WHERE {name} = ? AND position > ?", [value, len(rows)])
     return len(changed)
+
+
+IDENTITY = ("alias", "marketplace", "warehouse")  # what a row of a kept page is about
+SPACING = 1 << 32  # between two kept rows' positions: room for rows moved in between them
+
+
+def _identity(columns: tuple[str, ...], row: tuple | list) -> tuple:
+    return tuple(row[columns.index(name)] for name in IDENTITY)
+
+
+def _spaced_positions(kept: list[int | None]) -> list[int] | None:
+    """The positions of a page's rows in their new order, given each row's kept position (None
+    for a row not kept): the longest run of kept rows still in order keeps its positions, every
+    other row gets one between its neighbours'; None if there is no room between them."""
+    staying = set(_longest_increasing(kept))
+    positions: list[int] = []
+    start = 0
+    while start < len(kept):
+        if start in staying:
+            positions.append(kept[start])
+            start += 1
+            continue
+        end = next((n for n in range(start, len(kept)) if n in staying), len(kept))
+        low = positions[-1] if positions else 0
+        step = SPACING if end == len(kept) else (kept[end] - low) // (end - start + 1)
+        if step == 0:
+            return None
+        positions.extend(low + step * n for n in range(1, end - start + 1))
+        start = end
+    return positions
+
+
+def _longest_increasing(values: list[int | None]) -> list[int]:
+    """The indexes of a longest strictly increasing run of the values that are not None
+    (patience sorting, n log n)."""
+    tails: list[int] = []  # index of the smallest last value of a run of each length
+    before: dict[int, int | None] = {}
+    for index, value in enumerate(values):
+        if value is None:
+            continue
+        length = bisect.bisect_left(tails, value, key=values.__getitem__)
+        before[index] = tails[length - 1] if length else None
+        if length == len(tails):
+            tails.append(index)
+        else:
+            tails[length] = index
+    run, index = [], tails[-1] if tails else None
+    while index is not None:
+        run.append(index)
+        index = before[index]
+    return run[::-1]
 
 
 def _typed(row: tuple | None) -> tuple | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -512,13 +513,83 @@ def test_restock_writes_only_the_rows_that_moved(storage):
     assert all(rows.values())
     assert kept_restock(storage) == 0
     with storage.transaction():
-        storage.db.execute("UPDATE restock_now SET stock = stock + 1000 WHERE days = 7 AND position = 2")
+        storage.db.execute("UPDATE restock_now SET stock = stock + 1000 WHERE days = 7 AND position ="
+                           " (SELECT position FROM restock_now WHERE days = 7 ORDER BY position LIMIT 1 OFFSET 1)")
     assert kept_restock(storage) == 1 and kept_restock(storage) == 0
     write(storage, stock=[("ozon-1", 2001, "Хоругвино", T, 41)])  # (16.4 days of cover: no place moves)
     assert kept_restock(storage) == len(kept.KEPT_WINDOWS) < sum(rows.values())
     assert basis(storage) == {7: 1, 14: 1, 30: 1}
     for days in kept.KEPT_WINDOWS:
         assert query(storage.path, "restock_window", days=str(days)) == computed_restock_window(storage, days=str(days))
+
+
+def place(number: int, stock: int) -> dict:
+    """A row of what to ship, as restock_window gives it, for the place `number`."""
+    return {"alias": f"Группа {number}", "marketplace": "wb", "warehouse": "Коледино", "stock": stock,
+            "avg_daily_ordered": 1.0, "days_of_cover": float(stock), "runs_out_on": None, "to_ship": 0,
+            "days_out_of_stock": 0, "lost_units": 0.0, "runs_out_soon": 0}
+
+
+def keep_page(storage: Storage, rows: list[dict]) -> int:
+    """The rows as window 7's page of restock_now, as a pass writes them; the number written."""
+    with storage.transaction():
+        written = kept._write_changed(storage, "restock_now", ("days", 7), kept.RESTOCK_COLUMNS, rows)
+    kept_rows = storage.db.execute(f"SELECT {', '.join(kept.RESTOCK_COLUMNS)} FROM restock_now WHERE days = 7"
+                                   " ORDER BY position").fetchall()
+    assert kept_rows == [tuple(row.values()) for row in rows]
+    return written
+
+
+def by_cover(stocks: dict[int, int]) -> list[dict]:
+    return [place(number, stock) for number, stock in sorted(stocks.items(), key=lambda item: (item[1], item[0]))]
+
+
+def test_a_kept_row_that_moves_is_written_alone(storage):
+    """A place whose stock moves it up or down the page is the one row written: the rows after it
+    keep their places (before, each of them was written again at the position after)."""
+    stocks = {number: 10 * number for number in range(1, 201)}
+    assert keep_page(storage, by_cover(stocks)) == 200
+    assert keep_page(storage, by_cover(stocks)) == 0
+    stocks[190] = 5  # from near the end to the top
+    assert keep_page(storage, by_cover(stocks)) == 1
+    stocks[3] = 1_000  # from the top to the middle, one figure changed in place
+    stocks[100] = 1_001
+    assert keep_page(storage, by_cover(stocks)) == 2
+    del stocks[50]  # a place gone, one new
+    stocks[201] = 555
+    assert keep_page(storage, by_cover(stocks)) == 1
+    assert keep_page(storage, by_cover(stocks)[::-1]) == 199  # all but one moved
+    assert keep_page(storage, []) == 0 and storage.db.execute("SELECT count(*) FROM restock_now").fetchone() == (0,)
+
+
+def test_kept_rows_moved_between_the_same_two_make_room_when_there_is_none(storage):
+    """Rows moved again and again between the same two rows halve the room between them: when none
+    is left the page is numbered anew, written whole once, and stays exact throughout."""
+    stocks = {1: 0, 2: 1_000_000}
+    keep_page(storage, by_cover(stocks))
+    written = []
+    for number in range(3, 60):
+        stocks[number] = 1 + 1_000_000 // number  # each new place just after the first
+        written.append(keep_page(storage, by_cover(stocks)))
+    # (2**32 between two rows at first: 32 halvings, then the whole page of that pass, 3 + 32 rows)
+    assert [(step, rows) for step, rows in enumerate(written) if rows != 1] == [(32, 35)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_kept_rows_are_the_page_after_any_changes(storage, seed):
+    """Random pages in a row (places come, go, and change stock): the kept rows are each page in
+    its order, and a pass writes no more rows than places changed or moved."""
+    rng = random.Random(seed)
+    stocks = {number: rng.randrange(100) for number in range(300)}
+    keep_page(storage, by_cover(stocks))
+    for _ in range(30):
+        changed = rng.sample(sorted(stocks), rng.randrange(0, 20))
+        for number in changed:
+            stocks[number] = rng.randrange(100)
+        for number in rng.sample(sorted(stocks), rng.randrange(0, 3)):
+            del stocks[number]
+        stocks.update({rng.randrange(300, 10_000): rng.randrange(100) for _ in range(rng.randrange(0, 3))})
+        assert keep_page(storage, by_cover(stocks)) <= len(changed) + 3
 
 
 def kept_restock(storage: Storage) -> int:
