@@ -358,14 +358,14 @@ CREATE TABLE IF NOT EXISTS buyout_now (
 -- «По складам» per group for the last 30 days, every group (`by_warehouse` and
 -- `orders_by_warehouse` with period=month for today): at a big seller's year each sorts ~270,000
 -- rows of alias_warehouse_days (30 days) into ~17,000 groups x warehouses, 0.2-0.4 s, too long
--- for a page but nothing for a pass; and `by_warehouse` for today and yesterday (pages
--- 'by_warehouse day' and 'by_warehouse yesterday': ~7,000-9,000 groups x warehouses from
--- ~25,000 rows, 70-150 ms). Stored by the collector after every pass (collector/kept.py)
+-- for a page but nothing for a pass; and `by_warehouse` for the last 7 days, today and
+-- yesterday (pages 'by_warehouse week', 'by_warehouse day' and 'by_warehouse yesterday':
+-- ~7,000-10,000 groups x warehouses from ~25,000-60,000 rows, 70-260 ms). Stored by the collector after every pass (collector/kept.py)
 -- in each page's order, `position` spaced apart as restock_now's: a pass that changed a few
 -- groups writes their rows, not the rows after them. The queries read these rows
 -- while warehouse_month_basis vouches for them, and compute their own otherwise.
 CREATE TABLE IF NOT EXISTS warehouse_month_now (
-    page        TEXT NOT NULL,     -- by_warehouse, orders_by_warehouse (30 days), by_warehouse day|yesterday
+    page        TEXT NOT NULL,     -- by_warehouse, orders_by_warehouse (30 days), by_warehouse week|day|yesterday
     position    INTEGER NOT NULL,  -- the row's order in the page (spaced apart)
     alias       TEXT NOT NULL,
     marketplace TEXT NOT NULL,

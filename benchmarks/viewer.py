@@ -53,9 +53,9 @@ VARIANTS = {
     # a group's warehouses, as ▸ on «Сегодня» opens them ({alias}: the seller's first group)
     "alias_warehouses": [{"alias": "{alias}"}],
     # a row per warehouse, as «По складам» asks, for a day and for 30 days; and a group per
-    # warehouse for 30 days, as its own page and ▸ ask
+    # warehouse for 7 and 30 days, as its own page and ▸ ask
     "by_warehouse": [{"marketplace": "ozon", "by": "warehouse"}, {"marketplace": "ozon", "by": "warehouse", "period": "month"},
-                     {"period": "month"}, {"date": "{yesterday}"}, {"date": "{half_a_year_ago}"},
+                     {"period": "week"}, {"period": "month"}, {"date": "{yesterday}"}, {"date": "{half_a_year_ago}"},
                      {"period": "month", "alias": "{alias}"}],
     # the dashboard's warehouse filter on the page of its own
     "days_of_cover": [{"warehouse": "{warehouse}"}],

@@ -17,7 +17,8 @@ hundred stored rows instead of computing them at every view.
 - `buyout_now`: `buyout` for the last 30 days, every group (the dashboard's «Выкуп»), kept and
   emptied as today_now is.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
-  `orders_by_warehouse` with period=month, today) and for today and yesterday (`by_warehouse`),
+  `orders_by_warehouse` with period=month, today), the last 7 and for today and yesterday
+  (`by_warehouse`),
   read while warehouse_month_basis vouches for them as restock_now_basis does, written as
   restock_now is.
 """
@@ -106,6 +107,7 @@ def _replace_whole(settings: Settings, storage: Storage, now: datetime, table: s
 # opens with; for yesterday, the day a seller compares it with).
 WAREHOUSE_MONTH_PAGES = (("by_warehouse", "by_warehouse", "month", 0),
                          ("orders_by_warehouse", "orders_by_warehouse", "month", 0),
+                         ("by_warehouse week", "by_warehouse", "week", 0),
                          ("by_warehouse day", "by_warehouse", "day", 0),
                          ("by_warehouse yesterday", "by_warehouse", "day", 1))
 WAREHOUSE_MONTH_COLUMNS = ("alias", "marketplace", "warehouse", "stock", "ordered", "bought", "returned",

@@ -704,8 +704,9 @@ MONTH_PAGES = [("by_warehouse", {"period": "month"}), ("by_warehouse", {"period"
                ("orders_by_warehouse", {"period": "month"}), ("orders_by_warehouse", {"period": "month", "marketplace": "wb"}),
                ("orders_by_warehouse", {"period": "month", "warehouse": "B"}),
                ("by_warehouse", {}), ("by_warehouse", {"period": "day", "marketplace": "wb"}),
-               ("by_warehouse", {"date": "2026-11-29"}), ("by_warehouse", {"date": "2026-11-29", "warehouse": "B"})]
-WHOLE_PAGES = (0, 3, 6, 8)  # the pages as kept, every row
+               ("by_warehouse", {"date": "2026-11-29"}), ("by_warehouse", {"date": "2026-11-29", "warehouse": "B"}),
+               ("by_warehouse", {"period": "week"}), ("by_warehouse", {"period": "week", "marketplace": "ozon"})]
+WHOLE_PAGES = (0, 3, 6, 8, 10)  # the pages as kept, every row
 
 
 def refresh_warehouse_month(storage: Storage, now: str = NOW) -> int:
