@@ -6,7 +6,7 @@ order_outcomes), and `mp-collector rebuild` and the upgrade of an old database p
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 import re
 import sqlite3
 import subprocess
@@ -279,26 +279,27 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 24
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 25
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 24: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 21)")] == [f"{n} of 21)" for n in range(1, 22)]
-    assert "upgrading the database from schema 6 to 24: schema 7: filling alias_warehouse_days, alias_warehouse_stock (9 of 21)" in said
-    assert "upgrading the database from schema 6 to 24: schema 8: filling marketplace_alias_days (10 of 21)" in said
-    assert "upgrading the database from schema 6 to 24: schema 9: filling account_warehouse_days (11 of 21)" in said
-    assert "upgrading the database from schema 6 to 24: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (12 of 21)" in said
-    assert "upgrading the database from schema 6 to 24: schema 11: filling alias_warehouse_months (13 of 21)" in said
-    assert "upgrading the database from schema 6 to 24: schema 12: filling alias_months (14 of 21)" in said
-    assert "upgrading the database from schema 6 to 24: schema 13: filling alias_warehouse_days (15 of 21)" in said
-    assert "upgrading the database from schema 6 to 24: schema 15: filling orders (16 of 21)" in said
-    assert ("upgrading the database from schema 6 to 24: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (17 of 21)") in said
-    assert "upgrading the database from schema 6 to 24: schema 20: filling marketplace_alias_warehouse_days (18 of 21)" in said
-    assert "upgrading the database from schema 6 to 24: schema 21: filling recent_minutes (19 of 21)" in said
-    assert "upgrading the database from schema 6 to 24: schema 22: filling marketplace_alias_warehouses (20 of 21)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 25: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 22)")] == [f"{n} of 22)" for n in range(1, 23)]
+    assert "upgrading the database from schema 6 to 25: schema 7: filling alias_warehouse_days, alias_warehouse_stock (9 of 22)" in said
+    assert "upgrading the database from schema 6 to 25: schema 8: filling marketplace_alias_days (10 of 22)" in said
+    assert "upgrading the database from schema 6 to 25: schema 9: filling account_warehouse_days (11 of 22)" in said
+    assert "upgrading the database from schema 6 to 25: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (12 of 22)" in said
+    assert "upgrading the database from schema 6 to 25: schema 11: filling alias_warehouse_months (13 of 22)" in said
+    assert "upgrading the database from schema 6 to 25: schema 12: filling alias_months (14 of 22)" in said
+    assert "upgrading the database from schema 6 to 25: schema 13: filling alias_warehouse_days (15 of 22)" in said
+    assert "upgrading the database from schema 6 to 25: schema 15: filling orders (16 of 22)" in said
+    assert ("upgrading the database from schema 6 to 25: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (17 of 22)") in said
+    assert "upgrading the database from schema 6 to 25: schema 20: filling marketplace_alias_warehouse_days (18 of 22)" in said
+    assert "upgrading the database from schema 6 to 25: schema 21: filling recent_minutes (19 of 22)" in said
+    assert "upgrading the database from schema 6 to 25: schema 22: filling marketplace_alias_warehouses (20 of 22)" in said
+    assert "upgrading the database from schema 6 to 25: schema 25: filling warehouse_month_basis (21 of 22)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 24 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 25 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
@@ -464,6 +465,29 @@ def test_an_upgrade_to_schema_23_keeps_today_for_the_week_and_the_month_at_once(
     kept = storage.db.execute("SELECT days, alias FROM today_now ORDER BY days, position").fetchall()
     assert {days for days, _ in kept} == {1, 7, 30}
     assert [alias for days, alias in kept if days == 30][:2] == ["Группа", "Другая"]
+
+
+def test_an_upgrade_to_schema_25_shows_the_warehouse_pages_for_the_week_computed_then_kept(storage, tmp_path):
+    """Schema 25 keeps «По складам» for the last 7 days too: a database whose kept pages were
+    vouched for without it shows the week computed once upgraded, and the upgrade keeps it at once."""
+    from collector.config import load_settings
+    from collector.pipeline import refresh_kept
+
+    random_history(storage, random.Random(61), steps=100)
+    storage.replace_aliases([("ozon", "1", "Группа", 1), ("wb", "2", "Другая", 2)])
+    refresh_warehouse_month(storage)
+    with storage.transaction():  # the database as schema version 24 left it
+        storage.db.execute("DELETE FROM warehouse_month_now WHERE page = 'by_warehouse week'")
+        storage.db.execute("PRAGMA user_version = 24")
+    week = [("by_warehouse", {"period": "week"})]
+    assert canned_rows(storage.path, asked=week) == [[]]  # (vouched for, not there)
+    assert storage.migrate() == 24 and in_step(storage) == [("2026-11-30", 0)]
+    assert canned_rows(storage.path, asked=week) == [computed_month_pages(storage)[10]] != [[]]
+    settings = load_settings(None, {"DATABASE_PATH": str(storage.path), "ALIASES_FILE": str(tmp_path / "none.csv")})
+    refresh_kept(settings, storage, datetime.fromisoformat(NOW))  # (what pipeline.upgrade does next)
+    assert storage.schema_version == SCHEMA_VERSION and in_step(storage) == [("2026-11-30", 1)]
+    assert storage.db.execute("SELECT count(*) FROM warehouse_month_now WHERE page = 'by_warehouse week'").fetchone()[0]
+    assert canned_rows(storage.path, asked=week) == [computed_month_pages(storage)[10]] != [[]]
 
 
 def test_the_minutes_kept_follow_their_floor_either_way(storage):
