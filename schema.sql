@@ -298,7 +298,8 @@ CREATE TABLE IF NOT EXISTS restock_now (
 -- when, and whether they are still what `restock_window` would compute: set with the rows
 -- (collector/kept.py), cleared by the first write to what restock_window reads (the triggers at
 -- the end of this file) and by a rebuild, so that restock_window reads the kept rows only while
--- they are exact. `restock` shows the rows and their time whatever in_step says.
+-- they are exact. `restock` shows the rows and their time whatever in_step says. The row of
+-- days 0 vouches in the same way for restock_days_now.
 CREATE TABLE IF NOT EXISTS restock_now_basis (
     days              INTEGER PRIMARY KEY,
     day               TEXT NOT NULL,
@@ -307,6 +308,25 @@ CREATE TABLE IF NOT EXISTS restock_now_basis (
     in_step           INTEGER NOT NULL,
     computed_at       TEXT
 );
+
+-- Per place a seller supplies (restock_window's places: an Ozon warehouse, or WB as a whole,
+-- per group), its last 60 whole days as `restock_window` judges them, so that a window the pass
+-- does not keep in restock_now (any of 1..60 days) is read from a row per place instead of each
+-- place's days walked (0.5-1.2 s at a big seller's year). Kept by the collector after every pass
+-- (collector/kept.py), a place written when its row changes, vouched for by restock_now_basis's
+-- row of days 0. `stock_days`: a letter a day, the oldest first, yesterday last ("o" out of
+-- stock, "i" in stock at the end of the day, "-" neither; see stock_days in
+-- collector/datasette_plugin.py); `ordered_days`: the units ordered in the last 1, 2, ... 60
+-- days, each as 10 digits.
+CREATE TABLE IF NOT EXISTS restock_days_now (
+    alias        TEXT NOT NULL,
+    marketplace  TEXT NOT NULL,
+    warehouse    TEXT NOT NULL,  -- the place: the Ozon warehouse, '' for WB
+    stock        INTEGER NOT NULL,
+    stock_days   TEXT NOT NULL,
+    ordered_days TEXT NOT NULL,
+    PRIMARY KEY (alias, marketplace, warehouse)
+) WITHOUT ROWID;
 
 -- `today` for today, every group (the dashboard's table by group, the page a seller opens most),
 -- and for the week and the month to today (30 days of alias_days at a year: ~60,000 rows into

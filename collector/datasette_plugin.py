@@ -155,13 +155,7 @@ def mp_days_out_of_stock(moves: str | None, stock: int | None, first_seen: int |
     NULL when the place has nothing to show: no stock now, nothing ordered in the window and no
     day of it in stock."""
     stock = stock or 0
-    tokens = moves.replace(";", " ").split() if moves else []
-    ordered_on: dict[int, int] = {}
-    change_on: dict[int, int] = {}
-    for text, ordered, change in zip(tokens[0::3], map(int, tokens[1::3]), map(int, tokens[2::3])):
-        day = day_number(text)
-        ordered_on[day] = ordered_on.get(day, 0) + ordered
-        change_on[day] = change_on.get(day, 0) + change
+    ordered_on, change_on = _moves_by_day(moves)
     level = stock - sum(change_on.values())  # the stock as the window opened
     out, had_stock, ordered_in_window, cursor = 0, False, 0, first_day
 
@@ -189,6 +183,38 @@ def mp_days_out_of_stock(moves: str | None, stock: int | None, first_seen: int |
         cursor = day + 1
     out += quiet(last_day)
     return out if stock > 0 or ordered_in_window > 0 or had_stock else None
+
+
+def _moves_by_day(moves: str | None) -> tuple[dict[int, int], dict[int, int]]:
+    """Units ordered and the stock change per day number, from mp_days_out_of_stock's `moves`."""
+    tokens = moves.replace(";", " ").split() if moves else []
+    ordered_on: dict[int, int] = {}
+    change_on: dict[int, int] = {}
+    for text, ordered, change in zip(tokens[0::3], map(int, tokens[1::3]), map(int, tokens[2::3])):
+        day = day_number(text)
+        ordered_on[day] = ordered_on.get(day, 0) + ordered
+        change_on[day] = change_on.get(day, 0) + change
+    return ordered_on, change_on
+
+
+def stock_days(moves: str | None, stock: int | None, first_seen: int | None, first_day: int,
+               last_day: int) -> tuple[str, list[int]]:
+    """Day by day what mp_days_out_of_stock adds up over first_day..last_day, so that any window
+    ending on last_day can be read from it: a letter a day, oldest first ("o" out of stock, "i"
+    in stock at the end of the day, "-" neither), and the units ordered each day. Counted over a
+    window's days, the "o"s are its days out of stock, and the place has something to show when
+    its stock now is above zero, or the window has an order or an "i"."""
+    ordered_on, change_on = _moves_by_day(moves)
+    level = (stock or 0) - sum(change for day, change in change_on.items() if day >= first_day)
+    letters, units = [], []
+    for day in range(first_day, last_day + 1):
+        before = level
+        level += change_on.get(day, 0)
+        ordered = ordered_on.get(day, 0)
+        known = first_seen is not None and day >= first_seen
+        letters.append("i" if level > 0 else "o" if known and ordered == 0 and before <= 0 else "-")
+        units.append(ordered)
+    return "".join(letters), units
 
 
 @hookimpl

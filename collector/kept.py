@@ -9,6 +9,10 @@ hundred stored rows instead of computing them at every view.
   `restock_window` itself reads these rows for a kept window while its row of restock_now_basis
   vouches for them (nothing written since, same day and settings), and computes them otherwise.
   Only the rows that differ from those kept at their places are written.
+- `restock_days_now`: each place's last 60 days as `restock_window` judges them (a letter a day,
+  the units ordered), from which it reads any other window of every group (1..60 days; 0.5-1.2 s
+  computed at a big seller's year), vouched for by restock_now_basis's row of days 0. Kept
+  first: the windows of restock_now are then read from it too.
 - `today_now`: `today` for today, every group (the dashboard's table by group, the page a seller
   opens most), and for the week and the month to today. `today` reads it only while it is whole
   and its day is the viewer's today: any write to the tables it is made of empties it
@@ -26,10 +30,12 @@ hundred stored rows instead of computing them at every view.
 from __future__ import annotations
 
 import bisect
+import itertools
 from datetime import datetime, timedelta
 
 from collector.alerts import CannedQueries
 from collector.config import Settings
+from collector.datasette_plugin import day_number, prepare_collector_connection, stock_days
 from collector.storage import Storage
 from collector.timeutil import iso
 
@@ -61,6 +67,96 @@ def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
                 " VALUES (?, mp_today(), mp_target_cover_days(), mp_low_stock_days(), 1, ?)",
                 [days, iso(now, settings.timezone)])
     return written
+
+
+# The longest window of restock_window, and the days of restock_days_now.
+RESTOCK_DAYS_KEPT = 60
+ORDERED_DIGITS = 10  # a place's units in ordered_days: up to 9,999,999,999 in 60 days
+
+# Per place: the days from RESTOCK_DAYS_KEPT before today that moved units ordered or the stock
+# ("day ordered change" joined by ";"), the stock now, and the day number from which its stock is
+# known (NULL: never observed), as restock_window's `places` gathers them for its longest window.
+PLACE_MOVES = """
+WITH opened AS MATERIALIZED (SELECT mp_date_add(mp_today(), -:days) AS first_day,
+                                    CAST(julianday(mp_today()) AS INTEGER) - :days AS first_n),
+     inputs AS (
+       SELECT w.alias, w.marketplace, w.warehouse,
+              group_concat(m.day || ' ' || m.ordered || ' ' || m.stock_delta, ';') AS moves,
+              0 AS quantity, 0 AS known_keys, 0 AS recent_keys, NULL AS recent_first_day
+       FROM marketplace_alias_warehouses w
+       CROSS JOIN marketplace_alias_warehouse_days m
+       WHERE w.moving_days > 0
+         AND m.warehouse = w.warehouse AND m.marketplace = w.marketplace AND m.alias = w.alias
+         AND m.day >= (SELECT first_day FROM opened) AND (m.ordered <> 0 OR m.stock_delta <> 0)
+       GROUP BY w.warehouse, w.marketplace, w.alias
+       UNION ALL
+       SELECT s.alias, a.marketplace, s.warehouse, NULL, s.quantity, 0, 0, NULL
+       FROM alias_warehouse_stock s JOIN accounts a ON a.account = s.account
+       UNION ALL
+       SELECT d.alias, a.marketplace, d.warehouse, NULL, 0, d.keys,
+              CASE WHEN d.first_day >= o.first_day THEN d.keys ELSE 0 END,
+              CASE WHEN d.first_day >= o.first_day THEN d.first_day END
+       FROM alias_warehouse_first_days d JOIN accounts a ON a.account = d.account CROSS JOIN opened o
+       WHERE d.keys <> 0)
+SELECT alias, marketplace, CASE WHEN marketplace = 'ozon' THEN warehouse ELSE '' END AS place,
+       group_concat(moves, ';') AS moves, sum(quantity) AS stock,
+       CASE WHEN sum(known_keys) = 0 THEN NULL
+            WHEN sum(known_keys) > sum(recent_keys) THEN (SELECT first_n FROM opened) - 1
+            ELSE CAST(julianday(min(recent_first_day)) AS INTEGER) END AS first_seen
+FROM inputs
+GROUP BY 1, 2, 3
+"""
+
+
+def refresh_restock_days(settings: Settings, storage: Storage, now: datetime) -> int:
+    """Bring restock_days_now to each place's last RESTOCK_DAYS_KEPT days at `now`, and the row
+    of days 0 of restock_now_basis to vouch for them; the number of places written. In one
+    write transaction with the basis cleared first, as refresh_restock does."""
+    prepare_collector_connection(storage.db.conn, settings.timezone, lambda: now,
+                                 settings.target_cover_days, settings.low_stock_days)
+    last_n = day_number(now.astimezone(settings.timezone).date().isoformat()) - 1
+    first_n = last_n - RESTOCK_DAYS_KEPT + 1
+    with storage.transaction():
+        storage.db.execute("UPDATE restock_now_basis SET in_step = 0 WHERE days = 0")
+        rows = [_place_days(alias, marketplace, place, moves, stock, first_seen, first_n, last_n)
+                for alias, marketplace, place, moves, stock, first_seen
+                in storage.db.execute(PLACE_MOVES, {"days": RESTOCK_DAYS_KEPT})]
+        written = _write_keyed(storage, "restock_days_now", 3, [row for row in rows if row])
+        storage.db.execute(
+            "INSERT OR REPLACE INTO restock_now_basis"
+            " (days, day, target_cover_days, low_stock_days, in_step, computed_at)"
+            " VALUES (0, mp_today(), mp_target_cover_days(), mp_low_stock_days(), 1, ?)",
+            [iso(now, settings.timezone)])
+    return written
+
+
+def _place_days(alias: str, marketplace: str, place: str, moves: str | None, stock: int | None,
+                first_seen: int | None, first_n: int, last_n: int) -> tuple | None:
+    """A row of restock_days_now; None for a place with nothing to show in any window (no stock
+    now, no order and no day in stock in the last RESTOCK_DAYS_KEPT days)."""
+    letters, units = stock_days(moves, stock, first_seen, first_n, last_n)
+    if not (stock or 0) > 0 and not any(units) and "i" not in letters:
+        return None
+    totals = list(itertools.accumulate(reversed(units)))  # the last 1, 2, ... days
+    if totals[-1] >= 10 ** ORDERED_DIGITS:
+        raise ValueError(f"{alias} ({marketplace} {place}): {totals[-1]} units in {RESTOCK_DAYS_KEPT} days")
+    return (alias, marketplace, place, stock or 0, letters,
+            "".join(f"{total:0{ORDERED_DIGITS}d}" for total in totals))
+
+
+def _write_keyed(storage: Storage, table: str, key_length: int, rows: list[tuple]) -> int:
+    """`rows` as the whole of `table`, each known by its first `key_length` values (the table's
+    primary key, then the rest of its columns in order): those that differ from the kept row of
+    their key written, the kept rows of other keys removed; the number written."""
+    columns = [row[1] for row in storage.db.execute(f"PRAGMA table_info({table})")]
+    kept = {tuple(row[:key_length]): tuple(row) for row in storage.db.execute(f"SELECT * FROM {table}")}
+    changed = [row for row in rows if _typed(kept.get(tuple(row[:key_length]))) != _typed(tuple(row))]
+    gone = kept.keys() - {tuple(row[:key_length]) for row in rows}
+    key = " AND ".join(f"{name} = ?" for name in columns[:key_length])
+    storage.db.conn.executemany(f"DELETE FROM {table} WHERE {key}", list(gone))
+    storage.db.conn.executemany(
+        f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", changed)
+    return len(changed)
 
 
 # The periods of today_now: its days, and `today`'s period parameter for them.

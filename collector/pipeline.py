@@ -130,7 +130,9 @@ def upgrade(settings: Settings, storage: Storage) -> None:
 
 
 def refresh_kept(settings: Settings, storage: Storage, now: datetime) -> None:
-    for name, refresh in (("restock", kept.refresh_restock), ("today", kept.refresh_today),
+    # (each place's days first: the windows of restock_now are then read from them, ~10x faster)
+    for name, refresh in (("restock days", kept.refresh_restock_days), ("restock", kept.refresh_restock),
+                          ("today", kept.refresh_today),
                           ("buyout", kept.refresh_buyout), ("warehouse month", kept.refresh_warehouse_month)):
         started = time.monotonic()
         try:

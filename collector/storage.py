@@ -27,7 +27,7 @@ from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 25
+SCHEMA_VERSION = 26
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -92,6 +92,7 @@ FILLS: dict[int, str] = {
     # warehouse_month_now keeps «По складам» for the last 7 days too: what was kept is not vouched
     # for until the upgrade keeps the new page (pipeline.upgrade, at once)
     25: "UPDATE warehouse_month_basis SET in_step = 0;\n",
+    # (26: restock_days_now, created by schema.sql and kept by the upgrade at once)
     # An order line is judged by units: a line partly returned is bought but for the units
     # returned. Only lines with a return can change; the triggers carry each change through
     # daily_figures to every summary, as a pass's writes would.

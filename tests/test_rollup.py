@@ -279,27 +279,27 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 25
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 26
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 25: ")]
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 26: ")]
     assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 22)")] == [f"{n} of 22)" for n in range(1, 23)]
-    assert "upgrading the database from schema 6 to 25: schema 7: filling alias_warehouse_days, alias_warehouse_stock (9 of 22)" in said
-    assert "upgrading the database from schema 6 to 25: schema 8: filling marketplace_alias_days (10 of 22)" in said
-    assert "upgrading the database from schema 6 to 25: schema 9: filling account_warehouse_days (11 of 22)" in said
-    assert "upgrading the database from schema 6 to 25: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (12 of 22)" in said
-    assert "upgrading the database from schema 6 to 25: schema 11: filling alias_warehouse_months (13 of 22)" in said
-    assert "upgrading the database from schema 6 to 25: schema 12: filling alias_months (14 of 22)" in said
-    assert "upgrading the database from schema 6 to 25: schema 13: filling alias_warehouse_days (15 of 22)" in said
-    assert "upgrading the database from schema 6 to 25: schema 15: filling orders (16 of 22)" in said
-    assert ("upgrading the database from schema 6 to 25: schema 18: filling alias_warehouse_days, "
+    assert "upgrading the database from schema 6 to 26: schema 7: filling alias_warehouse_days, alias_warehouse_stock (9 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 8: filling marketplace_alias_days (10 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 9: filling account_warehouse_days (11 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (12 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 11: filling alias_warehouse_months (13 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 12: filling alias_months (14 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 13: filling alias_warehouse_days (15 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 15: filling orders (16 of 22)" in said
+    assert ("upgrading the database from schema 6 to 26: schema 18: filling alias_warehouse_days, "
             "account_warehouse_days (17 of 22)") in said
-    assert "upgrading the database from schema 6 to 25: schema 20: filling marketplace_alias_warehouse_days (18 of 22)" in said
-    assert "upgrading the database from schema 6 to 25: schema 21: filling recent_minutes (19 of 22)" in said
-    assert "upgrading the database from schema 6 to 25: schema 22: filling marketplace_alias_warehouses (20 of 22)" in said
-    assert "upgrading the database from schema 6 to 25: schema 25: filling warehouse_month_basis (21 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 20: filling marketplace_alias_warehouse_days (18 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 21: filling recent_minutes (19 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 22: filling marketplace_alias_warehouses (20 of 22)" in said
+    assert "upgrading the database from schema 6 to 26: schema 25: filling warehouse_month_basis (21 of 22)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 25 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 26 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
@@ -715,8 +715,34 @@ def test_restock_judges_quiet_days_together_as_it_would_one_by_one(storage, seed
             assert rows(canned_sql()["restock_window"]) == expected, asked
             judged += sum(row[8] or 0 for row in expected)
         assert judged > 0  # some days were out of stock
+        # Every window of every group, read from each place's last 60 days as a pass keeps them
+        kept_places = refresh_restock_days(storage, datetime(2026, 11, 30, 9, tzinfo=timezone.utc))
+        assert kept_places == storage.db.execute("SELECT count(*) FROM restock_days_now").fetchone()[0] > 0
+        for asked in [{"days": str(days)} for days in range(1, 61)] + [
+                {}, {"marketplace": "ozon", "days": "7"}, {"marketplace": "wb", "days": "11"},
+                {"soon": "1", "days": "20"}]:
+            def rows(sql):
+                return conn.execute(sql, {n: asked.get(n, "") for n in re.findall(r":(\w+)", sql)}).fetchall()
+            assert rows(canned_sql()["restock_window"]) == rows(oracle), asked
+        assert refresh_restock_days(storage, datetime(2026, 11, 30, 9, tzinfo=timezone.utc)) == 0
+        # What is read is the kept rows (altered on purpose here), until anything is written
+        asked = {"days": "5"}
+        storage.db.execute("UPDATE restock_days_now SET stock = stock + 1000")
+        storage.db.conn.commit()
+        assert all(row[3] >= 1000 for row in rows(canned_sql()["restock_window"]))
+        with storage.transaction():
+            storage.write_orders([random_order(rng, 10_000, DAYS)])
+        assert rows(canned_sql()["restock_window"]) == rows(oracle)
     finally:
         conn.close()
+
+
+def refresh_restock_days(storage: Storage, now) -> int:
+    """What every pass does after its writes; the number of places written."""
+    from collector import kept
+    from collector.config import load_settings
+
+    return kept.refresh_restock_days(load_settings(None, {"DATABASE_PATH": str(storage.path)}), storage, now)
 
 
 # --------------------------------------------------------------------------------------------

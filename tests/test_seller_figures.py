@@ -624,7 +624,7 @@ def test_a_version_16_database_has_its_restock_rows_kept_again_on_upgrade(storag
     with freeze_time(NOON):
         upgrade(settings, storage)
     assert storage.schema_version == SCHEMA_VERSION
-    assert basis(storage) == {7: 1, 14: 1, 30: 1}
+    assert basis(storage) == {0: 1, 7: 1, 14: 1, 30: 1}  # (0: every place's last 60 days, restock_days_now)
     assert [row | {"computed_at": None} for row in query(storage.path, "restock")] == shown
     assert {row["computed_at"] for row in query(storage.path, "restock")} == {"2026-12-04T12:00:00+03:00"}
     for days, rows in computed.items():
