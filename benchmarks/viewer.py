@@ -49,8 +49,8 @@ VARIANTS = {
     "orders_by_warehouse": [{"period": "month"}, {"period": "month", "alias": "{alias}"}],
     "restock": [{"soon": "1"}, {"soon": "1", "top": "31"}],
     # (7, 14 and 30 days read what the collector kept, as restock does; another window, up to the
-    # longest, from each place's 60 days kept)
-    "restock_window": [{"days": "30"}, {"days": "21"}, {"days": "60"}],
+    # longest, and a group asked for by name, from each place's 60 days kept)
+    "restock_window": [{"days": "30"}, {"days": "21"}, {"days": "60"}, {"days": "21", "alias": "{alias}"}],
     # a group's warehouses, as ▸ on «Сегодня» opens them ({alias}: the seller's first group)
     "alias_warehouses": [{"alias": "{alias}"}],
     # a row per warehouse, as «По складам» asks, for a day and for 30 days; and a group per

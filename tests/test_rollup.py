@@ -720,19 +720,31 @@ def test_restock_judges_quiet_days_together_as_it_would_one_by_one(storage, seed
         assert kept_places == storage.db.execute("SELECT count(*) FROM restock_days_now").fetchone()[0] > 0
         for asked in [{"days": str(days)} for days in range(1, 61)] + [
                 {}, {"marketplace": "ozon", "days": "7"}, {"marketplace": "wb", "days": "11"},
-                {"soon": "1", "days": "20"}]:
+                {"soon": "1", "days": "20"}, {"alias": "Группа", "days": "9"}, {"alias": "Другая", "days": "45"},
+                {"alias": "2"}, {"alias": "1"}, {"alias": "4", "days": "2"}, {"alias": "Группа", "marketplace": "wb"},
+                {"alias": "нет такой"}]:
             def rows(sql):
                 return conn.execute(sql, {n: asked.get(n, "") for n in re.findall(r":(\w+)", sql)}).fetchall()
             assert rows(canned_sql()["restock_window"]) == rows(oracle), asked
         assert refresh_restock_days(storage, datetime(2026, 11, 30, 9, tzinfo=timezone.utc)) == 0
-        # What is read is the kept rows (altered on purpose here), until anything is written
-        asked = {"days": "5"}
+        # What is read is the kept rows (altered on purpose here), for a group asked for by name too,
+        # until anything is written
         storage.db.execute("UPDATE restock_days_now SET stock = stock + 1000")
         storage.db.conn.commit()
-        assert all(row[3] >= 1000 for row in rows(canned_sql()["restock_window"]))
+        for asked in ({"alias": "Группа", "days": "5"}, {"days": "5"}):
+            assert rows(canned_sql()["restock_window"]) and all(
+                row[3] >= 1000 for row in rows(canned_sql()["restock_window"])), asked
         with storage.transaction():
             storage.write_orders([random_order(rng, 10_000, DAYS)])
         assert rows(canned_sql()["restock_window"]) == rows(oracle)
+        # A group's name that is also another group's article: that article's SKUs are shown too
+        with storage.transaction():
+            storage.db.execute("INSERT OR REPLACE INTO products (account, sku, size, article, updated_at)"
+                               " VALUES ('wb-1', 3, '', 'Группа', '2026-11-30T12:00:00+03:00')")
+        refresh_restock_days(storage, datetime(2026, 11, 30, 9, tzinfo=timezone.utc))
+        asked = {"alias": "Группа", "days": "9"}
+        assert rows(canned_sql()["restock_window"]) == rows(oracle)
+        assert "Другая" in {row[0] for row in rows(oracle)} or not rows(oracle)
     finally:
         conn.close()
 
