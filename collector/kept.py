@@ -22,16 +22,16 @@ hundred stored rows instead of computing them at every view.
 - `buyout_now`: `buyout` for the last 30 days, every group (the dashboard's «Выкуп»), kept and
   emptied as today_now is.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
-  `orders_by_warehouse` with period=month, today), the last 7 and for today and yesterday
-  (`by_warehouse`),
-  read while warehouse_month_basis vouches for them as restock_now_basis does, written as
-  restock_now is.
+  `orders_by_warehouse` with period=month, today) and for the last 7 days, today and yesterday
+  (`by_warehouse`), read while warehouse_month_basis vouches for them as restock_now_basis does,
+  written as restock_now is.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 from datetime import datetime, timedelta
 
 from collector.alerts import CannedQueries
@@ -136,7 +136,7 @@ def _place_days(alias: str, marketplace: str, place: str, moves: str | None, sto
     """A row of restock_days_now; None for a place with nothing to show in any window (no stock
     now, no order and no day in stock in the last RESTOCK_DAYS_KEPT days)."""
     letters, units = stock_days(moves, stock, first_seen, first_n, last_n)
-    if not (stock or 0) > 0 and not any(units) and "i" not in letters:
+    if (stock or 0) <= 0 and not any(units) and "i" not in letters:
         return None
     totals = list(itertools.accumulate(reversed(units)))  # the last 1, 2, ... days
     if totals[-1] >= 10 ** ORDERED_DIGITS:
@@ -239,11 +239,12 @@ def _write_changed(storage: Storage, table: str, part: tuple[str, object], colum
     listed = ", ".join(columns)
     kept_rows = storage.db.execute(
         f"SELECT position, {listed} FROM {table} WHERE {name} = ? ORDER BY position", [value]).fetchall()
-    kept = {_identity(columns, old): (position, old) for position, *old in kept_rows}
+    identity = operator.itemgetter(*(columns.index(name) for name in IDENTITY))
+    kept = {identity(old): (position, old) for position, *old in kept_rows}
     new = [tuple(row.get(column) for column in columns) for row in rows]
-    olds = [kept.get(_identity(columns, row)) for row in new]
+    olds = [kept.get(identity(row)) for row in new]
     positions = _spaced_positions([old and old[0] for old in olds])
-    if positions is None or len({_identity(columns, row) for row in new}) < len(new):
+    if positions is None or len({identity(row) for row in new}) < len(new):
         positions, olds = [SPACING * n for n in range(1, len(new) + 1)], [None] * len(new)
     # (the type of each value too: 0 and 0.0 are equal in Python, not on the page)
     changed = [(value, position, *row) for position, row, old in zip(positions, new, olds)
@@ -259,10 +260,6 @@ def _write_changed(storage: Storage, table: str, part: tuple[str, object], colum
 
 IDENTITY = ("alias", "marketplace", "warehouse")  # what a row of a kept page is about
 SPACING = 1 << 32  # between two kept rows' positions: room for rows moved in between them
-
-
-def _identity(columns: tuple[str, ...], row: tuple | list) -> tuple:
-    return tuple(row[columns.index(name)] for name in IDENTITY)
 
 
 def _spaced_positions(kept: list[int | None]) -> list[int] | None:

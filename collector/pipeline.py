@@ -130,7 +130,8 @@ def upgrade(settings: Settings, storage: Storage) -> None:
 
 
 def refresh_kept(settings: Settings, storage: Storage, now: datetime) -> None:
-    # (each place's days first: the windows of restock_now are then read from them, ~10x faster)
+    # (each place's days first: the windows of restock_now are then read from them, 0.6 s rather
+    # than 1.8 s at a big seller's year)
     for name, refresh in (("restock days", kept.refresh_restock_days), ("restock", kept.refresh_restock),
                           ("today", kept.refresh_today),
                           ("buyout", kept.refresh_buyout), ("warehouse month", kept.refresh_warehouse_month)):
