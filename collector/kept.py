@@ -21,6 +21,9 @@ hundred stored rows instead of computing them at every view.
   never shows older figures than the tables hold.
 - `buyout_now`: `buyout` for the last 30 days, every group (the dashboard's «Выкуп»), kept and
   emptied as today_now is.
+- `alias_warehouse_stock_days`: the stock at the end of each past day per group and warehouse,
+  from which `by_warehouse` reads a past day's stock: a day added when it is over, all of them
+  computed again from the changes when a change lands on a day already kept.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
   `orders_by_warehouse` with period=month, today) and for the last 7 days, today and yesterday
   (`by_warehouse`), read while warehouse_month_basis vouches for them as restock_now_basis does,
@@ -31,9 +34,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import operator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
+from collector import logs
 from collector.alerts import CannedQueries
 from collector.config import Settings
 from collector.datasette_plugin import day_number, prepare_collector_connection, stock_days
@@ -158,6 +163,59 @@ def _write_keyed(storage: Storage, table: str, key_length: int, rows: list[tuple
     storage.db.conn.executemany(
         f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", changed)
     return len(changed)
+
+
+def refresh_stock_days(settings: Settings, storage: Storage, now: datetime) -> int:
+    """Bring alias_warehouse_stock_days up to the day before `now` (local) and its basis to vouch
+    for it; the number of rows written. The days after the last one kept are added from it and the
+    changes since; without a basis in step (none yet, or a change since on a day kept) every day
+    is computed again from the first change on. One write transaction."""
+    yesterday = (now.astimezone(settings.timezone).date() - timedelta(days=1)).isoformat()
+    with storage.transaction():
+        basis = storage.db.execute("SELECT through, in_step FROM alias_warehouse_stock_days_basis").fetchone()
+        if basis and basis[1] and basis[0] >= yesterday:
+            return 0
+        if basis and basis[1]:
+            through = basis[0]
+            stock = {(warehouse, account, alias): quantity for warehouse, account, alias, quantity in storage.db.execute(
+                "SELECT warehouse, account, alias, stock FROM alias_warehouse_stock_days WHERE day = ?", [through])}
+        else:
+            # (~20 s at the reference seller's year: after an upgrade, a rebuild, a new aliases file)
+            logs.event(logging.INFO, "stock days: computing every day from the stock changes", event="stock days")
+            through, stock = None, {}
+            storage.db.execute("DELETE FROM alias_warehouse_stock_days")
+        changes = storage.db.execute(
+            "SELECT day, warehouse, account, alias, stock_delta FROM alias_warehouse_days"
+            " WHERE stock_delta <> 0 AND day > coalesce(?, '') AND day <= ? ORDER BY day", [through, yesterday])
+        written = 0
+        for day, places in _stock_at_day_ends(changes, stock, through, yesterday):
+            storage.db.conn.executemany(
+                "INSERT INTO alias_warehouse_stock_days (day, warehouse, account, alias, stock) VALUES (?, ?, ?, ?, ?)",
+                ((day, *place, quantity) for place, quantity in places))
+            written += len(places)
+        storage.db.execute("INSERT OR REPLACE INTO alias_warehouse_stock_days_basis (id, through, in_step)"
+                           " VALUES (1, ?, 1)", [yesterday])
+    return written
+
+
+def _stock_at_day_ends(changes, stock: dict, through: str | None, last: str):
+    """Per day after `through` up to `last` (from the first change's day when `through` is None),
+    the places with stock at its end, in key order: `stock` (per place, at the end of `through`)
+    carried forward through `changes` (day, *place, delta in order of day)."""
+    changes = itertools.groupby(changes, key=operator.itemgetter(0))
+    next_change = next(changes, None)
+    day = _next_day(through) if through else (next_change[0] if next_change else None)
+    while day is not None and day <= last:
+        if next_change and next_change[0] == day:
+            for _, *place, delta in next_change[1]:
+                stock[tuple(place)] = stock.get(tuple(place), 0) + delta
+            next_change = next(changes, None)
+        yield day, sorted((place, quantity) for place, quantity in stock.items() if quantity)
+        day = _next_day(day)
+
+
+def _next_day(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
 # The periods of today_now: its days, and `today`'s period parameter for them.

@@ -134,7 +134,8 @@ def refresh_kept(settings: Settings, storage: Storage, now: datetime) -> None:
     # than 1.8 s at a big seller's year)
     for name, refresh in (("restock days", kept.refresh_restock_days), ("restock", kept.refresh_restock),
                           ("today", kept.refresh_today),
-                          ("buyout", kept.refresh_buyout), ("warehouse month", kept.refresh_warehouse_month)):
+                          ("buyout", kept.refresh_buyout), ("warehouse month", kept.refresh_warehouse_month),
+                          ("stock days", kept.refresh_stock_days)):
         started = time.monotonic()
         try:
             rows = refresh(settings, storage, now)

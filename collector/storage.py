@@ -27,7 +27,7 @@ from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 26
+SCHEMA_VERSION = 27
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -93,6 +93,7 @@ FILLS: dict[int, str] = {
     # for until the upgrade keeps the new page (pipeline.upgrade, at once)
     25: "UPDATE warehouse_month_basis SET in_step = 0;\n",
     # (26: restock_days_now, created by schema.sql and kept by the upgrade at once)
+    # (27: alias_warehouse_stock_days, likewise)
     # An order line is judged by units: a line partly returned is bought but for the units
     # returned. Only lines with a return can change; the triggers carry each change through
     # daily_figures to every summary, as a pass's writes would.
@@ -797,6 +798,7 @@ DELETE FROM today_now;
 DELETE FROM buyout_now;
 UPDATE restock_now_basis SET in_step = 0;
 UPDATE warehouse_month_basis SET in_step = 0;
+UPDATE alias_warehouse_stock_days_basis SET in_step = 0;
 DELETE FROM order_warehouses;
 INSERT INTO order_warehouses (warehouse, last_day)
 SELECT warehouse, max(day) FROM orders WHERE warehouse IS NOT NULL GROUP BY warehouse;

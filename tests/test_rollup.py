@@ -60,8 +60,10 @@ def random_sale(rng: random.Random, order: OrderLine, n: int, days: list[str] = 
                      payout_kopecks=rng.choice([None, 400, -400]))
 
 
-def random_history(storage: Storage, rng: random.Random, steps: int = 300, days: list[str] = DAYS) -> None:
-    """Inserts, status changes, re-dated and moved rows, deletes and stock changes, in any order."""
+def random_history(storage: Storage, rng: random.Random, steps: int = 300, days: list[str] = DAYS,
+                   stock_in_order: bool = False) -> None:
+    """Inserts, status changes, re-dated and moved rows, deletes and stock changes, in any order
+    (the stock changes day after day, as passes write them, if `stock_in_order`)."""
     orders: list[OrderLine] = []
     sales: list[SaleEvent] = []
     for n in range(steps):
@@ -96,7 +98,7 @@ def random_history(storage: Storage, rng: random.Random, steps: int = 300, days:
                 store = rng.choice(["ozon-1", "ozon-1", "ozon-2"])
                 levels = [StockLevel(store, sku, "", wh, rng.randint(0, 5)) for sku in (1, 2) for wh in ("A", "B")
                           if rng.random() < 0.7]
-                day = days[n % len(days)]
+                day = days[n * len(days) // steps] if stock_in_order else days[n % len(days)]
                 storage.write_stock(store, levels, f"{day}T12:00:00+03:00", day, None)
 
 
@@ -279,27 +281,27 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 26
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 27
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 26: ")]
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 27: ")]
     assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 22)")] == [f"{n} of 22)" for n in range(1, 23)]
-    assert "upgrading the database from schema 6 to 26: schema 7: filling alias_warehouse_days, alias_warehouse_stock (9 of 22)" in said
-    assert "upgrading the database from schema 6 to 26: schema 8: filling marketplace_alias_days (10 of 22)" in said
-    assert "upgrading the database from schema 6 to 26: schema 9: filling account_warehouse_days (11 of 22)" in said
-    assert "upgrading the database from schema 6 to 26: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (12 of 22)" in said
-    assert "upgrading the database from schema 6 to 26: schema 11: filling alias_warehouse_months (13 of 22)" in said
-    assert "upgrading the database from schema 6 to 26: schema 12: filling alias_months (14 of 22)" in said
-    assert "upgrading the database from schema 6 to 26: schema 13: filling alias_warehouse_days (15 of 22)" in said
-    assert "upgrading the database from schema 6 to 26: schema 15: filling orders (16 of 22)" in said
-    assert ("upgrading the database from schema 6 to 26: schema 18: filling alias_warehouse_days, "
+    assert "upgrading the database from schema 6 to 27: schema 7: filling alias_warehouse_days, alias_warehouse_stock (9 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 8: filling marketplace_alias_days (10 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 9: filling account_warehouse_days (11 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (12 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 11: filling alias_warehouse_months (13 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 12: filling alias_months (14 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 13: filling alias_warehouse_days (15 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 15: filling orders (16 of 22)" in said
+    assert ("upgrading the database from schema 6 to 27: schema 18: filling alias_warehouse_days, "
             "account_warehouse_days (17 of 22)") in said
-    assert "upgrading the database from schema 6 to 26: schema 20: filling marketplace_alias_warehouse_days (18 of 22)" in said
-    assert "upgrading the database from schema 6 to 26: schema 21: filling recent_minutes (19 of 22)" in said
-    assert "upgrading the database from schema 6 to 26: schema 22: filling marketplace_alias_warehouses (20 of 22)" in said
-    assert "upgrading the database from schema 6 to 26: schema 25: filling warehouse_month_basis (21 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 20: filling marketplace_alias_warehouse_days (18 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 21: filling recent_minutes (19 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 22: filling marketplace_alias_warehouses (20 of 22)" in said
+    assert "upgrading the database from schema 6 to 27: schema 25: filling warehouse_month_basis (21 of 22)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 26 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 27 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
@@ -869,3 +871,126 @@ def test_a_version_15_database_loses_restock_now_basis_own_triggers(storage):
     storage.save_accounts([("ozon-3", "ozon", "Ozon 3")])
     assert storage.db.execute("SELECT in_step FROM restock_now_basis UNION ALL "
                               "SELECT in_step FROM warehouse_month_basis").fetchall() == [(0,), (0,)]
+
+
+# --------------------------------------------------------------------------------------------
+# The stock at the end of each past day per group and warehouse, kept by the pass
+# (collector/kept.py, alias_warehouse_stock_days)
+
+PAST_DAYS = [("by_warehouse", {"date": day}) for day in DAYS[:-1]] + [
+    ("by_warehouse", {"date": "2026-11-19"}), ("by_warehouse", {"date": "2026-11-22", "period": "week"}),
+    ("by_warehouse", {"date": "2026-11-25", "warehouse": "A"}), ("by_warehouse", {"date": "2026-11-27", "marketplace": "ozon"}),
+    ("by_warehouse", {"date": "2026-11-24", "by": "warehouse"}), ("by_warehouse", {"date": "2026-11-26", "alias": "Группа"})]
+
+STOCK_AT_DAY_ENDS = """
+WITH RECURSIVE calendar(day) AS (
+  SELECT min(day) FROM alias_warehouse_days WHERE stock_delta <> 0
+  UNION ALL
+  SELECT date(day, '+1 day') FROM calendar WHERE day < :through)
+SELECT c.day, d.warehouse, d.account, d.alias, sum(d.stock_delta)
+FROM calendar c JOIN alias_warehouse_days d ON d.day <= c.day AND d.stock_delta <> 0
+GROUP BY c.day, d.warehouse, d.account, d.alias
+HAVING sum(d.stock_delta) <> 0
+ORDER BY 1, 2, 3, 4
+"""
+
+
+def refresh_stock_days(storage: Storage, now: str = NOW) -> int:
+    """What every pass does after its writes; the number of rows written."""
+    from collector import kept
+    from collector.config import load_settings
+
+    settings = load_settings(None, {"DATABASE_PATH": str(storage.path)})
+    return kept.refresh_stock_days(settings, storage, datetime.fromisoformat(now))
+
+
+def stock_days(storage: Storage) -> tuple[list, list]:
+    """The days kept and what the changes say they must be, up to the day kept last."""
+    through = storage.db.execute("SELECT through FROM alias_warehouse_stock_days_basis").fetchone()[0]
+    return (storage.db.execute("SELECT * FROM alias_warehouse_stock_days ORDER BY 1, 2, 3, 4").fetchall(),
+            storage.db.execute(STOCK_AT_DAY_ENDS, {"through": through}).fetchall())
+
+
+def stock_days_basis(storage: Storage) -> list:
+    return storage.db.execute("SELECT through, in_step FROM alias_warehouse_stock_days_basis").fetchall()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_stock_at_each_day_end_is_kept_and_read_only_while_exact(storage, seed):
+    rng = random.Random(500 + seed)
+    # (the stock written day after day: worked back from the stock now, a past day's stock is
+    # then what the changes up to it add up to; see test_the_kept_warehouse_pages_...)
+    random_history(storage, rng, stock_in_order=True)
+    storage.replace_aliases([("ozon", "1", "Группа", 2), ("wb", "2", "Группа", 2), ("ozon", "3", "Другая", 1)])
+    computed = canned_rows(storage.path, asked=PAST_DAYS)
+    assert stock_days_basis(storage) == [] and sum(map(len, computed)) > 20
+    written = refresh_stock_days(storage)
+    kept, expected = stock_days(storage)
+    assert stock_days_basis(storage) == [("2026-11-29", 1)] and kept == expected and written == len(kept) > 10
+    assert {day for day, *_ in kept} == set(DAYS[:-1])  # every day from the first change on, not today
+    assert canned_rows(storage.path, asked=PAST_DAYS) == computed
+    assert refresh_stock_days(storage) == 0  # nothing to add the same day
+    # The kept rows are what is read, for a group's day, not for a group or a marketplace asked for
+    with storage.transaction():
+        storage.db.execute("UPDATE alias_warehouse_stock_days SET stock = stock + 1000 WHERE warehouse = 'A'")
+    marked = canned_rows(storage.path, asked=PAST_DAYS)
+    for rows, before in zip(marked[:10], computed[:10]):
+        assert sorted(map(repr, (row for row in rows if row[2] != "A"))) == sorted(
+            map(repr, (row for row in before if row[2] != "A")))
+        stock_before = {row[:3]: row[3] for row in before}
+        assert all(row[3] >= 1000 or row[3] == stock_before[row[:3]] == 0 for row in rows if row[2] == "A")
+    assert marked[-1] == computed[-1] and any(row[3] >= 1000 for rows in marked for row in rows)
+    # A change of stock on a day kept (a SKU moved to another group by a new aliases file, stock
+    # written late) stops them being read; the next pass computes every day again
+    storage.replace_aliases([("ozon", "1", "Другая", 1), ("ozon", "2", "Группа", 2)])
+    assert stock_days_basis(storage) == [("2026-11-29", 0)]
+    now_computed = canned_rows(storage.path, asked=PAST_DAYS)
+    assert now_computed != computed
+    refresh_stock_days(storage)
+    kept, expected = stock_days(storage)
+    assert stock_days_basis(storage) == [("2026-11-29", 1)] and kept == expected
+    assert canned_rows(storage.path, asked=PAST_DAYS) == now_computed
+    with storage.transaction():
+        storage.write_stock("ozon-2", [StockLevel("ozon-2", 1, "", "A", 9)], "2026-11-24T12:00:00+03:00", "2026-11-24", None)
+    assert stock_days_basis(storage) == [("2026-11-29", 0)]
+    refresh_stock_days(storage)
+    assert stock_days(storage)[0] == stock_days(storage)[1]
+    # Today's changes do not touch the days kept; the next day adds today, and only today
+    with storage.transaction():
+        storage.write_stock("ozon-1", [StockLevel("ozon-1", 2, "", "B", rng.randint(6, 9))],
+                            "2026-11-30T23:00:00+03:00", "2026-11-30", None)
+        storage.write_orders([random_order(rng, 10_000, ["2026-11-25"])])
+    assert stock_days_basis(storage) == [("2026-11-29", 1)]
+    last_day = refresh_stock_days(storage, "2026-11-30T21:00:01+00:00")
+    kept, expected = stock_days(storage)
+    assert stock_days_basis(storage) == [("2026-11-30", 1)] and kept == expected
+    assert last_day == sum(day == "2026-11-30" for day, *_ in kept) > 0
+    # Days the collector did not run are added as well; a rebuild, which runs without the
+    # triggers, stops them being read
+    refresh_stock_days(storage, "2026-12-03T09:00:00+00:00")
+    kept, expected = stock_days(storage)
+    assert stock_days_basis(storage) == [("2026-12-02", 1)] and kept == expected
+    assert {day for day, *_ in kept} >= {"2026-12-01", "2026-12-02"}
+    storage.rebuild_summaries()
+    assert stock_days_basis(storage) == [("2026-12-02", 0)]
+
+
+def test_the_day_a_pass_keeps_turns_at_moscow_midnight(storage, tmp_path):
+    """On a machine whose clock is UTC, the pass at 23:59:59 in Moscow keeps up to the day before,
+    the pass at 00:00:01 the day that just ended."""
+    from freezegun import freeze_time
+
+    from collector.config import load_settings
+    from collector.pipeline import refresh_kept
+    from collector.timeutil import utc_now
+
+    random_history(storage, random.Random(510), steps=120)
+    settings = load_settings(None, {"DATABASE_PATH": str(storage.path), "ALIASES_FILE": str(tmp_path / "none.csv")})
+    with freeze_time("2026-11-30 20:59:59", tz_offset=0):
+        refresh_kept(settings, storage, utc_now())
+    assert stock_days_basis(storage) == [("2026-11-29", 1)]
+    with freeze_time("2026-11-30 21:00:01", tz_offset=0):
+        refresh_kept(settings, storage, utc_now())
+    kept, expected = stock_days(storage)
+    assert stock_days_basis(storage) == [("2026-11-30", 1)] and kept == expected
+    assert "2026-11-30" in {day for day, *_ in kept}
