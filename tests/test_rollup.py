@@ -994,3 +994,25 @@ def test_the_day_a_pass_keeps_turns_at_moscow_midnight(storage, tmp_path):
     kept, expected = stock_days(storage)
     assert stock_days_basis(storage) == [("2026-11-30", 1)] and kept == expected
     assert "2026-11-30" in {day for day, *_ in kept}
+
+
+def test_an_upgrade_to_schema_27_keeps_the_stock_at_each_day_end_at_once(storage, tmp_path):
+    """Schema 27 adds alias_warehouse_stock_days; the upgrade computes every past day at once."""
+    from freezegun import freeze_time
+
+    from collector.config import load_settings
+    from collector.pipeline import upgrade
+
+    random_history(storage, random.Random(520), steps=150, stock_in_order=True)
+    with storage.transaction():  # the database as schema version 26 left it
+        for name in ("figures_added", "figures_changed", "figures_removed", "sku_names_changed", "sku_names_removed"):
+            storage.db.execute(f"DROP TRIGGER stock_days_basis_{name}")
+        storage.db.execute("DROP TABLE alias_warehouse_stock_days")
+        storage.db.execute("DROP TABLE alias_warehouse_stock_days_basis")
+        storage.db.execute("PRAGMA user_version = 26")
+    with freeze_time("2026-11-30 09:00:00", tz_offset=0):
+        upgrade(load_settings(None, {"DATABASE_PATH": str(storage.path), "ALIASES_FILE": str(tmp_path / "none.csv")}),
+                storage)
+    kept, expected = stock_days(storage)
+    assert storage.schema_version == SCHEMA_VERSION and stock_days_basis(storage) == [("2026-11-29", 1)]
+    assert kept == expected and len(kept) > 10
