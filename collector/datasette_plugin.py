@@ -555,11 +555,14 @@ def page_of_table(path: str) -> str | None:
 
 @hookimpl
 def asgi_wrapper(datasette):
-    # Two requests are changed on their way in; every other passes as it came. Datasette's
+    # Three requests are changed on their way in; every other passes as it came. Datasette's
     # streamed CSV of the export views is served by the export that streams them
     # (collector/export.py: instead_of_view), and a page of a big table or of a view comes
-    # without its count (above). A canned query's JSON is answered from memory while nothing
-    # was written since (collector/answer_cache.py).
+    # without its count (above). A canned query's JSON skips Datasette's look for infinite
+    # numbers in every cell (_json_infinity=1: ~6 us a row, 30 ms of a 5,000-row answer), which
+    # finds none: the canned queries divide only through nullif() and add up whole numbers, and
+    # SQLite gives NULL, not infinity, for a division by zero. It is answered from memory while
+    # nothing was written since (collector/answer_cache.py).
     from collector.export import instead_of_view
 
     def wrap(app):
@@ -576,9 +579,13 @@ def asgi_wrapper(datasette):
                 elif table and "_nocount" not in parse_qs(query, keep_blank_values=True) and DATABASE in datasette.databases \
                         and table in await big_names(datasette.get_database(DATABASE)):
                     scope = dict(scope, query_string=(query + "&" if query else "").encode() + b"_nocount=1")
-                elif scope.get("method") == "GET" and (cache := answer_cache(datasette)) and cache.query_name(path):
-                    context = (mp_today(), mp_target_cover_days(), mp_low_stock_days())
-                    return await cache.serve(scope, receive, send, app, context)
+                else:
+                    if table and path.endswith(".json") and "_json_infinity" not in parse_qs(query) \
+                            and table in (datasette.metadata("queries", database=DATABASE) or {}):
+                        scope = dict(scope, query_string=(query + "&" if query else "").encode() + b"_json_infinity=1")
+                    if scope.get("method") == "GET" and (cache := answer_cache(datasette)) and cache.query_name(path):
+                        context = (mp_today(), mp_target_cover_days(), mp_low_stock_days())
+                        return await cache.serve(scope, receive, send, app, context)
             await app(scope, receive, send)
 
         return adjusted

@@ -307,6 +307,28 @@ def test_the_answer_cache_can_be_turned_off(db_path, monkeypatch):
     assert ds._mp_answer_cache is None
 
 
+def test_a_canned_querys_json_skips_the_look_for_infinite_numbers_which_finds_none(db_path, monkeypatch):
+    """Datasette replaces infinite numbers by null in every cell of a JSON answer unless asked
+    not to; the canned queries never yield one, so their JSON is sent without that look: a query
+    that did would show it, ad-hoc SQL and an answer that asks for the look keep it."""
+    import json
+
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    metadata = load_metadata()
+    metadata["databases"]["mp"]["queries"]["infinite"] = {"sql": "SELECT 1e999 AS x, 1 AS y"}
+    ds = Datasette([str(db_path)], metadata=metadata, settings={"sql_time_limit_ms": 3000})
+    asyncio.run(ds.invoke_startup())
+    assert get(ds, "/mp/infinite.json").json()["rows"] == [[float("inf"), 1]]
+    assert get(ds, "/mp/infinite.json?_json_infinity=0").json()["rows"] == [[None, 1]]
+    assert get(ds, "/mp.json?sql=select+1e999").json()["rows"] == [[None]]
+
+    def no_constant(name):
+        raise AssertionError(f"{name} in a canned query's JSON")
+
+    for name in QUERIES:
+        assert json.loads(get(ds, f"/mp/{name}.json").content, parse_constant=no_constant)["ok"], name
+
+
 # --------------------------------------------------------------------------------------------
 # How Datasette is served
 
