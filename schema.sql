@@ -609,24 +609,28 @@ CREATE TABLE IF NOT EXISTS alias_warehouse_stock (
     PRIMARY KEY (account, alias, warehouse)
 ) WITHOUT ROWID;
 
--- The stock at the end of each past day per account x group x warehouse (alias_warehouse_days'
--- stock changes added up to it), rows only where it is not zero: «По складам» for a past day
--- reads that day's rows (~10,000 at the reference seller) instead of working the stock back
--- from now through the months and days since (0.25-0.4 s at a year). Kept by the collector
--- after each pass (collector/kept.py: a day is added when it is over) for the days up to
--- alias_warehouse_stock_days_basis.through, which vouches for them while in_step; a change of
--- stock on a day it vouches for (a SKU moved to another group, stock written late) clears it,
--- and the next pass computes the days again from the changes.
-CREATE TABLE IF NOT EXISTS alias_warehouse_stock_days (
-    day       TEXT NOT NULL,
-    warehouse TEXT NOT NULL,
-    account   TEXT NOT NULL,
-    alias     TEXT NOT NULL,
-    stock     INTEGER NOT NULL,
-    PRIMARY KEY (day, warehouse, account, alias)
+-- The stock at the end of each past day per warehouse x marketplace x group (alias_warehouse_days'
+-- stock changes added up to it, the Ozon stores together), rows only where it is not zero:
+-- «По складам» for a past day reads that day's rows (~6,300 at the reference seller) instead of
+-- working the stock back from now through the months and days since (0.25-0.5 s at a year).
+-- Kept by the collector after each pass (collector/kept.py: a day is added when it is over) for
+-- the days up to stock_days_basis.through, which vouches for them while in_step; a change of
+-- stock on a day it vouches for (stock written late), a SKU moved to another group or an account
+-- to another marketplace clears it, and the next pass computes the days again from the changes.
+CREATE TABLE IF NOT EXISTS marketplace_alias_warehouse_stock_days (
+    day         TEXT NOT NULL,
+    warehouse   TEXT NOT NULL,
+    marketplace TEXT NOT NULL,
+    alias       TEXT NOT NULL,
+    stock       INTEGER NOT NULL,
+    PRIMARY KEY (day, warehouse, marketplace, alias)
 ) WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS alias_warehouse_stock_days_basis (
+-- (kept per account for a few hours of schema 27, 1e20277: per marketplace since, as the pages show it)
+DROP TABLE IF EXISTS alias_warehouse_stock_days;
+DROP TABLE IF EXISTS alias_warehouse_stock_days_basis;
+
+CREATE TABLE IF NOT EXISTS stock_days_basis (
     id      INTEGER PRIMARY KEY CHECK (id = 1),
     through TEXT NOT NULL,     -- the last day kept (the collector's yesterday)
     in_step INTEGER NOT NULL
@@ -2916,16 +2920,17 @@ BEGIN
 END;
 
 -- ---------------------------------------------------------------------------------------------
--- alias_warehouse_stock_days_basis stops vouching at a change of stock on a day it vouches for
+-- stock_days_basis stops vouching at a change of stock on a day it vouches for
 -- (daily_figures' stock_delta, which only the stock rows move: alias_warehouse_days' passes
--- through other values while an order line's figures move) and when a SKU changes group;
+-- through other values while an order line's figures move), when a SKU changes group and when
+-- an account changes marketplace or leaves;
 -- changes of today (the day after `through`) are what the next pass adds when the day is over.
 DROP TRIGGER IF EXISTS stock_days_basis_figures_added;
 CREATE TRIGGER stock_days_basis_figures_added AFTER INSERT ON daily_figures
 WHEN new.stock_delta <> 0
- AND new.day <= (SELECT through FROM alias_warehouse_stock_days_basis WHERE in_step)
+ AND new.day <= (SELECT through FROM stock_days_basis WHERE in_step)
 BEGIN
-  UPDATE alias_warehouse_stock_days_basis SET in_step = 0;
+  UPDATE stock_days_basis SET in_step = 0;
 END;
 DROP TRIGGER IF EXISTS stock_days_basis_figures_changed;
 CREATE TRIGGER stock_days_basis_figures_changed
@@ -2933,27 +2938,40 @@ AFTER UPDATE OF day, account, sku, warehouse, stock_delta ON daily_figures
 WHEN (old.stock_delta <> 0 OR new.stock_delta <> 0)
  AND (old.day, old.account, old.sku, old.warehouse, old.stock_delta)
      IS NOT (new.day, new.account, new.sku, new.warehouse, new.stock_delta)
- AND min(old.day, new.day) <= (SELECT through FROM alias_warehouse_stock_days_basis WHERE in_step)
+ AND min(old.day, new.day) <= (SELECT through FROM stock_days_basis WHERE in_step)
 BEGIN
-  UPDATE alias_warehouse_stock_days_basis SET in_step = 0;
+  UPDATE stock_days_basis SET in_step = 0;
 END;
 DROP TRIGGER IF EXISTS stock_days_basis_figures_removed;
 CREATE TRIGGER stock_days_basis_figures_removed AFTER DELETE ON daily_figures
 WHEN old.stock_delta <> 0
- AND old.day <= (SELECT through FROM alias_warehouse_stock_days_basis WHERE in_step)
+ AND old.day <= (SELECT through FROM stock_days_basis WHERE in_step)
 BEGIN
-  UPDATE alias_warehouse_stock_days_basis SET in_step = 0;
+  UPDATE stock_days_basis SET in_step = 0;
 END;
 DROP TRIGGER IF EXISTS stock_days_basis_sku_names_changed;
 CREATE TRIGGER stock_days_basis_sku_names_changed AFTER UPDATE OF account, sku, alias ON sku_names
 WHEN (old.account, old.sku, old.alias) IS NOT (new.account, new.sku, new.alias)
- AND EXISTS (SELECT 1 FROM alias_warehouse_stock_days_basis WHERE in_step)
+ AND EXISTS (SELECT 1 FROM stock_days_basis WHERE in_step)
 BEGIN
-  UPDATE alias_warehouse_stock_days_basis SET in_step = 0;
+  UPDATE stock_days_basis SET in_step = 0;
+END;
+DROP TRIGGER IF EXISTS stock_days_basis_accounts_changed;
+CREATE TRIGGER stock_days_basis_accounts_changed AFTER UPDATE OF account, marketplace ON accounts
+WHEN (old.account, old.marketplace) IS NOT (new.account, new.marketplace)
+ AND EXISTS (SELECT 1 FROM stock_days_basis WHERE in_step)
+BEGIN
+  UPDATE stock_days_basis SET in_step = 0;
+END;
+DROP TRIGGER IF EXISTS stock_days_basis_accounts_removed;
+CREATE TRIGGER stock_days_basis_accounts_removed AFTER DELETE ON accounts
+WHEN EXISTS (SELECT 1 FROM stock_days_basis WHERE in_step)
+BEGIN
+  UPDATE stock_days_basis SET in_step = 0;
 END;
 DROP TRIGGER IF EXISTS stock_days_basis_sku_names_removed;
 CREATE TRIGGER stock_days_basis_sku_names_removed AFTER DELETE ON sku_names
-WHEN EXISTS (SELECT 1 FROM alias_warehouse_stock_days_basis WHERE in_step)
+WHEN EXISTS (SELECT 1 FROM stock_days_basis WHERE in_step)
 BEGIN
-  UPDATE alias_warehouse_stock_days_basis SET in_step = 0;
+  UPDATE stock_days_basis SET in_step = 0;
 END;

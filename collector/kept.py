@@ -21,9 +21,9 @@ hundred stored rows instead of computing them at every view.
   never shows older figures than the tables hold.
 - `buyout_now`: `buyout` for the last 30 days, every group (the dashboard's «Выкуп»), kept and
   emptied as today_now is.
-- `alias_warehouse_stock_days`: the stock at the end of each past day per group and warehouse,
-  from which `by_warehouse` reads a past day's stock: a day added when it is over, all of them
-  computed again from the changes when a change lands on a day already kept.
+- `marketplace_alias_warehouse_stock_days`: the stock at the end of each past day per warehouse,
+  marketplace and group, from which `by_warehouse` reads a past day's stock: a day added when it
+  is over, all of them computed again from the changes when a change lands on a day kept.
 - `warehouse_month_now`: «По складам» per group for the last 30 days (`by_warehouse` and
   `orders_by_warehouse` with period=month, today) and for the last 7 days, today and yesterday
   (`by_warehouse`), read while warehouse_month_basis vouches for them as restock_now_basis does,
@@ -166,34 +166,38 @@ def _write_keyed(storage: Storage, table: str, key_length: int, rows: list[tuple
 
 
 def refresh_stock_days(settings: Settings, storage: Storage, now: datetime) -> int:
-    """Bring alias_warehouse_stock_days up to the day before `now` (local) and its basis to vouch
-    for it; the number of rows written. The days after the last one kept are added from it and the
+    """Bring marketplace_alias_warehouse_stock_days up to the day before `now` (local) and its
+    basis to vouch for it; the number of rows written. The days after the last one kept are added from it and the
     changes since; without a basis in step (none yet, or a change since on a day kept) every day
     is computed again from the first change on. One write transaction."""
     yesterday = (now.astimezone(settings.timezone).date() - timedelta(days=1)).isoformat()
     with storage.transaction():
-        basis = storage.db.execute("SELECT through, in_step FROM alias_warehouse_stock_days_basis").fetchone()
+        basis = storage.db.execute("SELECT through, in_step FROM stock_days_basis").fetchone()
         if basis and basis[1] and basis[0] >= yesterday:
             return 0
         if basis and basis[1]:
             through = basis[0]
-            stock = {(warehouse, account, alias): quantity for warehouse, account, alias, quantity in storage.db.execute(
-                "SELECT warehouse, account, alias, stock FROM alias_warehouse_stock_days WHERE day = ?", [through])}
+            stock = {tuple(place): quantity for *place, quantity in storage.db.execute(
+                "SELECT warehouse, marketplace, alias, stock FROM marketplace_alias_warehouse_stock_days"
+                " WHERE day = ?", [through])}
         else:
             # (~20 s at the reference seller's year: after an upgrade, a rebuild, a new aliases file)
             logs.event(logging.INFO, "stock days: computing every day from the stock changes", event="stock days")
             through, stock = None, {}
-            storage.db.execute("DELETE FROM alias_warehouse_stock_days")
+            storage.db.execute("DELETE FROM marketplace_alias_warehouse_stock_days")
+        # (the days in their order, as kept: no sort of the changes; CROSS JOIN keeps that order)
         changes = storage.db.execute(
-            "SELECT day, warehouse, account, alias, stock_delta FROM alias_warehouse_days"
-            " WHERE stock_delta <> 0 AND day > coalesce(?, '') AND day <= ? ORDER BY day", [through, yesterday])
+            "SELECT d.day, d.warehouse, a.marketplace, d.alias, d.stock_delta"
+            " FROM alias_warehouse_days d CROSS JOIN accounts a ON a.account = d.account"
+            " WHERE d.stock_delta <> 0 AND d.day > coalesce(?, '') AND d.day <= ? ORDER BY d.day", [through, yesterday])
         written = 0
         for day, places in _stock_at_day_ends(changes, stock, through, yesterday):
             storage.db.conn.executemany(
-                "INSERT INTO alias_warehouse_stock_days (day, warehouse, account, alias, stock) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO marketplace_alias_warehouse_stock_days (day, warehouse, marketplace, alias, stock)"
+                " VALUES (?, ?, ?, ?, ?)",
                 ((day, *place, quantity) for place, quantity in places))
             written += len(places)
-        storage.db.execute("INSERT OR REPLACE INTO alias_warehouse_stock_days_basis (id, through, in_step)"
+        storage.db.execute("INSERT OR REPLACE INTO stock_days_basis (id, through, in_step)"
                            " VALUES (1, ?, 1)", [yesterday])
     return written
 

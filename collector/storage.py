@@ -93,7 +93,7 @@ FILLS: dict[int, str] = {
     # for until the upgrade keeps the new page (pipeline.upgrade, at once)
     25: "UPDATE warehouse_month_basis SET in_step = 0;\n",
     # (26: restock_days_now, created by schema.sql and kept by the upgrade at once)
-    # (27: alias_warehouse_stock_days, likewise)
+    # (27: marketplace_alias_warehouse_stock_days, likewise)
     # An order line is judged by units: a line partly returned is bought but for the units
     # returned. Only lines with a return can change; the triggers carry each change through
     # daily_figures to every summary, as a pass's writes would.
@@ -798,7 +798,7 @@ DELETE FROM today_now;
 DELETE FROM buyout_now;
 UPDATE restock_now_basis SET in_step = 0;
 UPDATE warehouse_month_basis SET in_step = 0;
-UPDATE alias_warehouse_stock_days_basis SET in_step = 0;
+UPDATE stock_days_basis SET in_step = 0;
 DELETE FROM order_warehouses;
 INSERT INTO order_warehouses (warehouse, last_day)
 SELECT warehouse, max(day) FROM orders WHERE warehouse IS NOT NULL GROUP BY warehouse;

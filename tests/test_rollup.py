@@ -875,7 +875,7 @@ def test_a_version_15_database_loses_restock_now_basis_own_triggers(storage):
 
 # --------------------------------------------------------------------------------------------
 # The stock at the end of each past day per group and warehouse, kept by the pass
-# (collector/kept.py, alias_warehouse_stock_days)
+# (collector/kept.py, marketplace_alias_warehouse_stock_days)
 
 PAST_DAYS = [("by_warehouse", {"date": day}) for day in DAYS[:-1]] + [
     ("by_warehouse", {"date": "2026-11-19"}), ("by_warehouse", {"date": "2026-11-22", "period": "week"}),
@@ -887,9 +887,10 @@ WITH RECURSIVE calendar(day) AS (
   SELECT min(day) FROM alias_warehouse_days WHERE stock_delta <> 0
   UNION ALL
   SELECT date(day, '+1 day') FROM calendar WHERE day < :through)
-SELECT c.day, d.warehouse, d.account, d.alias, sum(d.stock_delta)
+SELECT c.day, d.warehouse, a.marketplace, d.alias, sum(d.stock_delta)
 FROM calendar c JOIN alias_warehouse_days d ON d.day <= c.day AND d.stock_delta <> 0
-GROUP BY c.day, d.warehouse, d.account, d.alias
+JOIN accounts a ON a.account = d.account
+GROUP BY c.day, d.warehouse, a.marketplace, d.alias
 HAVING sum(d.stock_delta) <> 0
 ORDER BY 1, 2, 3, 4
 """
@@ -906,13 +907,13 @@ def refresh_stock_days(storage: Storage, now: str = NOW) -> int:
 
 def stock_days(storage: Storage) -> tuple[list, list]:
     """The days kept and what the changes say they must be, up to the day kept last."""
-    through = storage.db.execute("SELECT through FROM alias_warehouse_stock_days_basis").fetchone()[0]
-    return (storage.db.execute("SELECT * FROM alias_warehouse_stock_days ORDER BY 1, 2, 3, 4").fetchall(),
+    through = storage.db.execute("SELECT through FROM stock_days_basis").fetchone()[0]
+    return (storage.db.execute("SELECT * FROM marketplace_alias_warehouse_stock_days ORDER BY 1, 2, 3, 4").fetchall(),
             storage.db.execute(STOCK_AT_DAY_ENDS, {"through": through}).fetchall())
 
 
 def stock_days_basis(storage: Storage) -> list:
-    return storage.db.execute("SELECT through, in_step FROM alias_warehouse_stock_days_basis").fetchall()
+    return storage.db.execute("SELECT through, in_step FROM stock_days_basis").fetchall()
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -932,7 +933,7 @@ def test_the_stock_at_each_day_end_is_kept_and_read_only_while_exact(storage, se
     assert refresh_stock_days(storage) == 0  # nothing to add the same day
     # The kept rows are what is read, for a group's day, not for a group or a marketplace asked for
     with storage.transaction():
-        storage.db.execute("UPDATE alias_warehouse_stock_days SET stock = stock + 1000 WHERE warehouse = 'A'")
+        storage.db.execute("UPDATE marketplace_alias_warehouse_stock_days SET stock = stock + 1000 WHERE warehouse = 'A'")
     marked = canned_rows(storage.path, asked=PAST_DAYS)
     for rows, before in zip(marked[:10], computed[:10]):
         assert sorted(map(repr, (row for row in rows if row[2] != "A"))) == sorted(
@@ -955,6 +956,15 @@ def test_the_stock_at_each_day_end_is_kept_and_read_only_while_exact(storage, se
     assert stock_days_basis(storage) == [("2026-11-29", 0)]
     refresh_stock_days(storage)
     assert stock_days(storage)[0] == stock_days(storage)[1]
+    with storage.transaction():  # (the days are kept per marketplace: an account's label changes nothing)
+        storage.db.execute("UPDATE accounts SET label = 'Ozon второй' WHERE account = 'ozon-2'")
+    assert stock_days_basis(storage) == [("2026-11-29", 1)]
+    for marketplace in ("wb", "ozon"):
+        with storage.transaction():
+            storage.db.execute("UPDATE accounts SET marketplace = ? WHERE account = 'ozon-2'", [marketplace])
+        assert stock_days_basis(storage) == [("2026-11-29", 0)]
+        refresh_stock_days(storage)
+        assert stock_days(storage)[0] == stock_days(storage)[1]
     # Today's changes do not touch the days kept; the next day adds today, and only today
     with storage.transaction():
         storage.write_stock("ozon-1", [StockLevel("ozon-1", 2, "", "B", rng.randint(6, 9))],
@@ -997,7 +1007,7 @@ def test_the_day_a_pass_keeps_turns_at_moscow_midnight(storage, tmp_path):
 
 
 def test_an_upgrade_to_schema_27_keeps_the_stock_at_each_day_end_at_once(storage, tmp_path):
-    """Schema 27 adds alias_warehouse_stock_days; the upgrade computes every past day at once."""
+    """Schema 27 adds marketplace_alias_warehouse_stock_days; the upgrade computes every past day at once."""
     from freezegun import freeze_time
 
     from collector.config import load_settings
@@ -1005,10 +1015,11 @@ def test_an_upgrade_to_schema_27_keeps_the_stock_at_each_day_end_at_once(storage
 
     random_history(storage, random.Random(520), steps=150, stock_in_order=True)
     with storage.transaction():  # the database as schema version 26 left it
-        for name in ("figures_added", "figures_changed", "figures_removed", "sku_names_changed", "sku_names_removed"):
+        for name in ("figures_added", "figures_changed", "figures_removed", "sku_names_changed", "sku_names_removed",
+                     "accounts_changed", "accounts_removed"):
             storage.db.execute(f"DROP TRIGGER stock_days_basis_{name}")
-        storage.db.execute("DROP TABLE alias_warehouse_stock_days")
-        storage.db.execute("DROP TABLE alias_warehouse_stock_days_basis")
+        storage.db.execute("DROP TABLE marketplace_alias_warehouse_stock_days")
+        storage.db.execute("DROP TABLE stock_days_basis")
         storage.db.execute("PRAGMA user_version = 26")
     with freeze_time("2026-11-30 09:00:00", tz_offset=0):
         upgrade(load_settings(None, {"DATABASE_PATH": str(storage.path), "ALIASES_FILE": str(tmp_path / "none.csv")}),
