@@ -880,7 +880,11 @@ def test_a_version_15_database_loses_restock_now_basis_own_triggers(storage):
 PAST_DAYS = [("by_warehouse", {"date": day}) for day in DAYS[:-1]] + [
     ("by_warehouse", {"date": "2026-11-19"}), ("by_warehouse", {"date": "2026-11-22", "period": "week"}),
     ("by_warehouse", {"date": "2026-11-25", "warehouse": "A"}), ("by_warehouse", {"date": "2026-11-27", "marketplace": "ozon"}),
-    ("by_warehouse", {"date": "2026-11-24", "by": "warehouse"}), ("by_warehouse", {"date": "2026-11-26", "alias": "Группа"})]
+    ("by_warehouse", {"date": "2026-11-24", "by": "warehouse"}), ("by_warehouse", {"date": "2026-11-26", "alias": "Группа"}),
+    # (history at a warehouse reads each past day's stock there as kept too)
+    ("history", {"warehouse": "A", "days": "12"}), ("history", {"warehouse": "B", "days": "15", "period": "week"}),
+    ("history", {"warehouse": "A", "marketplace": "ozon", "days": "4", "date": "2026-11-26"})]
+GROUP_ASKED = PAST_DAYS.index(("by_warehouse", {"date": "2026-11-26", "alias": "Группа"}))
 
 STOCK_AT_DAY_ENDS = """
 WITH RECURSIVE calendar(day) AS (
@@ -940,7 +944,10 @@ def test_the_stock_at_each_day_end_is_kept_and_read_only_while_exact(storage, se
             map(repr, (row for row in before if row[2] != "A")))
         stock_before = {row[:3]: row[3] for row in before}
         assert all(row[3] >= 1000 or row[3] == stock_before[row[:3]] == 0 for row in rows if row[2] == "A")
-    assert marked[-1] == computed[-1] and any(row[3] >= 1000 for rows in marked for row in rows)
+    assert marked[GROUP_ASKED] == computed[GROUP_ASKED] and any(row[3] >= 1000 for rows in marked for row in rows)
+    # (history at warehouse A: a past day's stock there as kept, altered too where a row is kept)
+    assert [row[6] - 1000 * (row[0] < "2026-11-30" and before[6] != 0) for row, before in zip(marked[-3], computed[-3])
+            ] == [row[6] for row in computed[-3]] != [row[6] for row in marked[-3]]
     # A change of stock on a day kept (a SKU moved to another group by a new aliases file, stock
     # written late) stops them being read; the next pass computes every day again
     storage.replace_aliases([("ozon", "1", "Другая", 1), ("ozon", "2", "Группа", 2)])
