@@ -73,7 +73,11 @@ HTML_PAGES = ("today", "history", "restock", "restock soon=1", "history _page=40
 # Datasette's own pages a seller reaches from the navigation («Запросы и выгрузки» is the
 # database page): the list of tables, the biggest table and the views a seller browses.
 DATASETTE_PAGES = {"database page (HTML)": "", "table orders (HTML)": "/orders",
-                   "view export_daily (HTML)": "/export_daily", "view sku_catalog (HTML)": "/sku_catalog"}
+                   "view export_daily (HTML)": "/export_daily", "view sku_catalog (HTML)": "/sku_catalog",
+                   # (the stock at each day's end, which «Справка» names: a day's rows, as a seller filters it)
+                   "table marketplace_alias_warehouse_stock_days (HTML)": "/marketplace_alias_warehouse_stock_days",
+                   "table marketplace_alias_warehouse_stock_days day={half_a_year_ago} (HTML)":
+                       "/marketplace_alias_warehouse_stock_days?day={half_a_year_ago}&_sort_desc=stock"}
 
 
 @dataclass
@@ -178,7 +182,8 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "", warehouse: str 
         if name in canned_queries(metadata):
             query = "?" + "&".join(params) if params else ""
             cases.append((f"{page} (HTML page)", f"/{DATABASE}/{name}{query}"))
-    cases += [(label, f"/{DATABASE}{path}") for label, path in DATASETTE_PAGES.items()]
+    cases += [(label, f"/{DATABASE}{path.format(half_a_year_ago=half_a_year_ago)}")
+              for label, path in DATASETTE_PAGES.items()]
     return cases
 
 
