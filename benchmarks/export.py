@@ -194,6 +194,7 @@ class Result:
     view_page_budget: float
     checked_days: dict[str, tuple[bool, int]]
     small_view: Stream | None = None  # the view where its pages fit the time limit (a day's history)
+    stock_days: Stream | None = None  # the stock at each past day's end, every day kept
 
 
 def _check_days(database: Path, count: int) -> list[str]:
@@ -232,6 +233,7 @@ def measure(database: Path, out: Path, small_database: Path | None = None, max_r
             stream(server, "warm-up", path, PAGE_ROWS)
         daily = stream(server, "/-/export/daily.csv", "/-/export/daily.csv", PAGE_ROWS, max_rows=max_rows)
         stock = stream(server, "/-/export/stock.csv", "/-/export/stock.csv", PAGE_ROWS)
+        stock_days = stream(server, "/-/export/stock_days.csv", "/-/export/stock_days.csv", PAGE_ROWS)
         view = stream(server, "export_daily ?_stream=on&_sort=day", "/mp/export_daily.csv?_stream=on&_sort=day",
                       VIEW_PAGE_ROWS, max_seconds=view_seconds)
         view_stock = stream(server, "export_stock ?_stream=on&_sort=account",
@@ -247,4 +249,4 @@ def measure(database: Path, out: Path, small_database: Path | None = None, max_r
                                 VIEW_PAGE_ROWS, max_seconds=view_seconds)
     expected = exported_rows(database) if max_rows is None else None
     return Result(daily, stock, view, view_stock, answered, expected, view_page_seconds(database, view_seconds),
-                  view_seconds, checked, small_view)
+                  view_seconds, checked, small_view, stock_days)

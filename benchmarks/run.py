@@ -414,7 +414,7 @@ def _export(options: Options, out: Path, report: Report, log) -> None:
     result = export.measure(database, out / "export", day if day.exists() else None, options.export_rows,
                             options.export_view_seconds, options.export_check_days)
     year_label = f"{options.year_days} days" if options.year_days != 365 else "a year"
-    for s, whole in ((result.daily, result.expected_rows), (result.stock, None)):
+    for s, whole in ((result.daily, result.expected_rows), (result.stock, None), (result.stock_days, None)):
         capped = s is result.daily and options.export_rows is not None  # the first rows only, by request
         arrived = not s.error and (capped or (s.complete and (whole is None or s.rows == whole)))
         extent = (f"the first {s.rows:,} rows" if capped else
@@ -449,7 +449,8 @@ def _export(options: Options, out: Path, report: Report, log) -> None:
                    f"{rows:,} rows of export_daily (SQLite, no time limit)", "same rows", same, cmd)
     report.data["export"] = {
         "streams": {name: {**vars(s), "rate": s.rate} for name, s in
-                    (("daily", result.daily), ("stock", result.stock), ("view", result.view), ("answered", result.answered),
+                    (("daily", result.daily), ("stock", result.stock), ("stock_days", result.stock_days),
+                     ("view", result.view), ("answered", result.answered),
                      ("view_stock", result.view_stock), ("small_view", result.small_view)) if s is not None},
         "expected_rows": result.expected_rows, "view_page_seconds": result.view_page,
         "view_page_budget": result.view_page_budget,

@@ -625,5 +625,5 @@ def register_routes():
         (r"^/$", home),
         (r"^/-/help$", help_page),
         (r"^/-/health(\.json)?$", health),
-        (r"^/-/export/(?P<name>daily|stock)\.csv$", export_csv),
+        (r"^/-/export/(?P<name>daily|stock|stock_days)\.csv$", export_csv),
     ]

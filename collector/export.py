@@ -1,6 +1,7 @@
-"""Full exports that stream: every day's figures (`/-/export/daily.csv`) and the stock now
-(`/-/export/stock.csv`) as CSV, a page of rows at a time, in memory that does not grow with the
-export.
+"""Full exports that stream: every day's figures (`/-/export/daily.csv`), the stock now
+(`/-/export/stock.csv`) and the stock at the end of every past day per warehouse, marketplace and
+group (`/-/export/stock_days.csv`) as CSV, a page of rows at a time, in memory that does not grow
+with the export.
 
 Why not the views `export_daily` and `export_stock` with Datasette's `?_stream=on`: Datasette
 pages through a view with OFFSET, one query per page of `default_page_size` (100) rows, and each
@@ -54,6 +55,16 @@ def rubles(kopecks: str) -> str:
             f"abs({kopecks}) % 100)")
 
 
+# The filters, each a condition on a page's rows; `alias` is a group, an article or a SKU, as in
+# the canned queries.
+FILTERS = {
+    "marketplace": "a.marketplace = :marketplace",
+    "account": "f.account = :account",
+    "alias": f":alias IN ({ALIAS}, nm.article, CAST(f.sku AS TEXT))",
+    "warehouse": "f.warehouse = :warehouse",
+}
+
+
 @dataclass(frozen=True)
 class Export:
     """One export: its columns, the query of a page (`{after}`: the rows after the previous
@@ -65,6 +76,11 @@ class Export:
     after: str
     key: tuple[int, ...]  # positions of the table's primary key in a row, in the key's order
     by_day: bool = False  # a page at a time within each day (`:day`), from `day__gte` to `day__lte`
+    filters: dict | None = None  # name -> condition on a page's rows; FILTERS when None
+
+    @property
+    def conditions(self) -> dict:
+        return FILTERS if self.filters is None else self.filters
 
     def cursor(self, row) -> dict:
         # nullif() made an empty warehouse NULL in the row; the key holds ''.
@@ -111,16 +127,24 @@ LIMIT :limit""",
     key=(1, 4, 5, 6),
 )
 
-EXPORTS = {export.name: export for export in (DAILY, STOCK)}
+# marketplace_alias_warehouse_stock_days: the stock at the end of each past day, as the collector
+# keeps it (the days it vouches for; see schema.sql), a day at a time in its key's order.
+STOCK_DAYS = Export(
+    name="stock_days", table="marketplace_alias_warehouse_stock_days",
+    columns=("day", "warehouse", "marketplace", "alias", "stock"),
+    sql="""SELECT f.day, f.warehouse, f.marketplace, f.alias, f.stock
+FROM marketplace_alias_warehouse_stock_days f
+WHERE f.day = :day {after} {where}
+ORDER BY f.day, f.warehouse, f.marketplace, f.alias
+LIMIT :limit""",
+    after="AND (f.warehouse, f.marketplace, f.alias) > (:after0, :after1, :after2)",
+    key=(1, 2, 3),
+    by_day=True,
+    filters={"marketplace": "f.marketplace = :marketplace", "alias": "f.alias = :alias",
+             "warehouse": "f.warehouse = :warehouse"},
+)
 
-# The filters, each a condition on a page's rows; `alias` is a group, an article or a SKU, as in
-# the canned queries.
-FILTERS = {
-    "marketplace": "a.marketplace = :marketplace",
-    "account": "f.account = :account",
-    "alias": f":alias IN ({ALIAS}, nm.article, CAST(f.sku AS TEXT))",
-    "warehouse": "f.warehouse = :warehouse",
-}
+EXPORTS = {export.name: export for export in (DAILY, STOCK, STOCK_DAYS)}
 DAYS = ("day", "day__gte", "day__lte")  # daily only: one day, from, to (inclusive)
 MARKETPLACES = ("wb", "ozon")
 
@@ -139,11 +163,11 @@ class Request:
         """From the URL's arguments; ValueError names what is wrong. Unknown arguments are
         refused (a misspelt filter must not export everything); `_dl`, `_stream` and other
         arguments starting with `_` are Datasette's and are ignored."""
-        known = {*FILTERS, "excel", *(DAYS if export.by_day else ())}
+        known = {*export.conditions, "excel", *(DAYS if export.by_day else ())}
         unknown = sorted(name for name in args.keys() if name not in known and not name.startswith("_"))
         if unknown:
             raise ValueError(f"unknown parameter {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        filters = {name: args.get(name) for name in FILTERS if args.get(name)}
+        filters = {name: args.get(name) for name in export.conditions if args.get(name)}
         if filters.get("marketplace", "wb") not in MARKETPLACES:
             raise ValueError("marketplace must be wb or ozon")
         days = {name: _day(name, args.get(name)) for name in DAYS if args.get(name)}
@@ -153,7 +177,7 @@ class Request:
 
     @property
     def where(self) -> str:
-        return "".join(f" AND {FILTERS[name]}" for name in self.filters)
+        return "".join(f" AND {self.export.conditions[name]}" for name in self.filters)
 
 
 def _day(name: str, value: str) -> str:
@@ -205,9 +229,9 @@ async def _keyset(db, export: Export, where: str, params: dict, page_rows: int):
             pending.cancel()
 
 
-async def _next_day(db, day: str, inclusive: bool = False) -> str | None:
+async def _next_day(db, table: str, day: str, inclusive: bool = False) -> str | None:
     # The first key at or after the day: one index lookup, however long the history.
-    sql = f"SELECT day FROM daily_figures WHERE day {'>=' if inclusive else '>'} :day ORDER BY day LIMIT 1"
+    sql = f"SELECT day FROM {table} WHERE day {'>=' if inclusive else '>'} :day ORDER BY day LIMIT 1"
     rows = (await db.execute(sql, {"day": day})).rows
     return rows[0][0] if rows else None
 
@@ -221,11 +245,12 @@ async def pages(db, asked: Request, page_rows: int | None = None):
         async for rows in _keyset(db, asked.export, asked.where, params, page_rows):
             yield rows
         return
-    day = await _next_day(db, asked.day_from, inclusive=True)
+    table = asked.export.table
+    day = await _next_day(db, table, asked.day_from, inclusive=True)
     while day is not None and (not asked.day_to or day <= asked.day_to):
         async for rows in _keyset(db, asked.export, asked.where, {**params, "day": day}, page_rows):
             yield rows
-        day = await _next_day(db, day)
+        day = await _next_day(db, table, day)
 
 
 def csv_text(rows, excel: bool) -> str:
@@ -284,7 +309,7 @@ def instead_of_view(path: str, query: str) -> tuple[str, str] | None:
 
 
 async def export_csv(datasette, request):
-    """/-/export/daily.csv, /-/export/stock.csv: readable to whoever may read the table it
+    """/-/export/daily.csv, stock.csv, stock_days.csv: readable to whoever may read the table it
     comes from (with a password, nobody anonymous: 403, as every CSV)."""
     export = EXPORTS[request.url_vars["name"]]
     await datasette.ensure_permissions(request.actor, [("view-table", (DATABASE, export.table)),

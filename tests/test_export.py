@@ -47,7 +47,25 @@ def db_path(tmp_path_factory) -> Path:
                          [(a, k, i, s, d, d, q, m, w) for a, k, i, s, d, q, m, w in PRICED_SALES])
         # A SKU nobody has named yet stands for itself: alias = the SKU, no article.
         conn.execute("DELETE FROM sku_names WHERE account = 'ozon-2' AND sku = 3009")
+    keep_stock_days(path)
     return path
+
+
+def keep_stock_days(path: Path) -> None:
+    """The stock at each past day's end, as the pass on the day after T keeps it."""
+    from datetime import datetime, timedelta, timezone
+
+    from collector import kept
+    from collector.config import load_settings
+    from collector.storage import Storage
+
+    storage = Storage(path)
+    try:
+        next_day = datetime.fromisoformat(T) + timedelta(days=1, hours=9)
+        kept.refresh_stock_days(load_settings(None, {"DATABASE_PATH": str(path)}), storage,
+                                next_day.replace(tzinfo=timezone.utc))
+    finally:
+        storage.close()
 
 
 @pytest.fixture
@@ -269,6 +287,23 @@ def test_a_misspelt_filter_is_refused_not_ignored(ds, query):
     assert response.status_code == 400 and "day,marketplace" not in response.text
 
 
+def test_the_stock_days_export_has_the_table_s_rows_in_its_key_s_order_page_by_page(ds, db_path, monkeypatch):
+    with sqlite3.connect(db_path) as conn:
+        table = [tuple(map(str, row)) for row in conn.execute(
+            "SELECT day, warehouse, marketplace, alias, stock FROM marketplace_alias_warehouse_stock_days"
+            " ORDER BY day, warehouse, marketplace, alias")]
+    assert len(table) > 3 and {row[0] for row in table} >= {Y, T}
+    for page in (1, 2, 1000):
+        monkeypatch.setattr(export, "PAGE_ROWS", page)
+        assert [tuple(row.values()) for row in exported(ds, "stock_days")] == table, page
+    monkeypatch.setattr(export, "PAGE_ROWS", 2)
+    for query, keep in (("?marketplace=ozon", lambda row: row[2] == "ozon"), ("?warehouse=Тверь", lambda row: row[1] == "Тверь"),
+                        ("?alias=Кронштейны", lambda row: row[3] == "Кронштейны"), (f"?day={Y}", lambda row: row[0] == Y),
+                        (f"?day__gte={T}&marketplace=wb", lambda row: row[0] >= T and row[2] == "wb")):
+        assert [tuple(row.values()) for row in exported(ds, "stock_days", query)] == [row for row in table if keep(row)], query
+    assert get(ds, "/-/export/stock_days.csv?account=wb-1").status_code == 400  # (kept per marketplace)
+
+
 def test_the_stock_export_has_no_days(ds):
     assert get(ds, "/-/export/stock.csv?day=2026-11-26").status_code == 400
 
@@ -292,7 +327,8 @@ def private_ds(db_path, monkeypatch):
     return make_datasette(db_path)
 
 
-@pytest.mark.parametrize("path", ["/-/export/daily.csv", "/-/export/stock.csv", "/-/export/daily.csv?excel=1",
+@pytest.mark.parametrize("path", ["/-/export/daily.csv", "/-/export/stock.csv", "/-/export/stock_days.csv",
+                                  "/-/export/daily.csv?excel=1",
                                   "/-/export/daily.csv?bad=1"])
 def test_with_a_password_an_anonymous_request_is_refused(private_ds, path):
     response = get(private_ds, path)

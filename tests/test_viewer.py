@@ -85,6 +85,7 @@ def data_urls(path: Path) -> list[str]:
              if not name.endswith("_recomputed")]  # (no page: test_the_rebuild_check_views_have_no_page)
     urls += ["/mp.json?sql=select+1", "/mp.csv?sql=select+*+from+orders", "/mp/export_daily.csv?_stream=on",
              "/-/export/daily.csv", "/-/export/stock.csv", "/-/export/daily.csv?excel=1&marketplace=wb",
+             "/-/export/stock_days.csv",
              "/mp/accounts/wb-1.json", "/.json", "/mp.json", "/-/metadata.json", "/-/databases.json",
              "/-/plugins.json", "/-/settings.json", "/-/versions.json", "/mp/today.json?_shape=array&alias=KR-10"]
     return urls
@@ -466,7 +467,7 @@ def test_help_page_explains_every_figure_and_shows_freshness(open_ds):
     for name in QUERIES:
         assert f'href="/mp/{name}.csv?_dl=1"' in page, name
     assert 'href="/-/export/daily.csv"' in page and 'href="/-/export/stock.csv?excel=1"' in page
-    assert 'href="/mp/marketplace_alias_warehouse_stock_days"' in page
+    assert 'href="/mp/marketplace_alias_warehouse_stock_days"' in page and 'href="/-/export/stock_days.csv"' in page
     a_day = "/mp/marketplace_alias_warehouse_stock_days.csv?day=2026-11-25&_stream=on&_dl=1"
     assert get(open_ds, a_day).text.splitlines()[0] == "day,warehouse,marketplace,alias,stock"
     # The footer's "about" link leads here from every page.
