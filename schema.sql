@@ -2956,6 +2956,12 @@ WHEN (old.account, old.sku, old.alias) IS NOT (new.account, new.sku, new.alias)
 BEGIN
   UPDATE stock_days_basis SET in_step = 0;
 END;
+DROP TRIGGER IF EXISTS stock_days_basis_sku_names_removed;
+CREATE TRIGGER stock_days_basis_sku_names_removed AFTER DELETE ON sku_names
+WHEN EXISTS (SELECT 1 FROM stock_days_basis WHERE in_step)
+BEGIN
+  UPDATE stock_days_basis SET in_step = 0;
+END;
 DROP TRIGGER IF EXISTS stock_days_basis_accounts_changed;
 CREATE TRIGGER stock_days_basis_accounts_changed AFTER UPDATE OF account, marketplace ON accounts
 WHEN (old.account, old.marketplace) IS NOT (new.account, new.marketplace)
@@ -2965,12 +2971,6 @@ BEGIN
 END;
 DROP TRIGGER IF EXISTS stock_days_basis_accounts_removed;
 CREATE TRIGGER stock_days_basis_accounts_removed AFTER DELETE ON accounts
-WHEN EXISTS (SELECT 1 FROM stock_days_basis WHERE in_step)
-BEGIN
-  UPDATE stock_days_basis SET in_step = 0;
-END;
-DROP TRIGGER IF EXISTS stock_days_basis_sku_names_removed;
-CREATE TRIGGER stock_days_basis_sku_names_removed AFTER DELETE ON sku_names
 WHEN EXISTS (SELECT 1 FROM stock_days_basis WHERE in_step)
 BEGIN
   UPDATE stock_days_basis SET in_step = 0;

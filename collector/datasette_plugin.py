@@ -580,7 +580,7 @@ def asgi_wrapper(datasette):
                         and table in await big_names(datasette.get_database(DATABASE)):
                     scope = dict(scope, query_string=(query + "&" if query else "").encode() + b"_nocount=1")
                 else:
-                    if table and path.endswith(".json") and "_json_infinity" not in parse_qs(query) \
+                    if table and path.endswith(".json") and "_json_infinity" not in parse_qs(query, keep_blank_values=True) \
                             and table in (datasette.metadata("queries", database=DATABASE) or {}):
                         scope = dict(scope, query_string=(query + "&" if query else "").encode() + b"_json_infinity=1")
                     if scope.get("method") == "GET" and (cache := answer_cache(datasette)) and cache.query_name(path):

@@ -29,7 +29,7 @@ import asyncio
 import csv
 import io
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import parse_qsl, urlencode
 
@@ -76,11 +76,7 @@ class Export:
     after: str
     key: tuple[int, ...]  # positions of the table's primary key in a row, in the key's order
     by_day: bool = False  # a page at a time within each day (`:day`), from `day__gte` to `day__lte`
-    filters: dict | None = None  # name -> condition on a page's rows; FILTERS when None
-
-    @property
-    def conditions(self) -> dict:
-        return FILTERS if self.filters is None else self.filters
+    filters: dict = field(default_factory=lambda: FILTERS)  # name -> condition on a page's rows
 
     def cursor(self, row) -> dict:
         # nullif() made an empty warehouse NULL in the row; the key holds ''.
@@ -145,7 +141,7 @@ LIMIT :limit""",
 )
 
 EXPORTS = {export.name: export for export in (DAILY, STOCK, STOCK_DAYS)}
-DAYS = ("day", "day__gte", "day__lte")  # daily only: one day, from, to (inclusive)
+DAYS = ("day", "day__gte", "day__lte")  # exports by day only: one day, from, to (inclusive)
 MARKETPLACES = ("wb", "ozon")
 
 
@@ -163,11 +159,11 @@ class Request:
         """From the URL's arguments; ValueError names what is wrong. Unknown arguments are
         refused (a misspelt filter must not export everything); `_dl`, `_stream` and other
         arguments starting with `_` are Datasette's and are ignored."""
-        known = {*export.conditions, "excel", *(DAYS if export.by_day else ())}
+        known = {*export.filters, "excel", *(DAYS if export.by_day else ())}
         unknown = sorted(name for name in args.keys() if name not in known and not name.startswith("_"))
         if unknown:
             raise ValueError(f"unknown parameter {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        filters = {name: args.get(name) for name in export.conditions if args.get(name)}
+        filters = {name: args.get(name) for name in export.filters if args.get(name)}
         if filters.get("marketplace", "wb") not in MARKETPLACES:
             raise ValueError("marketplace must be wb or ozon")
         days = {name: _day(name, args.get(name)) for name in DAYS if args.get(name)}
@@ -177,7 +173,7 @@ class Request:
 
     @property
     def where(self) -> str:
-        return "".join(f" AND {self.export.conditions[name]}" for name in self.filters)
+        return "".join(f" AND {self.export.filters[name]}" for name in self.filters)
 
 
 def _day(name: str, value: str) -> str:
