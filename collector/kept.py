@@ -185,13 +185,8 @@ def refresh_stock_days(settings: Settings, storage: Storage, now: datetime) -> i
             logs.event(logging.INFO, "stock days: computing every day from the stock changes", event="stock days")
             through, stock = None, {}
             storage.db.execute("DELETE FROM marketplace_alias_warehouse_stock_days")
-        # (the days in their order, as kept: no sort of the changes; CROSS JOIN keeps that order)
-        changes = storage.db.execute(
-            "SELECT d.day, d.warehouse, a.marketplace, d.alias, d.stock_delta"
-            " FROM alias_warehouse_days d CROSS JOIN accounts a ON a.account = d.account"
-            " WHERE d.stock_delta <> 0 AND d.day > coalesce(?, '') AND d.day <= ? ORDER BY d.day", [through, yesterday])
         written = 0
-        for day, places in _stock_at_day_ends(changes, stock, through, yesterday):
+        for day, places in _stock_at_day_ends(_stock_changes(storage.db, through, yesterday), stock, through, yesterday):
             storage.db.conn.executemany(
                 "INSERT INTO marketplace_alias_warehouse_stock_days (day, warehouse, marketplace, alias, stock)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -200,6 +195,47 @@ def refresh_stock_days(settings: Settings, storage: Storage, now: datetime) -> i
         storage.db.execute("INSERT OR REPLACE INTO stock_days_basis (id, through, in_step)"
                            " VALUES (1, ?, 1)", [yesterday])
     return written
+
+
+def stock_days_drift(db) -> tuple[str, int] | None:
+    """The day the stock days are kept through and how many of their rows differ from every day
+    computed again from alias_warehouse_days (which `rebuild --check` compares with the raw rows);
+    None while no basis vouches for them (the next pass computes them). Reads both in key order,
+    so memory stays flat at a year."""
+    basis = db.execute("SELECT through FROM stock_days_basis WHERE in_step").fetchone()
+    if basis is None:
+        return None
+    through = basis[0]
+    computed = ((day, *place, quantity) for day, places in _stock_at_day_ends(_stock_changes(db, None, through), {},
+                                                                             None, through)
+                for place, quantity in places)
+    kept = db.execute("SELECT day, warehouse, marketplace, alias, stock FROM marketplace_alias_warehouse_stock_days"
+                      " ORDER BY day, warehouse, marketplace, alias")
+    return through, _rows_differing(kept, computed)
+
+
+def _rows_differing(left, right) -> int:
+    """How many keys of two streams of rows sorted alike by key (all columns but the last) are
+    in one only or carry another value."""
+    a, b = next(left, None), next(right, None)
+    differing = 0
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[:-1] < b[:-1]):
+            differing, a = differing + 1, next(left, None)
+        elif a is None or b[:-1] < a[:-1]:
+            differing, b = differing + 1, next(right, None)
+        else:
+            differing, a, b = differing + (a != b), next(left, None), next(right, None)
+    return differing
+
+
+def _stock_changes(db, after: str | None, through: str):
+    """The stock changes per day, group, warehouse and marketplace after one day up to another."""
+    # (the days in their order, as kept: no sort of the changes; CROSS JOIN keeps that order)
+    return db.execute(
+        "SELECT d.day, d.warehouse, a.marketplace, d.alias, d.stock_delta"
+        " FROM alias_warehouse_days d CROSS JOIN accounts a ON a.account = d.account"
+        " WHERE d.stock_delta <> 0 AND d.day > coalesce(?, '') AND d.day <= ? ORDER BY d.day", [after, through])
 
 
 def _stock_at_day_ends(changes, stock: dict, through: str | None, last: str):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from collector import kept as kept_module
 from collector.records import OrderLine, SaleEvent, StockLevel
 from collector.storage import SCHEMA_VERSION, SUMMARIES, Storage, summary_drift, summary_rows
 
@@ -136,6 +137,12 @@ def test_the_monthly_stock_changes_equal_a_recomputation_across_months(storage, 
         assert {row[1] for row in kept if row[0] == table} == {"2026-09", "2026-10", "2026-11"}, table
 
 
+def run_rebuild(storage: Storage, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "collector", "--env-file", "/dev/null", "rebuild", *args],
+                          env={"DATABASE_PATH": str(storage.path), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_rebuild_repairs_summaries_that_drifted(storage):
     random_history(storage, random.Random(42), steps=120)
     kept, _ = kept_and_recomputed(storage.db)
@@ -146,13 +153,12 @@ def test_rebuild_repairs_summaries_that_drifted(storage):
     assert kept_and_recomputed(storage.db)[0] != kept
 
     def rebuild(*args):
-        return subprocess.run([sys.executable, "-m", "collector", "--env-file", "/dev/null", "rebuild", *args],
-                              env={"DATABASE_PATH": str(storage.path), "PATH": "/usr/bin:/bin"},
-                              capture_output=True, text=True, timeout=60)
+        return run_rebuild(storage, *args)
 
     checked = rebuild("--check")
     assert checked.returncode == 1
     assert "DIFF  sku_stock" in checked.stdout and "ok    sku_names: 0 rows" in checked.stdout
+    assert "--    marketplace_alias_warehouse_stock_days: not kept now" in checked.stdout
     assert "run `mp-collector rebuild`" in checked.stderr
     assert kept_and_recomputed(storage.db)[0] != kept  # a check writes nothing
     result = rebuild()
@@ -935,9 +941,20 @@ def test_the_stock_at_each_day_end_is_kept_and_read_only_while_exact(storage, se
     assert {day for day, *_ in kept} == set(DAYS[:-1])  # every day from the first change on, not today
     assert canned_rows(storage.path, asked=PAST_DAYS) == computed
     assert refresh_stock_days(storage) == 0  # nothing to add the same day
+    assert kept_module.stock_days_drift(storage.db) == ("2026-11-29", 0)
     # The kept rows are what is read, for a group's day, not for a group or a marketplace asked for
     with storage.transaction():
         storage.db.execute("UPDATE marketplace_alias_warehouse_stock_days SET stock = stock + 1000 WHERE warehouse = 'A'")
+        gone = next(row for row in kept if row[1] == "B")
+        storage.db.execute("DELETE FROM marketplace_alias_warehouse_stock_days"
+                           " WHERE day = ? AND warehouse = ? AND marketplace = ? AND alias = ?", gone[:4])
+    at_a = sum(row[1] == "A" for row in kept)
+    assert kept_module.stock_days_drift(storage.db) == ("2026-11-29", at_a + 1)
+    checked = run_rebuild(storage, "--check")
+    assert checked.returncode == 1 and (f"DIFF  marketplace_alias_warehouse_stock_days: {at_a + 1} rows differ from"
+                                        " a recomputation (the days up to 2026-11-29)") in checked.stdout
+    with storage.transaction():
+        storage.db.execute("INSERT INTO marketplace_alias_warehouse_stock_days VALUES (?, ?, ?, ?, ?)", gone)
     marked = canned_rows(storage.path, asked=PAST_DAYS)
     for rows, before in zip(marked[:10], computed[:10]):
         assert sorted(map(repr, (row for row in rows if row[2] != "A"))) == sorted(
