@@ -50,7 +50,7 @@ async def _alternate(sides: list[tuple[Datasette, viewer.Timing]], repeats: int,
     """One request of each side in turn, after a warm-up of each."""
     for ds, timing in sides:
         try:
-            body = await viewer._get(ds, timing.path)
+            body = await viewer._get(ds, timing.path, parsed=True)
             timing.rows = len(body["rows"]) if body else None
         except RuntimeError as error:
             timing.error = str(error)
