@@ -42,7 +42,7 @@ from collector import logs
 from collector.alerts import CannedQueries
 from collector.config import Settings
 from collector.datasette_plugin import day_number, mp_date_add, prepare_collector_connection, stock_days
-from collector.storage import Storage
+from collector.storage import Storage, rows_differing
 from collector.timeutil import iso
 
 RESTOCK_DAYS = 14  # the window of `restock` (what the dashboard and the alerts read)
@@ -211,22 +211,7 @@ def stock_days_drift(db) -> tuple[str, int] | None:
                 for place, quantity in places)
     kept = db.execute("SELECT day, warehouse, marketplace, alias, stock FROM marketplace_alias_warehouse_stock_days"
                       " ORDER BY day, warehouse, marketplace, alias")
-    return through, _rows_differing(kept, computed)
-
-
-def _rows_differing(left, right) -> int:
-    """How many keys of two streams of rows sorted alike by key (all columns but the last) are
-    in one only or carry another value."""
-    a, b = next(left, None), next(right, None)
-    differing = 0
-    while a is not None or b is not None:
-        if b is None or (a is not None and a[:-1] < b[:-1]):
-            differing, a = differing + 1, next(left, None)
-        elif a is None or b[:-1] < a[:-1]:
-            differing, b = differing + 1, next(right, None)
-        else:
-            differing, a, b = differing + (a != b), next(left, None), next(right, None)
-    return differing
+    return through, rows_differing(kept, computed, 4)
 
 
 def _stock_changes(db, after: str | None, through: str):

@@ -752,26 +752,56 @@ def summary_rows(db) -> tuple[set, set]:
     trigger may leave one behind where the changes cancelled out (NULL counts as zero)."""
     kept, recomputed = set(), set()
     for table, view, keys in SUMMARIES:
-        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-        # (a name is never 0; a table of keys alone counts every row)
-        nonzero = " OR ".join([f"coalesce({c}, 0) IS NOT 0" for c in columns[keys:]] or ["1"])
-        kept |= {(table, *row) for row in db.execute(f"SELECT * FROM {table} WHERE {nonzero}")}
-        recomputed |= {(table, *row) for row in
-                       db.execute(f"SELECT {', '.join(columns)} FROM {view} WHERE {nonzero}")}
+        kept |= {(table, *row) for row in db.execute(counted_rows_sql(db, table, table, keys))}
+        recomputed |= {(table, *row) for row in db.execute(counted_rows_sql(db, table, view, keys))}
     return kept, recomputed
+
+
+def counted_rows_sql(db, table: str, source: str, keys: int) -> str:
+    """The rows of a summary (or of its recomputation, `source`) that count, key columns first
+    and in key order, as the summary's primary key has them."""
+    columns = db.execute(f"PRAGMA table_info({table})").fetchall()
+    key = [name for _, name in sorted((pk, name) for _, name, _, _, _, pk in columns if pk)]
+    values = [name for _, name, _, _, _, pk in columns if not pk]
+    assert len(key) == keys, table
+    # (a name is never 0; a table of keys alone counts every row)
+    nonzero = " OR ".join([f"coalesce({c}, 0) IS NOT 0" for c in values] or ["1"])
+    return f"SELECT {', '.join(key + values)} FROM {source} WHERE {nonzero} ORDER BY {', '.join(key)}"
 
 
 def summary_drift(db) -> dict[str, int]:
     """Per kept summary (and orders.outcome), how many rows differ from a recomputation from
-    the raw rows: all zero when the triggers kept them in step."""
-    kept, recomputed = summary_rows(db)
-    drift = {table: 0 for table, _, _ in SUMMARIES}
-    for row in kept ^ recomputed:
-        drift[row[0]] += 1
+    the raw rows: all zero when the triggers kept them in step. Each summary and its
+    recomputation are read in key order side by side, so that memory stays flat whatever the
+    history (as sets, 7.3 GB at 90 days of the reference seller)."""
+    drift = {table: rows_differing(db.execute(counted_rows_sql(db, table, table, keys)),
+                                   db.execute(counted_rows_sql(db, table, view, keys)), keys)
+             for table, view, keys in SUMMARIES}
     drift["orders.outcome"] = db.execute(
         "SELECT count(*) FROM orders o JOIN order_outcomes v USING (account, order_id, sku) "
         "WHERE o.outcome IS NOT v.outcome OR o.returned_units IS NOT v.returned_units").fetchone()[0]
     return drift
+
+
+def rows_differing(left: Iterator[tuple], right: Iterator[tuple], keys: int) -> int:
+    """How many keys (the first `keys` columns) of two streams of rows, each in SQLite's key
+    order, are in one only or carry other values."""
+    def keyed(rows):  # (SQLite's order: NULL, numbers, text, blobs)
+        for row in rows:
+            yield tuple((0, 0) if v is None else (1, v) if isinstance(v, (int, float)) else
+                        (2, v) if isinstance(v, str) else (3, v) for v in row[:keys]), row
+
+    left, right = keyed(left), keyed(right)
+    a, b = next(left, None), next(right, None)
+    differing = 0
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            differing, a = differing + 1, next(left, None)
+        elif a is None or b[0] < a[0]:
+            differing, b = differing + 1, next(right, None)
+        else:
+            differing, a, b = differing + (a[1] != b[1]), next(left, None), next(right, None)
+    return differing
 
 
 REBUILD_STATEMENTS = """

@@ -9,7 +9,7 @@ import pytest
 from benchmarks.passes import written_bytes
 from collector import storage as storage_module
 from collector.records import OrderLine, Product, SaleEvent, StockLevel
-from collector.storage import SCHEMA_VERSION, Storage, StorageError
+from collector.storage import SCHEMA_VERSION, Storage, StorageError, rows_differing
 
 
 @pytest.fixture
@@ -210,3 +210,13 @@ def test_a_run_cut_short_is_closed_as_failed_by_the_next_one(store):
     store.start_run("2026-11-26T10:10:00+03:00", "timer")
     assert rows(store, "SELECT id, status, finished_at FROM runs ORDER BY id")[0] == (
         killed, "failed", "2026-11-26T10:10:00+03:00")
+
+
+def test_rows_are_compared_by_key_in_sqlites_order():
+    """NULL before numbers before text, as SQLite sorts them: a key in one stream only, or with
+    other values, is one row apart."""
+    kept = [(None, "x", 1), (1, "a", 2), (2.5, "a", 2), ("a", "b", 3), ("ä", "b", 1)]
+    recomputed = [(1, "a", 2), (2.5, "a", 3), ("a", "b", 3), ("b", "a", 1), ("ä", "b", 1)]
+    assert rows_differing(iter(kept), iter(recomputed), 2) == 3
+    assert rows_differing(iter(kept), iter(kept), 2) == 0
+    assert rows_differing(iter([]), iter(recomputed), 2) == len(recomputed)
