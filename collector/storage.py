@@ -752,13 +752,14 @@ def summary_rows(db) -> tuple[set, set]:
     trigger may leave one behind where the changes cancelled out (NULL counts as zero)."""
     kept, recomputed = set(), set()
     for table, view, keys in SUMMARIES:
-        kept |= {(table, *row) for row in db.execute(counted_rows_sql(db, table, table, keys))}
-        recomputed |= {(table, *row) for row in db.execute(counted_rows_sql(db, table, view, keys))}
+        kept_sql, recomputed_sql = counted_rows_sql(db, table, view, keys)
+        kept |= {(table, *row) for row in db.execute(kept_sql)}
+        recomputed |= {(table, *row) for row in db.execute(recomputed_sql)}
     return kept, recomputed
 
 
-def counted_rows_sql(db, table: str, source: str, keys: int) -> str:
-    """The rows of a summary (or of its recomputation, `source`) that count, key columns first
+def counted_rows_sql(db, table: str, view: str, keys: int) -> tuple[str, str]:
+    """The rows of a summary that count, and of its recomputation (`view`): key columns first
     and in key order, as the summary's primary key has them."""
     columns = db.execute(f"PRAGMA table_info({table})").fetchall()
     key = [name for _, name in sorted((pk, name) for _, name, _, _, _, pk in columns if pk)]
@@ -766,7 +767,8 @@ def counted_rows_sql(db, table: str, source: str, keys: int) -> str:
     assert len(key) == keys, table
     # (a name is never 0; a table of keys alone counts every row)
     nonzero = " OR ".join([f"coalesce({c}, 0) IS NOT 0" for c in values] or ["1"])
-    return f"SELECT {', '.join(key + values)} FROM {source} WHERE {nonzero} ORDER BY {', '.join(key)}"
+    select = f"SELECT {', '.join(key + values)} FROM {{}} WHERE {nonzero} ORDER BY {', '.join(key)}"
+    return select.format(table), select.format(view)
 
 
 def summary_drift(db) -> dict[str, int]:
@@ -781,8 +783,8 @@ def summary_drifts(db) -> Iterator[tuple[str, int]]:
     side, so that memory stays flat whatever the history (as sets, 7.3 GB at 90 days of the
     reference seller)."""
     for table, view, keys in SUMMARIES:
-        yield table, rows_differing(db.execute(counted_rows_sql(db, table, table, keys)),
-                                    db.execute(counted_rows_sql(db, table, view, keys)), keys)
+        kept_sql, recomputed_sql = counted_rows_sql(db, table, view, keys)
+        yield table, rows_differing(db.execute(kept_sql), db.execute(recomputed_sql), keys)
     yield "orders.outcome", db.execute(
         "SELECT count(*) FROM orders o JOIN order_outcomes v USING (account, order_id, sku) "
         "WHERE o.outcome IS NOT v.outcome OR o.returned_units IS NOT v.returned_units").fetchone()[0]

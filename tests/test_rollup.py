@@ -152,10 +152,7 @@ def test_rebuild_repairs_summaries_that_drifted(storage):
         storage.db.execute("UPDATE sku_stock SET quantity = quantity + 1")
     assert kept_and_recomputed(storage.db)[0] != kept
 
-    def rebuild(*args):
-        return run_rebuild(storage, *args)
-
-    checked = rebuild("--check")
+    checked = run_rebuild(storage, "--check")
     assert checked.returncode == 1
     assert "DIFF  sku_stock" in checked.stdout and "ok    sku_names: 0 rows" in checked.stdout
     assert "--    marketplace_alias_warehouse_stock_days: not kept now" in checked.stdout
@@ -163,12 +160,12 @@ def test_rebuild_repairs_summaries_that_drifted(storage):
     assert lines[0].startswith("comparing the summaries") and lines[1].startswith("DIFF  daily_figures: ")
     assert "run `mp-collector rebuild`" in checked.stderr
     assert kept_and_recomputed(storage.db)[0] != kept  # a check writes nothing
-    result = rebuild()
+    result = run_rebuild(storage)
     assert result.returncode == 0, result.stderr
     assert "daily_figures rows" in result.stdout
     assert kept_and_recomputed(storage.db)[0] == kept
     assert stale_outcomes(storage.db) == 0
-    checked = rebuild("--check")
+    checked = run_rebuild(storage, "--check")
     assert checked.returncode == 0 and "DIFF" not in checked.stdout
 
 
