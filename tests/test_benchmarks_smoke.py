@@ -170,3 +170,15 @@ def test_make_bench_prints_the_table(tmp_path):
     text = report.text()
     assert "1 ingest" in text and "rows/s" in text and "machine:" in text
     assert (tmp_path / "results.md").exists() and (tmp_path / "results.json").exists()
+
+
+def test_a_page_over_the_bar_says_what_it_is_made_of():
+    from benchmarks.run import _warm_unmet
+
+    page = viewer.Timing("history", "/mp/history.json", seconds=[0.12], rows=5000)
+    assert _warm_unmet(page, 1.1) == " (5,000 rows sent, 1.1x one day: the page's size, not the history)"
+    assert _warm_unmet(page, 2.0) == " (5,000 rows sent)"  # more than the page's size: no such claim
+    assert _warm_unmet(page, None) == " (5,000 rows sent)"  # no baseline to compare with
+    html = viewer.Timing("history (HTML page)", "/mp/history", seconds=[0.12])
+    assert _warm_unmet(html, 1.2) == " (1.2x one day: the page's size, not the history)"
+    assert _warm_unmet(html, None) == ""
