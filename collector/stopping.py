@@ -30,7 +30,9 @@ from typing import Callable
 from collector import logs
 
 STOP = threading.Event()
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# SIGINT's handler first: whoever sees SIGTERM caught (SigCgt) may send either at once, and a
+# SIGINT before its handler is in raises KeyboardInterrupt where it lands.
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_STOPPED = 0
 # Within the 5 s a supervisor waits before it kills (our contract): 1 s left for the children.
 GRACE_SECONDS = 3.5

@@ -58,8 +58,10 @@ def main(argv: list[str]) -> None:
     kills it by default and SIGINT prints a traceback; once serving, uvicorn waits for requests in
     flight without a limit, then re-raises the signal to die by it.
     """
-    signal.signal(signal.SIGTERM, _exit_stopped)
+    # SIGINT first: whoever sees SIGTERM caught (a supervisor, the tests reading SigCgt) may send
+    # either, and a SIGINT between the two lines would raise KeyboardInterrupt, a traceback.
     signal.signal(signal.SIGINT, _exit_stopped)
+    signal.signal(signal.SIGTERM, _exit_stopped)
     if os.environ.get(PARENT_VARIABLE):
         die_with_parent(int(os.environ.pop(PARENT_VARIABLE)))
 
