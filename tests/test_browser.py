@@ -629,6 +629,11 @@ def test_warehouses_a_row_each_adding_up_and_opening_their_groups(site, light, t
         assert {r[0]: r[1:] for r in rows if r[0] not in ("—", None)} == expected, mp
         footer = [cell(td.text) for td in driver.find_elements(By.CSS_SELECTOR, f"#card-{mp}-warehouses tfoot td")]
         assert footer[1:] == [sum(r[i] for r in rows) for i in range(1, 5)], mp
+        # every column in view at the browser's 1400 px: a long warehouse name wraps, it does not
+        # push «Возвраты» out of the card
+        wider = driver.execute_script(f"const w = document.querySelector('#card-{mp}-warehouses .mp-table-wrapper');"
+                                      "return w.scrollWidth - w.clientWidth")
+        assert wider <= 0, f"{mp}: the table is {wider} px wider than its card"
     busiest = max((r for r in table_rows(driver, "ozon-warehouses")), key=lambda r: r[1])
     row = next(tr for tr in driver.find_elements(By.CSS_SELECTOR, "#card-ozon-warehouses tbody tr")
                if tr.get_attribute("data-key") == busiest[0])
