@@ -523,15 +523,20 @@ def test_runs_out_and_buyout_tables(site, light, truth):
     covers = [w["days_of_cover"] for w in expected]
     assert covers == sorted(covers)
     for row in table_rows(driver, "buyout-table"):
-        alias, name, ordered, bought, not_bought, in_transit, pct = row
+        alias, name, pct, ordered, bought, not_bought, in_transit = row
         assert ordered == bought + not_bought + in_transit
         assert pct is None or 0 <= pct <= 100
     totals = {mp: truth.cohort(mp) for mp in ("wb", "ozon")}
     for mp, name in names.items():
         mine = [r for r in table_rows(driver, "buyout-table") if r[1] == name]
-        assert sum(r[3] for r in mine) == totals[mp]["bought"], mp
-        assert sum(r[4] for r in mine) == totals[mp]["not_bought"], mp
-        assert sum(r[5] for r in mine) == totals[mp]["in_transit"], mp
+        assert sum(r[4] for r in mine) == totals[mp]["bought"], mp
+        assert sum(r[5] for r in mine) == totals[mp]["not_bought"], mp
+        assert sum(r[6] for r in mine) == totals[mp]["in_transit"], mp
+    # the rate in view without scrolling the half-width card (the browser is 1400 px wide)
+    assert driver.execute_script(
+        "const card = document.querySelector('#card-buyout-table .mp-table-wrapper').getBoundingClientRect();"
+        "const rate = document.querySelector('#card-buyout-table th[data-column=buyout_pct]').getBoundingClientRect();"
+        "return rate.right <= card.right")
 
 
 def test_balances_of_every_account(site, light, truth):
