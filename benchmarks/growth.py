@@ -23,16 +23,19 @@ from collector.storage import Storage
 
 from benchmarks import history
 
-GROUPS = {  # dbstat object -> what it belongs to
-    "orders": "orders", "sqlite_autoindex_orders_1": "orders", "orders_day": "orders", "orders_open": "orders",
-    "sales": "sales", "sqlite_autoindex_sales_1": "sales", "sales_day": "sales",
-    "stock": "stock", "stock_key_day": "stock", "stock_day": "stock",
-    "stock_current": "stock_current", "sqlite_autoindex_stock_current_1": "stock_current",
-    "runs": "runs + fetch_log", "fetch_log": "runs + fetch_log", "fetch_log_account_dataset": "runs + fetch_log",
-    "products": "products", "sqlite_autoindex_products_1": "products",
-}
-PER_DAY = ("orders", "sales", "stock", "daily_figures")  # grow with every day kept
-BOOKKEEPING = "runs + fetch_log"  # pruned after keep_days
+# What each table does over time, for the year's estimate. Bookkeeping is pruned after keep_days;
+# the steady tables hold the current state, the catalog, the pages kept ready and what vouches
+# for them, or the last three days' minutes, whatever the history. Every other table grows with
+# each day kept, with its indexes: a table added later is counted as growing, never left out.
+BOOKKEEPING = {"runs", "fetch_log", "alert_outbox", "alert_deliveries"}
+DAYS_A_MONTH = 365 / 12
+MONTHLY = {"alias_months", "alias_warehouse_months"}  # a row per month, rewritten through it
+STEADY = {"accounts", "products", "sizes", "sku_aliases", "sku_names", "sku_stock", "stock_current", "alias_stock",
+          "alias_warehouse_stock", "alias_warehouse_first_days", "marketplace_alias_warehouses", "order_warehouses",
+          "watermarks",
+          "collector_state", "source_notes", "alert_state", "recent_minutes", "recent_minutes_floor",
+          "restock_now", "restock_now_basis", "restock_days_now", "today_now", "buyout_now", "warehouse_month_now",
+          "warehouse_month_basis", "stock_days_basis", "sqlite_schema", "sqlite_sequence", "sqlite_stat1"}
 
 
 @dataclass
@@ -40,8 +43,9 @@ class GrowthResult:
     days: int
     passes: int
     file_bytes: int
-    groups: dict[str, int]  # bytes per group of tables and their indexes
+    tables: dict[str, int]  # bytes per table, its indexes included
     stock_rows: int
+    stock_keys: int  # of those rows, each key's first observation
     full_snapshot_rows: int
     full_row_bytes: float  # what one stock row costs when whole reports are appended
     checked_passes: int
@@ -49,7 +53,7 @@ class GrowthResult:
 
     @property
     def stock_bytes(self) -> int:
-        return self.groups.get("stock", 0)
+        return self.tables.get("stock", 0)
 
     @property
     def full_stock_bytes(self) -> float:
@@ -68,26 +72,37 @@ class GrowthResult:
     def stock_ratio(self) -> float:
         return self.full_stock_bytes / max(1, self.stock_bytes)
 
+    def table_estimate(self, table: str, days: int = 365) -> float:
+        """A table with its indexes after `days`: as it is when steady, capped at what the daily
+        pruning keeps for bookkeeping, else in proportion to the days kept."""
+        size = self.tables[table]
+        if table in STEADY:
+            return size
+        if table in BOOKKEEPING:
+            return size / min(self.days, self.keep_days) * min(days, self.keep_days)
+        if table in MONTHLY:
+            return size / max(1.0, self.days / DAYS_A_MONTH) * max(1.0, days / DAYS_A_MONTH)
+        if table == "stock":  # each key's first observation is there whatever the days
+            first = size * self.stock_keys / max(1, self.stock_rows)
+            return first + (size - first) / self.days * days
+        return size / self.days * days
+
     def year_estimate(self, days: int = 365) -> float:
-        """Tables that grow with every day, scaled to `days`; bookkeeping capped at what the
-        daily pruning keeps; the rest (stock_current, products, aliases) as it is."""
-        per_day = sum(self.groups.get(g, 0) for g in PER_DAY) / self.days
-        bookkeeping = self.groups.get(BOOKKEEPING, 0) / min(self.days, self.keep_days) * min(days, self.keep_days)
-        constant = self.file_bytes - sum(self.groups.get(g, 0) for g in (*PER_DAY, BOOKKEEPING))
-        return constant + per_day * days + bookkeeping
+        """Every table's estimate, and the file's free pages as they are."""
+        free = self.file_bytes - sum(self.tables.values())
+        return free + sum(self.table_estimate(table, days) for table in self.tables)
 
 
 def table_sizes(path: Path) -> tuple[int, dict[str, int]]:
-    """The file's size and the bytes of each group of tables (dbstat)."""
+    """The file's size and the bytes of each table with its indexes (dbstat)."""
     conn = sqlite3.connect(path)
     try:
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        groups: dict[str, int] = {}
-        for name, size in conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
-            group = GROUPS.get(name, "daily_figures" if name.startswith("daily_figures") else "other")
-            groups[group] = groups.get(group, 0) + size
-        return page_size * pages, groups
+        tables = dict(conn.execute(
+            "SELECT coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d "
+            "LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY 1"))
+        return page_size * pages, tables
     finally:
         conn.close()
 
@@ -124,10 +139,11 @@ def measure(config, out: Path, end: datetime, days: int = 30, write_stock_days: 
     out.mkdir(parents=True, exist_ok=True)
     path = out / "growth.db"
     made = history.generate(path, config, end - timedelta(days=days), end, write_stock_days=write_stock_days)
-    size, groups = table_sizes(path)
+    size, tables = table_sizes(path)
     conn = sqlite3.connect(path)
     stock_rows = conn.execute("SELECT count(*) FROM stock").fetchone()[0]
+    stock_keys = conn.execute("SELECT count(*) FROM (SELECT DISTINCT account, sku, size, warehouse FROM stock)").fetchone()[0]
     conn.close()
-    return GrowthResult(days, made.passes, size, groups, stock_rows, made.full_snapshot_rows,
+    return GrowthResult(days, made.passes, size, tables, stock_rows, stock_keys, made.full_snapshot_rows,
                         full_row_bytes(path, out / "full-snapshots.db"), made.checked_passes,
                         history.maintenance.DEFAULT_KEEP_DAYS)

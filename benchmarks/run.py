@@ -267,8 +267,31 @@ def _growth(options: Options, out: Path, report: Report, log) -> None:
                f"{result.ratio:.0f}x smaller than full snapshots", f"<= {_mb(YEAR_BYTES)} (issue #12)",
                result.year_estimate() <= YEAR_BYTES, cmd,
                unmet="the raw rows as the contract stores them (docs/PERFORMANCE.md, target 4)")
+    _growth_by_table(result, report, cmd)
     report.data["growth"] = {**vars(result), "ratio": result.ratio, "stock_ratio": result.stock_ratio,
-                             "full_file_bytes": result.full_file_bytes, "year_estimate": result.year_estimate()}
+                             "full_file_bytes": result.full_file_bytes, "year_estimate": result.year_estimate(),
+                             "table_estimates": {t: result.table_estimate(t) for t in result.tables}}
+
+
+GROWTH_TABLE_SHARE = 0.01  # tables under this share of the year's estimate are listed together
+
+
+def _growth_by_table(result: growth.GrowthResult, report: Report, cmd: str) -> None:
+    """What takes the space, table by table (each with its indexes), largest first."""
+    year = result.year_estimate()
+    estimates = sorted(((result.table_estimate(t), t) for t in result.tables), reverse=True)
+    listed = [(size, t) for size, t in estimates if size >= GROWTH_TABLE_SHARE * year]
+    rest = [(size, t) for size, t in estimates if size < GROWTH_TABLE_SHARE * year]
+    for size, table in listed:
+        kind = ("steady" if table in growth.STEADY else
+                f"pruned after {result.keep_days} days" if table in growth.BOOKKEEPING else
+                "grows with the months" if table in growth.MONTHLY else
+                "each key's first row, then grows with the days" if table == "stock" else "grows with the days")
+        report.add("3 growth", f"  a year: {table} with its indexes", _mb(size),
+                   f"{size / year:.0%}; {_mb(result.tables[table])} after {result.days} days ({kind})", "", None, cmd)
+    if rest:
+        report.add("3 growth", f"  a year: the other {len(rest)} tables", _mb(sum(size for size, _ in rest)),
+                   f"{sum(size for size, _ in rest) / year:.0%}", "", None, cmd)
 
 
 def _viewer_database(options: Options, out: Path, name: str, days: float, log) -> Path:
