@@ -261,21 +261,39 @@ def refresh_buyout(settings: Settings, storage: Storage, now: datetime) -> int:
 def _replace_whole(settings: Settings, storage: Storage, now: datetime, table: str, query: str,
                    pages: list[tuple[dict, dict]], columns: tuple[str, ...] | None = None) -> int:
     """Replace `table` with the rows of the canned `query` for each page (the values that key its
-    rows, the query's parameters for it), in `columns` if given; the number of rows. Emptied first
-    in the same transaction, so that the query computes its rows rather than read the old ones; a
-    reader sees the old rows or the new, never none."""
+    rows, the query's parameters for it), in `columns` if given; the number of rows written.
+    Emptied first in the same transaction, so that the query computes its rows rather than read
+    the old ones; a reader sees the old rows or the new, never none. When they are the same (a
+    pass that wrote nothing they are made of), the transaction is rolled back: nothing written."""
     queries = CannedQueries(storage.db.conn, settings, now)
     same = {"day": now.astimezone(settings.timezone).date().isoformat(), "computed_at": iso(now, settings.timezone)}
     written = 0
-    with storage.transaction():
-        storage.db.execute(f"DELETE FROM {table}")
-        for key, params in pages:
-            rows = queries.rows(query, **params) or []
-            if columns:
-                rows = [{name: row[name] for name in columns} for row in rows]
-            _insert(storage, table, rows, **key, **same)
-            written += len(rows)
+    try:
+        with storage.transaction():
+            kept = _rows_but_when(storage, table)
+            storage.db.execute(f"DELETE FROM {table}")
+            for key, params in pages:
+                rows = queries.rows(query, **params) or []
+                if columns:
+                    rows = [{name: row[name] for name in columns} for row in rows]
+                _insert(storage, table, rows, **key, **same)
+                written += len(rows)
+            if kept and _rows_but_when(storage, table) == kept:
+                raise _Unchanged  # (a rollback writes nothing; a commit would write every page again)
+    except _Unchanged:
+        return 0
     return written
+
+
+class _Unchanged(Exception):
+    """The rows computed are the rows kept: nothing written since emptied the table."""
+
+
+def _rows_but_when(storage: Storage, table: str) -> list[tuple]:
+    """The table's rows, in order, without computed_at (which alone changes when nothing else did)."""
+    cursor = storage.db.execute(f"SELECT * FROM {table}")
+    names = [d[0] for d in cursor.description]
+    return sorted(tuple(v for name, v in zip(names, row) if name != "computed_at") for row in cursor)
 
 
 # The pages of warehouse_month_now, every group: its name there, the canned query, the period and

@@ -447,10 +447,13 @@ class Storage:
     # -- bookkeeping -------------------------------------------------------------------------
 
     def save_accounts(self, accounts: Iterable[tuple[str, str, str]]) -> None:
+        """Every pass: an account unchanged is not written, for its triggers would set aside every
+        page kept ready (a marketplace moved changes them all)."""
         with self.transaction():
             self._executemany(
                 "INSERT INTO accounts (account, marketplace, label) VALUES (?, ?, ?) "
-                "ON CONFLICT (account) DO UPDATE SET marketplace = excluded.marketplace, label = excluded.label",
+                "ON CONFLICT (account) DO UPDATE SET marketplace = excluded.marketplace, label = excluded.label "
+                "WHERE marketplace IS NOT excluded.marketplace OR label IS NOT excluded.label",
                 accounts)
 
     def start_run(self, started_at: str, trigger: str) -> int:

@@ -209,6 +209,29 @@ def test_buyout_reads_the_rows_kept_after_the_pass_only_while_nothing_was_writte
     assert pick(query(storage.path, "buyout"), *BUYOUT)[1] == ("Пакеты 8", "ozon", 8, 5, 3, 0, 62.5)
 
 
+def test_a_pass_that_changed_nothing_writes_no_kept_page_again(storage):
+    """today_now and buyout_now are computed after every pass; when their rows come out as kept
+    (nothing they are made of was written), the file is left as it was: no page written."""
+    wb_orders, wb_sales = wb_cohort()
+    write(storage, orders=wb_orders, sales=wb_sales)
+    computed = pick(query(storage.path, "buyout"), *BUYOUT)
+    settings = load_settings(None, {"DATABASE_PATH": str(storage.path)})
+    noon = datetime.fromisoformat(NOON.replace("Z", "+00:00"))
+    assert kept.refresh_today(settings, storage, noon) > 0 and kept.refresh_buyout(settings, storage, noon) == 1
+    storage.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    wal = Path(str(storage.path) + "-wal")
+    later = noon.replace(minute=10)
+    storage.save_accounts([("wb-1", "wb", "WB"), ("ozon-1", "ozon", "Ozon")])  # as every pass: the same, not written
+    assert kept.refresh_today(settings, storage, later) == 0 and kept.refresh_buyout(settings, storage, later) == 0
+    assert wal.stat().st_size == 0
+    assert storage.db.execute("SELECT DISTINCT computed_at FROM buyout_now").fetchall() == [("2026-12-04T12:00:00+03:00",)]  # as first kept
+    # a kept row that is not what the query gives is written again, with the others
+    with storage.transaction():
+        storage.db.execute("UPDATE buyout_now SET bought = bought + 1")
+    assert kept.refresh_buyout(settings, storage, later) == 1
+    assert pick(query(storage.path, "buyout"), *BUYOUT) == computed
+
+
 def test_buyout_rate_is_empty_until_an_order_settles_and_never_above_100(storage):
     write(storage, orders=[order("wb-1", "x1", 1004, "PAK-8", "Коледино", T)])
     assert pick(query(storage.path, "buyout"), *BUYOUT) == [("Пакеты 8", "wb", 1, 0, 0, 1, None)]
