@@ -387,6 +387,13 @@ def table_rows(driver, card: str) -> list[tuple]:
             for tr in driver.find_elements(By.CSS_SELECTOR, f"#card-{card} table.mp-table tbody tr")]
 
 
+def overflow(driver, card: str) -> int:
+    """How many pixels a card's table is wider than the card (0 or less: every column in view at
+    the browser's 1400 px, nothing to scroll sideways)."""
+    return driver.execute_script(f"const w = document.querySelector('#card-{card} .mp-table-wrapper');"
+                                 "return w.scrollWidth - w.clientWidth")
+
+
 def screenshot(driver, name: str) -> Path:
     """The whole page, not just the window (Chromium's DevTools capture beyond the viewport)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -434,6 +441,8 @@ def test_dashboard_figures_are_the_databases(site, light, truth):
 
     # Today against yesterday up to the same minute (the minute the page shows).
     vs = {row[0]: row for row in table_rows(driver, "vs-yesterday")}
+    # the full-width tables of a few columns each fit (headers over two lines: «Дней без остатка»)
+    assert overflow(driver, "vs-yesterday") <= 0 and overflow(driver, "runs-out") <= 0
     up_to = driver.find_element(By.CSS_SELECTOR, "#card-vs-yesterday td[data-column='up_to']").text
     yesterday = truth.today - timedelta(days=1)
     ordered_then = truth.until(yesterday, up_to, "orders", "is_cancelled = 0", "ordered_at")
@@ -634,11 +643,8 @@ def test_warehouses_a_row_each_adding_up_and_opening_their_groups(site, light, t
         assert {r[0]: r[1:] for r in rows if r[0] not in ("—", None)} == expected, mp
         footer = [cell(td.text) for td in driver.find_elements(By.CSS_SELECTOR, f"#card-{mp}-warehouses tfoot td")]
         assert footer[1:] == [sum(r[i] for r in rows) for i in range(1, 5)], mp
-        # every column in view at the browser's 1400 px: a long warehouse name wraps, it does not
-        # push «Возвраты» out of the card
-        wider = driver.execute_script(f"const w = document.querySelector('#card-{mp}-warehouses .mp-table-wrapper');"
-                                      "return w.scrollWidth - w.clientWidth")
-        assert wider <= 0, f"{mp}: the table is {wider} px wider than its card"
+        # a long warehouse name wraps, it does not push «Возвраты» out of the card
+        assert overflow(driver, f"{mp}-warehouses") <= 0, mp
     busiest = max((r for r in table_rows(driver, "ozon-warehouses")), key=lambda r: r[1])
     row = next(tr for tr in driver.find_elements(By.CSS_SELECTOR, "#card-ozon-warehouses tbody tr")
                if tr.get_attribute("data-key") == busiest[0])
