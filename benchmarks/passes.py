@@ -88,6 +88,8 @@ class PassResult:
     status: str
     datasets: list[DatasetRequests] = field(default_factory=list)
     written_bytes: int = 0  # what the pass wrote to files: SQLite's WAL frames and checkpoints
+    # what a second pass at the same minute wrote, when asked: nothing changed at the marketplaces
+    written_again: int | None = None
 
 
 def written_bytes() -> int:
@@ -229,7 +231,9 @@ def _fresh_copy(warm: Path, database: Path) -> None:
     shutil.copyfile(warm, database)
 
 
-def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PASS_AT) -> PassResult:
+def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PASS_AT, again: bool = False) -> PassResult:
+    """`again`: then a second pass at the same minute, whose bytes are those of a pass that finds
+    nothing changed (every row it reads is one it has: only its own log is new)."""
     database = out / f"pass-{latency_ms:g}ms.db"
     _fresh_copy(warm, database)
     clock = SandboxClock(at)
@@ -248,8 +252,9 @@ def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PAS
         served = Counter((r.account, DATASET_OF.get(f"{r.method} {r.path}", "?")) for r in sandbox.request_log)
         refused = Counter((r.account, DATASET_OF.get(f"{r.method} {r.path}", "?"))
                           for r in sandbox.request_log if r.status == 429)
+        written_again = _written_by_a_pass(settings, database, clock, "the pass again") if again else None
     fewest = recorder.fewest()
-    measured = PassResult(latency_ms, seconds, result.status, written_bytes=written)
+    measured = PassResult(latency_ms, seconds, result.status, written_bytes=written, written_again=written_again)
     for dataset in result.datasets:
         key = (dataset.account, dataset.dataset)
         least, rows = fewest.get(key, (0, 0))
