@@ -32,8 +32,7 @@ DAYS_A_MONTH = 365 / 12
 MONTHLY = {"alias_months", "alias_warehouse_months"}  # a row per month, rewritten through it
 STEADY = {"accounts", "products", "sizes", "sku_aliases", "sku_names", "sku_stock", "stock_current", "alias_stock",
           "alias_warehouse_stock", "alias_warehouse_first_days", "marketplace_alias_warehouses", "order_warehouses",
-          "watermarks",
-          "collector_state", "source_notes", "alert_state", "recent_minutes", "recent_minutes_floor",
+          "watermarks", "collector_state", "source_notes", "alert_state", "recent_minutes", "recent_minutes_floor",
           "restock_now", "restock_now_basis", "restock_days_now", "today_now", "buyout_now", "warehouse_month_now",
           "warehouse_month_basis", "stock_days_basis", "sqlite_schema", "sqlite_sequence", "sqlite_stat1"}
 
