@@ -872,12 +872,13 @@ def expand(first_day: str, days: int, stock_runs: list[tuple[str, int]], flows: 
 
 
 def history_rows(first_day: str, days: int, groups: list[tuple]) -> list[tuple]:
-    """Rows in the query's order (day, then group order) for [(alias, marketplace, runs, flows)]."""
+    """Rows in the query's order (the newest day first, then group order) for [(alias, marketplace,
+    runs, flows)]."""
     per_group = [
         [(day, alias, mp, o, b, r, s) for day, o, b, r, s in expand(first_day, days, runs, flows)]
         for alias, mp, runs, flows in groups
     ]
-    return [row for day_rows in zip(*per_group) for row in day_rows]
+    return [row for day_rows in reversed(list(zip(*per_group))) for row in day_rows]
 
 
 # Last 14 days to 26 Nov: 13..26 Nov. Every group with anything in the window, in alias order,
@@ -957,8 +958,8 @@ def regroup(rows: list[tuple], last_day: str, period_days: int, by_marketplace: 
         g[5] += returned
         g[6][day] = g[6].get(day, 0) + stock
     result = [(*groups[k][:6], groups[k][6][max(groups[k][6])]) for k in order]
-    if by_marketplace:  # day, then wb before ozon
-        result.sort(key=lambda row: (row[0], row[2] != "wb"))
+    if by_marketplace:  # the newest period first, then wb before ozon
+        result.sort(key=lambda row: (date.fromisoformat(row[0]).toordinal() * -1, row[2] != "wb"))
     return result
 
 
@@ -969,8 +970,8 @@ def test_history_by_period(ds):
     assert len(week) == 2 * 11
     # 13..19 Nov for wb Кронштейны: stock at the end of the 19th is 41; 20..26: 22.
     assert [row for row in week if row[1:3] == ("Кронштейны", "wb")] == [
-        ("2026-11-13", "Кронштейны", "wb", 0, 0, 0, 41),
         ("2026-11-20", "Кронштейны", "wb", 5, 2, 1, 22),
+        ("2026-11-13", "Кронштейны", "wb", 0, 0, 0, 41),
     ]
     # 30-day periods in a 14-day window: one period, its first day the window's.
     assert query(ds, "history", period="month") == regroup(daily, T, 30, False)
@@ -981,7 +982,7 @@ def test_history_by_marketplace(ds):
     daily = history_rows("2026-11-13", 14, HISTORY_14)
     totals = query(ds, "history", by="marketplace")
     assert totals == regroup(daily, T, 1, True)
-    assert totals[-2:] == [(T, "Итого", "wb", 6, 3, 1, 45), (T, "Итого", "ozon", 12, 3, 1, 69)]
+    assert totals[:2] == [(T, "Итого", "wb", 6, 3, 1, 45), (T, "Итого", "ozon", 12, 3, 1, 69)]  # today first
     # 90 days per alias would pass Datasette's default 1000-row cap here: one marketplace at a time.
     for mp in ("wb", "ozon"):
         assert query(ds, "history", by="marketplace", period="week", days=90, marketplace=mp) == regroup(
