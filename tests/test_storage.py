@@ -40,6 +40,17 @@ def test_schema_is_applied_idempotently_with_wal_and_a_version(store, tmp_path):
         store.db.table_names())
 
 
+def test_an_account_is_written_only_when_it_differs(store):
+    """Every pass saves its accounts; the same ones are not written (their triggers would set aside
+    every page kept ready), a changed label or marketplace is."""
+    changes = store.db.conn.total_changes
+    store.save_accounts([("wb-1", "wb", "WB"), ("ozon-1", "ozon", "Ozon")])
+    assert store.db.conn.total_changes == changes
+    store.save_accounts([("wb-1", "wb", "WB main"), ("ozon-1", "wb", "Ozon")])
+    assert rows(store, "SELECT account, marketplace, label FROM accounts ORDER BY account") == [
+        ("ozon-1", "wb", "Ozon"), ("wb-1", "wb", "WB main")]
+
+
 def store_with_next_migration(tmp_path, monkeypatch, script: str) -> Storage:
     """A database at today's version with one account, and `script` as the next version's migration."""
     store = Storage(tmp_path / "mp.db")
