@@ -71,20 +71,29 @@ class GrowthResult:
     def stock_ratio(self) -> float:
         return self.full_stock_bytes / max(1, self.stock_bytes)
 
+    def table_kind(self, table: str) -> str:
+        """How `table` grows, as the estimate takes it: steady, pruned, monthly, stock or daily."""
+        if table in STEADY:
+            return "steady"
+        if table in BOOKKEEPING:
+            return "pruned"
+        if table in MONTHLY:
+            return "monthly"
+        return "stock" if table == "stock" else "daily"
+
     def table_estimate(self, table: str, days: int = 365) -> float:
         """A table with its indexes after `days`: as it is when steady, capped at what the daily
-        pruning keeps for bookkeeping, else in proportion to the days kept."""
-        size = self.tables[table]
-        if table in STEADY:
+        pruning keeps for bookkeeping, else in proportion to the months or days kept (stock: each
+        key's first observation is there whatever the days)."""
+        size, kind = self.tables[table], self.table_kind(table)
+        if kind == "steady":
             return size
-        if table in BOOKKEEPING:
+        if kind == "pruned":
             return size / min(self.days, self.keep_days) * min(days, self.keep_days)
-        if table in MONTHLY:
+        if kind == "monthly":
             return size / max(1.0, self.days / DAYS_A_MONTH) * max(1.0, days / DAYS_A_MONTH)
-        if table == "stock":  # each key's first observation is there whatever the days
-            first = size * self.stock_keys / max(1, self.stock_rows)
-            return first + (size - first) / self.days * days
-        return size / self.days * days
+        first = size * self.stock_keys / max(1, self.stock_rows) if kind == "stock" else 0
+        return first + (size - first) / self.days * days
 
     def year_estimate(self, days: int = 365) -> float:
         """Every table's estimate, and the file's free pages as they are."""

@@ -292,10 +292,9 @@ def _growth_by_table(result: growth.GrowthResult, report: Report, cmd: str) -> N
     listed = [(size, t) for size, t in estimates if size >= GROWTH_TABLE_SHARE * year]
     rest = [(size, t) for size, t in estimates if size < GROWTH_TABLE_SHARE * year]
     for size, table in listed:
-        kind = ("steady" if table in growth.STEADY else
-                f"pruned after {result.keep_days} days" if table in growth.BOOKKEEPING else
-                "grows with the months" if table in growth.MONTHLY else
-                "each key's first row, then grows with the days" if table == "stock" else "grows with the days")
+        kind = {"steady": "steady", "pruned": f"pruned after {result.keep_days} days", "monthly": "grows with the months",
+                "stock": "each key's first row, then grows with the days",
+                "daily": "grows with the days"}[result.table_kind(table)]
         report.add("3 growth", f"  a year: {table} with its indexes", _mb(size),
                    f"{size / year:.0%}; {_mb(result.tables[table])} after {result.days} days ({kind})", "", None, cmd)
     if rest:

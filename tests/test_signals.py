@@ -414,7 +414,6 @@ def test_schedule_stops_in_time_even_with_a_request_stuck(work, reap, slow_sandb
                  ) == [(7,)]  # the held dataset wrote nothing
 
 
-
 # --------------------------------------------------------------------------------------------
 # The order the handlers go in
 
