@@ -9,7 +9,9 @@
  *                 display.money (a field in roubles, as «1 234 567,89 ₽») and display.note
  *                 ({field, label, suffix}: a smaller figure, such as «в пути»);
  *   mp-table      display.columns [{field, label, group, link, labels, signed, omit_when, money,
- *                 date}] and display.total (a footer row of sums, labelled so); display.expand
+ *                 date, below}] (`below`: a field in roubles written small under the column's
+ *                 figure, so that units and money share a column) and display.total (a footer
+ *                 row of sums, labelled so); display.expand
  *                 ({canned, param, field, params, columns}) gives each row a button that opens,
  *                 under it, the rows of another canned query of the same database for that
  *                 row (its `field` as the query's `param`, with the page's `params` filters);
@@ -171,6 +173,21 @@ const mpDashboard = (() => {
     }
   }
 
+  // A column's sum, or null when it is not all numbers; kopecks are summed as whole numbers, so
+  // that a column of roubles adds up exactly.
+  function columnTotal (rows, field, inRoubles) {
+    const values = rows.map(row => row[field])
+    if (!values.every(value => typeof value === 'number' || value === null)) return null
+    return inRoubles
+      ? values.reduce((sum, value) => sum + Math.round((value || 0) * 100), 0) / 100
+      : values.reduce((sum, value) => sum + (value || 0), 0)
+  }
+
+  // «46 150,04 ₽» in small type under a cell's figure (a column's `below`).
+  function appendBelow (td, field, value) {
+    td.appendChild(element('span', { class: 'mp-below', dataset: { column: field } }, money(value)))
+  }
+
   function renderTable (el, chart, body, base, params, slug = '', queryUrl = '') {
     const display = chart.display || {}
     // `omit_when: alias`: a column that says nothing once the page is filtered by it.
@@ -214,6 +231,7 @@ const mpDashboard = (() => {
         if (typeof value === 'number') td.className = 'mp-num' + (column.signed && value < 0 ? ' mp-down' : column.signed && value > 0 ? ' mp-up' : '')
         if (column.link) td.appendChild(element('a', { href: linkFor(column.link, row, base) }, format(value, column)))
         else td.textContent = format(value, column)
+        if (column.below) appendBelow(td, column.below, row[column.below])
         tr.appendChild(td)
       }
       // (a row without the key, say orders with no warehouse, cannot be asked for on its own)
@@ -231,17 +249,13 @@ const mpDashboard = (() => {
     } else if (display.total) {
       const tr = table.createTFoot().insertRow()
       columns.forEach((column, i) => {
-        const values = body.rows.map(row => row[column.field])
-        const numeric = values.every(value => typeof value === 'number' || value === null)
+        const total = columnTotal(body.rows, column.field, column.money)
         const td = element('td', { dataset: { column: column.field } })
         if (i === 0) td.textContent = display.total
-        else if (numeric && !column.signed) {
+        else if (total !== null && !column.signed) {
           td.className = 'mp-num'
-          // kopecks are summed as whole numbers, so that a column of roubles adds up exactly
-          const total = column.money
-            ? values.reduce((sum, value) => sum + Math.round((value || 0) * 100), 0) / 100
-            : values.reduce((sum, value) => sum + (value || 0), 0)
           td.textContent = format(total, column)
+          if (column.below) appendBelow(td, column.below, columnTotal(body.rows, column.below, true))
         }
         tr.appendChild(td)
       })

@@ -199,11 +199,14 @@ def light(browser):
 
 
 UNITS = ("stock", "ordered", "bought", "returned")
+# «Сегодня по группам» per marketplace: each figure, and the roubles written under two of them
+TODAY_CELLS = ("stock", "ordered", "ordered_kop", "bought", "bought_kop", "returned")
 
 
 def units_of(row: tuple) -> list:
     """A row of the `today` table without its money: wb stock..returned, ozon stock..returned."""
-    return [*row[1:5], *row[7:11]]
+    per_marketplace = dict(zip(TODAY_CELLS, range(len(TODAY_CELLS))))
+    return [row[1 + m * len(TODAY_CELLS) + per_marketplace[k]] for m in range(2) for k in UNITS]
 
 
 class Truth:
@@ -307,7 +310,7 @@ class Truth:
         rows = []
         for name in sorted(names, key=lambda a: (self.position.get(a, 10**9), a)):
             figures = [f[name, mp][k] if k in UNITS else f[name, mp][k] / 100
-                       for mp in ("wb", "ozon") for k in (*UNITS, "ordered_kop", "bought_kop")]
+                       for mp in ("wb", "ozon") for k in TODAY_CELLS]
             if name in declared or any(figures):
                 rows.append((name, *figures))
         return rows
@@ -341,8 +344,8 @@ def truth(db) -> Truth:
 
 
 def number(text: str):
-    """'1 977 шт.' -> 1977, '98,8 %' -> 98.8, '+12' -> 12, '—' -> None."""
-    text = re.sub(r"[\s\u00a0\u202f]|шт\.|%", "", text).replace(",", ".")
+    """'1 977 шт.' -> 1977, '98,8 %' -> 98.8, '1 234,50 ₽' -> 1234.5, '+12' -> 12, '—' -> None."""
+    text = re.sub(r"[\s\u00a0\u202f]|шт\.|%|₽", "", text).replace(",", ".")
     if text in ("", "—"):
         return None
     value = float(text)
@@ -381,10 +384,15 @@ def cell(text: str):
         return text
 
 
+def cells(tr) -> tuple:
+    """A table row's values: numbers as numbers, the rest as text; the roubles written under a
+    cell's figure (a column's `below`) as a value of their own, after it."""
+    return tuple(cell(line) for td in tr.find_elements(By.TAG_NAME, "td") for line in td.text.split("\n"))
+
+
 def table_rows(driver, card: str) -> list[tuple]:
-    """A card's table body, row by row: numbers as numbers, the rest as text."""
-    return [tuple(cell(td.text) for td in tr.find_elements(By.TAG_NAME, "td"))
-            for tr in driver.find_elements(By.CSS_SELECTOR, f"#card-{card} table.mp-table tbody tr")]
+    """A card's table body, row by row (cells)."""
+    return [cells(tr) for tr in driver.find_elements(By.CSS_SELECTOR, f"#card-{card} table.mp-table tbody tr")]
 
 
 def overflow(driver, card: str) -> int:
@@ -436,8 +444,10 @@ def test_dashboard_figures_are_the_databases(site, light, truth):
     assert [r[0] for r in rows[:5]] == [alias for alias, _ in GROUPS]
     headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#card-by-alias thead tr:first-child th")]
     assert headers == ["Группа", "Wildberries", "Ozon"]
-    footer = [number(td.text) for td in driver.find_elements(By.CSS_SELECTOR, "#card-by-alias tfoot td")[1:]]
+    footer = list(cells(driver.find_element(By.CSS_SELECTOR, "#card-by-alias tfoot tr"))[1:])
     assert footer == [round(sum(column), 2) for column in zip(*(r[1:] for r in rows))]
+    # units and their roubles in one column: the whole table in view at 1400 px
+    assert overflow(driver, "by-alias") <= 0
 
     # Today against yesterday up to the same minute (the minute the page shows).
     vs = {row[0]: row for row in table_rows(driver, "vs-yesterday")}
@@ -674,7 +684,7 @@ def test_csv_link_downloads_the_table(site, light, downloads, truth):
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     shown = [f"{mp}_{figure}" for mp in ("wb", "ozon")
-             for figure in ("stock", "ordered", "bought", "returned", "ordered_rub", "bought_rub")]
+             for figure in ("stock", "ordered", "ordered_rub", "bought", "bought_rub", "returned")]
     assert list(rows[0])[:9] == ["alias", "wb_stock", "wb_ordered", "wb_bought", "wb_returned",
                                  "ozon_stock", "ozon_ordered", "ozon_bought", "ozon_returned"]
     assert {"wb_ordered_rub", "ozon_bought_rub", "wb_payout_rub"} <= set(rows[0])
@@ -752,7 +762,7 @@ def test_a_group_opens_its_warehouses_inline(site, light, truth):
     names = {"wb": "Wildberries", "ozon": "Ozon"}
     group = driver.find_element(By.CSS_SELECTOR, "#card-by-alias tbody tr")
     alias = group.get_attribute("data-key")
-    row = tuple(cell(td.text) for td in group.find_elements(By.TAG_NAME, "td"))
+    row = cells(group)
     assert row[0] == alias  # the button adds no text to the group's name
     group.find_element(By.CSS_SELECTOR, "button.mp-expand").click()
     detail = WebDriverWait(driver, 10).until(
