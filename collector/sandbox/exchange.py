@@ -5,6 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collector.sandbox.auth import Credentials
+    from collector.sandbox.config import SandboxConfig
+    from collector.sandbox.limits import RateLimiter
+    from collector.sandbox.seller import Seller
 
 JSON = "application/json; charset=utf-8"
 PROBLEM_JSON = "application/problem+json"
@@ -75,3 +82,15 @@ class Endpoint:
     category: int | None = None  # WB token category the route needs
     rows: str | None = None  # where the rows sit in the body: "" = the body is the list
     row_field: str | None = None  # the field missing_field / wrong_type spoil by default
+
+
+class MarketplaceApi:
+    """What a marketplace's endpoint handlers work with: the sandbox's settings, the seller whose
+    data they serve, the accounts' credentials and the rate limiter they share."""
+
+    def __init__(self, config: SandboxConfig, seller: Seller, credentials: Credentials,
+                 limiter: RateLimiter):
+        self._config = config
+        self._seller = seller
+        self._credentials = credentials
+        self._limiter = limiter

@@ -7,16 +7,14 @@ import base64
 import binascii
 from datetime import timezone
 
-from collector.sandbox.auth import Credentials, OzonAuthError
+from collector.sandbox.auth import OzonAuthError
 from collector.sandbox.clock import DAY, fmt_utc, parse_datetime
-from collector.sandbox.config import SandboxConfig
-from collector.sandbox.exchange import BadRequest, Call, Endpoint, Reply
-from collector.sandbox.limits import Limit, RateLimiter
+from collector.sandbox.exchange import BadRequest, Call, Endpoint, MarketplaceApi, Reply
+from collector.sandbox.limits import Limit
 from collector.sandbox.ozon_model import RETURN_DATE_FIELDS, OzonPosting, OzonStore
 from collector.sandbox.optional_shapes import day_number, ozon_balance_json
 from collector.sandbox.ozon_shapes import (posting_json, product_info_item, product_list_item,
                                            return_json, stock_items_json)
-from collector.sandbox.seller import Seller
 
 ENDPOINTS = (
     Endpoint("ozon", "POST", "/v3/product/list", "product_list", rows="result.items", row_field="sku"),
@@ -60,14 +58,7 @@ def invalid(message: str) -> Reply:
     return rpc_error(400, INVALID_ARGUMENT, message)
 
 
-class OzonApi:
-    def __init__(self, config: SandboxConfig, seller: Seller, credentials: Credentials,
-                 limiter: RateLimiter):
-        self._config = config
-        self._seller = seller
-        self._credentials = credentials
-        self._limiter = limiter
-
+class OzonApi(MarketplaceApi):
     def account_hint(self, call: Call) -> str | None:
         return self._credentials.ozon_account_hint(call.header("Client-Id"))
 

@@ -10,13 +10,11 @@ import uuid
 from datetime import timezone
 from http import HTTPStatus
 
-from collector.sandbox.auth import ANALYTICS, BASE, CONTENT, FINANCE, STATISTICS, AuthError, Credentials
+from collector.sandbox.auth import ANALYTICS, BASE, CONTENT, FINANCE, STATISTICS, AuthError
 from collector.sandbox.clock import (DAY, MSK, US, fmt_msk_offset, fmt_utc_seconds, msk_day, parse_datetime,
                                     to_us)
-from collector.sandbox.config import SandboxConfig
-from collector.sandbox.exchange import PROBLEM_JSON, BadRequest, Call, Endpoint, Reply
-from collector.sandbox.limits import Decision, Limit, RateLimiter
-from collector.sandbox.seller import Seller
+from collector.sandbox.exchange import PROBLEM_JSON, BadRequest, Call, Endpoint, MarketplaceApi, Reply
+from collector.sandbox.limits import Decision, Limit
 from collector.sandbox.wb_model import WbCabinet
 from collector.sandbox.optional_shapes import card_json, card_updated, wb_balance_json
 from collector.sandbox.wb_shapes import feed_order_json, order_json, sale_json, stock_item_json
@@ -86,14 +84,7 @@ def analytics_error(detail: str) -> Reply:
                        "origin": "analytics-api"}, PROBLEM_JSON)
 
 
-class WbApi:
-    def __init__(self, config: SandboxConfig, seller: Seller, credentials: Credentials,
-                 limiter: RateLimiter):
-        self._config = config
-        self._seller = seller
-        self._credentials = credentials
-        self._limiter = limiter
-
+class WbApi(MarketplaceApi):
     def account_hint(self, call: Call) -> str | None:
         return self._credentials.wb_account_hint(call.header("Authorization"))
 
