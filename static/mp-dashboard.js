@@ -21,7 +21,10 @@
  * when the field is first used (suggestOnFirstUse).
  *
  * A chart's `switch` ({param, fields: {value: {shown: source}}, titles: {value: title}}) lets a
- * page filter swap what a chart draws: with ?in=rub the history charts draw roubles.
+ * page filter swap what a chart draws: with ?in=rub the history charts draw roubles. A line
+ * chart's `unfinished: <field>` says its newest value of that field is a day not over yet
+ * (today): the line into it is dashed and its points hollow, so that a morning's few orders
+ * do not read as a fall.
  *
  * Values are always inserted as text, never as HTML: warehouse and product names come from the
  * marketplaces' APIs. When every chart has drawn (or failed), <body data-mp-ready="1"> is set,
@@ -270,8 +273,30 @@ const mpDashboard = (() => {
     }
   }
 
+  // The spec as two layers: the line up to the day before the newest, and, dashed with hollow
+  // points, from that day into the newest (chart.unfinished); as it is with fewer than two days.
+  function dashedLastDay (display, field, rows) {
+    const days = [...new Set(rows.map(row => row[field]))].sort()
+    if (days.length < 2) return display
+    // (a temporal field is a Date by the time a filter sees it: compared as times)
+    const [before, last] = days.slice(-2).map(day => `time(toDate(${JSON.stringify(day)}))`)
+    const value = `time(toDate(datum[${JSON.stringify(field)}]))`
+    const { mark, ...shared } = display
+    const line = typeof mark === 'string' ? { type: mark } : mark
+    return {
+      ...shared,
+      layer: [
+        { mark: line, transform: [{ filter: `${value} < ${last}` }] },
+        { mark: { ...line, strokeDash: [4, 4], point: line.point ? { filled: false } : false },
+          transform: [{ filter: `${value} >= ${before}` }] },
+      ],
+    }
+  }
+
   async function renderVegaLite (el, chart, body, base, params) {
-    const display = chart.display || {}
+    const display = chart.unfinished
+      ? dashedLastDay(chart.display || {}, chart.unfinished, body.rows)
+      : chart.display || {}
     const spec = {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
       width: 'container',

@@ -402,6 +402,18 @@ def overflow(driver, card: str) -> int:
                                  "return w.scrollWidth - w.clientWidth")
 
 
+def drawn(driver, chart: str) -> tuple[list, list]:
+    """A line chart as Vega drew it: each line's dash pattern (None: solid), and each point's day
+    and whether it is hollow."""
+    lines = driver.execute_script(
+        f"return [...document.querySelectorAll('#chart-{chart} svg g.mark-line.role-mark > path')]"
+        ".map(p => p.getAttribute('stroke-dasharray'))")
+    points = driver.execute_script(
+        f"return [...document.querySelectorAll('#chart-{chart} svg g.mark-symbol.role-mark > path')]"
+        ".map(p => [new Date(p.__data__.datum.day).toISOString().slice(0, 10), p.getAttribute('fill') === 'transparent'])")
+    return lines, [tuple(point) for point in points]
+
+
 def screenshot(driver, name: str) -> Path:
     """The whole page, not just the window (Chromium's DevTools capture beyond the viewport)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -498,10 +510,16 @@ def test_dashboard_charts_are_the_databases(site, light, truth):
     today = truth.figures(truth.today)
     assert {r["marketplace"]: r["stock"] for r in stock if r["day"] == truth.today.isoformat()} == {
         mp: truth.total(today, mp, "stock") for mp in ("wb", "ozon")}
-    # Drawn: a line per marketplace with a point per day.
+    # Drawn: a line per marketplace with a point per day; today, not over yet, dashed from
+    # yesterday on with hollow points, so that a morning's few orders do not read as a fall.
+    days = {(truth.today - timedelta(days=n)).isoformat() for n in range(14)}
+    recent = {truth.today.isoformat(), (truth.today - timedelta(days=1)).isoformat()}
     for chart in ("ordered-chart", "bought-chart", "stock-chart"):
-        assert len(driver.find_elements(By.CSS_SELECTOR, f"#chart-{chart} svg g.mark-line.role-mark path")) == 2, chart
-        assert len(driver.find_elements(By.CSS_SELECTOR, f"#chart-{chart} svg g.mark-symbol.role-mark path")) == 28, chart
+        lines, points = drawn(driver, chart)
+        assert sorted(lines, key=str) == ["4,4", "4,4", None, None], chart
+        assert len(points) == 30 and {day for day, hollow in points} == days, chart
+        assert {day for day, hollow in points if hollow} == recent, chart
+        assert sorted(day for day, hollow in points if not hollow) == sorted([*days - {truth.today.isoformat()}] * 2), chart
 
     # The period filter: 30 days.
     Select(driver.find_element(By.ID, "filter-days")).select_by_visible_text("30 дней")
