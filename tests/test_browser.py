@@ -199,8 +199,14 @@ def light(browser):
 
 
 UNITS = ("stock", "ordered", "bought", "returned")
-# «Сегодня по группам» per marketplace: each figure, and the roubles written under two of them
+# «Сегодня по группам» per marketplace, and «По складам»: each figure, and the roubles written
+# under two of them
 TODAY_CELLS = ("stock", "ordered", "ordered_kop", "bought", "bought_kop", "returned")
+
+
+def as_shown(figures: dict) -> tuple:
+    """A row's TODAY_CELLS as the page shows them: kopecks in roubles."""
+    return tuple(figures[k] / 100 if k.endswith("_kop") else figures[k] for k in TODAY_CELLS)
 
 
 def units_of(row: tuple) -> list:
@@ -635,14 +641,13 @@ def test_alias_leads_to_its_warehouses(site, light, truth):
                                                    "SELECT DISTINCT warehouse FROM orders UNION "
                                                    "SELECT DISTINCT warehouse FROM sales")}:
             f = truth.figures(truth.today, alias="Кронштейны", warehouse=warehouse)[("Кронштейны", mp)]
-            figures = tuple(f[k] for k in ("stock", "ordered", "bought", "returned"))
-            if any(figures):
-                expected[warehouse] = figures
+            if any(f[k] for k in UNITS):
+                expected[warehouse] = as_shown(f)
         rows = table_rows(driver, f"{mp}-warehouses")
         # The alias column is left out once the page is filtered by it.
         assert {r[0]: r[1:] for r in rows} == expected, mp
         assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)  # biggest stock first
-        per_warehouse[mp] = [sum(c) for c in zip(*expected.values())]
+        per_warehouse[mp] = [sum(c) for c, k in zip(zip(*expected.values()), TODAY_CELLS) if k in UNITS]
     # The same figures as the group's row on the dashboard.
     row = next(r for r in truth.table() if r[0] == "Кронштейны")
     assert per_warehouse["wb"] + per_warehouse["ozon"] == units_of(row)
@@ -661,13 +666,13 @@ def test_warehouses_a_row_each_adding_up_and_opening_their_groups(site, light, t
         expected = {}
         for warehouse in warehouses:
             f = truth.figures(truth.today, warehouse=warehouse)
-            figures = tuple(truth.total(f, mp, k) for k in ("stock", "ordered", "bought", "returned"))
-            if any(figures):
-                expected[warehouse] = figures
+            totals = {k: truth.total(f, mp, k) for k in TODAY_CELLS}
+            if any(totals[k] for k in UNITS):
+                expected[warehouse] = as_shown(totals)
         rows = table_rows(driver, f"{mp}-warehouses")
         assert {r[0]: r[1:] for r in rows if r[0] not in ("—", None)} == expected, mp
-        footer = [cell(td.text) for td in driver.find_elements(By.CSS_SELECTOR, f"#card-{mp}-warehouses tfoot td")]
-        assert footer[1:] == [sum(r[i] for r in rows) for i in range(1, 5)], mp
+        footer = cells(driver.find_element(By.CSS_SELECTOR, f"#card-{mp}-warehouses tfoot tr"))
+        assert list(footer[1:]) == [round(sum(r[i] for r in rows), 2) for i in range(1, 7)], mp
         # a long warehouse name wraps, it does not push «Возвраты» out of the card
         assert overflow(driver, f"{mp}-warehouses") <= 0, mp
     busiest = max((r for r in table_rows(driver, "ozon-warehouses")), key=lambda r: r[1])
@@ -676,13 +681,11 @@ def test_warehouses_a_row_each_adding_up_and_opening_their_groups(site, light, t
     row.find_element(By.CSS_SELECTOR, "button.mp-expand").click()
     detail = WebDriverWait(driver, 10).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "#card-ozon-warehouses tr.mp-detail[data-ready='1']"))
-    groups = [tuple(cell(td.text) for td in tr.find_elements(By.TAG_NAME, "td"))
-              for tr in detail.find_elements(By.CSS_SELECTOR, "table.mp-table > tbody > tr")]
+    groups = [cells(tr) for tr in detail.find_elements(By.CSS_SELECTOR, "table.mp-table > tbody > tr")]
     f = truth.figures(truth.today, warehouse=busiest[0])
     assert {g[0]: g[1:] for g in groups} == {
-        alias: tuple(v[k] for k in ("stock", "ordered", "bought", "returned"))
-        for (alias, mp), v in f.items() if mp == "ozon" and any(v[k] for k in ("stock", "ordered", "bought", "returned"))}
-    assert tuple(sum(g[i] for g in groups) for i in range(1, 5)) == busiest[1:] and len(groups) > 1
+        alias: as_shown(v) for (alias, mp), v in f.items() if mp == "ozon" and any(v[k] for k in UNITS)}
+    assert tuple(round(sum(g[i] for g in groups), 2) for i in range(1, 7)) == busiest[1:] and len(groups) > 1
 
 
 def test_csv_link_downloads_the_table(site, light, downloads, truth):
