@@ -290,6 +290,7 @@ CREATE TABLE IF NOT EXISTS restock_now (
     to_ship           INTEGER,
     days_out_of_stock INTEGER NOT NULL,
     lost_units        REAL,
+    lost_rub          REAL,  -- the roubles of lost_units: kopecks ordered per day in stock x days out
     runs_out_soon     INTEGER NOT NULL,
     PRIMARY KEY (days, position)
 ) WITHOUT ROWID;
@@ -317,14 +318,15 @@ CREATE TABLE IF NOT EXISTS restock_now_basis (
 -- row of days 0. `stock_days`: a letter a day, the oldest first, yesterday last ("o" out of
 -- stock, "i" in stock at the end of the day, "-" neither; see stock_days in
 -- collector/datasette_plugin.py); `ordered_days`: the units ordered in the last 1, 2, ... 60
--- days, each as 10 digits.
+-- days, each as 10 digits; `ordered_kopecks_days` their kopecks, each as 12 digits.
 CREATE TABLE IF NOT EXISTS restock_days_now (
-    alias        TEXT NOT NULL,
-    marketplace  TEXT NOT NULL,
-    warehouse    TEXT NOT NULL,  -- the place: the Ozon warehouse, '' for WB
-    stock        INTEGER NOT NULL,
-    stock_days   TEXT NOT NULL,
-    ordered_days TEXT NOT NULL,
+    alias                TEXT NOT NULL,
+    marketplace          TEXT NOT NULL,
+    warehouse            TEXT NOT NULL,  -- the place: the Ozon warehouse, '' for WB
+    stock                INTEGER NOT NULL,
+    stock_days           TEXT NOT NULL,
+    ordered_days         TEXT NOT NULL,
+    ordered_kopecks_days TEXT NOT NULL,
     PRIMARY KEY (alias, marketplace, warehouse)
 ) WITHOUT ROWID;
 

@@ -50,7 +50,7 @@ RESTOCK_DAYS = 14  # the window of `restock` (what the dashboard and the alerts 
 # a month (each ~1 s a pass at the reference seller's year, computed at every view otherwise).
 KEPT_WINDOWS = (RESTOCK_DAYS, 7, 30)
 RESTOCK_COLUMNS = ("alias", "marketplace", "warehouse", "stock", "avg_daily_ordered", "days_of_cover",
-                   "runs_out_on", "to_ship", "days_out_of_stock", "lost_units", "runs_out_soon")
+                   "runs_out_on", "to_ship", "days_out_of_stock", "lost_units", "lost_rub", "runs_out_soon")
 
 
 def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
@@ -78,16 +78,20 @@ def refresh_restock(settings: Settings, storage: Storage, now: datetime) -> int:
 # The longest window of restock_window, and the days of restock_days_now.
 RESTOCK_DAYS_KEPT = 60
 ORDERED_DIGITS = 10  # a place's units in ordered_days: up to 9,999,999,999 in 60 days
+KOPECKS_DIGITS = 12  # and their kopecks in ordered_kopecks_days: up to ~10 billion roubles
 
 # Per place: the days from RESTOCK_DAYS_KEPT before today that moved units ordered or the stock
 # ("day ordered change" joined by ";"), the stock now, and the day number from which its stock is
-# known (NULL: never observed), as restock_window's `places` gathers them for its longest window.
+# known (NULL: never observed), as restock_window's `places` gathers them for its longest window;
+# and the kopecks ordered on those days ("day kopecks" joined by ";").
 PLACE_MOVES = """
 WITH opened AS MATERIALIZED (SELECT mp_date_add(mp_today(), -:days) AS first_day,
                                     CAST(julianday(mp_today()) AS INTEGER) - :days AS first_n),
      inputs AS (
        SELECT w.alias, w.marketplace, w.warehouse,
               group_concat(m.day || ' ' || m.ordered || ' ' || m.stock_delta, ';') AS moves,
+              group_concat(CASE WHEN m.ordered_kopecks <> 0 THEN m.day || ' ' || m.ordered_kopecks END, ';')
+                  AS kopecks,
               0 AS quantity, 0 AS known_keys, 0 AS recent_keys, NULL AS recent_first_day
        FROM marketplace_alias_warehouses w
        CROSS JOIN marketplace_alias_warehouse_days m
@@ -96,16 +100,16 @@ WITH opened AS MATERIALIZED (SELECT mp_date_add(mp_today(), -:days) AS first_day
          AND m.day >= (SELECT first_day FROM opened) AND (m.ordered <> 0 OR m.stock_delta <> 0)
        GROUP BY w.warehouse, w.marketplace, w.alias
        UNION ALL
-       SELECT s.alias, a.marketplace, s.warehouse, NULL, s.quantity, 0, 0, NULL
+       SELECT s.alias, a.marketplace, s.warehouse, NULL, NULL, s.quantity, 0, 0, NULL
        FROM alias_warehouse_stock s JOIN accounts a ON a.account = s.account
        UNION ALL
-       SELECT d.alias, a.marketplace, d.warehouse, NULL, 0, d.keys,
+       SELECT d.alias, a.marketplace, d.warehouse, NULL, NULL, 0, d.keys,
               CASE WHEN d.first_day >= o.first_day THEN d.keys ELSE 0 END,
               CASE WHEN d.first_day >= o.first_day THEN d.first_day END
        FROM alias_warehouse_first_days d JOIN accounts a ON a.account = d.account CROSS JOIN opened o
        WHERE d.keys <> 0)
 SELECT alias, marketplace, CASE WHEN marketplace = 'ozon' THEN warehouse ELSE '' END AS place,
-       group_concat(moves, ';') AS moves, sum(quantity) AS stock,
+       group_concat(moves, ';') AS moves, group_concat(kopecks, ';') AS kopecks, sum(quantity) AS stock,
        CASE WHEN sum(known_keys) = 0 THEN NULL
             WHEN sum(known_keys) > sum(recent_keys) THEN (SELECT first_n FROM opened) - 1
             ELSE CAST(julianday(min(recent_first_day)) AS INTEGER) END AS first_seen
@@ -124,8 +128,8 @@ def refresh_restock_days(settings: Settings, storage: Storage, now: datetime) ->
     first_n = last_n - RESTOCK_DAYS_KEPT + 1
     with storage.transaction():
         storage.db.execute("UPDATE restock_now_basis SET in_step = 0 WHERE days = 0")
-        rows = [_place_days(alias, marketplace, place, moves, stock, first_seen, first_n, last_n)
-                for alias, marketplace, place, moves, stock, first_seen
+        rows = [_place_days(alias, marketplace, place, moves, kopecks, stock, first_seen, first_n, last_n)
+                for alias, marketplace, place, moves, kopecks, stock, first_seen
                 in storage.db.execute(PLACE_MOVES, {"days": RESTOCK_DAYS_KEPT})]
         written = _write_keyed(storage, "restock_days_now", 3, [row for row in rows if row])
         storage.db.execute(
@@ -136,18 +140,36 @@ def refresh_restock_days(settings: Settings, storage: Storage, now: datetime) ->
     return written
 
 
-def _place_days(alias: str, marketplace: str, place: str, moves: str | None, stock: int | None,
-                first_seen: int | None, first_n: int, last_n: int) -> tuple | None:
+def _place_days(alias: str, marketplace: str, place: str, moves: str | None, kopecks: str | None,
+                stock: int | None, first_seen: int | None, first_n: int, last_n: int) -> tuple | None:
     """A row of restock_days_now; None for a place with nothing to show in any window (no stock
     now, no order and no day in stock in the last RESTOCK_DAYS_KEPT days)."""
     letters, units = stock_days(moves, stock, first_seen, first_n, last_n)
     if (stock or 0) <= 0 and not any(units) and "i" not in letters:
         return None
-    totals = list(itertools.accumulate(reversed(units)))  # the last 1, 2, ... days
-    if totals[-1] >= 10 ** ORDERED_DIGITS:
-        raise ValueError(f"{alias} ({marketplace} {place}): {totals[-1]} units in {RESTOCK_DAYS_KEPT} days")
+    kopecks_on = _kopecks_by_day(kopecks)
+    place_name = f"{alias} ({marketplace} {place})"
     return (alias, marketplace, place, stock or 0, letters,
-            "".join(f"{total:0{ORDERED_DIGITS}d}" for total in totals))
+            _last_days_totals(units, ORDERED_DIGITS, f"{place_name}: units"),
+            _last_days_totals([kopecks_on.get(day, 0) for day in range(first_n, last_n + 1)], KOPECKS_DIGITS,
+                              f"{place_name}: kopecks"))
+
+
+def _kopecks_by_day(kopecks: str | None) -> dict[int, int]:
+    """Kopecks ordered per day number, from PLACE_MOVES's "day kopecks" joined by ";"."""
+    tokens = kopecks.replace(";", " ").split() if kopecks else []
+    by_day: dict[int, int] = {}
+    for text, amount in zip(tokens[0::2], map(int, tokens[1::2])):
+        by_day[day_number(text)] = by_day.get(day_number(text), 0) + amount
+    return by_day
+
+
+def _last_days_totals(per_day: list[int], digits: int, what: str) -> str:
+    """The totals of the last 1, 2, ... days of `per_day` (oldest first), each as `digits` digits."""
+    totals = list(itertools.accumulate(reversed(per_day)))
+    if totals and not 0 <= min(totals) <= max(totals) < 10 ** digits:
+        raise ValueError(f"{what} out of range in {RESTOCK_DAYS_KEPT} days: {min(totals)}..{max(totals)}")
+    return "".join(f"{total:0{digits}d}" for total in totals)
 
 
 def _write_keyed(storage: Storage, table: str, key_length: int, rows: list[tuple]) -> int:

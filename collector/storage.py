@@ -27,7 +27,7 @@ from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 27
+SCHEMA_VERSION = 28
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -255,6 +255,14 @@ MIGRATIONS: dict[int, str] = {
     # today_now keeps the week and the month too, keyed by its period: made anew (the pages kept
     # ready are computed again right after an upgrade)
     23: "DROP TABLE IF EXISTS today_now;",
+    # what to ship learns the roubles lost (restock_now.lost_rub, and each place's kopecks
+    # ordered, restock_days_now.ordered_kopecks_days): both made anew, their bases with them, and
+    # kept again right after the upgrade (pipeline.upgrade)
+    28: """
+    DROP TABLE IF EXISTS restock_now;
+    DROP TABLE IF EXISTS restock_days_now;
+    DROP TABLE IF EXISTS restock_now_basis;
+    """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
 PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log

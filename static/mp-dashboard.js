@@ -186,9 +186,10 @@ const mpDashboard = (() => {
       : values.reduce((sum, value) => sum + (value || 0), 0)
   }
 
-  // «46 150,04 ₽» in small type under a cell's figure (a column's `below`).
-  function appendBelow (td, field, value) {
-    td.appendChild(element('span', { class: 'mp-below', dataset: { column: field } }, money(value)))
+  // «46 150,04 ₽» in small type under a cell's figure (a column's `below`); nothing under a
+  // figure of 0 or none, which has no roubles to show.
+  function appendBelow (td, field, figure, value) {
+    td.appendChild(element('span', { class: 'mp-below', dataset: { column: field } }, figure ? money(value) : ''))
   }
 
   function renderTable (el, chart, body, base, params, slug = '', queryUrl = '') {
@@ -234,7 +235,7 @@ const mpDashboard = (() => {
         if (typeof value === 'number') td.className = 'mp-num' + (column.signed && value < 0 ? ' mp-down' : column.signed && value > 0 ? ' mp-up' : '')
         if (column.link) td.appendChild(element('a', { href: linkFor(column.link, row, base) }, format(value, column)))
         else td.textContent = format(value, column)
-        if (column.below) appendBelow(td, column.below, row[column.below])
+        if (column.below) appendBelow(td, column.below, value, row[column.below])
         tr.appendChild(td)
       }
       // (a row without the key, say orders with no warehouse, cannot be asked for on its own)
@@ -258,7 +259,7 @@ const mpDashboard = (() => {
         else if (total !== null && !column.signed) {
           td.className = 'mp-num'
           td.textContent = format(total, column)
-          if (column.below) appendBelow(td, column.below, columnTotal(body.rows, column.below, true))
+          if (column.below) appendBelow(td, column.below, total, columnTotal(body.rows, column.below, true))
         }
         tr.appendChild(td)
       })

@@ -204,9 +204,25 @@ UNITS = ("stock", "ordered", "bought", "returned")
 TODAY_CELLS = ("stock", "ordered", "ordered_kop", "bought", "bought_kop", "returned")
 
 
-def as_shown(figures: dict) -> tuple:
-    """A row's TODAY_CELLS as the page shows them: kopecks in roubles."""
-    return tuple(figures[k] / 100 if k.endswith("_kop") else figures[k] for k in TODAY_CELLS)
+def as_shown(figures: dict, kopecks: bool = True) -> tuple:
+    """A row's TODAY_CELLS as the page shows them: kopecks in roubles (already roubles when not
+    `kopecks`), none under a figure of 0."""
+    def shown(k: str):
+        if not k.endswith("_kop"):
+            return figures[k]
+        if not figures[k.removesuffix("_kop")]:
+            return None
+        return figures[k] / 100 if kopecks else figures[k]
+    return tuple(shown(k) for k in TODAY_CELLS)
+
+
+def shown_totals(rows: list[tuple]) -> list:
+    """The footer under rows of a first column and then blocks of TODAY_CELLS, as shown."""
+    totals = []
+    for start in range(1, len(rows[0]), len(TODAY_CELLS)):
+        block = {k: round(sum(row[start + i] or 0 for row in rows), 2) for i, k in enumerate(TODAY_CELLS)}
+        totals += as_shown(block, kopecks=False)
+    return totals
 
 
 def units_of(row: tuple) -> list:
@@ -315,8 +331,7 @@ class Truth:
         names = {a for a, _ in f} | ({a for a in declared if not alias or a == alias})
         rows = []
         for name in sorted(names, key=lambda a: (self.position.get(a, 10**9), a)):
-            figures = [f[name, mp][k] if k in UNITS else f[name, mp][k] / 100
-                       for mp in ("wb", "ozon") for k in TODAY_CELLS]
+            figures = [value for mp in ("wb", "ozon") for value in as_shown(f[name, mp])]
             if name in declared or any(figures):
                 rows.append((name, *figures))
         return rows
@@ -390,15 +405,30 @@ def cell(text: str):
         return text
 
 
+# Each cell of a row as shown: its figure, and the roubles written under it (a column's `below`),
+# if it has that line, as a value of its own after it ("" when the figure has none to show: 0)
+CELLS_SCRIPT = """
+return arguments[0].map(tr => [...tr.cells].flatMap(td => {
+  const below = td.querySelector('.mp-below')
+  const text = td.innerText.trim()
+  return below ? [text.slice(0, text.length - below.innerText.trim().length).trim(), below.innerText.trim()] : [text]
+}))"""
+
+
+def cells_of(driver, rows: list) -> list[tuple]:
+    """Rows of a table as shown: numbers as numbers, the rest as text, the roubles under a figure
+    as a value after it (None when there are none: the figure is 0)."""
+    return [tuple(cell(text) if text else None for text in row) for row in driver.execute_script(CELLS_SCRIPT, rows)]
+
+
 def cells(tr) -> tuple:
-    """A table row's values: numbers as numbers, the rest as text; the roubles written under a
-    cell's figure (a column's `below`) as a value of their own, after it."""
-    return tuple(cell(line) for td in tr.find_elements(By.TAG_NAME, "td") for line in td.text.split("\n"))
+    """One table row (cells_of)."""
+    return cells_of(tr.parent, [tr])[0]
 
 
 def table_rows(driver, card: str) -> list[tuple]:
-    """A card's table body, row by row (cells)."""
-    return [cells(tr) for tr in driver.find_elements(By.CSS_SELECTOR, f"#card-{card} table.mp-table tbody tr")]
+    """A card's table body, row by row (cells_of)."""
+    return cells_of(driver, driver.find_elements(By.CSS_SELECTOR, f"#card-{card} table.mp-table tbody tr"))
 
 
 def overflow(driver, card: str) -> int:
@@ -463,7 +493,7 @@ def test_dashboard_figures_are_the_databases(site, light, truth):
     headers = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#card-by-alias thead tr:first-child th")]
     assert headers == ["Группа", "Wildberries", "Ozon"]
     footer = list(cells(driver.find_element(By.CSS_SELECTOR, "#card-by-alias tfoot tr"))[1:])
-    assert footer == [round(sum(column), 2) for column in zip(*(r[1:] for r in rows))]
+    assert footer == shown_totals(rows)
     # units and their roubles in one column: the whole table in view at 1400 px
     assert overflow(driver, "by-alias") <= 0
 
@@ -672,7 +702,7 @@ def test_warehouses_a_row_each_adding_up_and_opening_their_groups(site, light, t
         rows = table_rows(driver, f"{mp}-warehouses")
         assert {r[0]: r[1:] for r in rows if r[0] not in ("—", None)} == expected, mp
         footer = cells(driver.find_element(By.CSS_SELECTOR, f"#card-{mp}-warehouses tfoot tr"))
-        assert list(footer[1:]) == [round(sum(r[i] for r in rows), 2) for i in range(1, 7)], mp
+        assert list(footer[1:]) == shown_totals(rows), mp
         # a long warehouse name wraps, it does not push «Возвраты» out of the card
         assert overflow(driver, f"{mp}-warehouses") <= 0, mp
     busiest = max((r for r in table_rows(driver, "ozon-warehouses")), key=lambda r: r[1])
@@ -685,7 +715,7 @@ def test_warehouses_a_row_each_adding_up_and_opening_their_groups(site, light, t
     f = truth.figures(truth.today, warehouse=busiest[0])
     assert {g[0]: g[1:] for g in groups} == {
         alias: as_shown(v) for (alias, mp), v in f.items() if mp == "ozon" and any(v[k] for k in UNITS)}
-    assert tuple(round(sum(g[i] for g in groups), 2) for i in range(1, 7)) == busiest[1:] and len(groups) > 1
+    assert shown_totals(groups) == list(busiest[1:]) and len(groups) > 1
 
 
 def test_csv_link_downloads_the_table(site, light, downloads, truth):
@@ -701,13 +731,14 @@ def test_csv_link_downloads_the_table(site, light, downloads, truth):
     assert path.name == "today.csv"
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    shown = [f"{mp}_{figure}" for mp in ("wb", "ozon")
-             for figure in ("stock", "ordered", "ordered_rub", "bought", "bought_rub", "returned")]
+    def as_page(row: dict) -> tuple:  # the CSV's plain numbers, as the page shows them
+        return (row["alias"], *(value for mp in ("wb", "ozon") for value in as_shown(
+            {k: cell(row[f"{mp}_{k.replace('_kop', '_rub')}"]) for k in TODAY_CELLS}, kopecks=False)))
     assert list(rows[0])[:9] == ["alias", "wb_stock", "wb_ordered", "wb_bought", "wb_returned",
                                  "ozon_stock", "ozon_ordered", "ozon_bought", "ozon_returned"]
     assert {"wb_ordered_rub", "ozon_bought_rub", "wb_payout_rub"} <= set(rows[0])
     # plain numbers in the export: roubles with a dot and kopecks
-    assert [(r["alias"], *(cell(r[c]) for c in shown)) for r in rows] == table_rows(driver, "by-alias")
+    assert [as_page(r) for r in rows] == table_rows(driver, "by-alias")
     assert table_rows(driver, "by-alias") == truth.table()
 
 

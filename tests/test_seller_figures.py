@@ -90,13 +90,15 @@ def restock_history():
     """Кронштейны on Ozon at Хоругвино: 20 until it ran out on 25.11 (2 ordered that day), nothing on
     26-27.11, 50 from 28.11, 40 now; 2 a day ordered 20-25.11 and 3 a day 28.11-03.12. At Тверь: first
     seen on 30.11 with 3, one ordered a day 01-03.12. On WB (one stock for all warehouses): 10 since
-    01.11, 5 ordered on 21.11 at Коледино and 2 on 02.12 at Электросталь."""
+    01.11, 5 ordered on 21.11 at Коледино and 2 on 02.12 at Электросталь. Хоругвино's units cost
+    1 000 ₽ until 25.11 and 1 200 ₽ from 28.11; the others' have no price."""
     stock = [("ozon-1", 2001, "Хоругвино", "2026-11-10", 20), ("ozon-1", 2001, "Хоругвино", "2026-11-25", 0),
              ("ozon-1", 2001, "Хоругвино", "2026-11-28", 50), ("ozon-1", 2001, "Хоругвино", T, 40),
              ("ozon-1", 2001, "Тверь", "2026-11-30", 3), ("wb-1", 1001, "Склад WB", "2026-11-01", 10)]
     days = {f"2026-11-{d}": 2 for d in range(20, 26)} | {"2026-11-28": 3, "2026-11-29": 3, "2026-11-30": 3,
                                                         "2026-12-01": 3, "2026-12-02": 3, "2026-12-03": 3}
-    orders = [order("ozon-1", f"h-{day}", 2001, "KR-10", "Хоругвино", day, quantity) for day, quantity in days.items()]
+    orders = [order("ozon-1", f"h-{day}", 2001, "KR-10", "Хоругвино", day, quantity,
+                    price=100_000 if day < "2026-11-28" else 120_000) for day, quantity in days.items()]
     orders += [order("ozon-1", f"t-{d}", 2001, "KR-10", "Тверь", f"2026-12-0{d}") for d in (1, 2, 3)]
     orders += [order("wb-1", f"k{n}", 1001, "KR-10", "Коледино", "2026-11-21") for n in range(5)]
     orders += [order("wb-1", f"e{n}", 1001, "KR-10", "Электросталь", "2026-12-02") for n in range(2)]
@@ -420,7 +422,7 @@ def load_example(official: str, fallback: str | None):
 # Restock
 
 RESTOCK = ("alias", "marketplace", "warehouse", "stock", "avg_daily_ordered", "days_of_cover", "runs_out_on",
-           "to_ship", "days_out_of_stock", "lost_units")
+           "to_ship", "days_out_of_stock", "lost_units", "lost_rub")
 
 
 def refresh_restock(storage: Storage, **environ: str) -> None:
@@ -439,15 +441,16 @@ def test_restock_leaves_days_out_of_stock_out_of_demand(storage):
     assert pick(query(storage.path, "restock_window"), *RESTOCK) == pick(query(storage.path, "restock"), *RESTOCK)
     assert pick(query(storage.path, "restock"), *RESTOCK) == [
         # No stock ever seen: out now; 4 (WB) and 7 (Ozon) units over 14 days; ship 4 x 30 / 14 -> 9
-        ("Пакеты 8", "wb", "", 0, 0.29, 0, T, 9, 0, 0.0),
-        ("Пакеты 8", "ozon", "Хоругвино", 0, 0.5, 0, T, 15, 0, 0.0),
+        ("Пакеты 8", "wb", "", 0, 0.29, 0, T, 9, 0, 0.0, 0.0),
+        ("Пакеты 8", "ozon", "Хоругвино", 0, 0.5, 0, T, 15, 0, 0.0, 0.0),
         # Тверь: days before its first observation count as in stock: 3 / 14 a day, 3 units last 14 days
-        ("Кронштейны", "ozon", "Тверь", 3, 0.21, 14.0, "2026-12-18", 4, 0, 0.0),
+        ("Кронштейны", "ozon", "Тверь", 3, 0.21, 14.0, "2026-12-18", 4, 0, 0.0, 0.0),
         # Хоругвино: 26 and 27.11 at zero are left out: 30 units / 12 days = 2.5; 40 / 2.5 = 16 days;
-        # 2.5 x 30 − 40 = 35 to ship; 2 days x 2.5 = 5 units lost
-        ("Кронштейны", "ozon", "Хоругвино", 40, 2.5, 16.0, "2026-12-20", 35, 2, 5.0),
+        # 2.5 x 30 − 40 = 35 to ship; 2 days x 2.5 = 5 units lost; 12 x 1 000 + 18 x 1 200 =
+        # 33 600 ₽ ordered in 12 days in stock, x 2 days out / 12 = 5 600 ₽ lost (5 units at 1 120 ₽)
+        ("Кронштейны", "ozon", "Хоругвино", 40, 2.5, 16.0, "2026-12-20", 35, 2, 5.0, 5600.0),
         # WB as a whole, whichever warehouse shipped: 7 / 14 = 0.5; 10 / 0.5 = 20 days
-        ("Кронштейны", "wb", "", 10, 0.5, 20.0, "2026-12-24", 5, 0, 0.0),
+        ("Кронштейны", "wb", "", 10, 0.5, 20.0, "2026-12-24", 5, 0, 0.0, 0.0),
     ]
     soon = pick(query(storage.path, "restock", soon="1"), "alias", "marketplace", "warehouse")
     assert soon == [("Пакеты 8", "wb", ""), ("Пакеты 8", "ozon", "Хоругвино")]
@@ -550,7 +553,7 @@ def place(number: int, stock: int) -> dict:
     """A row of what to ship, as restock_window gives it, for the place `number`."""
     return {"alias": f"Группа {number}", "marketplace": "wb", "warehouse": "Коледино", "stock": stock,
             "avg_daily_ordered": 1.0, "days_of_cover": float(stock), "runs_out_on": None, "to_ship": 0,
-            "days_out_of_stock": 0, "lost_units": 0.0, "runs_out_soon": 0}
+            "days_out_of_stock": 0, "lost_units": 0.0, "lost_rub": 0.0, "runs_out_soon": 0}
 
 
 def keep_page(storage: Storage, rows: list[dict]) -> int:
