@@ -159,8 +159,8 @@ def _kopecks_by_day(kopecks: str | None) -> dict[int, int]:
     """Kopecks ordered per day number, from PLACE_MOVES's "day kopecks" joined by ";"."""
     tokens = kopecks.replace(";", " ").split() if kopecks else []
     by_day: dict[int, int] = {}
-    for text, amount in zip(tokens[0::2], map(int, tokens[1::2])):
-        by_day[day_number(text)] = by_day.get(day_number(text), 0) + amount
+    for day, amount in zip(map(day_number, tokens[0::2]), map(int, tokens[1::2])):
+        by_day[day] = by_day.get(day, 0) + amount
     return by_day
 
 
