@@ -657,6 +657,37 @@ def test_a_version_16_database_has_its_restock_rows_kept_again_on_upgrade(storag
         assert query(storage.path, "restock_window", days=str(days)) == rows
 
 
+
+def test_a_version_27_database_learns_the_roubles_lost_on_upgrade(storage):
+    """Schema 28 makes restock_now and restock_days_now anew with the roubles lost: the upgrade
+    keeps them again at once, for the kept windows and for any other (read from each place's
+    60 days), equal to what restock_window computes."""
+    stock, orders = restock_history()
+    write(storage, orders=orders, stock=stock)
+    with storage.transaction():  # the kept tables as schema version 27 left them, with stale rows
+        storage.db.execute("DROP TABLE restock_now")
+        storage.db.execute("CREATE TABLE restock_now (days INTEGER NOT NULL, position INTEGER NOT NULL, "
+                           "alias TEXT NOT NULL, marketplace TEXT NOT NULL, warehouse TEXT NOT NULL, "
+                           "stock INTEGER NOT NULL, avg_daily_ordered REAL, days_of_cover REAL, runs_out_on TEXT, "
+                           "to_ship INTEGER, days_out_of_stock INTEGER NOT NULL, lost_units REAL, "
+                           "runs_out_soon INTEGER NOT NULL, PRIMARY KEY (days, position)) WITHOUT ROWID")
+        storage.db.execute("INSERT INTO restock_now VALUES (14, 1, 'old', 'wb', '', 1, 0, 0, NULL, 0, 0, 0, 0)")
+        storage.db.execute("DROP TABLE restock_days_now")
+        storage.db.execute("CREATE TABLE restock_days_now (alias TEXT NOT NULL, marketplace TEXT NOT NULL, "
+                           "warehouse TEXT NOT NULL, stock INTEGER NOT NULL, stock_days TEXT NOT NULL, "
+                           "ordered_days TEXT NOT NULL, PRIMARY KEY (alias, marketplace, warehouse)) WITHOUT ROWID")
+        storage.db.execute("INSERT OR REPLACE INTO restock_now_basis VALUES (14, ?, 30, 7, 1, ?)", [T, T])
+        storage.db.execute("PRAGMA user_version = 27")
+    settings = load_settings(None, {"DATABASE_PATH": str(storage.path)})
+    with freeze_time(NOON):
+        upgrade(settings, storage)
+        assert storage.schema_version == SCHEMA_VERSION
+        assert basis(storage) == {0: 1, 7: 1, 14: 1, 30: 1}
+        lost = {(r["alias"], r["warehouse"]): r["lost_rub"] for r in query(storage.path, "restock")}
+        assert "old" not in {alias for alias, _ in lost} and lost["Кронштейны", "Хоругвино"] == 5600.0
+        for days in ("14", "9", "21", "60"):  # kept, and read from each place's days
+            assert query(storage.path, "restock_window", days=days) == computed_restock_window(storage, days=days)
+
 def test_restock_reads_its_settings(storage, monkeypatch):
     stock, orders = restock_history()
     write(storage, orders=orders, stock=stock)
