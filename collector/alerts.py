@@ -208,7 +208,11 @@ def stock_line(row: dict) -> str:
         text = (f"• {row['alias']} ({where}): {number(row['stock'])} шт., "
                 f"хватит на {number(row['days_of_cover'])} дн.{until}")
     to_ship = row.get("to_ship")
-    return text + (f", отгрузить {number(to_ship)} шт." if to_ship else "")
+    text += f", отгрузить {number(to_ship)} шт." if to_ship else ""
+    lost, lost_rub = row.get("lost_units"), row.get("lost_rub")
+    if lost:  # days out of stock in the window, with orders on the days in stock to price them
+        text += f"; упущено {number(lost)} шт." + (f" на {rub(round(lost_rub * 100))}" if lost_rub else "")
+    return text
 
 
 # -- failing and silent sources ----------------------------------------------------------------

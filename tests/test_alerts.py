@@ -238,6 +238,17 @@ def test_low_stock_is_alerted_once_per_crossing_and_again_after_recovery(sandbox
     assert table(quiet_storage, "SELECT key FROM alert_state") == [("low:wb::Пакеты 8",)]
 
 
+
+def test_a_stock_line_says_what_was_lost_while_out_of_stock():
+    row = {"alias": "Кронштейны", "marketplace": "ozon", "warehouse": "Хоругвино", "stock": 40,
+           "days_of_cover": 16.0, "runs_out_on": "2026-12-20", "to_ship": 35, "lost_units": 5.0, "lost_rub": 5600.0}
+    assert alerts.stock_line(row) == ("• Кронштейны (Ozon, Хоругвино): 40 шт., хватит на 16 дн. (до 20.12), "
+                                      "отгрузить 35 шт.; упущено 5 шт. на 5 600,00 ₽")
+    # units lost with no price known, and nothing lost
+    assert alerts.stock_line(row | {"lost_rub": 0.0}).endswith("; упущено 5 шт.")
+    assert alerts.stock_line(row | {"lost_units": 0.0, "lost_rub": 0.0}).endswith("отгрузить 35 шт.")
+    assert alerts.stock_line(row | {"lost_units": 2.5, "lost_rub": 1234.57}).endswith("; упущено 2,5 шт. на 1 234,57 ₽")
+
 # -- failing and silent sources ---------------------------------------------------------------
 
 def test_a_failing_source_is_alerted_after_n_failures_in_a_row_and_its_recovery_once(
