@@ -401,6 +401,7 @@ CREATE TABLE IF NOT EXISTS warehouse_month_now (
     returned    INTEGER,
     ordered_rub REAL NOT NULL,
     bought_rub  REAL,
+    returned_rub REAL,
     PRIMARY KEY (page, position)
 ) WITHOUT ROWID;
 

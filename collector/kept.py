@@ -327,7 +327,7 @@ WAREHOUSE_MONTH_PAGES = (("by_warehouse", "by_warehouse", "month", 0),
                          ("by_warehouse day", "by_warehouse", "day", 0),
                          ("by_warehouse yesterday", "by_warehouse", "day", 1))
 WAREHOUSE_MONTH_COLUMNS = ("alias", "marketplace", "warehouse", "stock", "ordered", "bought", "returned",
-                           "ordered_rub", "bought_rub")
+                           "ordered_rub", "bought_rub", "returned_rub")
 
 
 def refresh_warehouse_month(settings: Settings, storage: Storage, now: datetime) -> int:

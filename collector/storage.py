@@ -256,12 +256,15 @@ MIGRATIONS: dict[int, str] = {
     # ready are computed again right after an upgrade)
     23: "DROP TABLE IF EXISTS today_now;",
     # what to ship learns the roubles lost (restock_now.lost_rub, and each place's kopecks
-    # ordered, restock_days_now.ordered_kopecks_days): both made anew, their bases with them, and
-    # kept again right after the upgrade (pipeline.upgrade)
+    # ordered, restock_days_now.ordered_kopecks_days), «По складам» the roubles returned
+    # (warehouse_month_now.returned_rub): made anew, their bases with them, and kept again right
+    # after the upgrade (pipeline.upgrade)
     28: """
     DROP TABLE IF EXISTS restock_now;
     DROP TABLE IF EXISTS restock_days_now;
     DROP TABLE IF EXISTS restock_now_basis;
+    DROP TABLE IF EXISTS warehouse_month_now;
+    DROP TABLE IF EXISTS warehouse_month_basis;
     """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists

@@ -199,14 +199,13 @@ def light(browser):
 
 
 UNITS = ("stock", "ordered", "bought", "returned")
-# «Сегодня по группам» per marketplace: each figure, and the roubles written under three of them;
-# «По складам» the same but the returns' roubles
+# «Сегодня по группам» per marketplace, and «По складам»: each figure, and the roubles written
+# under three of them
 TODAY_CELLS = ("stock", "ordered", "ordered_kop", "bought", "bought_kop", "returned", "returned_kop")
-WAREHOUSE_CELLS = TODAY_CELLS[:-1]
 
 
-def as_shown(figures: dict, kopecks: bool = True, cells: tuple = TODAY_CELLS) -> tuple:
-    """A row's `cells` as the page shows them: kopecks in roubles (already roubles when not
+def as_shown(figures: dict, kopecks: bool = True) -> tuple:
+    """A row's TODAY_CELLS as the page shows them: kopecks in roubles (already roubles when not
     `kopecks`), none under a figure of 0."""
     def shown(k: str):
         if not k.endswith("_kop"):
@@ -214,15 +213,15 @@ def as_shown(figures: dict, kopecks: bool = True, cells: tuple = TODAY_CELLS) ->
         if not figures[k.removesuffix("_kop")]:
             return None
         return figures[k] / 100 if kopecks else figures[k]
-    return tuple(shown(k) for k in cells)
+    return tuple(shown(k) for k in TODAY_CELLS)
 
 
-def shown_totals(rows: list[tuple], cells: tuple = TODAY_CELLS) -> list:
-    """The footer under rows of a first column and then blocks of `cells`, as shown."""
+def shown_totals(rows: list[tuple]) -> list:
+    """The footer under rows of a first column and then blocks of TODAY_CELLS, as shown."""
     totals = []
-    for start in range(1, len(rows[0]), len(cells)):
-        block = {k: round(sum(row[start + i] or 0 for row in rows), 2) for i, k in enumerate(cells)}
-        totals += as_shown(block, kopecks=False, cells=cells)
+    for start in range(1, len(rows[0]), len(TODAY_CELLS)):
+        block = {k: round(sum(row[start + i] or 0 for row in rows), 2) for i, k in enumerate(TODAY_CELLS)}
+        totals += as_shown(block, kopecks=False)
     return totals
 
 
@@ -673,12 +672,12 @@ def test_alias_leads_to_its_warehouses(site, light, truth):
                                                    "SELECT DISTINCT warehouse FROM sales")}:
             f = truth.figures(truth.today, alias="Кронштейны", warehouse=warehouse)[("Кронштейны", mp)]
             if any(f[k] for k in UNITS):
-                expected[warehouse] = as_shown(f, cells=WAREHOUSE_CELLS)
+                expected[warehouse] = as_shown(f)
         rows = table_rows(driver, f"{mp}-warehouses")
         # The alias column is left out once the page is filtered by it.
         assert {r[0]: r[1:] for r in rows} == expected, mp
         assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)  # biggest stock first
-        per_warehouse[mp] = [sum(c) for c, k in zip(zip(*expected.values()), WAREHOUSE_CELLS) if k in UNITS]
+        per_warehouse[mp] = [sum(c) for c, k in zip(zip(*expected.values()), TODAY_CELLS) if k in UNITS]
     # The same figures as the group's row on the dashboard.
     row = next(r for r in truth.table() if r[0] == "Кронштейны")
     assert per_warehouse["wb"] + per_warehouse["ozon"] == units_of(row)
@@ -697,13 +696,13 @@ def test_warehouses_a_row_each_adding_up_and_opening_their_groups(site, light, t
         expected = {}
         for warehouse in warehouses:
             f = truth.figures(truth.today, warehouse=warehouse)
-            totals = {k: truth.total(f, mp, k) for k in WAREHOUSE_CELLS}
+            totals = {k: truth.total(f, mp, k) for k in TODAY_CELLS}
             if any(totals[k] for k in UNITS):
-                expected[warehouse] = as_shown(totals, cells=WAREHOUSE_CELLS)
+                expected[warehouse] = as_shown(totals)
         rows = table_rows(driver, f"{mp}-warehouses")
         assert {r[0]: r[1:] for r in rows if r[0] not in ("—", None)} == expected, mp
         footer = cells(driver.find_element(By.CSS_SELECTOR, f"#card-{mp}-warehouses tfoot tr"))
-        assert list(footer[1:]) == shown_totals(rows, WAREHOUSE_CELLS), mp
+        assert list(footer[1:]) == shown_totals(rows), mp
         # a long warehouse name wraps, it does not push «Возвраты» out of the card
         assert overflow(driver, f"{mp}-warehouses") <= 0, mp
     busiest = max((r for r in table_rows(driver, "ozon-warehouses")), key=lambda r: r[1])
@@ -715,9 +714,9 @@ def test_warehouses_a_row_each_adding_up_and_opening_their_groups(site, light, t
     groups = [cells(tr) for tr in detail.find_elements(By.CSS_SELECTOR, "table.mp-table > tbody > tr")]
     f = truth.figures(truth.today, warehouse=busiest[0])
     assert {g[0]: g[1:] for g in groups} == {
-        alias: as_shown(v, cells=WAREHOUSE_CELLS) for (alias, mp), v in f.items()
+        alias: as_shown(v) for (alias, mp), v in f.items()
         if mp == "ozon" and any(v[k] for k in UNITS)}
-    assert shown_totals(groups, WAREHOUSE_CELLS) == list(busiest[1:]) and len(groups) > 1
+    assert shown_totals(groups) == list(busiest[1:]) and len(groups) > 1
 
 
 def test_csv_link_downloads_the_table(site, light, downloads, truth):

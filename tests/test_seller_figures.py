@@ -659,9 +659,10 @@ def test_a_version_16_database_has_its_restock_rows_kept_again_on_upgrade(storag
 
 
 def test_a_version_27_database_learns_the_roubles_lost_on_upgrade(storage):
-    """Schema 28 makes restock_now and restock_days_now anew with the roubles lost: the upgrade
-    keeps them again at once, for the kept windows and for any other (read from each place's
-    60 days), equal to what restock_window computes."""
+    """Schema 28 makes restock_now and restock_days_now anew with the roubles lost, and
+    warehouse_month_now with the roubles returned: the upgrade keeps them again at once, for the
+    kept windows and for any other (read from each place's 60 days), equal to what
+    restock_window computes."""
     stock, orders = restock_history()
     write(storage, orders=orders, stock=stock)
     with storage.transaction():  # the kept tables as schema version 27 left them, with stale rows
@@ -677,6 +678,11 @@ def test_a_version_27_database_learns_the_roubles_lost_on_upgrade(storage):
                            "warehouse TEXT NOT NULL, stock INTEGER NOT NULL, stock_days TEXT NOT NULL, "
                            "ordered_days TEXT NOT NULL, PRIMARY KEY (alias, marketplace, warehouse)) WITHOUT ROWID")
         storage.db.execute("INSERT OR REPLACE INTO restock_now_basis VALUES (14, ?, 30, 7, 1, ?)", [T, T])
+        storage.db.execute("DROP TABLE warehouse_month_now")  # (and «По складам» kept without the roubles returned)
+        storage.db.execute("CREATE TABLE warehouse_month_now (page TEXT NOT NULL, position INTEGER NOT NULL, "
+                           "alias TEXT NOT NULL, marketplace TEXT NOT NULL, warehouse TEXT, stock INTEGER, "
+                           "ordered INTEGER NOT NULL, bought INTEGER, returned INTEGER, ordered_rub REAL NOT NULL, "
+                           "bought_rub REAL, PRIMARY KEY (page, position)) WITHOUT ROWID")
         storage.db.execute("PRAGMA user_version = 27")
     settings = load_settings(None, {"DATABASE_PATH": str(storage.path)})
     with freeze_time(NOON):
@@ -687,6 +693,9 @@ def test_a_version_27_database_learns_the_roubles_lost_on_upgrade(storage):
         assert "old" not in {alias for alias, _ in lost} and lost["Кронштейны", "Хоругвино"] == 5600.0
         for days in ("14", "9", "21", "60"):  # kept, and read from each place's days
             assert query(storage.path, "restock_window", days=days) == computed_restock_window(storage, days=days)
+        assert storage.db.execute("SELECT in_step FROM warehouse_month_basis").fetchone() == (1,)
+        assert query(storage.path, "by_warehouse", period="month") and all(
+            "returned_rub" in row for row in query(storage.path, "by_warehouse", period="month"))
 
 def test_restock_reads_its_settings(storage, monkeypatch):
     stock, orders = restock_history()
