@@ -10,10 +10,10 @@ hundred stored rows instead of computing them at every view.
   vouches for them (nothing written since, same day and settings), and computes them otherwise.
   Only the rows that differ from those kept at their places are written.
 - `restock_days_now`: each place's last 60 days as `restock_window` judges them (a letter a day,
-  the units ordered), from which it reads any other window of every group, or of a group asked
-  for by name (1..60 days; 0.5-1.2 s and 45-170 ms computed at a big seller's year), vouched for
-  by restock_now_basis's row of days 0. Kept first: the windows of restock_now are then read
-  from it too.
+  the units ordered and their kopecks), from which it reads any other window of every group, or
+  of a group asked for by name (1..60 days; 0.5-1.2 s and 45-170 ms computed at a big seller's
+  year), vouched for by restock_now_basis's row of days 0. Kept first: the windows of
+  restock_now are then read from it too.
 - `today_now`: `today` for today, every group (the dashboard's table by group, the page a seller
   opens most), and for the week and the month to today. `today` reads it only while it is whole
   and its day is the viewer's today: any write to the tables it is made of empties it
