@@ -164,12 +164,13 @@ def _kopecks_by_day(kopecks: str | None) -> dict[int, int]:
     return by_day
 
 
-def _last_days_totals(per_day: list[int], digits: int, what: str) -> str:
-    """The totals of the last 1, 2, ... days of `per_day` (oldest first), each as `digits` digits."""
+def _last_days_totals(per_day: list[int], digits: int, what: str) -> bytes:
+    """The totals of the last 1, 2, ... days of `per_day` (oldest first), each as `digits` ASCII
+    digits, as bytes (a BLOB: see restock_days_now in schema.sql)."""
     totals = list(itertools.accumulate(reversed(per_day)))
     if totals and not 0 <= min(totals) <= max(totals) < 10 ** digits:
         raise ValueError(f"{what} out of range in {RESTOCK_DAYS_KEPT} days: {min(totals)}..{max(totals)}")
-    return "".join(f"{total:0{digits}d}" for total in totals)
+    return "".join(f"{total:0{digits}d}" for total in totals).encode("ascii")
 
 
 def _write_keyed(storage: Storage, table: str, key_length: int, rows: list[tuple]) -> int:

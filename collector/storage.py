@@ -27,7 +27,7 @@ from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 28
+SCHEMA_VERSION = 29
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -265,6 +265,13 @@ MIGRATIONS: dict[int, str] = {
     DROP TABLE IF EXISTS restock_now_basis;
     DROP TABLE IF EXISTS warehouse_month_now;
     DROP TABLE IF EXISTS warehouse_month_basis;
+    """,
+    # each place's units and kopecks ordered kept as ASCII digits in BLOBs (restock_days_now):
+    # made anew, with the basis that vouches for it, and kept again right after the upgrade
+    # (pipeline.upgrade)
+    29: """
+    DROP TABLE IF EXISTS restock_days_now;
+    DROP TABLE IF EXISTS restock_now_basis;
     """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists

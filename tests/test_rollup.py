@@ -286,27 +286,27 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 28
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 29
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 28: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 23)")] == [f"{n} of 23)" for n in range(1, 24)]
-    assert "upgrading the database from schema 6 to 28: schema 7: filling alias_warehouse_days, alias_warehouse_stock (10 of 23)" in said
-    assert "upgrading the database from schema 6 to 28: schema 8: filling marketplace_alias_days (11 of 23)" in said
-    assert "upgrading the database from schema 6 to 28: schema 9: filling account_warehouse_days (12 of 23)" in said
-    assert "upgrading the database from schema 6 to 28: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (13 of 23)" in said
-    assert "upgrading the database from schema 6 to 28: schema 11: filling alias_warehouse_months (14 of 23)" in said
-    assert "upgrading the database from schema 6 to 28: schema 12: filling alias_months (15 of 23)" in said
-    assert "upgrading the database from schema 6 to 28: schema 13: filling alias_warehouse_days (16 of 23)" in said
-    assert "upgrading the database from schema 6 to 28: schema 15: filling orders (17 of 23)" in said
-    assert ("upgrading the database from schema 6 to 28: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (18 of 23)") in said
-    assert "upgrading the database from schema 6 to 28: schema 20: filling marketplace_alias_warehouse_days (19 of 23)" in said
-    assert "upgrading the database from schema 6 to 28: schema 21: filling recent_minutes (20 of 23)" in said
-    assert "upgrading the database from schema 6 to 28: schema 22: filling marketplace_alias_warehouses (21 of 23)" in said
-    assert "upgrading the database from schema 6 to 28: schema 25: filling warehouse_month_basis (22 of 23)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 29: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 24)")] == [f"{n} of 24)" for n in range(1, 25)]
+    assert "upgrading the database from schema 6 to 29: schema 7: filling alias_warehouse_days, alias_warehouse_stock (11 of 24)" in said
+    assert "upgrading the database from schema 6 to 29: schema 8: filling marketplace_alias_days (12 of 24)" in said
+    assert "upgrading the database from schema 6 to 29: schema 9: filling account_warehouse_days (13 of 24)" in said
+    assert "upgrading the database from schema 6 to 29: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (14 of 24)" in said
+    assert "upgrading the database from schema 6 to 29: schema 11: filling alias_warehouse_months (15 of 24)" in said
+    assert "upgrading the database from schema 6 to 29: schema 12: filling alias_months (16 of 24)" in said
+    assert "upgrading the database from schema 6 to 29: schema 13: filling alias_warehouse_days (17 of 24)" in said
+    assert "upgrading the database from schema 6 to 29: schema 15: filling orders (18 of 24)" in said
+    assert ("upgrading the database from schema 6 to 29: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (19 of 24)") in said
+    assert "upgrading the database from schema 6 to 29: schema 20: filling marketplace_alias_warehouse_days (20 of 24)" in said
+    assert "upgrading the database from schema 6 to 29: schema 21: filling recent_minutes (21 of 24)" in said
+    assert "upgrading the database from schema 6 to 29: schema 22: filling marketplace_alias_warehouses (22 of 24)" in said
+    assert "upgrading the database from schema 6 to 29: schema 25: filling warehouse_month_basis (23 of 24)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 28 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 29 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")

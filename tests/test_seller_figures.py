@@ -25,7 +25,7 @@ from collector import kept
 from collector.config import load_settings
 from collector.ozon import normalize as ozon_norm
 from collector.records import OrderLine, SaleEvent, StockLevel
-from collector.pipeline import upgrade
+from collector.pipeline import refresh_kept, upgrade
 from collector.storage import SCHEMA_VERSION, Storage
 from collector.timeutil import MOSCOW
 from collector.wb import normalize as wb_norm
@@ -696,6 +696,43 @@ def test_a_version_27_database_learns_the_roubles_lost_on_upgrade(storage):
         assert storage.db.execute("SELECT in_step FROM warehouse_month_basis").fetchone() == (1,)
         assert query(storage.path, "by_warehouse", period="month") and all(
             "returned_rub" in row for row in query(storage.path, "by_warehouse", period="month"))
+
+def test_a_version_28_database_keeps_each_places_digits_as_blobs(storage):
+    """Schema 29 keeps restock_days_now's units and kopecks as ASCII digits in BLOBs (substr()
+    goes straight to a window's place): the upgrade makes the table anew from the text that
+    schema 28 kept, and restock_window reads any window from it as it computes it."""
+    stock, orders = restock_history()
+    write(storage, orders=orders, stock=stock)
+    settings = load_settings(None, {"DATABASE_PATH": str(storage.path)})
+    refresh_kept(settings, storage, datetime.fromisoformat(NOON.replace("Z", "+00:00")))
+    with storage.transaction():  # the table as schema 28 made it, its digits text
+        storage.db.execute("ALTER TABLE restock_days_now RENAME TO kept_by_29")
+        storage.db.execute("CREATE TABLE restock_days_now (alias TEXT NOT NULL, marketplace TEXT NOT NULL, "
+                           "warehouse TEXT NOT NULL, stock INTEGER NOT NULL, stock_days TEXT NOT NULL, "
+                           "ordered_days TEXT NOT NULL, ordered_kopecks_days TEXT NOT NULL, "
+                           "PRIMARY KEY (alias, marketplace, warehouse))")
+        storage.db.execute("INSERT INTO restock_days_now SELECT alias, marketplace, warehouse, stock, stock_days, "
+                           "CAST(ordered_days AS TEXT), CAST(ordered_kopecks_days AS TEXT) FROM kept_by_29")
+        storage.db.execute("DROP TABLE kept_by_29")
+        storage.db.execute("PRAGMA user_version = 28")
+    assert kept_digit_types(storage) == {("text", "text")}
+    with freeze_time(NOON):
+        upgrade(settings, storage)
+        assert storage.schema_version == SCHEMA_VERSION and basis(storage) == {0: 1, 7: 1, 14: 1, 30: 1}
+        assert kept_digit_types(storage) == {("blob", "blob")}
+        assert declared_types(storage, "restock_days_now")["ordered_kopecks_days"] == "BLOB"
+        for days in ("9", "21", "60"):
+            assert query(storage.path, "restock_window", days=days) == computed_restock_window(storage, days=days)
+
+
+def declared_types(storage, table: str) -> dict[str, str]:
+    return {name: kind for _, name, kind, *_ in storage.db.execute(f"PRAGMA table_info({table})")}
+
+
+def kept_digit_types(storage) -> set[tuple]:
+    return set(storage.db.execute(
+        "SELECT typeof(ordered_days), typeof(ordered_kopecks_days) FROM restock_days_now").fetchall())
+
 
 def test_restock_reads_its_settings(storage, monkeypatch):
     stock, orders = restock_history()
