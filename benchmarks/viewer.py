@@ -72,12 +72,18 @@ ROWS = {"_json_infinity": "1"}
 HTML_PAGES = ("today", "history", "restock", "restock soon=1", "history _page=40")
 # Datasette's own pages a seller reaches from the navigation («Запросы и выгрузки» is the
 # database page): the list of tables, the biggest table and the views a seller browses.
+# A big table sorted as its column header sorts it (metadata.yml: only by what an index keeps in
+# order), and the stock history as it opens, on its newest rows.
 DATASETTE_PAGES = {"database page (HTML)": "", "table orders (HTML)": "/orders",
+                   "table orders _sort_desc=day (HTML)": "/orders?_sort_desc=day",
+                   "table sales _sort=day (HTML)": "/sales?_sort=day",
+                   "table stock (HTML)": "/stock",
+                   "table daily_figures _sort_desc=day (HTML)": "/daily_figures?_sort_desc=day",
                    "view export_daily (HTML)": "/export_daily", "view sku_catalog (HTML)": "/sku_catalog",
                    # (the stock at each day's end, which «Справка» names: a day's rows, as a seller filters it)
                    "table marketplace_alias_warehouse_stock_days (HTML)": "/marketplace_alias_warehouse_stock_days",
                    "table marketplace_alias_warehouse_stock_days day={half_a_year_ago} (HTML)":
-                       "/marketplace_alias_warehouse_stock_days?day={half_a_year_ago}&_sort_desc=stock"}
+                       "/marketplace_alias_warehouse_stock_days?day={half_a_year_ago}"}
 
 
 @dataclass

@@ -553,6 +553,30 @@ def page_of_table(path: str) -> str | None:
     return unquote(parts[2].rsplit(".", 1)[0] if parts[2].endswith((".json", ".csv")) else parts[2])
 
 
+UNSORTABLE = "Cannot sort table by "  # the start of Datasette's error for a sort it does not offer
+
+
+@hookimpl
+def handle_exception(datasette, request, exception):
+    """A big table sorts only by the columns metadata.yml names (an index keeps them in order;
+    by any other, a page would read the whole table, past the time limit at a year): a request
+    for another sort, from an old link, gets a 400 that says which, not Datasette's 500."""
+    message = str(exception)
+    table = page_of_table(request.path[len(datasette.setting("base_url").rstrip("/")):])
+    if not (message.startswith(UNSORTABLE) and table):
+        return None
+    from datasette.handle_exception import handle_exception as error_page
+    from datasette.utils.asgi import BadRequest
+
+    sortable = datasette.table_metadata(DATABASE, table).get("sortable_columns", [])
+    column = message[len(UNSORTABLE):]
+    by = f"только по {', '.join(sortable)}" if sortable else "только в своём порядке"
+    return error_page(datasette, request, BadRequest(
+        f"Таблицу {table} можно сортировать {by}: по {column} запрос читал бы её целиком, а на большой "
+        f"истории это дольше лимита в 3 секунды. Отфильтруйте строки (например, по day) или "
+        f"отсортируйте своим SQL-запросом."))
+
+
 @hookimpl
 def asgi_wrapper(datasette):
     # Three requests are changed on their way in; every other passes as it came. Datasette's
