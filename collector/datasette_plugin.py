@@ -558,23 +558,41 @@ UNSORTABLE = "Cannot sort table by "  # the start of Datasette's error for a sor
 
 @hookimpl
 def handle_exception(datasette, request, exception):
-    """A big table sorts only by the columns metadata.yml names (an index keeps them in order;
-    by any other, a page would read the whole table, past the time limit at a year): a request
-    for another sort, from an old link, gets a 400 that says which, not Datasette's 500."""
+    """Two of Datasette's errors said to a seller, in Russian, with what to do; others as
+    Datasette answers them."""
+    said = said_to_a_seller(datasette, request, exception)
+    if said is None:
+        return None
+    from datasette.handle_exception import handle_exception as error_page
+
+    return error_page(datasette, request, said)
+
+
+def said_to_a_seller(datasette, request, exception) -> Exception | None:
+    """A query stopped at the time limit (a filter on a column no index keeps reads a big table
+    whole); a sort a big table does not offer (metadata.yml names what it sorts by: by another
+    column a page would read the whole table, past the time limit at a year), asked by an old
+    link: a 400 that says which, not Datasette's 500."""
+    from datasette.utils.asgi import BadRequest
+    from datasette.views.base import DatasetteError
+
+    if isinstance(exception, DatasetteError) and exception.title == "SQL Interrupted":
+        seconds = f"{datasette.setting('sql_time_limit_ms') / 1000:g}"
+        return DatasetteError(
+            f"<p>Запрос шёл дольше {seconds} с, и витрина его остановила. На большой истории так бывает с "
+            f"фильтром по колонке без индекса: он читает таблицу целиком. Добавьте фильтр по дню (day) "
+            f"или откройте готовый запрос.</p>" + exception.message,
+            title="Запрос остановлен", status=400, message_is_html=True)
     message = str(exception)
     table = page_of_table(request.path[len(datasette.setting("base_url").rstrip("/")):])
     if not (message.startswith(UNSORTABLE) and table):
         return None
-    from datasette.handle_exception import handle_exception as error_page
-    from datasette.utils.asgi import BadRequest
-
     sortable = datasette.table_metadata(DATABASE, table).get("sortable_columns", [])
-    column = message[len(UNSORTABLE):]
     by = f"только по {', '.join(sortable)}" if sortable else "только в своём порядке"
-    return error_page(datasette, request, BadRequest(
-        f"Таблицу {table} можно сортировать {by}: по {column} запрос читал бы её целиком, а на большой "
-        f"истории это дольше лимита в 3 секунды. Отфильтруйте строки (например, по day) или "
-        f"отсортируйте своим SQL-запросом."))
+    return BadRequest(
+        f"Таблицу {table} можно сортировать {by}: по {message[len(UNSORTABLE):]} запрос читал бы её "
+        f"целиком, а на большой истории это дольше лимита в 3 секунды. Отфильтруйте строки (например, "
+        f"по day) или отсортируйте своим SQL-запросом.")
 
 
 @hookimpl
