@@ -576,8 +576,8 @@ def said_to_a_seller(datasette, request, exception) -> Exception | None:
     from datasette.utils.asgi import BadRequest
     from datasette.views.base import DatasetteError
 
+    seconds = f"{datasette.setting('sql_time_limit_ms') / 1000:g}"
     if isinstance(exception, DatasetteError) and exception.title == "SQL Interrupted":
-        seconds = f"{datasette.setting('sql_time_limit_ms') / 1000:g}"
         return DatasetteError(
             f"<p>Запрос шёл дольше {seconds} с, и витрина его остановила. На большой истории так бывает с "
             f"фильтром по колонке без индекса: он читает таблицу целиком. Добавьте фильтр по дню (day) "
@@ -591,7 +591,7 @@ def said_to_a_seller(datasette, request, exception) -> Exception | None:
     by = f"только по {', '.join(sortable)}" if sortable else "только в своём порядке"
     return BadRequest(
         f"Таблицу {table} можно сортировать {by}: по {message[len(UNSORTABLE):]} запрос читал бы её "
-        f"целиком, а на большой истории это дольше лимита в 3 секунды. Отфильтруйте строки (например, "
+        f"целиком, а на большой истории это дольше лимита в {seconds} с. Отфильтруйте строки (например, "
         f"по day) или отсортируйте своим SQL-запросом.")
 
 
