@@ -697,6 +697,7 @@ def test_a_version_27_database_learns_the_roubles_lost_on_upgrade(storage):
         assert query(storage.path, "by_warehouse", period="month") and all(
             "returned_rub" in row for row in query(storage.path, "by_warehouse", period="month"))
 
+
 def test_a_version_28_database_keeps_each_places_digits_as_blobs(storage):
     """Schema 29 keeps restock_days_now's units and kopecks as ASCII digits in BLOBs (substr()
     goes straight to a window's place): the upgrade makes the table anew from the text that
