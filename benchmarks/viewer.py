@@ -78,6 +78,12 @@ DATASETTE_PAGES = {"database page (HTML)": "", "table orders (HTML)": "/orders",
                    "table orders _sort_desc=day (HTML)": "/orders?_sort_desc=day",
                    "table sales _sort=day (HTML)": "/sales?_sort=day",
                    "table stock (HTML)": "/stock",
+                   # (the page that starts half a year back, newest first: a next page at a year)
+                   "table orders _sort_desc=day from {half_a_year_ago} (HTML)":
+                       "/orders?_sort_desc=day&_next={half_a_year_ago},,,",
+                   "table sales _sort_desc=day from {half_a_year_ago} (HTML)":
+                       "/sales?_sort_desc=day&_next={half_a_year_ago},,,,",
+                   "table stock from id 7,000,000 (HTML)": "/stock?_next=7000000,7000000",
                    "table daily_figures _sort_desc=day (HTML)": "/daily_figures?_sort_desc=day",
                    "view export_daily (HTML)": "/export_daily", "view sku_catalog (HTML)": "/sku_catalog",
                    # (the stock at each day's end, which «Справка» names: a day's rows, as a seller filters it)

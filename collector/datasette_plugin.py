@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo
 
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
+from datasette.utils import urlsafe_components
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
@@ -595,12 +596,154 @@ def said_to_a_seller(datasette, request, exception) -> Exception | None:
         f"по day) или отсортируйте своим SQL-запросом.")
 
 
+# Table pages sorted by a column whose values repeat (`day`)
+#
+# Datasette 0.65 orders the first page of such a sort by the column alone and every page after it
+# by the column and then the primary key, starting after the last row shown. So the first page's
+# rows of its last day came in an index's order, and the second page skipped or repeated rows of
+# that day: of 21 orders newest first, 10 were shown, 2 of them twice. The first page is therefore
+# asked for as a next page too, with a `_next` before every row (`first_page_in_key_order`), and
+# comes in the same order as the pages after it. "Before every row" is `$null` going up
+# (Datasette's token for "after the NULLs", which sort first; so only for a column that holds no
+# NULL) and a text past every value going down.
+#
+# Datasette asks for the page after a value v, newest first, as `col < v OR col IS NULL OR
+# (col = v AND <after the key>)`. The IS NULL is there for NULLs, which sort last; with it SQLite
+# cannot start at v: it read every newer row first (at a year, a page of `orders` six months back
+# 1.5 s), or for `sales` gathered every older row into one sort (a second page at 90 days past the
+# time limit). The plugin adds `col <= v` (`filters_from_request`), and SQLite starts at v, where
+# that leaves the same rows on the page (`starts_at_its_value`): when the column holds no NULL, or
+# when no filter is set and more rows than the page takes are older than v, so that no NULL, which
+# would come after them, is on it (`sales.day` is NULL for a sale on no day).
+
+PAST_EVERY_TEXT = "\U0010ffff"  # sorts after any text that does not start with it, and after any number
+NULL_LOOK_MS = 20  # how long holds_no_null() looks for a NULL
+
+
+async def first_page_in_key_order(datasette, table: str, query: str) -> str:
+    """`query` of a page of `table`, with a `_next` before every row when it asks for the first
+    page of a sort by a column whose values repeat."""
+    args = parse_qs(query, keep_blank_values=True)
+    page = TablePage(datasette, table, lambda name: (args.get(name) or [None])[0], list(args))
+    if "_next" in args or "_stream" in args or page.sorted_by is None:
+        return query  # (Datasette streams a CSV page by page itself and refuses a `_next` for it)
+    column, descending = page.sorted_by
+    if column not in page.metadata.get("sortable_columns", [column]):
+        return query
+    pks = await page.db.primary_keys(table) or ["rowid"]
+    if pks == [column] or await is_rowid(page.db, table, column):
+        return query  # (no two rows share a value)
+    if not (await holds_no_null(page.db, table, column) or descending and await page.starts_at_its_value(PAST_EVERY_TEXT)):
+        return query  # (a NULL among the rows: the page as Datasette makes it)
+    from datasette.utils import tilde_encode
+
+    before_every_row = tilde_encode(PAST_EVERY_TEXT) if descending else "$null"
+    token = ",".join([before_every_row] + [""] * len(pks))
+    return (query + "&" if query else "") + urlencode({"_next": token})
+
+
+@hookimpl
+def filters_from_request(request, database, table, datasette):
+    async def bound():
+        from datasette.filters import FilterArguments
+        from datasette.utils import escape_sqlite
+
+        token = request.args.get("_next") or ""
+        if database != DATABASE or "," not in token:
+            return None
+        page = TablePage(datasette, table, request.args.get, list(request.args))
+        if page.sorted_by is None:
+            return None
+        column, descending = page.sorted_by
+        if not descending:  # (the page after the NULLs going up: every row, if the column holds none)
+            return FilterArguments([f"{escape_sqlite(column)} IS NOT NULL"]) \
+                if token.startswith("$null,") and await holds_no_null(page.db, table, column) else None
+        after = None if token.startswith("$null,") else urlsafe_components(token)[0]
+        if after is not None and await page.starts_at_its_value(after):
+            return FilterArguments([f"{escape_sqlite(column)} <= :mp_next_from"], {"mp_next_from": after})
+        return None
+
+    return bound
+
+
+class TablePage:
+    """A page of a table as Datasette reads its arguments (`arg(name)`: the first value)."""
+
+    def __init__(self, datasette, table: str, arg, names: list[str]):
+        self.datasette, self.table, self.arg, self.names = datasette, table, arg, names
+        self.db = datasette.get_database(DATABASE)
+        self.metadata = datasette.table_metadata(DATABASE, table)
+
+    @property
+    def sorted_by(self) -> tuple[str, bool] | None:
+        """(column, newest first), or None."""
+        sort, sort_desc = self.arg("_sort"), self.arg("_sort_desc")
+        if not sort and not sort_desc:
+            sort, sort_desc = self.metadata.get("sort"), self.metadata.get("sort_desc")
+        if sort and sort_desc:
+            return None
+        return (sort, False) if sort else (sort_desc, True) if sort_desc else None
+
+    def filtered(self) -> bool:
+        return any(not name.startswith("_") or "__" in name or name in ("_where", "_through")
+                   or name.startswith("_search") for name in self.names)
+
+    def size(self) -> int:
+        """The rows the page shows (Datasette reads one more, to know of a next page)."""
+        size = self.arg("_size") or self.metadata.get("size") or self.datasette.setting("default_page_size")
+        return self.datasette.setting("max_returned_rows") if size == "max" else int(size)
+
+    async def starts_at_its_value(self, value: str) -> bool:
+        """Whether `column <= value` leaves this page, newest first from `value`, as it is. Not
+        where a count is shown: it would count the rows from `value` on (the page of a big table
+        shows none)."""
+        column = self.sorted_by[0]
+        if value != PAST_EVERY_TEXT and not self.arg("_nocount"):
+            return False
+        if await holds_no_null(self.db, self.table, column):
+            return True
+        if self.filtered() or not self.arg("_nocount"):
+            return False
+        from datasette.utils import escape_sqlite
+
+        with contextlib.suppress(QueryInterrupted, ValueError):
+            older = f"SELECT count(*) FROM (SELECT 1 FROM {escape_sqlite(self.table)} WHERE {escape_sqlite(column)} < :value LIMIT :rows)"
+            rows = self.size() + 1
+            return (await self.db.execute(older, {"value": value, "rows": rows}, custom_time_limit=NULL_LOOK_MS)).first()[0] == rows
+        return False
+
+
+async def is_rowid(db, table: str, column: str) -> bool:
+    details = [c for c in await db.table_column_details(table) if c.is_pk]
+    return len(details) == 1 and details[0].name == column and details[0].type.upper() == "INTEGER"
+
+
+async def holds_no_null(db, table: str, column: str) -> bool:
+    """Whether `column` of `table` (a table, not a view) has no NULL: declared NOT NULL, the
+    rowid, or found so now (an index on it answers at once, else the look stops after
+    NULL_LOOK_MS and counts as a NULL)."""
+    if table not in await db.table_names():
+        return False
+    details = {c.name: c for c in await db.table_column_details(table)}
+    if column not in details:
+        return False
+    if details[column].notnull or await is_rowid(db, table, column):
+        return True
+    from datasette.utils import escape_sqlite
+
+    with contextlib.suppress(QueryInterrupted):
+        sql = f"SELECT NOT EXISTS (SELECT 1 FROM {escape_sqlite(table)} WHERE {escape_sqlite(column)} IS NULL)"
+        return bool((await db.execute(sql, custom_time_limit=NULL_LOOK_MS)).first()[0])
+    return False
+
+
 @hookimpl
 def asgi_wrapper(datasette):
     # Three requests are changed on their way in; every other passes as it came. Datasette's
     # streamed CSV of the export views is served by the export that streams them
-    # (collector/export.py: instead_of_view), and a page of a big table or of a view comes
-    # without its count (above). A canned query's JSON skips Datasette's look for infinite
+    # (collector/export.py: instead_of_view). A page of a big table or of a view comes without
+    # its count, and a first page sorted by a column whose values repeat is asked for in the
+    # order of the pages after it (both above). A canned query's JSON skips Datasette's look for infinite
     # numbers in every cell (_json_infinity=1: ~6 us a row, 30 ms of a 5,000-row answer), which
     # finds none: the canned queries divide only through nullif() and add up whole numbers, and
     # SQLite gives NULL, not infinity, for a division by zero. It is answered from memory while
@@ -615,15 +758,19 @@ def asgi_wrapper(datasette):
                 query = scope.get("query_string", b"").decode("utf-8", "replace")
                 export = instead_of_view(path[len(base):], query)
                 table = page_of_table(path[len(base):])
+                queries = datasette.metadata("queries", database=DATABASE) or {}
                 if export:
                     path, query = export
                     scope = dict(scope, path=base + path, raw_path=(base + path).encode(), query_string=query.encode())
-                elif table and "_nocount" not in parse_qs(query, keep_blank_values=True) and DATABASE in datasette.databases \
-                        and table in await big_names(datasette.get_database(DATABASE)):
-                    scope = dict(scope, query_string=(query + "&" if query else "").encode() + b"_nocount=1")
+                elif table and DATABASE in datasette.databases and table not in queries:
+                    if "_nocount" not in parse_qs(query, keep_blank_values=True) \
+                            and table in await big_names(datasette.get_database(DATABASE)):
+                        query = (query + "&" if query else "") + "_nocount=1"
+                    query = await first_page_in_key_order(datasette, table, query)
+                    scope = dict(scope, query_string=query.encode())
                 else:
                     if table and path.endswith(".json") and "_json_infinity" not in parse_qs(query, keep_blank_values=True) \
-                            and table in (datasette.metadata("queries", database=DATABASE) or {}):
+                            and table in queries:
                         scope = dict(scope, query_string=(query + "&" if query else "").encode() + b"_json_infinity=1")
                     if scope.get("method") == "GET" and (cache := answer_cache(datasette)) and cache.query_name(path):
                         context = (mp_today(), mp_target_cover_days(), mp_low_stock_days())
