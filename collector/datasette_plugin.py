@@ -628,8 +628,8 @@ async def first_page_in_key_order(datasette, table: str, query: str) -> str:
     if "_next" in args or "_stream" in args or page.sorted_by is None:
         return query  # (Datasette streams a CSV page by page itself and refuses a `_next` for it)
     column, descending = page.sorted_by
-    if column not in page.metadata.get("sortable_columns", [column]):
-        return query
+    if column not in page.metadata.get("sortable_columns", [column]) or table not in await page.db.table_names():
+        return query  # (Datasette answers: a sort not offered, a view, no such table)
     pks = await page.db.primary_keys(table) or ["rowid"]
     if pks == [column] or await is_rowid(page.db, table, column):
         return query  # (no two rows share a value)
