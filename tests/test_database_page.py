@@ -1,0 +1,163 @@
+"""The database page /mp («Запросы и выгрузки»): every table and view schema.sql makes has its
+entry in metadata.yml, in Russian; the collector's machinery is hidden there and what a seller
+reads is listed.
+
+Datasette 0.65 hides the tables metadata.yml marks `hidden`, and with them every table whose name
+starts with a hidden table's name (its rule for the tables of a full-text index): a visible table
+so named would vanish from the page unnoticed. Views cannot be hidden: they are listed, titled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from datasette.app import Datasette
+
+from test_queries import build_database, load_metadata
+from test_viewer import make_datasette
+
+CYRILLIC = re.compile("[а-яА-ЯёЁ]")
+# Hidden by Datasette itself, whatever metadata.yml says (made by ANALYZE).
+DATASETTE_HIDES = {"sqlite_stat1", "sqlite_stat2", "sqlite_stat3", "sqlite_stat4"}
+# What a seller reads directly: listed, and each column labelled in Russian.
+SELLER_READS = {"rejected_rows", "balances", "order_outcomes", "sku_stock", "alias_stock"}
+# The collector's own state and machinery: the pages kept ready for the viewer (collector/kept.py)
+# and what vouches for them, and the tables the canned queries look things up in by key.
+MACHINERY = {"sqlite_sequence", "watermarks", "collector_state", "alert_state", "source_notes", "sizes",
+             "restock_now", "restock_now_basis", "restock_days_now", "today_now", "buyout_now",
+             "warehouse_month_now", "warehouse_month_basis", "stock_days_basis", "recent_minutes_floor",
+             "sku_names", "summary_days", "order_warehouses", "marketplace_alias_warehouses",
+             "alias_warehouse_first_days"}
+
+
+def is_left_alone(name: str) -> bool:
+    """sqlite_stat1 (Datasette hides it) and the *_recomputed views (the plugin refuses their
+    pages: tests/test_viewer.py) need no entry."""
+    return name in DATASETTE_HIDES or name.endswith("_recomputed")
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("database_page") / "mp.db"
+    build_database(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def schema(db_path) -> dict[str, list[str]]:
+    """The built database's names by type: {'table': [...], 'view': [...]}."""
+    conn = sqlite3.connect(db_path)
+    names = {kind: [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = ? ORDER BY name", [kind])] for kind in ("table", "view")}
+    conn.close()
+    assert len(names["table"]) > 40 and len(names["view"]) > 10
+    return names
+
+
+def columns_of(db_path: Path, name: str) -> list[str]:
+    conn = sqlite3.connect(db_path)
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({name})")]
+    conn.close()
+    return columns
+
+
+def entries() -> dict[str, dict]:
+    return load_metadata()["databases"]["mp"]["tables"]
+
+
+def hidden_names() -> set[str]:
+    return {name for name, entry in entries().items() if entry.get("hidden")}
+
+
+def get(ds: Datasette, path: str, **kwargs):
+    response = asyncio.run(ds.client.get(path, **kwargs))
+    assert response.status_code == 200, (path, response.text)
+    return response
+
+
+@pytest.fixture
+def open_ds(db_path, monkeypatch):
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    return make_datasette(db_path)
+
+
+def test_every_table_and_view_is_titled_and_described_in_russian(schema):
+    metadata = entries()
+    missing = [name for kind in ("table", "view") for name in schema[kind]
+               if not is_left_alone(name) and name not in metadata]
+    assert not missing, f"no entry in metadata.yml: {missing}"
+    for kind in ("table", "view"):
+        for name in schema[kind]:
+            if is_left_alone(name):
+                continue
+            entry = metadata[name]
+            title, description = entry.get("title", ""), entry.get("description", "")
+            assert CYRILLIC.search(title) and title.endswith(f"({name})"), (name, title)
+            assert CYRILLIC.search(description), (name, description)
+    # An entry for a table schema.sql no longer makes would be a stale one.
+    known = set(schema["table"]) | set(schema["view"])
+    assert not [name for name in metadata if name not in known]
+
+
+def test_views_cannot_be_hidden_so_none_says_it_is(schema):
+    hidden_views = [name for name in schema["view"] if name in hidden_names()]
+    assert not hidden_views, "Datasette 0.65 lists every view: `hidden` would mislead"
+
+
+def test_every_column_label_is_russian_and_names_a_real_column(db_path, schema):
+    for name, entry in entries().items():
+        if "columns" not in entry:
+            continue
+        real = columns_of(db_path, name)
+        for column, label in entry["columns"].items():
+            assert column in real, (name, column)
+            assert CYRILLIC.search(str(label)), (name, column, label)
+
+
+def test_what_a_seller_reads_is_shown_with_every_column_labelled(db_path):
+    metadata = entries()
+    for name in sorted(SELLER_READS):
+        assert not metadata[name].get("hidden"), name
+        labelled = set(metadata[name].get("columns", {}))
+        assert labelled == set(columns_of(db_path, name)), (name, set(columns_of(db_path, name)) - labelled)
+
+
+def test_no_visible_table_starts_with_a_hidden_tables_name(schema):
+    hidden = hidden_names() | DATASETTE_HIDES
+    clashes = [(table, prefix) for table in schema["table"] if table not in hidden
+               for prefix in hidden if table.startswith(prefix)]
+    assert not clashes, f"Datasette would hide these visible tables too: {clashes}"
+
+
+def test_the_database_page_hides_the_machinery_and_lists_the_rest(open_ds, schema):
+    hidden = hidden_names()
+    assert MACHINERY <= hidden, f"not hidden: {sorted(MACHINERY - hidden)}"
+    assert not SELLER_READS & hidden
+    page = get(open_ds, "/mp.json").json()
+    flags = {table["name"]: table["hidden"] for table in page["tables"]}
+    for table in schema["table"]:
+        if table in DATASETTE_HIDES:
+            continue
+        assert table in flags, table
+        assert flags[table] == (table in hidden), (table, "hidden" if flags[table] else "listed")
+    views = {view["name"] for view in page["views"]}
+    assert views == {name for name in schema["view"] if not is_left_alone(name)}
+
+    # The HTML page links each listed table and view, and no hidden table (until «Show hidden»).
+    html = get(open_ds, "/mp").text
+    for name in [table for table in schema["table"] if not flags.get(table, True)] + sorted(views):
+        assert f'href="/mp/{name}"' in html, name
+    for name in hidden:
+        assert f'href="/mp/{name}"' not in html, name
+    shown_all = get(open_ds, "/mp?_show_hidden=1").text
+    assert all(f'href="/mp/{name}"' in shown_all for name in hidden)
+
+
+def test_a_hidden_table_still_opens_by_its_address(open_ds):
+    """Hidden means left off the list, not refused: the engineer can still look."""
+    answer = get(open_ds, "/mp/restock_now.json?_size=1").json()
+    assert "rows" in answer
