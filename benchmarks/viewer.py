@@ -78,9 +78,12 @@ DATASETTE_PAGES = {"database page (HTML)": "", "table orders (HTML)": "/orders",
                    "table orders _sort_desc=day (HTML)": "/orders?_sort_desc=day",
                    "table sales _sort=day (HTML)": "/sales?_sort=day",
                    "table stock (HTML)": "/stock",
-                   # (the page that starts half a year back, newest first: a next page at a year)
+                   # (the page that starts at yesterday and the one half a year back, newest first:
+                   # a next page reads the rows of its day, to sort them by the key, and no newer)
+                   "table orders _sort_desc=day from {yesterday} (HTML)": "/orders?_sort_desc=day&_next={yesterday},,,",
                    "table orders _sort_desc=day from {half_a_year_ago} (HTML)":
                        "/orders?_sort_desc=day&_next={half_a_year_ago},,,",
+                   "table sales _sort_desc=day from {yesterday} (HTML)": "/sales?_sort_desc=day&_next={yesterday},,,,",
                    "table sales _sort_desc=day from {half_a_year_ago} (HTML)":
                        "/sales?_sort_desc=day&_next={half_a_year_ago},,,,",
                    "table stock from id 7,000,000 (HTML)": "/stock?_next=7000000,7000000",
@@ -194,7 +197,7 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "", warehouse: str 
         if name in canned_queries(metadata):
             query = "?" + "&".join(params) if params else ""
             cases.append((f"{page} (HTML page)", f"/{DATABASE}/{name}{query}"))
-    cases += [(label, f"/{DATABASE}{path.format(half_a_year_ago=half_a_year_ago)}")
+    cases += [(label, f"/{DATABASE}{path.format(half_a_year_ago=half_a_year_ago, yesterday=yesterday)}")
               for label, path in DATASETTE_PAGES.items()]
     return cases
 
