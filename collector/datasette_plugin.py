@@ -695,8 +695,8 @@ class TablePage:
 
     async def starts_at_its_value(self, value: str) -> bool:
         """Whether `column <= value` leaves this page, newest first from `value`, as it is. Not
-        where a count is shown: it would count the rows from `value` on (the page of a big table
-        shows none)."""
+        where a count is shown (a big table's page shows none), as the count would be of the rows
+        from `value` on; but from past every value, of a column with no NULL, that is every row."""
         column = self.sorted_by[0]
         if value != PAST_EVERY_TEXT and not self.arg("_nocount"):
             return False
