@@ -658,10 +658,10 @@ def filters_from_request(request, database, table, datasette):
         if not descending:  # (the page after the NULLs going up: every row, if the column holds none)
             return FilterArguments([f"{escape_sqlite(column)} IS NOT NULL"]) \
                 if token.startswith("$null,") and await holds_no_null(page.db, table, column) else None
-        after = None if token.startswith("$null,") else urlsafe_components(token)[0]
-        if after is not None and await page.starts_at_its_value(after):
-            return FilterArguments([f"{escape_sqlite(column)} <= :mp_next_from"], {"mp_next_from": after})
-        return None
+        if token.startswith("$null,"):
+            return None
+        after, *key = urlsafe_components(token)
+        return await page.bound(after, key)
 
     return bound
 
@@ -692,6 +692,34 @@ class TablePage:
         """The rows the page shows (Datasette reads one more, to know of a next page)."""
         size = self.arg("_size") or self.metadata.get("size") or self.datasette.setting("default_page_size")
         return self.datasette.setting("max_returned_rows") if size == "max" else int(size)
+
+    async def bound(self, value: str, key: list[str]):
+        """The bound that lets SQLite start the page after (`value`, `key`), newest first, where
+        its rows are, or None: `col = value` when no filter is set and more rows than the page
+        takes are of that day, after the key (SQLite then sorts that day's rows of one account at
+        a time: the index holds the account after the day); else `col <= value` where that leaves
+        the page as it is."""
+        from datasette.filters import FilterArguments
+        from datasette.utils import compound_keys_after_sql, escape_sqlite
+
+        column = escape_sqlite(self.sorted_by[0])
+        table = escape_sqlite(self.table)
+        if self.arg("_nocount") and not self.filtered():
+            with contextlib.suppress(QueryInterrupted, ValueError):
+                day = value
+                if value == PAST_EVERY_TEXT:  # (the first page: the newest day's rows, all of them)
+                    newest = f"SELECT max({column}) FROM {table}"
+                    day, key = (await self.db.execute(newest, custom_time_limit=NULL_LOOK_MS)).first()[0], []
+                pks = await self.db.primary_keys(self.table) or ["rowid"]
+                after_key = f" AND {compound_keys_after_sql(pks)}" if key and len(key) == len(pks) else ""
+                rows = self.size() + 1
+                in_day = f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {column} = :day{after_key} LIMIT :rows)"
+                params = {"day": day, "rows": rows, **{f"p{i}": part for i, part in enumerate(key)}}
+                if day is not None and (await self.db.execute(in_day, params, custom_time_limit=NULL_LOOK_MS)).first()[0] == rows:
+                    return FilterArguments([f"{column} = :mp_next_day"], {"mp_next_day": day})
+        if await self.starts_at_its_value(value):
+            return FilterArguments([f"{column} <= :mp_next_from"], {"mp_next_from": value})
+        return None
 
     async def starts_at_its_value(self, value: str) -> bool:
         """Whether `column <= value` leaves this page, newest first from `value`, as it is. Not

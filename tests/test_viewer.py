@@ -300,8 +300,8 @@ def test_a_table_page_by_page_holds_every_row_once_in_order(tmp_path, monkeypatc
     """Page after page of a table sorted by `day`, whose values repeat: every row once, in the
     order of the day and the key. Datasette orders the first page by the day alone and the pages
     after it by the day and the key; the plugin asks for the first page as a page after "before
-    every row", and bounds each page so that SQLite starts where it starts (`day <=`), as long
-    as that leaves the page as it is. A sale on no day (a return from WB's order feed, an Ozon
+    every row", and bounds each page so that SQLite starts where it starts (`day =` while more than
+    a page of the day is left, else `day <=`), as long as that leaves the page as it is. A sale on no day (a return from WB's order feed, an Ozon
     posting delivered when first seen) has a NULL day, which comes after every other: bounded
     only while more rows than a page are older than where the page starts."""
     monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
@@ -313,10 +313,12 @@ def test_a_table_page_by_page_holds_every_row_once_in_order(tmp_path, monkeypatc
                      else "UPDATE sales SET day = coalesce(day, '2026-11-20')")
     sort += "&_nocount=1"  # (as every page of a table of 100,000 rows or more is asked for)
     ds, url, rows, starts = make_datasette(tmp_path / "mp.db"), f"/mp/{table}.json?_size=3&_shape=objects{sort}", [], []
+    in_one_day = 0  # pages bounded to their day (`day =`), more than a page of it left
     while url:
         answer = get(ds, url).json()
         rows += answer["rows"]
-        starts.append(any(word in answer["query"]["sql"] for word in ("<= :mp_next_from", "IS NOT NULL")))
+        starts.append(any(word in answer["query"]["sql"] for word in ("<= :mp_next_from", "= :mp_next_day", "IS NOT NULL")))
+        in_one_day += "= :mp_next_day" in answer["query"]["sql"]
         if starts[-1]:
             plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {answer['query']['sql']}", answer["query"]["params"]))
             assert "MULTI-INDEX OR" not in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
@@ -333,6 +335,8 @@ def test_a_table_page_by_page_holds_every_row_once_in_order(tmp_path, monkeypatc
         assert filtered["rows"] and not filtered["query"]["params"].keys() - {"p0"}  # (the filter's, no `_next`)
     else:
         assert starts == [table != "stock"] + [newest_first] * (len(starts) - 1)
+    assert (in_one_day > 0) == (newest_first and table != "stock"), in_one_day
+    assert in_one_day < sum(starts)  # (and `day <=` at a day's end)
 
 
 def test_a_next_page_with_its_count_counts_every_row_as_the_first(open_ds):
