@@ -611,10 +611,13 @@ def said_to_a_seller(datasette, request, exception) -> Exception | None:
 # (col = v AND <after the key>)`. The IS NULL is there for NULLs, which sort last; with it SQLite
 # cannot start at v: it read every newer row first (at a year, a page of `orders` six months back
 # 1.5 s), or for `sales` gathered every older row into one sort (a second page at 90 days past the
-# time limit). The plugin adds `col <= v` (`filters_from_request`), and SQLite starts at v, where
-# that leaves the same rows on the page (`starts_at_its_value`): when the column holds no NULL, or
-# when no filter is set and more rows than the page takes are older than v, so that no NULL, which
-# would come after them, is on it (`sales.day` is NULL for a sale on no day).
+# time limit). The plugin bounds the page where that leaves the same rows on it (`TablePage.bound`):
+# to `col = v` when no filter is set and more rows than the page takes are left of day v after the
+# key: SQLite then sorts the day's rows one account at a time (the index holds the account after
+# the day; with a range of days it sorted the whole day, 39,000 lines of `orders`: 110-220 ms).
+# Else to `col <= v`, and SQLite starts at v: when the column holds no NULL, or when no filter is
+# set and more rows than the page takes are older than v, so that no NULL, which would come after
+# them, is on it (`sales.day` is NULL for a sale on no day).
 
 PAST_EVERY_TEXT = "\U0010ffff"  # sorts after any text that does not start with it, and after any number
 NULL_LOOK_MS = 20  # how long holds_no_null() looks for a NULL
