@@ -296,16 +296,19 @@ NULL_DAYS = {"sales"}  # a sale counted as bought on no day (a return from WB's 
     ("stock", "", "id DESC", False),
     ("sales", "&_sort_desc=day", "day DESC, account, kind, sale_id, sku", True),
     ("sales", "&_sort_desc=day", "day DESC, account, kind, sale_id, sku", False)])
-def test_a_table_page_by_page_holds_every_row_once_in_order(tmp_path, monkeypatch, table, sort, order, undated):
+def test_a_table_page_by_page_holds_every_row_once_in_order(db_path, tmp_path, monkeypatch, table, sort, order, undated):
     """Page after page of a table sorted by `day`, whose values repeat: every row once, in the
     order of the day and the key. Datasette orders the first page by the day alone and the pages
     after it by the day and the key; the plugin asks for the first page as a page after "before
     every row", and bounds each page so that SQLite starts where it starts (`day =` while more than
-    a page of the day is left, else `day <=`), as long as that leaves the page as it is. A sale on no day (a return from WB's order feed, an Ozon
-    posting delivered when first seen) has a NULL day, which comes after every other: bounded
-    only while more rows than a page are older than where the page starts."""
+    a page of the day is left, else `day <=`), as long as that leaves the page as it is. A sale on
+    no day (a return from WB's order feed, an Ozon posting delivered when first seen) has a NULL
+    day, which comes after every other: bounded only while more rows than a page are older than
+    where the page starts."""
     monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
-    build_database(tmp_path / "mp.db")
+    built, copy = sqlite3.connect(db_path), sqlite3.connect(tmp_path / "mp.db")
+    built.backup(copy)  # (a copy of the module's database, changed below)
+    built.close(), copy.close()
     conn = sqlite3.connect(tmp_path / "mp.db")
     conn.row_factory = sqlite3.Row
     with conn:
