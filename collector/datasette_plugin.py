@@ -50,7 +50,8 @@ from zoneinfo import ZoneInfo
 
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
-from datasette.utils import urlsafe_components
+from datasette.filters import FilterArguments
+from datasette.utils import compound_keys_after_sql, escape_sqlite, tilde_encode, urlsafe_components
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
@@ -620,7 +621,7 @@ def said_to_a_seller(datasette, request, exception) -> Exception | None:
 # them, is on it (`sales.day` is NULL for a sale on no day).
 
 PAST_EVERY_TEXT = "\U0010ffff"  # sorts after any text that does not start with it, and after any number
-NULL_LOOK_MS = 20  # how long holds_no_null() looks for a NULL
+LOOK_MS = 20  # how long a look at the rows for a bound may take (past it: no bound)
 
 
 async def first_page_in_key_order(datasette, table: str, query: str) -> str:
@@ -631,15 +632,13 @@ async def first_page_in_key_order(datasette, table: str, query: str) -> str:
     if "_next" in args or "_stream" in args or page.sorted_by is None:
         return query  # (Datasette streams a CSV page by page itself and refuses a `_next` for it)
     column, descending = page.sorted_by
-    if column not in page.metadata.get("sortable_columns", [column]) or table not in await page.db.table_names():
+    if column not in page.metadata.get("sortable_columns", [column]) or not await page.columns():
         return query  # (Datasette answers: a sort not offered, a view, no such table)
-    pks = await page.db.primary_keys(table) or ["rowid"]
-    if pks == [column] or await is_rowid(page.db, table, column):
+    pks = await page.keys()
+    if pks == [column] or await page.is_rowid(column):
         return query  # (no two rows share a value)
-    if not (await holds_no_null(page.db, table, column) or descending and await page.starts_at_its_value(PAST_EVERY_TEXT)):
+    if not (await page.holds_no_null() or descending and await page.starts_at_its_value(PAST_EVERY_TEXT)):
         return query  # (a NULL among the rows: the page as Datasette makes it)
-    from datasette.utils import tilde_encode
-
     before_every_row = tilde_encode(PAST_EVERY_TEXT) if descending else "$null"
     token = ",".join([before_every_row] + [""] * len(pks))
     return (query + "&" if query else "") + urlencode({"_next": token})
@@ -648,9 +647,6 @@ async def first_page_in_key_order(datasette, table: str, query: str) -> str:
 @hookimpl
 def filters_from_request(request, database, table, datasette):
     async def bound():
-        from datasette.filters import FilterArguments
-        from datasette.utils import escape_sqlite
-
         token = request.args.get("_next") or ""
         if database != DATABASE or "," not in token:
             return None
@@ -658,10 +654,10 @@ def filters_from_request(request, database, table, datasette):
         if page.sorted_by is None:
             return None
         column, descending = page.sorted_by
-        if not descending:  # (the page after the NULLs going up: every row, if the column holds none)
+        if token.startswith("$null,"):  # (the page after the NULLs going up: every row, if the column holds none)
             return FilterArguments([f"{escape_sqlite(column)} IS NOT NULL"]) \
-                if token.startswith("$null,") and await holds_no_null(page.db, table, column) else None
-        if token.startswith("$null,"):
+                if not descending and await page.holds_no_null() else None
+        if not descending:
             return None
         after, *key = urlsafe_components(token)
         return await page.bound(after, key)
@@ -670,12 +666,14 @@ def filters_from_request(request, database, table, datasette):
 
 
 class TablePage:
-    """A page of a table as Datasette reads its arguments (`arg(name)`: the first value)."""
+    """A page of a table as Datasette reads its arguments (`arg(name)`: the first value), and
+    what the plugin looks up about the table for it, once."""
 
     def __init__(self, datasette, table: str, arg, names: list[str]):
         self.datasette, self.table, self.arg, self.names = datasette, table, arg, names
         self.db = datasette.get_database(DATABASE)
         self.metadata = datasette.table_metadata(DATABASE, table)
+        self._columns = None
 
     @property
     def sorted_by(self) -> tuple[str, bool] | None:
@@ -687,14 +685,46 @@ class TablePage:
             return None
         return (sort, False) if sort else (sort_desc, True) if sort_desc else None
 
+    async def columns(self) -> dict:
+        """The table's columns by name; empty for a view or no such table."""
+        if self._columns is None:
+            is_table = self.table in await self.db.table_names()
+            self._columns = {c.name: c for c in await self.db.table_column_details(self.table)} if is_table else {}
+        return self._columns
+
+    async def keys(self) -> list[str]:
+        return [c.name for c in sorted((await self.columns()).values(), key=lambda c: c.is_pk) if c.is_pk] or ["rowid"]
+
+    async def is_rowid(self, column: str) -> bool:
+        keys = [c for c in (await self.columns()).values() if c.is_pk]
+        return len(keys) == 1 and keys[0].name == column and keys[0].type.upper() == "INTEGER"
+
     def filtered(self) -> bool:
         return any(not name.startswith("_") or "__" in name or name in ("_where", "_through")
                    or name.startswith("_search") for name in self.names)
 
-    def size(self) -> int:
-        """The rows the page shows (Datasette reads one more, to know of a next page)."""
+    def rows(self) -> int:
+        """The rows Datasette reads for the page: the page's size and one more, to know of a next page."""
         size = self.arg("_size") or self.metadata.get("size") or self.datasette.setting("default_page_size")
-        return self.datasette.setting("max_returned_rows") if size == "max" else int(size)
+        return (self.datasette.setting("max_returned_rows") if size == "max" else int(size)) + 1
+
+    async def holds_no_null(self) -> bool:
+        """Whether the sorted column has no NULL: declared NOT NULL, the rowid, or found so now
+        (an index on it answers at once; a look past LOOK_MS counts as a NULL)."""
+        column = self.sorted_by[0]
+        details = (await self.columns()).get(column)
+        if details is None:
+            return False
+        if details.notnull or await self.is_rowid(column):
+            return True
+        return await self.at_least(1, f"{escape_sqlite(column)} IS NULL") is False
+
+    async def at_least(self, rows: int, where: str, params: dict | None = None) -> bool | None:
+        """Whether `rows` rows of the table meet `where`; None when the look took too long."""
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM {escape_sqlite(self.table)} WHERE {where} LIMIT {int(rows)})"
+        with contextlib.suppress(QueryInterrupted):
+            return (await self.db.execute(sql, params or {}, custom_time_limit=LOOK_MS)).first()[0] == rows
+        return None
 
     async def bound(self, value: str, key: list[str]):
         """The bound that lets SQLite start the page after (`value`, `key`), newest first, where
@@ -702,24 +732,18 @@ class TablePage:
         takes are of that day, after the key (SQLite then sorts that day's rows of one account at
         a time: the index holds the account after the day); else `col <= value` where that leaves
         the page as it is."""
-        from datasette.filters import FilterArguments
-        from datasette.utils import compound_keys_after_sql, escape_sqlite
-
         column = escape_sqlite(self.sorted_by[0])
-        table = escape_sqlite(self.table)
         if self.arg("_nocount") and not self.filtered():
-            with contextlib.suppress(QueryInterrupted, ValueError):
-                day = value
-                if value == PAST_EVERY_TEXT:  # (the first page: the newest day's rows, all of them)
-                    newest = f"SELECT max({column}) FROM {table}"
-                    day, key = (await self.db.execute(newest, custom_time_limit=NULL_LOOK_MS)).first()[0], []
-                pks = await self.db.primary_keys(self.table) or ["rowid"]
-                after_key = f" AND {compound_keys_after_sql(pks)}" if key and len(key) == len(pks) else ""
-                rows = self.size() + 1
-                in_day = f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {column} = :day{after_key} LIMIT :rows)"
-                params = {"day": day, "rows": rows, **{f"p{i}": part for i, part in enumerate(key)}}
-                if day is not None and (await self.db.execute(in_day, params, custom_time_limit=NULL_LOOK_MS)).first()[0] == rows:
-                    return FilterArguments([f"{column} = :mp_next_day"], {"mp_next_day": day})
+            day = value
+            if value == PAST_EVERY_TEXT:  # (the first page: the newest day's rows, all of them)
+                with contextlib.suppress(QueryInterrupted):
+                    newest = f"SELECT max({column}) FROM {escape_sqlite(self.table)}"
+                    day, key = (await self.db.execute(newest, custom_time_limit=LOOK_MS)).first()[0], []
+            pks = await self.keys()
+            after_key = f" AND {compound_keys_after_sql(pks)}" if key and len(key) == len(pks) else ""
+            params = {"day": day, **{f"p{i}": part for i, part in enumerate(key)}}
+            if day not in (None, PAST_EVERY_TEXT) and await self.at_least(self.rows(), f"{column} = :day{after_key}", params):
+                return FilterArguments([f"{column} = :mp_next_day"], {"mp_next_day": day})
         if await self.starts_at_its_value(value):
             return FilterArguments([f"{column} <= :mp_next_from"], {"mp_next_from": value})
         return None
@@ -728,44 +752,13 @@ class TablePage:
         """Whether `column <= value` leaves this page, newest first from `value`, as it is. Not
         where a count is shown (a big table's page shows none), as the count would be of the rows
         from `value` on; but from past every value, of a column with no NULL, that is every row."""
-        column = self.sorted_by[0]
         if value != PAST_EVERY_TEXT and not self.arg("_nocount"):
             return False
-        if await holds_no_null(self.db, self.table, column):
+        if await self.holds_no_null():
             return True
         if self.filtered() or not self.arg("_nocount"):
             return False
-        from datasette.utils import escape_sqlite
-
-        with contextlib.suppress(QueryInterrupted, ValueError):
-            older = f"SELECT count(*) FROM (SELECT 1 FROM {escape_sqlite(self.table)} WHERE {escape_sqlite(column)} < :value LIMIT :rows)"
-            rows = self.size() + 1
-            return (await self.db.execute(older, {"value": value, "rows": rows}, custom_time_limit=NULL_LOOK_MS)).first()[0] == rows
-        return False
-
-
-async def is_rowid(db, table: str, column: str) -> bool:
-    details = [c for c in await db.table_column_details(table) if c.is_pk]
-    return len(details) == 1 and details[0].name == column and details[0].type.upper() == "INTEGER"
-
-
-async def holds_no_null(db, table: str, column: str) -> bool:
-    """Whether `column` of `table` (a table, not a view) has no NULL: declared NOT NULL, the
-    rowid, or found so now (an index on it answers at once, else the look stops after
-    NULL_LOOK_MS and counts as a NULL)."""
-    if table not in await db.table_names():
-        return False
-    details = {c.name: c for c in await db.table_column_details(table)}
-    if column not in details:
-        return False
-    if details[column].notnull or await is_rowid(db, table, column):
-        return True
-    from datasette.utils import escape_sqlite
-
-    with contextlib.suppress(QueryInterrupted):
-        sql = f"SELECT NOT EXISTS (SELECT 1 FROM {escape_sqlite(table)} WHERE {escape_sqlite(column)} IS NULL)"
-        return bool((await db.execute(sql, custom_time_limit=NULL_LOOK_MS)).first()[0])
-    return False
+        return bool(await self.at_least(self.rows(), f"{escape_sqlite(self.sorted_by[0])} < :value", {"value": value}))
 
 
 @hookimpl
