@@ -54,6 +54,10 @@ PASSWORD_HASH = hash_password(CANARY_PASSWORD, iterations=1000)  # few iteration
 # The same form as the sandbox's tokens, from another seller: what all such JWTs share (their
 # header, the start of their claims) is no secret, and `sandbox --print-env` prints its own.
 OTHER_SELLER_TOKEN = Sandbox(SandboxConfig(seed=999)).env(url="http://127.0.0.1:1")["WB_API_TOKEN"]
+# The scan's setup runs 22 real processes one after another (about a minute on an idle 2-core
+# machine) and the first test of the module carries it: 120 s was too little for CI, where the
+# other xdist worker shares the two cores.
+pytestmark = pytest.mark.timeout(480)
 LABELS = ("Песочница", "Канарейка")  # account labels: data a refused request must not show
 EXAMPLE_ALIASES = PROJECT / "data" / "aliases.example.csv"
 
