@@ -133,7 +133,7 @@ class CannedQueries:
     """metadata.yml's canned queries, run on a collector connection at the pass's time."""
 
     def __init__(self, conn, settings: Settings, now: datetime):
-        from collector.datasette_plugin import prepare_collector_connection
+        from collector.sqlfunctions import prepare_collector_connection
 
         prepare_collector_connection(conn, settings.timezone, lambda: now,
                                      settings.target_cover_days, settings.low_stock_days)

@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from collector import logs
 from collector.alerts import CannedQueries
 from collector.config import Settings
-from collector.datasette_plugin import day_number, mp_date_add, prepare_collector_connection, stock_days
+from collector.sqlfunctions import day_number, mp_date_add, prepare_collector_connection, stock_days
 from collector.storage import Storage, rows_differing
 from collector.timeutil import iso
 

@@ -136,3 +136,12 @@ def test_init_db_and_aliases_load(tmp_path):
     done = mp("aliases", "load", str(bad), env=env, cwd=tmp_path)
     assert (done.returncode, done.stderr.strip()) == (
         1, f"Error: {bad}: line 3: wb key 'KR-1' is already aliased to 'A' on line 2")
+
+
+def test_a_pass_starts_without_loading_the_viewer():
+    """The timer starts a process every few minutes: the collector's commands load nothing of
+    Datasette (1.3-1.9 s of imports here), which only `serve` and `demo` need."""
+    code = ("import sys, collector.cli, collector.pipeline, collector.runner; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('datasette', 'apprise')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr

@@ -1,4 +1,4 @@
-"""The viewer's canned queries (metadata.yml) and SQL functions (collector/datasette_plugin.py).
+"""The viewer's canned queries (metadata.yml) and SQL functions (collector/sqlfunctions.py).
 
 A database is built from schema.sql with hand-made rows, served by Datasette itself, and every
 canned query is compared row for row with figures worked out by hand (in the comments next to
@@ -21,7 +21,7 @@ import yaml
 from datasette.app import Datasette
 from freezegun import freeze_time
 
-from collector import datasette_plugin, kept
+from collector import datasette_plugin, kept, sqlfunctions
 from collector.config import load_settings
 from collector.pipeline import refresh_kept
 from collector.storage import Storage
@@ -1248,20 +1248,20 @@ def test_planned_as_at_a_year_no_query_reads_a_history_table_whole(tmp_path):
 
 def test_plugin_functions(monkeypatch):
     with freeze_time("2026-11-26T14:00:01Z"):
-        assert datasette_plugin.mp_today() == T
+        assert sqlfunctions.mp_today() == T
         monkeypatch.setenv("TIMEZONE", "Asia/Vladivostok")  # UTC+10: already the 27th
-        assert datasette_plugin.mp_today() == "2026-11-27"
-        assert datasette_plugin.mp_now() == "2026-11-27T00:00:01+10:00"
-        assert datasette_plugin.mp_day("") == "2026-11-27"
+        assert sqlfunctions.mp_today() == "2026-11-27"
+        assert sqlfunctions.mp_now() == "2026-11-27T00:00:01+10:00"
+        assert sqlfunctions.mp_day("") == "2026-11-27"
         monkeypatch.setenv("TIMEZONE", "")  # empty counts as not set
-        assert datasette_plugin.mp_now() == "2026-11-26T17:00:01+03:00"
-    assert datasette_plugin.mp_day("2026-03-01") == "2026-03-01"
-    assert datasette_plugin.mp_day("2026-3-1") is None
-    assert datasette_plugin.mp_day("20260301") is None
-    assert datasette_plugin.mp_date_add("2026-03-01", -1) == "2026-02-28"
-    assert datasette_plugin.mp_date_add("2026-12-31", "1") == "2027-01-01"
-    assert datasette_plugin.mp_date_add("nonsense", 1) is None
-    assert [datasette_plugin.mp_period_days(v) for v in (None, "", "day", " WEEK ", "month", "7", "год")] == [
+        assert sqlfunctions.mp_now() == "2026-11-26T17:00:01+03:00"
+    assert sqlfunctions.mp_day("2026-03-01") == "2026-03-01"
+    assert sqlfunctions.mp_day("2026-3-1") is None
+    assert sqlfunctions.mp_day("20260301") is None
+    assert sqlfunctions.mp_date_add("2026-03-01", -1) == "2026-02-28"
+    assert sqlfunctions.mp_date_add("2026-12-31", "1") == "2027-01-01"
+    assert sqlfunctions.mp_date_add("nonsense", 1) is None
+    assert [sqlfunctions.mp_period_days(v) for v in (None, "", "day", " WEEK ", "month", "7", "год")] == [
         1, 1, 1, 7, 30, None, None]
 
 

@@ -562,7 +562,7 @@ def canned_rows(path: Path, recomputed: bool = False, asked: list = ASKED,
     from zoneinfo import ZoneInfo
 
     from collector.alerts import canned_sql
-    from collector.datasette_plugin import prepare_collector_connection
+    from collector.sqlfunctions import prepare_collector_connection
 
     conn = sqlite3.connect(path)
     prepare_collector_connection(conn, ZoneInfo("Europe/Moscow"), lambda: datetime.fromisoformat(now))
@@ -600,7 +600,7 @@ def test_a_group_asked_for_is_its_rows_of_the_whole(storage, seed):
     from zoneinfo import ZoneInfo
 
     from collector.alerts import canned_sql
-    from collector.datasette_plugin import prepare_collector_connection
+    from collector.sqlfunctions import prepare_collector_connection
 
     random_history(storage, random.Random(200 + seed))
     storage.replace_aliases([("ozon", "1", "Группа", 1), ("wb", "2", "Группа", 1), ("ozon", "3", "Другая", 2)])
@@ -665,7 +665,7 @@ def test_history_streams_the_rows_the_whole_grid_gives(storage, seed):
     from zoneinfo import ZoneInfo
 
     from collector.alerts import canned_sql
-    from collector.datasette_plugin import prepare_collector_connection
+    from collector.sqlfunctions import prepare_collector_connection
 
     rng = random.Random(400 + seed)
     random_history(storage, rng)
@@ -702,7 +702,7 @@ def test_restock_judges_quiet_days_together_as_it_would_one_by_one(storage, seed
     from zoneinfo import ZoneInfo
 
     from collector.alerts import canned_sql
-    from collector.datasette_plugin import prepare_collector_connection
+    from collector.sqlfunctions import prepare_collector_connection
 
     rng = random.Random(300 + seed)
     random_history(storage, rng)
