@@ -417,20 +417,28 @@ async def first_page_in_key_order(datasette, table: str, query: str) -> str:
     """`query` of a page of `table`, with a `_next` before every row when it asks for the first
     page of a sort by a column whose values repeat."""
     args = parse_qs(query, keep_blank_values=True)
+    if "_next" in args or "_stream" in args:
+        return query  # (Datasette refuses a `_next` for its streamed CSV: collector/export.py streams it)
+    token = await before_every_row(datasette, table, args)
+    return query if token is None else (query + "&" if query else "") + urlencode({"_next": token})
+
+
+async def before_every_row(datasette, table: str, args: dict[str, list[str]]) -> str | None:
+    """The `_next` "before every row" of `table` sorted as `args` (parse_qs) ask: a first page
+    asked for with it comes in the order of the pages after it. None where Datasette's own first
+    page is in that order, or the sort is not one this applies to."""
     page = TablePage(datasette, table, lambda name: (args.get(name) or [None])[0], list(args))
-    if "_next" in args or "_stream" in args or page.sorted_by is None:
-        return query  # (Datasette streams a CSV page by page itself and refuses a `_next` for it)
+    if page.sorted_by is None:
+        return None
     column, descending = page.sorted_by
     if column not in page.metadata.get("sortable_columns", [column]) or not await page.columns():
-        return query  # (Datasette answers: a sort not offered, a view, no such table)
+        return None  # (Datasette answers: a sort not offered, a view, no such table)
     pks = await page.keys()
     if pks == [column] or await page.is_rowid(column):
-        return query  # (no two rows share a value)
+        return None  # (no two rows share a value)
     if not (await page.holds_no_null() or descending and await page.starts_at_its_value(PAST_EVERY_TEXT)):
-        return query  # (a NULL among the rows: the page as Datasette makes it)
-    before_every_row = tilde_encode(PAST_EVERY_TEXT) if descending else "$null"
-    token = ",".join([before_every_row] + [""] * len(pks))
-    return (query + "&" if query else "") + urlencode({"_next": token})
+        return None  # (a NULL among the rows: the page as Datasette makes it)
+    return ",".join([tilde_encode(PAST_EVERY_TEXT) if descending else "$null"] + [""] * len(pks))
 
 
 @hookimpl
@@ -556,12 +564,13 @@ def asgi_wrapper(datasette):
     # streamed CSV of the export views is served by the export that streams them
     # (collector/export.py: instead_of_view). A page of a big table or of a view comes without
     # its count, and a first page sorted by a column whose values repeat is asked for in the
-    # order of the pages after it (both above). A canned query's JSON skips Datasette's look for infinite
+    # order of the pages after it (both above); the streamed CSV of such a sort is sent from those
+    # pages (collector/export.py: stream_in_key_order). A canned query's JSON skips Datasette's look for infinite
     # numbers in every cell (_json_infinity=1: ~6 us a row, 30 ms of a 5,000-row answer), which
     # finds none: the canned queries divide only through nullif() and add up whole numbers, and
     # SQLite gives NULL, not infinity, for a division by zero. It is answered from memory while
     # nothing was written since (collector/answer_cache.py).
-    from collector.export import instead_of_view
+    from collector.export import instead_of_view, stream_in_key_order
 
     def wrap(app):
         async def adjusted(scope, receive, send):
@@ -579,6 +588,8 @@ def asgi_wrapper(datasette):
                     if "_nocount" not in parse_qs(query, keep_blank_values=True) \
                             and table in await big_names(datasette.get_database(DATABASE)):
                         query = (query + "&" if query else "") + "_nocount=1"
+                    if streamed := await stream_in_key_order(datasette, scope, table, query):
+                        return await streamed.asgi_send(send)
                     query = await first_page_in_key_order(datasette, table, query)
                     scope = dict(scope, query_string=query.encode())
                 else:

@@ -306,7 +306,8 @@ def data_urls(database: Path) -> list[str]:
     urls = [f"/mp/{quote(name)}{fmt}" for name in [*names, *queries] for fmt in ("", ".json", ".csv")]
     urls += [f"/-/dashboards/{name}" for name in dashboards]
     urls += ["/mp", "/mp.json", "/.json", "/mp.db", "/mp?sql=select+1", "/mp.json?sql=select+*+from+orders",
-             "/mp.csv?sql=select+*+from+fetch_log", "/mp/orders.csv?_stream=on", "/mp/accounts/wb-1.json",
+             "/mp.csv?sql=select+*+from+fetch_log", "/mp/orders.csv?_stream=on",
+             "/mp/orders.csv?_stream=on&_sort_desc=day", "/mp/accounts/wb-1.json",
              "/-/help", "/-/health.json", "/-/metadata.json", "/-/databases.json", "/-/plugins.json",
              "/-/settings.json", "/-/versions.json", "/-/export/daily.csv", "/-/export/stock.csv",
              "/-/export/daily.csv?excel=1&day__gte=2026-01-01"]
