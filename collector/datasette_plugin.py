@@ -23,7 +23,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlencode
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode
 
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
@@ -417,8 +417,12 @@ async def first_page_in_key_order(datasette, table: str, query: str) -> str:
     """`query` of a page of `table`, with a `_next` before every row when it asks for the first
     page of a sort by a column whose values repeat."""
     args = parse_qs(query, keep_blank_values=True)
+    if "_stream" in args and "_next" in args:
+        # «stream all rows» from a later page's export form, which carries the page's `_next`:
+        # Datasette refuses a stream with one, though the box says all rows
+        return urlencode([(name, value) for name, value in parse_qsl(query, keep_blank_values=True) if name != "_next"])
     if "_next" in args or "_stream" in args:
-        return query  # (Datasette refuses a `_next` for its streamed CSV: collector/export.py streams it)
+        return query  # (a stream sorted by day: collector/export.py, stream_in_key_order)
     token = await before_every_row(datasette, table, args)
     return query if token is None else (query + "&" if query else "") + urlencode({"_next": token})
 
