@@ -458,8 +458,8 @@ def filters_from_request(request, database, table, datasette):
         if token.startswith("$null,"):  # (the page after the NULLs going up: every row, if the column holds none)
             return FilterArguments([f"{escape_sqlite(column)} IS NOT NULL"]) \
                 if not descending and await page.holds_no_null() else None
-        if not descending:
-            return None
+        if not descending or any(name.startswith("_facet") for name in page.names):
+            return None  # (Datasette counts a facet over the rows its filters leave, a bound among them)
         after, *key = urlsafe_components(token)
         return await page.bound(after, key)
 

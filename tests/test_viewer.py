@@ -403,6 +403,22 @@ def test_a_streamed_csv_is_refused_as_its_pages_are(private_ds):
     assert "Cannot use _sort and _sort_desc" in both.text
 
 
+def test_a_facet_counts_every_row_the_filters_leave(open_ds, db_path):
+    """A first page newest first comes as a page after "before every row"; where no count is
+    shown (a big table's page) the plugin bounds it to the newest day. Datasette counts a facet
+    over the rows the filters leave, so with a facet asked for there is no bound: its counts are
+    the table's, not the newest day's."""
+    page = get(open_ds, "/mp/orders.json?_sort_desc=day&_size=3&_nocount=1&_facet=warehouse&_facet=day").json()
+    facets = {name: {row["value"]: row["count"] for row in facet["results"]} for name, facet in page["facet_results"].items()}
+    conn = sqlite3.connect(db_path)
+    expected = {column: dict(conn.execute(f"SELECT {column}, count(*) FROM orders GROUP BY 1"))
+                for column in ("warehouse", "day")}
+    conn.close()
+    assert len(expected["day"]) > 1 and facets == expected
+    assert [row["day"] for row in get(open_ds, "/mp/orders.json?_sort_desc=day&_size=3&_shape=objects").json()["rows"]] \
+        == [row[8] for row in page["rows"]]  # (the same page)
+
+
 def test_a_next_page_with_its_count_counts_every_row_as_the_first(open_ds):
     """The bound of a next page newest first goes only where the page shows no count (a big
     table's page): Datasette counts the rows its filters leave, the bound among them."""
