@@ -353,8 +353,9 @@ async def stream_in_key_order(datasette, scope, table: str, query: str) -> AsgiS
             or LEFT_TO_DATASETTE & args.keys()):
         return None
     token = await before_every_row(datasette, table, args)
-    if token is None:
-        return None
+    columns = await datasette.get_database(DATABASE).table_column_details(table)
+    if token is None or any(column.type.upper() == "BLOB" for column in columns):
+        return None  # (Datasette writes a link to each BLOB, which a JSON page does not give)
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", [])
                if name.decode("latin-1").lower() in FORWARDED_HEADERS}
     asked = [(name, value) for name, values in args.items() if name not in PAGE_ARGUMENTS for value in values]
