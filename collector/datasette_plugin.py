@@ -413,11 +413,11 @@ PAST_EVERY_TEXT = "\U0010ffff"  # sorts after any text that does not start with 
 LOOK_MS = 20  # how long a look at the rows for a bound may take (past it: no bound)
 
 
-async def first_page_in_key_order(datasette, table: str, query: str) -> str:
-    """`query` of a page of `table`, with a `_next` before every row when it asks for the first
-    page of a sort by a column whose values repeat."""
+async def first_page_in_key_order(datasette, table: str, query: str, csv: bool = False) -> str:
+    """`query` of a page of `table` (`csv`: its CSV), with a `_next` before every row when it
+    asks for the first page of a sort by a column whose values repeat."""
     args = parse_qs(query, keep_blank_values=True)
-    if "_stream" in args and "_next" in args:
+    if csv and "_stream" in args and "_next" in args:
         # «stream all rows» from a later page's export form, which carries the page's `_next`:
         # Datasette refuses a stream with one, though the box says all rows
         return urlencode([(name, value) for name, value in parse_qsl(query, keep_blank_values=True) if name != "_next"])
@@ -594,7 +594,7 @@ def asgi_wrapper(datasette):
                         query = (query + "&" if query else "") + "_nocount=1"
                     if streamed := await stream_in_key_order(datasette, scope, table, query):
                         return await streamed.asgi_send(send)
-                    query = await first_page_in_key_order(datasette, table, query)
+                    query = await first_page_in_key_order(datasette, table, query, csv=path.endswith(".csv"))
                     scope = dict(scope, query_string=query.encode())
                 else:
                     if table and path.endswith(".json") and "_json_infinity" not in parse_qs(query, keep_blank_values=True) \

@@ -389,6 +389,9 @@ def test_stream_all_rows_on_a_table_page_sends_every_row(open_ds, db_path, page,
     conn.close()
     lines = streamed.text.splitlines()
     assert streamed.status_code == 200 and len(lines) == whole + 1 == len(set(lines)), streamed.text[:300]
+    if later:  # (a JSON page has no stream: its `_next` stays, whatever else the address says)
+        json_page = f"/mp/{table}.json?{urlencode([*fields, ('_shape', 'objects')])}"
+        assert get(open_ds, json_page + "&_stream=on").json()["rows"] == get(open_ds, json_page).json()["rows"]
 
 
 def test_a_streamed_csv_is_refused_as_its_pages_are(private_ds):
