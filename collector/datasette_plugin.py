@@ -413,14 +413,21 @@ PAST_EVERY_TEXT = "\U0010ffff"  # sorts after any text that does not start with 
 LOOK_MS = 20  # how long a look at the rows for a bound may take (past it: no bound)
 
 
-async def first_page_in_key_order(datasette, table: str, query: str, csv: bool = False) -> str:
-    """`query` of a page of `table` (`csv`: its CSV), with a `_next` before every row when it
-    asks for the first page of a sort by a column whose values repeat."""
+def streamed_from_the_first_row(path: str, query: str) -> str:
+    """`query` of a table page without its `_next` when it asks for the streamed CSV («stream
+    all rows»): the export form of a page carries the page's `_next` (a later page's, or the
+    plugin's "before every row" on a first page), and Datasette refuses every stream with one
+    ("_next not allowed for CSV streaming"), though the box says all rows."""
+    args = parse_qsl(query, keep_blank_values=True)
+    if not path.endswith(".csv") or not any(name == "_stream" and value for name, value in args):
+        return query
+    return urlencode([(name, value) for name, value in args if name != "_next"])
+
+
+async def first_page_in_key_order(datasette, table: str, query: str) -> str:
+    """`query` of a page of `table`, with a `_next` before every row when it asks for the first
+    page of a sort by a column whose values repeat."""
     args = parse_qs(query, keep_blank_values=True)
-    if csv and "_stream" in args and "_next" in args:
-        # «stream all rows» from a later page's export form, which carries the page's `_next`:
-        # Datasette refuses a stream with one, though the box says all rows
-        return urlencode([(name, value) for name, value in parse_qsl(query, keep_blank_values=True) if name != "_next"])
     if "_next" in args or "_stream" in args:
         return query  # (a stream sorted by day: collector/export.py, stream_in_key_order)
     token = await before_every_row(datasette, table, args)
@@ -592,9 +599,10 @@ def asgi_wrapper(datasette):
                     if "_nocount" not in parse_qs(query, keep_blank_values=True) \
                             and table in await big_names(datasette.get_database(DATABASE)):
                         query = (query + "&" if query else "") + "_nocount=1"
+                    query = streamed_from_the_first_row(path, query)
                     if streamed := await stream_in_key_order(datasette, scope, table, query):
                         return await streamed.asgi_send(send)
-                    query = await first_page_in_key_order(datasette, table, query, csv=path.endswith(".csv"))
+                    query = await first_page_in_key_order(datasette, table, query)
                     scope = dict(scope, query_string=query.encode())
                 else:
                     if table and path.endswith(".json") and "_json_infinity" not in parse_qs(query, keep_blank_values=True) \

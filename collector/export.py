@@ -325,7 +325,7 @@ async def export_csv(datasette, request):
 # Datasette's streamed CSV of a table sorted by a column whose values repeat
 
 LEFT_TO_DATASETTE = {"_labels", "_trace"}  # a stream with these is Datasette's own
-PAGE_ARGUMENTS = {"_stream", "_dl", "_header", "_shape", "_nocount", "_nofacet", "_next"}  # the stream's, not a page's
+PAGE_ARGUMENTS = {"_stream", "_dl", "_header", "_shape", "_nocount", "_nofacet"}  # the stream's, not a page's
 FORWARDED_HEADERS = {"cookie", "authorization"}  # who asks: a page refused to them is refused here
 
 
@@ -344,17 +344,14 @@ async def stream_in_key_order(datasette, scope, table: str, query: str) -> AsgiS
     first asked for from before every row as the table page asks for it (datasette_plugin.
     first_page_in_key_order), so every page after it is bounded where it starts too; the rows
     are written as Datasette writes its CSV, with its `max_csv_mb`, `_header=off` and `_dl`.
-
-    A `_next` is left out: the export form of a table page sends the page's own (the first
-    page's is the plugin's "before every row"), and Datasette refused every stream with one
-    ("_next not allowed for CSV streaming"), though the box says «stream all rows»."""
+    (A page's `_next` is already gone: datasette_plugin.streamed_from_the_first_row.)"""
     args = parse_qs(query, keep_blank_values=True)
     if (scope.get("method") != "GET" or not scope["path"].endswith(".csv") or not args.get("_stream", [""])[0]
-            or LEFT_TO_DATASETTE & args.keys()):
+            or "_next" in args or LEFT_TO_DATASETTE & args.keys()):
         return None
     token = await before_every_row(datasette, table, args)
-    columns = await datasette.get_database(DATABASE).table_column_details(table)
-    if token is None or any(column.type.upper() == "BLOB" for column in columns):
+    if token is None or any(column.type.upper() == "BLOB"
+                            for column in await datasette.get_database(DATABASE).table_column_details(table)):
         return None  # (Datasette writes a link to each BLOB, which a JSON page does not give)
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", [])
                if name.decode("latin-1").lower() in FORWARDED_HEADERS}
