@@ -120,6 +120,7 @@ def remembered_answers(permission_allowed):
 
 @hookimpl
 def startup(datasette):
+    served_as_mp(datasette)
     # The database page counts every table (see big_names).
     if DATABASE in datasette.databases:
         database = datasette.get_database(DATABASE)
@@ -146,6 +147,16 @@ def startup(datasette):
             await find_big_names(datasette.get_database(DATABASE))
 
     return find_big_tables_now
+
+
+def served_as_mp(datasette) -> None:
+    """The file as `mp`, whatever DATABASE_PATH names it. Datasette names a database after its
+    file, and metadata.yml, the dashboard and every link say `mp`: served from seller.db, every
+    page failed."""
+    files = [db for db in datasette.databases.values() if db.path]
+    if DATABASE not in datasette.databases and len(files) == 1:
+        datasette.remove_database(files[0].name)
+        datasette.add_database(files[0], name=DATABASE)
 
 
 @hookimpl

@@ -22,27 +22,35 @@ EXIT_STOPPED = 0  # = collector.stopping.EXIT_STOPPED; not imported, to keep thi
 PR_SET_PDEATHSIG = 1
 
 
+# Datasette's settings as the viewer is served with them.
+# sql_time_limit_ms: no query, canned or ad-hoc, holds a connection for more than 3 s.
+# max_returned_rows: the cap of a canned query (full exports stream instead).
+# suggest_facets off: a table's page would try a facet on each of its columns, ~2 s for `orders`
+# at a year (facets asked for still work).
+# max_csv_mb 0: «stream all rows» sends the whole table, as /-/export/*.csv sends the whole year.
+# Datasette's default (100 MB) cut a big seller's raw orders after about two weeks and ended the
+# file with its error text as a last line. A stream holds one page in memory at a time, and each
+# page is under sql_time_limit_ms, so an unlimited stream costs time, not memory.
+SETTINGS = {"sql_time_limit_ms": 3000, "max_returned_rows": 5000, "suggest_facets": "off", "max_csv_mb": 0}
+
+
 def datasette_command(database: Path, port: int, host: str = "127.0.0.1", behind_proxy: bool = False,
                       create: bool = False) -> list[str]:
     """The viewer's command line.
 
     --template-dir: the dashboard, help and login pages in Russian; --static assets:...: their
-    CSS (dark mode) and the dashboard's JS; sql_time_limit_ms: no query, canned or ad-hoc, holds
-    a connection for more than 3 s; max_returned_rows: the cap of a canned query (full exports
-    stream from views with _stream=on instead); suggest_facets off: a table's page would try a
-    facet on each of its columns, ~2 s for `orders` at a year (facets asked for still work). The file is opened read-only (not --immutable:
-    the collector keeps writing it). behind_proxy: nginx terminates TLS, so the URLs Datasette
-    builds must say https://. create: start on an empty file before the collector's first pass.
-    It runs Datasette's own CLI through main() below, for the stop.
+    CSS (dark mode) and the dashboard's JS; SETTINGS above. The file is opened read-only (not
+    --immutable: the collector keeps writing it). behind_proxy: nginx terminates TLS, so the URLs
+    Datasette builds must say https://. create: start on an empty file before the collector's
+    first pass. It runs Datasette's own CLI through main() below, for the stop.
     """
     command = [sys.executable, "-m", "collector.viewer", "serve", str(database),
                "--metadata", str(PROJECT_DIR / "metadata.yml"),
                "--template-dir", str(PROJECT_DIR / "templates"),
                "--static", f"assets:{PROJECT_DIR / 'static'}",
-               "--host", host, "--port", str(port),
-               "--setting", "sql_time_limit_ms", "3000",
-               "--setting", "max_returned_rows", "5000",
-               "--setting", "suggest_facets", "off"]
+               "--host", host, "--port", str(port)]
+    for name, value in SETTINGS.items():
+        command += ["--setting", name, str(value)]
     if behind_proxy:
         command += ["--setting", "force_https_urls", "on"]
     if create:

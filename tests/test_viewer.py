@@ -13,6 +13,7 @@ import csv
 import io
 import re
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -28,7 +29,7 @@ from datasette.app import Datasette
 from datasette_auth_passwords.utils import hash_password
 from freezegun import freeze_time
 
-from collector.viewer import datasette_command
+from collector.viewer import SETTINGS, datasette_command
 from test_queries import NOON, ROOT, build_database, load_metadata
 
 PASSWORD = "correct horse battery staple"
@@ -394,6 +395,33 @@ def test_stream_all_rows_on_a_table_page_sends_every_row(open_ds, db_path, page,
         assert get(open_ds, json_page + "&_stream=on").json()["rows"] == get(open_ds, json_page).json()["rows"]
 
 
+def test_a_table_over_a_megabyte_streams_whole_as_served(db_path, tmp_path, monkeypatch):
+    """Datasette stops a streamed CSV at max_csv_mb (by default 100 MB: two weeks of a big
+    seller's orders) and ends the file with its error as a last line. Served with max_csv_mb 0,
+    «stream all rows» sends every row, whichever way the table is sorted."""
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    path = tmp_path / "mp.db"
+    shutil.copy(db_path, path)
+    conn = sqlite3.connect(path)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(orders)")]
+    copied = ", ".join("order_id || '~' || n" if name == "order_id" else name for name in columns)
+    with conn:  # (each order line 600 times over, under other order numbers)
+        conn.execute(f"INSERT INTO orders ({', '.join(columns)}) "
+                     f"WITH RECURSIVE copy(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copy WHERE n < 600) "
+                     f"SELECT {copied} FROM orders, copy")
+    lines = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+    conn.close()
+    served, capped = make_datasette(path, max_csv_mb=SETTINGS["max_csv_mb"]), make_datasette(path, max_csv_mb=1)
+    assert SETTINGS["max_csv_mb"] == 0  # (no limit)
+    for sort in ("&_size=max", "&_sort_desc=day"):  # (Datasette's own stream; the plugin's, in key order)
+        whole = get(served, f"/mp/orders.csv?_stream=on{sort}").text
+        assert len(whole.encode()) > 1024 * 1024
+        rows = list(csv.reader(io.StringIO(whole)))
+        assert len(rows) == lines + 1 == len({tuple(row) for row in rows}), sort
+        cut = get(capped, f"/mp/orders.csv?_stream=on{sort}").text
+        assert len(cut.splitlines()) < lines and cut.endswith(f"CSV contains more than {1024 * 1024} bytes"), sort
+
+
 def test_a_streamed_csv_is_refused_as_its_pages_are(private_ds):
     refused = get(private_ds, "/mp/orders.csv?_stream=on&_sort_desc=day")
     assert refused.status_code == 403 and "wb-1" not in refused.text
@@ -566,6 +594,7 @@ def test_datasette_command(tmp_path):
     assert f"--template-dir {ROOT / 'templates'}" in joined
     assert f"--static assets:{ROOT / 'static'}" in joined
     assert "--setting sql_time_limit_ms 3000" in joined
+    assert "--setting max_csv_mb 0" in joined  # (a table's stream whole: no limit)
     assert "--immutable" not in command and "-i" not in command  # the collector writes the file
     for name in ("base.html", "dashboard_view.html", "mp_help.html", "password_login.html"):
         assert (ROOT / "templates" / name).is_file()
@@ -576,8 +605,10 @@ def test_mp_collector_serve_is_what_systemd_runs(tmp_path):
     database from DATABASE_PATH, sign-in from DATASETTE_PASSWORD_HASH, no marketplace token."""
     unit = (ROOT / "systemd" / "mp-datasette.service.in").read_text(encoding="utf-8")
     assert "ExecStart=@APP_DIR@/.venv/bin/mp-collector serve " in unit
-    build_database(tmp_path / "mp.db")
-    (tmp_path / ".env").write_text(f"DATABASE_PATH={tmp_path / 'mp.db'}\nDATASETTE_PASSWORD_HASH={PASSWORD_HASH}\n"
+    # (any file name: Datasette would name the database after it, and metadata.yml says `mp`)
+    (tmp_path / "seller").mkdir()
+    build_database(tmp_path / "seller" / "shop.db")
+    (tmp_path / ".env").write_text(f"DATABASE_PATH={tmp_path / 'seller' / 'shop.db'}\nDATASETTE_PASSWORD_HASH={PASSWORD_HASH}\n"
                                    "WB_API_TOKEN=wb-token-must-not-reach-datasette\n", encoding="utf-8")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "OZON_", "DATASETTE_"))}
@@ -589,11 +620,21 @@ def test_mp_collector_serve_is_what_systemd_runs(tmp_path):
         assert requests.get(base + "/mp/today.json", timeout=5).status_code == 403
         signed_in = requests.get(base + "/mp/today.json?_shape=array", auth=("seller", PASSWORD), timeout=5)
         assert signed_in.status_code == 200 and signed_in.json()
+        dashboard = requests.get(base + "/", auth=("seller", PASSWORD), timeout=5)
+        assert dashboard.status_code == 200 and "/mp/" in dashboard.text and "Error" not in dashboard.text
         environ = Path(f"/proc/{server.pid}/environ").read_bytes()
         assert b"DATASETTE_PASSWORD_HASH=" in environ and b"wb-token-must-not-reach-datasette" not in environ
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_canned_query_s_tab_says_its_title(open_ds):
+    """Datasette titles a canned query's page with its SQL: the tab read «mp: -- One row per alias»."""
+    for name, query in load_metadata()["databases"]["mp"]["queries"].items():
+        html = get(open_ds, f"/mp/{name}").text
+        assert unescape(re.search(r"<title>(.*?)</title>", html, re.S).group(1)) == f"{query['title']} — MP Dashboard"
+    assert "<title>mp: select 1</title>" in get(open_ds, "/mp?sql=select+1").text
 
 
 def free_port() -> int:
