@@ -163,8 +163,9 @@ def served_as_mp(datasette) -> None:
 def extra_template_vars(datasette, request):
     # templates/base.html offers "Войти" only when signing in means something; query-mp.html
     # draws the links between a canned query's pages.
+    # (mp_schema_note: called by the page only when its SQL failed)
     return {"mp_password_required": password_required(datasette), "mp_datalist_options": datalist_options,
-            "mp_page": page_links(datasette, request)}
+            "mp_page": page_links(datasette, request), "mp_schema_note": lambda: schema_note(datasette)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,9 +280,17 @@ async def health(datasette, request):
     now = datetime.now(timezone.utc)
     sources = []
     if DATABASE in datasette.databases:
-        result = await datasette.get_database(DATABASE).execute(
-            "SELECT account, dataset, status, last_success_at, last_error FROM source_freshness "
-            "WHERE required ORDER BY account, dataset")  # optional datasets never make the viewer unhealthy
+        try:
+            result = await datasette.get_database(DATABASE).execute(
+                "SELECT account, dataset, status, last_success_at, last_error FROM source_freshness "
+                "WHERE required ORDER BY account, dataset")  # optional datasets never make the viewer unhealthy
+        except sqlite3.OperationalError as error:
+            if not (str(error).startswith(NOT_IN_THE_SCHEMA) and (lag := await schema_lag(datasette))):
+                raise
+            said = ("the collector has not created the database yet (no pass so far)" if lag[0] == 0 else
+                    f"the database is at schema version {lag[0]}, the viewer needs {lag[1]}: "
+                    f"the collector upgrades it at its next pass")
+            return Response.json({"ok": False, "checked_at": mp_now(), "error": said}, status=503)
         for account, dataset, status, last_success_at, last_error in result.rows:
             age = (now - datetime.fromisoformat(last_success_at)).total_seconds() / 60 if last_success_at else None
             sources.append({"account": account, "dataset": dataset, "status": status,
@@ -360,14 +369,60 @@ UNSORTABLE = "Cannot sort table by "  # the start of Datasette's error for a sor
 
 @hookimpl
 def handle_exception(datasette, request, exception):
-    """Two of Datasette's errors said to a seller, in Russian, with what to do; others as
+    """Three of Datasette's errors said to a seller, in Russian, with what to do; others as
     Datasette answers them."""
-    said = said_to_a_seller(datasette, request, exception)
-    if said is None:
-        return None
     from datasette.handle_exception import handle_exception as error_page
 
-    return error_page(datasette, request, said)
+    said = said_to_a_seller(datasette, request, exception)
+    if said is not None:
+        return error_page(datasette, request, said)
+    if not str(exception).startswith(NOT_IN_THE_SCHEMA):
+        return None
+
+    async def before_the_schema():
+        said = await schema_not_ready(datasette)
+        return None if said is None else await error_page(datasette, request, said)()
+
+    return before_the_schema()
+
+
+NOT_IN_THE_SCHEMA = ("no such table", "no such column")  # SQLite's words for what a schema lacks
+
+
+async def schema_lag(datasette) -> tuple[int, int] | None:
+    """(the database's schema version, this project's) while the collector has not created the
+    database (0: a new server before its first pass, when the viewer starts on an empty file) or
+    not yet upgraded it (it does at its next pass); None once it has."""
+    from collector.storage import SCHEMA_VERSION
+
+    version = (await datasette.get_database(DATABASE).execute("PRAGMA user_version")).first()[0]
+    return (version, SCHEMA_VERSION) if version < SCHEMA_VERSION else None
+
+
+def schema_lag_said(lag: tuple[int, int]) -> str:
+    version, needed = lag
+    if version == 0:
+        return ("Данных ещё нет: сборщик создаст базу при первом проходе (mp-collector run или таймер "
+                "mp-collector.timer, раз в 10 минут). Обновите страницу после него.")
+    return (f"База данных версии {version}, а витрине нужна {needed}: сборщик обновит её при следующем "
+            f"проходе (на годе истории — несколько минут). Обновите страницу после него.")
+
+
+async def schema_not_ready(datasette) -> Exception | None:
+    """The error page (503) of a page that cannot be drawn before the schema is there, or None."""
+    from datasette.views.base import DatasetteError
+
+    lag = await schema_lag(datasette)
+    if lag is None:
+        return None
+    return DatasetteError(schema_lag_said(lag), title="Данных пока нет" if lag[0] == 0 else "База обновляется",
+                          status=503)
+
+
+async def schema_note(datasette) -> str:
+    """For a canned query's page whose SQL failed: why, when it is the schema's lag; else ''."""
+    lag = await schema_lag(datasette)
+    return "" if lag is None else schema_lag_said(lag)
 
 
 def said_to_a_seller(datasette, request, exception) -> Exception | None:

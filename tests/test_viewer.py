@@ -29,6 +29,7 @@ from datasette.app import Datasette
 from datasette_auth_passwords.utils import hash_password
 from freezegun import freeze_time
 
+from collector.storage import SCHEMA_VERSION
 from collector.viewer import SETTINGS, datasette_command
 from test_queries import NOON, ROOT, build_database, load_metadata
 
@@ -627,6 +628,36 @@ def test_mp_collector_serve_is_what_systemd_runs(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("version", ["none", "older", "current"])
+def test_before_the_collector_made_the_schema_the_pages_say_so(tmp_path, monkeypatch, version):
+    """The viewer starts on an empty file on a new server (before the collector's first pass), and
+    may start on a database the collector has not yet upgraded: the pages said «Error 500 no such
+    table: ...». A table missing from a current schema is a fault, Datasette's 500."""
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    path = tmp_path / "mp.db"
+    if version == "none":
+        sqlite3.connect(path).close()
+    else:
+        build_database(path)
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TABLE today_now")  # (read by `today`, and by the dashboard through it)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - (version == 'older')}")
+    ds = make_datasette(path)
+    said = {"none": "сборщик создаст базу при первом проходе",
+            "older": f"База данных версии {SCHEMA_VERSION - 1}, а витрине нужна {SCHEMA_VERSION}"}.get(version)
+    dashboard = get(ds, "/-/dashboards/today?days=14&in=units")
+    if version == "none":  # (its filters read a table: the page cannot be drawn)
+        for answer in (dashboard, get(ds, "/-/help")):
+            assert answer.status_code == 503 and said in answer.text
+        health = get(ds, "/-/health.json")
+        assert health.status_code == 503
+        assert health.json()["error"] == "the collector has not created the database yet (no pass so far)"
+    else:  # (its cards read canned queries)
+        assert dashboard.status_code == 200 and (said in dashboard.text if said else "message-info" not in dashboard.text)
+    query = get(ds, "/mp/today")  # (a canned query's page shows its error, and why)
+    assert query.status_code == 400 and (said in query.text if said else "message-info" not in query.text)
 
 
 def test_a_canned_query_s_tab_says_its_title(open_ds):
