@@ -183,7 +183,7 @@ def load_settings(env_file: Path | None = Path(".env"), environ=None) -> Setting
 def _settings(env: dict[str, str], from_file: dict[str, str]) -> Settings:
     return Settings(
         accounts=tuple(_wb_accounts(env)) + tuple(_ozon_accounts(env)),
-        timezone=_zone(env.get("TIMEZONE", "Europe/Moscow")),
+        timezone=known_zone(env.get("TIMEZONE", "Europe/Moscow")),
         database_path=Path(env.get("DATABASE_PATH", "data/mp.db")),
         aliases_file=Path(env.get("ALIASES_FILE", "data/aliases.csv")),
         wb_statistics_url=_url(env, "WB_STATISTICS_URL"),
@@ -256,7 +256,7 @@ def _numbers(env: dict[str, str], prefix: str) -> set[int]:
     return found
 
 
-def _zone(name: str) -> ZoneInfo:
+def known_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -24,6 +24,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode
+from zoneinfo import ZoneInfoNotFoundError
 
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
@@ -135,6 +136,11 @@ def startup(datasette):
     # The dashboard's pages and scripts are templates/ and static/, which Datasette only gets
     # through its command line. Served without them, the dashboard shows empty cards: say so
     # once at start rather than leave someone puzzling over a blank page.
+    try:  # (`mp-collector serve` refuses to start so; Datasette started by hand is told)
+        zone()
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"mp_dashboard: TIMEZONE={os.environ.get('TIMEZONE')!r} is not a known time zone (e.g. "
+              "Europe/Moscow): every page will fail until it is set right", file=sys.stderr)
     templates = PROJECT_DIR / "templates"
     given = Path(datasette.template_dir).resolve() if datasette.template_dir else None
     if given != templates or "assets" not in dict(datasette.static_mounts):

@@ -630,6 +630,18 @@ def test_mp_collector_serve_is_what_systemd_runs(tmp_path):
         server.wait(timeout=10)
 
 
+def test_mp_collector_serve_refuses_an_unknown_time_zone(tmp_path):
+    """The collector refuses TIMEZONE=Moscow; the viewer started and failed every page with
+    «user-defined function raised exception» (its functions ask for the zone at each call)."""
+    (tmp_path / ".env").write_text(f"DATABASE_PATH={tmp_path / 'mp.db'}\nTIMEZONE=Moscow\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "OZON_", "DATASETTE_", "TIMEZONE"))}
+    refused = subprocess.run([sys.executable, "-m", "collector", "--env-file", str(tmp_path / ".env"), "serve",
+                              "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "Error: configuration: TIMEZONE='Moscow' is not a known time zone (e.g. Europe/Moscow)"
+    assert not (tmp_path / "mp.db").exists()
+
+
 @pytest.mark.parametrize("version", ["none", "older", "current"])
 def test_before_the_collector_made_the_schema_the_pages_say_so(tmp_path, monkeypatch, version):
     """The viewer starts on an empty file on a new server (before the collector's first pass), and
