@@ -374,12 +374,12 @@ def serve(ctx: click.Context, host: str, port: int, behind_proxy: bool) -> None:
     """
     import os
 
-    from collector.config import known_zone, read_environment
+    from collector.config import check_viewer_environment, read_environment
     from collector.viewer import VIEWER_VARIABLES, datasette_command
 
     env = read_environment(ctx.obj["env_file"])
-    try:  # (else every page would be «Error 500: user-defined function raised exception»)
-        known_zone(env.get("TIMEZONE", "Europe/Moscow"))
+    try:
+        check_viewer_environment(env)
     except ConfigError as exc:
         raise Failure(f"configuration: {exc}") from None
     database = Path(env.get("DATABASE_PATH", "data/mp.db"))

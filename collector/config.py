@@ -256,6 +256,18 @@ def _numbers(env: dict[str, str], prefix: str) -> set[int]:
     return found
 
 
+PASSWORD_HASH = re.compile(r"pbkdf2_sha256\$[0-9]+\$[^$]+\$[A-Za-z0-9+/]+=*")  # `datasette hash-password`
+
+
+def check_viewer_environment(env: dict[str, str]) -> None:
+    """What the viewer reads, checked before it starts: with a zone it does not know every page
+    fails; with a password where the hash belongs nobody can sign in. The value is never shown."""
+    known_zone(env.get("TIMEZONE", "Europe/Moscow"))
+    if "DATASETTE_PASSWORD_HASH" in env and not PASSWORD_HASH.fullmatch(env["DATASETTE_PASSWORD_HASH"]):
+        raise ConfigError("DATASETTE_PASSWORD_HASH is not a password hash: set it to the line "
+                          "`.venv/bin/datasette hash-password` prints (pbkdf2_sha256$...), not to the password")
+
+
 def known_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)

@@ -29,6 +29,7 @@ from datasette.app import Datasette
 from datasette_auth_passwords.utils import hash_password
 from freezegun import freeze_time
 
+from collector.config import PASSWORD_HASH as PASSWORD_HASH_SHAPE
 from collector.storage import SCHEMA_VERSION
 from collector.viewer import SETTINGS, datasette_command
 from test_queries import NOON, ROOT, build_database, load_metadata
@@ -630,16 +631,25 @@ def test_mp_collector_serve_is_what_systemd_runs(tmp_path):
         server.wait(timeout=10)
 
 
-def test_mp_collector_serve_refuses_an_unknown_time_zone(tmp_path):
-    """The collector refuses TIMEZONE=Moscow; the viewer started and failed every page with
-    «user-defined function raised exception» (its functions ask for the zone at each call)."""
-    (tmp_path / ".env").write_text(f"DATABASE_PATH={tmp_path / 'mp.db'}\nTIMEZONE=Moscow\n", encoding="utf-8")
+@pytest.mark.parametrize("line, said", [
+    ("TIMEZONE=Moscow", "TIMEZONE='Moscow' is not a known time zone (e.g. Europe/Moscow)"),
+    ("DATASETTE_PASSWORD_HASH=hunter2-secret", "DATASETTE_PASSWORD_HASH is not a password hash: set it to the "
+     "line `.venv/bin/datasette hash-password` prints (pbkdf2_sha256$...), not to the password"),
+])
+def test_mp_collector_serve_refuses_what_would_break_every_page(tmp_path, line, said):
+    """The viewer started with TIMEZONE=Moscow (which the collector refuses) and failed every page
+    with «user-defined function raised exception»; with the password where its hash belongs,
+    nobody could sign in, and nothing said why. Now it does not start, and says so (never the value)."""
+    (tmp_path / ".env").write_text(f"DATABASE_PATH={tmp_path / 'mp.db'}\n{line}\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "OZON_", "DATASETTE_", "TIMEZONE"))}
     refused = subprocess.run([sys.executable, "-m", "collector", "--env-file", str(tmp_path / ".env"), "serve",
                               "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 1
-    assert refused.stderr.strip() == "Error: configuration: TIMEZONE='Moscow' is not a known time zone (e.g. Europe/Moscow)"
+    assert (refused.returncode, refused.stderr.strip()) == (1, f"Error: configuration: {said}")
     assert not (tmp_path / "mp.db").exists()
+
+
+def test_a_password_hash_is_what_hash_password_prints():
+    assert PASSWORD_HASH_SHAPE.fullmatch(PASSWORD_HASH) and PASSWORD_HASH_SHAPE.fullmatch(hash_password("x"))
 
 
 @pytest.mark.parametrize("version", ["none", "older", "current"])
