@@ -401,8 +401,11 @@ async def schema_lag(datasette) -> tuple[int, int] | None:
     not yet upgraded it (it does at its next pass); None once it has."""
     from collector.storage import SCHEMA_VERSION
 
+    if getattr(datasette, "_mp_schema_current", False):
+        return None  # (once current, it stays so: the collector only upgrades)
     version = (await datasette.get_database(DATABASE).execute("PRAGMA user_version")).first()[0]
-    return (version, SCHEMA_VERSION) if version < SCHEMA_VERSION else None
+    datasette._mp_schema_current = version >= SCHEMA_VERSION
+    return None if datasette._mp_schema_current else (version, SCHEMA_VERSION)
 
 
 def schema_lag_said(lag: tuple[int, int]) -> str:
