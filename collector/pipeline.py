@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import sqlite3
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -240,6 +241,10 @@ def describe_failure(ctx: Context, dataset: str, exc: Exception) -> str:
         # Records are read right after their answer arrives, so the latest endpoint sent them.
         what = (f"unreadable data from the marketplace: {exc} "
                 f"({ctx.api.last_endpoint}: HTTP 200 OK, but the data is unreadable)")
+    elif isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+        # (not an internal error: nothing is wrong with the code or the data, only the space)
+        what = (f"the disk holding the database is full ({ctx.storage.path.parent}): nothing of this dataset "
+                f"was saved, and the next pass fetches it again once there is space")
     else:
         what = f"internal error: {type(exc).__name__}: {exc}"
     return f"{ctx.account.account} ({ctx.account.label}) {dataset}: {what}"

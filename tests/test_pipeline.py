@@ -9,6 +9,7 @@ from collector.config import load_settings
 from collector.pipeline import DATASETS, run_pass
 from collector.sandbox import Fault, SandboxConfig
 from collector.sandbox.clock import to_us
+from collector.storage import Storage
 from tests.conftest import SMALL_SELLER, collector_environ, table
 
 TODAY = date(2026, 11, 26)
@@ -140,6 +141,44 @@ def test_a_failed_dataset_leaves_no_rows_and_earlier_data_intact(sandbox, storag
     (error,) = [r.error for r in result.datasets if r.status == "failed"]
     assert error.startswith("ozon-2 (Песочница Ozon 2) orders: unreadable data from the marketplace: posting ")
     assert table(storage, WRITTEN_BY_ORDERS) == before
+
+
+class FullDisk(Storage):
+    """The collector's storage on a disk with room for `pages` more pages: SQLite's own
+    SQLITE_FULL ("database or disk is full"), on every connection the pass opens."""
+
+    def __init__(self, path, pages: int):
+        self.pages = pages
+        super().__init__(path)
+
+    @property
+    def db(self):
+        db = Storage.db.fget(self)
+        if not getattr(self._local, "limited", False):
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            db.execute(f"PRAGMA max_page_count = {pages + self.pages}")
+            self._local.limited = True
+        return db
+
+
+def test_a_full_disk_fails_what_it_could_not_save_says_so_and_loses_nothing(sandbox, settings, storage,
+                                                                             collect, clock):
+    storage.close()
+    full = FullDisk(settings.database_path, pages=40)
+    result = run_pass(settings, full, clock=clock.now)
+    full.close()
+    failed = [r for r in result.datasets if r.status == "failed"]
+    assert result.status == "partial" and failed
+    labels = {account.account: account.label for account in settings.accounts}
+    for r in failed:
+        assert r.error == (f"{r.account} ({labels[r.account]}) "
+                           f"{r.dataset}: the disk holding the database is full ({settings.database_path.parent}): "
+                           f"nothing of this dataset was saved, and the next pass fetches it again once there is space")
+    assert table(storage, "PRAGMA integrity_check") == [("ok",)]
+    assert collect().status == "ok"  # (space again: the next pass)
+    for account in ACCOUNTS:
+        truth = sandbox.seller.ordered_units(account, TODAY, clock.now())
+        assert ordered_today(storage, account) == {k: v for k, v in truth.items() if v}, account
 
 
 def test_ozon_buyouts_are_dated_by_the_pass_that_sees_delivery(sandbox, storage, collect, clock):
