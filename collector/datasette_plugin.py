@@ -133,14 +133,14 @@ def startup(datasette):
     if hasattr(datasette, "_table_permission_allows"):
         datasette._table_permission_allows = functools.lru_cache(maxsize=1024)(datasette._table_permission_allows)
     datasette.permission_allowed = remembered_answers(datasette.permission_allowed)
-    # The dashboard's pages and scripts are templates/ and static/, which Datasette only gets
-    # through its command line. Served without them, the dashboard shows empty cards: say so
-    # once at start rather than leave someone puzzling over a blank page.
     try:  # (`mp-collector serve` refuses to start so; Datasette started by hand is told)
         zone()
     except (ZoneInfoNotFoundError, ValueError):
         print(f"mp_dashboard: TIMEZONE={os.environ.get('TIMEZONE')!r} is not a known time zone (e.g. "
               "Europe/Moscow): every page will fail until it is set right", file=sys.stderr)
+    # The dashboard's pages and scripts are templates/ and static/, which Datasette only gets
+    # through its command line. Served without them, the dashboard shows empty cards: say so
+    # once at start rather than leave someone puzzling over a blank page.
     templates = PROJECT_DIR / "templates"
     given = Path(datasette.template_dir).resolve() if datasette.template_dir else None
     if given != templates or "assets" not in dict(datasette.static_mounts):
