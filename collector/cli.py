@@ -6,8 +6,9 @@ Exit codes: 0 all succeeded; 2 some dataset failed (the others are saved); 1 not
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import click
@@ -383,9 +384,29 @@ def serve(ctx: click.Context, host: str, port: int, behind_proxy: bool) -> None:
     except ConfigError as exc:
         raise Failure(f"configuration: {exc}") from None
     database = Path(env.get("DATABASE_PATH", "data/mp.db"))
+    check_viewer_database(database)
     os.environ.update({name: env[name] for name in VIEWER_VARIABLES if name in env})
     command = datasette_command(database, port, host, behind_proxy, create=True)
     os.execv(command[0], command)  # systemd supervises Datasette itself, not a wrapper
+
+
+def check_viewer_database(database: Path) -> None:
+    """What Datasette would stop on with a traceback, said as the collector says it: the folder is
+    made as the collector makes it (the viewer may start first); a folder or a file that is not a
+    database in its place is refused. A missing file is fine: Datasette creates it empty."""
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Failure(f"cannot open the database {database}: its folder {database.parent} "
+                      f"cannot be created ({exc.strerror or exc})") from None
+    if database.is_dir():
+        raise Failure(f"cannot open the database {database}: it is a folder")
+    if database.exists():
+        try:
+            with closing(sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+                conn.execute("PRAGMA schema_version")
+        except sqlite3.DatabaseError as exc:
+            raise Failure(f"cannot open the database {database}: {exc}") from None
 
 
 def _attach_sandbox() -> None:

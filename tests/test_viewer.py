@@ -29,6 +29,7 @@ from datasette.app import Datasette
 from datasette_auth_passwords.utils import hash_password
 from freezegun import freeze_time
 
+from collector.cli import check_viewer_database
 from collector.config import PASSWORD_HASH as PASSWORD_HASH_SHAPE
 from collector.storage import SCHEMA_VERSION, Storage
 from collector.viewer import SETTINGS, datasette_command
@@ -648,6 +649,32 @@ def test_mp_collector_serve_refuses_what_would_break_every_page(tmp_path, line, 
                               "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60)
     assert (refused.returncode, refused.stderr.strip()) == (1, f"Error: configuration: {said}")
     assert not (tmp_path / "mp.db").exists()
+
+
+@pytest.mark.parametrize("place, said", [
+    ("a folder", "{path}: it is a folder"),
+    ("a text file", "{path}: file is not a database"),
+    ("below a file", "{path}: its folder {path.parent} cannot be created (File exists)"),
+])
+def test_mp_collector_serve_refuses_a_database_path_datasette_would_fail_on(tmp_path, place, said):
+    """Datasette stopped on these with a traceback (`sqlite3.OperationalError: unable to open
+    database file`); now `serve` says what the collector says of the same path."""
+    path = tmp_path / ("file" if place == "below a file" else "") / "mp.db"
+    if place == "a folder":
+        path.mkdir()
+    else:
+        (tmp_path / "file" if place == "below a file" else path).write_text("not a database", encoding="utf-8")
+    (tmp_path / ".env").write_text(f"DATABASE_PATH={path}\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "OZON_", "DATASETTE_", "TIMEZONE"))}
+    refused = subprocess.run([sys.executable, "-m", "collector", "--env-file", str(tmp_path / ".env"), "serve",
+                              "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60)
+    assert (refused.returncode, refused.stderr.strip()) == (1, "Error: cannot open the database " + said.format(path=path))
+
+
+def test_the_viewer_makes_its_database_s_folder_as_the_collector_does(tmp_path):
+    """(the viewer may start before the collector's first pass; Datasette then creates the file)"""
+    check_viewer_database(tmp_path / "state" / "mp-dashboard" / "mp.db")
+    assert (tmp_path / "state" / "mp-dashboard").is_dir()
 
 
 def test_a_password_hash_is_what_hash_password_prints():
