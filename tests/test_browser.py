@@ -803,6 +803,30 @@ def test_screenshot_dashboard_dark(site, browser):
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
 
 
+def test_on_a_phone_the_figures_sit_two_abreast_and_nothing_scrolls_sideways(site, light, truth):
+    """At 390 px (a phone) the dashboard is one card a row: eight figure cards before the first
+    table. Two abreast, each figure whole inside its card; tables and charts the whole width."""
+    driver = light
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+    try:
+        open_page(driver, f"{site}/-/dashboards/today?days=14")
+        cards = driver.execute_script(
+            "return [...document.querySelectorAll('.dashboard-card')].map(c => { const r = c.getBoundingClientRect();"
+            " const v = c.querySelector('.mp-metric-value'); const w = v && v.getBoundingClientRect();"
+            " return [c.classList.contains('mp-mp-metric'), Math.round(r.top), r.left, r.right,"
+            " w ? w.right <= r.right : true, w ? v.textContent : null] })")
+        figures = [card for card in cards if card[0]]
+        assert len(figures) == 8 and len({top for _, top, *_ in figures}) == 4  # (four rows of two)
+        assert all(inside for *_, inside, _ in cards), cards
+        assert metric(driver, "wb_ordered") == truth.total(truth.figures(truth.today), "wb", "ordered")
+        assert all(right - left > 330 for figure, _, left, right, *_ in cards if not figure)
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+        screenshot(driver, "dashboard-phone")
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def test_a_group_opens_its_warehouses_inline(site, light, truth):
     """▸ on a row of «Сегодня по группам» opens the group's warehouses under it: stock now and
     units ordered today per marketplace x warehouse, as the raw rows say, adding up to the row."""
