@@ -805,7 +805,8 @@ def test_screenshot_dashboard_dark(site, browser):
 
 def test_on_a_phone_the_figures_sit_two_abreast_and_nothing_scrolls_sideways(site, light, truth):
     """At 390 px (a phone) the dashboard is one card a row: eight figure cards before the first
-    table. Two abreast, each figure whole inside its card; tables and charts the whole width."""
+    table. Two abreast, each figure whole inside its card; tables and charts the whole width. No
+    page is wider than the phone (the help page was 616 px, so the browser zoomed it out)."""
     driver = light
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
@@ -823,6 +824,11 @@ def test_on_a_phone_the_figures_sit_two_abreast_and_nothing_scrolls_sideways(sit
         assert all(right - left > 330 for figure, _, left, right, *_ in cards if not figure)
         assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
         screenshot(driver, "dashboard-phone")
+        for page in ("/-/dashboards/warehouses", "/-/help"):  # (a page wider than the phone is zoomed out whole)
+            driver.get(site + page)
+            WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
+            assert driver.execute_script("return [window.innerWidth, document.documentElement.scrollWidth]") \
+                == [390, 390], page
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
