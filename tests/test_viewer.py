@@ -644,9 +644,7 @@ def test_mp_collector_serve_refuses_what_would_break_every_page(tmp_path, line, 
     with «user-defined function raised exception»; with the password where its hash belongs,
     nobody could sign in, and nothing said why. Now it does not start, and says so (never the value)."""
     (tmp_path / ".env").write_text(f"DATABASE_PATH={tmp_path / 'mp.db'}\n{line}\n", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "OZON_", "DATASETTE_", "TIMEZONE"))}
-    refused = subprocess.run([sys.executable, "-m", "collector", "--env-file", str(tmp_path / ".env"), "serve",
-                              "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60)
+    refused = serve_refused(tmp_path / ".env")
     assert (refused.returncode, refused.stderr.strip()) == (1, f"Error: configuration: {said}")
     assert not (tmp_path / "mp.db").exists()
 
@@ -665,9 +663,7 @@ def test_mp_collector_serve_refuses_a_database_path_datasette_would_fail_on(tmp_
     else:
         (tmp_path / "file" if place == "below a file" else path).write_text("not a database", encoding="utf-8")
     (tmp_path / ".env").write_text(f"DATABASE_PATH={path}\n", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "OZON_", "DATASETTE_", "TIMEZONE"))}
-    refused = subprocess.run([sys.executable, "-m", "collector", "--env-file", str(tmp_path / ".env"), "serve",
-                              "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60)
+    refused = serve_refused(tmp_path / ".env")
     assert (refused.returncode, refused.stderr.strip()) == (1, "Error: cannot open the database " + said.format(path=path))
 
 
@@ -675,6 +671,14 @@ def test_the_viewer_makes_its_database_s_folder_as_the_collector_does(tmp_path):
     """(the viewer may start before the collector's first pass; Datasette then creates the file)"""
     check_viewer_database(tmp_path / "state" / "mp-dashboard" / "mp.db")
     assert (tmp_path / "state" / "mp-dashboard").is_dir()
+
+
+def serve_refused(env_file: Path) -> subprocess.CompletedProcess:
+    """`mp-collector serve` on `env_file` alone (none of this machine's settings), expected to stop
+    before Datasette starts; a minute at most if it does not."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "OZON_", "DATASETTE_", "TIMEZONE"))}
+    return subprocess.run([sys.executable, "-m", "collector", "--env-file", str(env_file), "serve",
+                           "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_a_password_hash_is_what_hash_password_prints():
