@@ -233,7 +233,8 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
 CREATE TABLE IF NOT EXISTS alert_outbox (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     key         TEXT NOT NULL UNIQUE,
-    kind        TEXT NOT NULL CHECK (kind IN ('low_stock', 'sources_down', 'sources_up', 'digest')),
+    kind        TEXT NOT NULL CHECK (kind IN ('low_stock', 'sources_down', 'sources_up', 'digest',
+                                              'disk_low', 'disk_ok')),
     title       TEXT NOT NULL,
     body        TEXT NOT NULL,                -- the message as sent, link included; never a secret
     created_at  TEXT NOT NULL,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import threading
 import time
 import traceback
@@ -57,7 +58,8 @@ MAX_AGE = timedelta(days=2)  # an alert about the day before yesterday misleads 
 LISTED = 15                  # lines of items in one message; the rest are counted
 
 LINKS = {"low_stock": "/mp/restock", "sources_down": "/mp/freshness", "sources_up": "/mp/freshness",
-         "digest": "/-/dashboards/today"}
+         "digest": "/-/dashboards/today", "disk_low": "/mp/freshness", "disk_ok": "/mp/freshness"}
+MEGABYTE = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def queue(settings: Settings, storage: Storage, run_id: int, now: datetime) -> l
         queries = CannedQueries(conn, settings, now)
         events = [*detect(settings, conn, "low stock", lambda: low_stock_events(settings, queries, run_id, now)),
                   *detect(settings, conn, "sources", lambda: source_events(settings, conn, run_id, now)),
+                  *detect(settings, conn, "disk", lambda: disk_events(settings, conn, run_id, now)),
                   *detect(settings, conn, "digest", lambda: digest_events(settings, queries, now))]
         for event in events:
             insert_event(conn, settings, event, now)
@@ -277,6 +280,38 @@ def latest_status(conn, account: str, dataset: str) -> str | None:
 
 
 # -- the daily digest --------------------------------------------------------------------------
+
+# -- the disk ----------------------------------------------------------------------------------
+
+def disk_events(settings: Settings, conn, run_id: int, now: datetime) -> list[Event]:
+    """The disk holding the database below LOW_DISK_MB free, once per crossing, and its recovery
+    once. Sent while there is still room to queue it: on a full disk nothing can be written,
+    this message included, and every pass fails to save (the database grows every day)."""
+    usage = shutil.disk_usage(settings.database_path.parent)
+    low = settings.low_disk_mb > 0 and usage.free < settings.low_disk_mb * MEGABYTE
+    alerted = "disk:low" in state_keys(conn, "disk:")
+    if low == alerted:
+        return []
+    if not low:
+        clear_state(conn, "disk:low")
+        return [Event(f"disk_ok:run:{run_id}", "disk_ok", "Место на диске снова есть",
+                      f"На диске с базой свободно {size(usage.free)}: сборщик сохраняет данные.")]
+    database = sum(path.stat().st_size for path in settings.database_path.parent.glob(
+        settings.database_path.name + "*") if path.is_file())
+    set_state(conn, "disk:low", now, settings, f"{usage.free} bytes free")
+    return [Event(f"disk_low:run:{run_id}", "disk_low", "Мало места на диске",
+                  f"На диске с базой ({settings.database_path.parent}) свободно {size(usage.free)} из "
+                  f"{size(usage.total)}, база занимает {size(database)}. Когда место кончится, сборщик "
+                  f"перестанет сохранять заказы, продажи и остатки. Освободите место или увеличьте диск "
+                  f"(порог — LOW_DISK_MB, {number(settings.low_disk_mb)} МБ).")]
+
+
+def size(count: int) -> str:
+    """Bytes the Russian way: «812 МБ», «19,6 ГБ»."""
+    if count < 1024 * MEGABYTE:
+        return f"{number(count // MEGABYTE)} МБ"
+    return f"{count / (1024 * MEGABYTE):.1f} ГБ".replace(".", ",")
+
 
 def digest_events(settings: Settings, queries: CannedQueries, now: datetime) -> list[Event]:
     """The day's digest, once, at the first pass at or after DIGEST_TIME (local). A day whose

@@ -33,7 +33,8 @@ KNOWN_VARIABLES = {
     "RATE_LIMIT_FACTOR", "HTTP_TIMEOUT", "WB_PAGE_ROWS", "MAX_RETRY_WAIT", "LOG_FORMAT", "LOG_LEVEL",
     "COLLECT_INTERVAL_MINUTES", "METRICS_FILE", "STALE_AFTER_MINUTES",
     "DATASETTE_PASSWORD_HASH", "DATASETTE_PORT", "WB_ORDERS_SOURCE", "LOW_STOCK_DAYS", "TARGET_COVER_DAYS",
-    "ALERT_URLS", "ALERT_AFTER_FAILURES", "STALE_MINUTES", "DIGEST_TIME", "DASHBOARD_URL", *DEFAULT_URLS,
+    "ALERT_URLS", "ALERT_AFTER_FAILURES", "STALE_MINUTES", "DIGEST_TIME", "DASHBOARD_URL", "LOW_DISK_MB",
+    *DEFAULT_URLS,
 }
 NUMBERED_VARIABLE = re.compile(
     r"^(WB_API_TOKEN|WB_NAME|OZON_CLIENT_ID|OZON_API_KEY|OZON_SKUS|OZON_NAME)_(\d+)$"
@@ -114,6 +115,7 @@ class Settings:
     alert_urls: tuple[Secret, ...] = ()
     alert_after_failures: int = 3
     stale_minutes: float = 60.0
+    low_disk_mb: int = 1024
     digest_time: str = "21:00"
     dashboard_url: str | None = None
     wb_auth_scheme: str = ""
@@ -197,6 +199,7 @@ def _settings(env: dict[str, str], from_file: dict[str, str]) -> Settings:
         alert_urls=tuple(Secret(url) for url in re.split(r"[\s,]+", env.get("ALERT_URLS", "")) if url),
         alert_after_failures=int(_number(env, "ALERT_AFTER_FAILURES", 3)),
         stale_minutes=_number(env, "STALE_MINUTES", 60.0),
+        low_disk_mb=_megabytes(env, "LOW_DISK_MB", 1024),
         digest_time=_clock_time(env, "DIGEST_TIME", "21:00"),
         dashboard_url=env["DASHBOARD_URL"].rstrip("/") if "DASHBOARD_URL" in env else None,
         wb_auth_scheme=env.get("WB_AUTH_SCHEME", ""),
@@ -296,6 +299,14 @@ def _clock_time(env: dict[str, str], name: str, default: str) -> str:
     if not match:
         raise ConfigError(f"{name}={value!r} is not a time of day (HH:MM, e.g. 21:00)")
     return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
+def _megabytes(env: dict[str, str], name: str, default: int) -> int:
+    """A whole number of megabytes; 0 turns off what it sets."""
+    value = env.get(name, str(default))
+    if not value.isdigit():
+        raise ConfigError(f"{name}={value!r} is not a whole number of megabytes (0 turns it off)")
+    return int(value)
 
 
 def _number(env: dict[str, str], name: str, default: float) -> float:

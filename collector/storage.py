@@ -27,7 +27,7 @@ from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 29
+SCHEMA_VERSION = 30
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -272,6 +272,37 @@ MIGRATIONS: dict[int, str] = {
     29: """
     DROP TABLE IF EXISTS restock_days_now;
     DROP TABLE IF EXISTS restock_now_basis;
+    """,
+    # an alert learns the disk running out of room and its recovery (alert_outbox.kind's CHECK):
+    # the table made anew with its rows, ids and sequence; its index comes back with schema.sql
+    # (a database older than the alerts gets it empty)
+    30: """
+    CREATE TABLE IF NOT EXISTS alert_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, kind TEXT,
+        title TEXT, body TEXT, created_at TEXT, day TEXT, status TEXT, done_at TEXT);
+    CREATE TABLE alert_outbox_v30 (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        key         TEXT NOT NULL UNIQUE,
+        kind        TEXT NOT NULL CHECK (kind IN ('low_stock', 'sources_down', 'sources_up', 'digest',
+                                                  'disk_low', 'disk_ok')),
+        title       TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        day         TEXT NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'expired')),
+        done_at     TEXT
+    );
+    INSERT INTO alert_outbox_v30 SELECT id, key, kind, title, body, created_at, day, status, done_at
+    FROM alert_outbox;
+    -- (the sequence as it was, past ids no row holds any more: an id is never given twice)
+    DELETE FROM sqlite_sequence WHERE name = 'alert_outbox_v30';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'alert_outbox_v30', seq FROM sqlite_sequence
+    WHERE name = 'alert_outbox';
+    DROP TABLE alert_outbox;
+    -- (legacy: the rename alone, not a check of every view, some of which name tables an old
+    -- database gets only from schema.sql after this)
+    PRAGMA legacy_alter_table = ON;
+    ALTER TABLE alert_outbox_v30 RENAME TO alert_outbox;
+    PRAGMA legacy_alter_table = OFF;
     """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shutil
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +18,7 @@ from freezegun import freeze_time
 
 from collector import alerts, logs, kept
 from collector.cli import cli
-from collector.config import load_settings
+from collector.config import ConfigError, load_settings
 from collector.records import OrderLine, Product, StockLevel
 from collector.sandbox import Fault, SandboxClock
 from collector.storage import Storage
@@ -299,6 +301,75 @@ def test_a_silent_source_is_alerted_after_stale_minutes_and_its_recovery_once(sa
     clock.advance(minutes=10)
     run_pass(settings, storage, clock=clock.now, datasets=("sales",))
     assert titles(sandbox) == ["Данные не загружаются", "Загрузка данных восстановлена"]
+
+
+def test_a_disk_running_out_of_room_is_alerted_once_and_its_recovery_once(sandbox, tmp_path, storage, clock):
+    """Free space on the database's disk, as the system reports it, against LOW_DISK_MB: a real
+    disk, the threshold moved past its free space and back (0 turns the check off)."""
+    from collector.pipeline import run_pass
+
+    free_mb = shutil.disk_usage(tmp_path).free // alerts.MEGABYTE
+
+    def pass_with(low_disk_mb: int) -> list[str]:
+        settings = load_settings(None, collector_environ(sandbox, tmp_path, ALERT_URLS=sandbox.alerts_url,
+                                                         LOW_DISK_MB=str(low_disk_mb)))
+        run_pass(settings, storage, clock=clock.now, datasets=("sales",))
+        clock.advance(minutes=10)
+        return titles(sandbox)
+
+    assert pass_with(1) == []
+    above_the_free_space = free_mb + 10_000
+    assert pass_with(above_the_free_space) == ["Мало места на диске"]
+    assert pass_with(above_the_free_space) == ["Мало места на диске"]  # (still low: no repeat)
+    (low,) = sandbox.alerts.received
+    assert low.message.startswith(f"На диске с базой ({tmp_path}) свободно ")
+    assert f"Освободите место или увеличьте диск (порог — LOW_DISK_MB, {alerts.number(above_the_free_space)} МБ)." \
+        in low.message
+    assert pass_with(0) == ["Мало места на диске", "Место на диске снова есть"]  # (off: nothing is low)
+    assert pass_with(above_the_free_space) == ["Мало места на диске", "Место на диске снова есть",
+                                               "Мало места на диске"]
+
+
+def test_an_upgrade_to_schema_30_keeps_every_alert_and_takes_the_disk_s(tmp_path, quiet_storage):
+    """Schema 30 widens alert_outbox.kind's CHECK to the disk's alerts: SQLite changes a CHECK
+    only by making the table anew, which must keep every event, its id and the sequence after it,
+    and what was delivered of it."""
+    db = quiet_storage.db
+    with quiet_storage.transaction():  # (the table as schema 29 made it, then three events, one gone)
+        old_check = "CHECK (kind IN ('low_stock', 'sources_down', 'sources_up', 'digest'))"
+        table_sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'alert_outbox'").fetchone()[0]
+        db.execute("DROP TABLE alert_outbox")
+        db.execute(re.sub(r"CHECK \(kind\s+IN \([^)]*\)\)", old_check, table_sql, flags=re.S))
+        assert "disk_low" not in db.execute("SELECT sql FROM sqlite_master WHERE name = 'alert_outbox'").fetchone()[0]
+        for n, kind in enumerate(("low_stock", "digest", "sources_down"), start=1):
+            db.execute("INSERT INTO alert_outbox (key, kind, title, body, created_at, day) VALUES (?, ?, ?, ?, ?, ?)",
+                       [f"k{n}", kind, f"t{n}", "b", "2026-11-26T12:00:00+03:00", "2026-11-26"])
+        db.execute("DELETE FROM alert_outbox WHERE key = 'k3'")  # (the sequence is past the last row)
+        db.execute("INSERT INTO alert_deliveries (event_id, channel, status, attempts) VALUES (1, 'json://x', 'sent', 1)")
+        db.execute("PRAGMA user_version = 29")
+    before = table(quiet_storage, "SELECT * FROM alert_outbox ORDER BY id")
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO alert_outbox (key, kind, title, body, created_at, day) VALUES ('d', 'disk_low', 't', 'b', 'c', 'd')")
+    assert quiet_storage.migrate() == 29 and quiet_storage.schema_version == 30
+    assert table(quiet_storage, "SELECT * FROM alert_outbox ORDER BY id") == before
+    with quiet_storage.transaction():
+        db.execute("INSERT INTO alert_outbox (key, kind, title, body, created_at, day) VALUES ('d', 'disk_low', 't', 'b', 'c', 'd')")
+    assert table(quiet_storage, "SELECT id FROM alert_outbox WHERE key = 'd'") == [(4,)]
+    assert table(quiet_storage, "SELECT event_id, status FROM alert_deliveries") == [(1, "sent")]
+    assert table(quiet_storage, "PRAGMA foreign_key_check") == [] and table(quiet_storage, "PRAGMA integrity_check") == [("ok",)]
+    assert table(quiet_storage, "SELECT name FROM sqlite_master WHERE tbl_name = 'alert_outbox' AND type = 'index' "
+                                "AND sql IS NOT NULL") == [("alert_outbox_pending",)]
+
+
+def test_low_disk_mb_is_a_whole_number_of_megabytes(tmp_path):
+    assert alert_settings(tmp_path).low_disk_mb == 1024 and alert_settings(tmp_path, LOW_DISK_MB="0").low_disk_mb == 0
+    with pytest.raises(ConfigError, match=r"^LOW_DISK_MB='1G' is not a whole number of megabytes \(0 turns it off\)$"):
+        alert_settings(tmp_path, LOW_DISK_MB="1G")
+
+
+def test_sizes_are_written_the_russian_way():
+    assert [alerts.size(n) for n in (0, 812 * alerts.MEGABYTE, 1023 * alerts.MEGABYTE, 19_600 * alerts.MEGABYTE)] \
+        == ["0 МБ", "812 МБ", "1 023 МБ", "19,1 ГБ"]
 
 
 # -- secrets -------------------------------------------------------------------------------------

@@ -246,7 +246,8 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     the triggers that clear it; schema 17 makes restock_now anew; schema 18 adds the order cohort
     per warehouse; schema 19 keys alias_warehouse_days anew; schema 20 fills
     marketplace_alias_warehouse_days; schema 21 recent_minutes; schema 22
-    marketplace_alias_warehouses; schema 23 makes today_now anew, with its week and month), from what version 6 kept,
+    marketplace_alias_warehouses; schema 23 makes today_now anew, with its week and month; schema 30
+    lets alert_outbox hold the disk's alerts), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -286,27 +287,27 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 29
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 30
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 29: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 24)")] == [f"{n} of 24)" for n in range(1, 25)]
-    assert "upgrading the database from schema 6 to 29: schema 7: filling alias_warehouse_days, alias_warehouse_stock (11 of 24)" in said
-    assert "upgrading the database from schema 6 to 29: schema 8: filling marketplace_alias_days (12 of 24)" in said
-    assert "upgrading the database from schema 6 to 29: schema 9: filling account_warehouse_days (13 of 24)" in said
-    assert "upgrading the database from schema 6 to 29: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (14 of 24)" in said
-    assert "upgrading the database from schema 6 to 29: schema 11: filling alias_warehouse_months (15 of 24)" in said
-    assert "upgrading the database from schema 6 to 29: schema 12: filling alias_months (16 of 24)" in said
-    assert "upgrading the database from schema 6 to 29: schema 13: filling alias_warehouse_days (17 of 24)" in said
-    assert "upgrading the database from schema 6 to 29: schema 15: filling orders (18 of 24)" in said
-    assert ("upgrading the database from schema 6 to 29: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (19 of 24)") in said
-    assert "upgrading the database from schema 6 to 29: schema 20: filling marketplace_alias_warehouse_days (20 of 24)" in said
-    assert "upgrading the database from schema 6 to 29: schema 21: filling recent_minutes (21 of 24)" in said
-    assert "upgrading the database from schema 6 to 29: schema 22: filling marketplace_alias_warehouses (22 of 24)" in said
-    assert "upgrading the database from schema 6 to 29: schema 25: filling warehouse_month_basis (23 of 24)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 30: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 25)")] == [f"{n} of 25)" for n in range(1, 26)]
+    assert "upgrading the database from schema 6 to 30: schema 7: filling alias_warehouse_days, alias_warehouse_stock (12 of 25)" in said
+    assert "upgrading the database from schema 6 to 30: schema 8: filling marketplace_alias_days (13 of 25)" in said
+    assert "upgrading the database from schema 6 to 30: schema 9: filling account_warehouse_days (14 of 25)" in said
+    assert "upgrading the database from schema 6 to 30: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (15 of 25)" in said
+    assert "upgrading the database from schema 6 to 30: schema 11: filling alias_warehouse_months (16 of 25)" in said
+    assert "upgrading the database from schema 6 to 30: schema 12: filling alias_months (17 of 25)" in said
+    assert "upgrading the database from schema 6 to 30: schema 13: filling alias_warehouse_days (18 of 25)" in said
+    assert "upgrading the database from schema 6 to 30: schema 15: filling orders (19 of 25)" in said
+    assert ("upgrading the database from schema 6 to 30: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (20 of 25)") in said
+    assert "upgrading the database from schema 6 to 30: schema 20: filling marketplace_alias_warehouse_days (21 of 25)" in said
+    assert "upgrading the database from schema 6 to 30: schema 21: filling recent_minutes (22 of 25)" in said
+    assert "upgrading the database from schema 6 to 30: schema 22: filling marketplace_alias_warehouses (23 of 25)" in said
+    assert "upgrading the database from schema 6 to 30: schema 25: filling warehouse_month_basis (24 of 25)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 29 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 30 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
