@@ -403,8 +403,11 @@ async def schema_lag(datasette) -> tuple[int, int] | None:
 
     if getattr(datasette, "_mp_schema_current", False):
         return None  # (once current, it stays so: the collector only upgrades)
-    version = (await datasette.get_database(DATABASE).execute("PRAGMA user_version")).first()[0]
-    datasette._mp_schema_current = version >= SCHEMA_VERSION
+    version, tables = (await datasette.get_database(DATABASE).execute(
+        "SELECT user_version, (SELECT count(*) FROM sqlite_master WHERE type = 'table') "
+        "FROM pragma_user_version")).first()
+    # (version 0 with tables: made from schema.sql by hand, not by the collector; nothing to wait for)
+    datasette._mp_schema_current = version >= SCHEMA_VERSION or (version == 0 and tables > 0)
     return None if datasette._mp_schema_current else (version, SCHEMA_VERSION)
 
 

@@ -720,6 +720,13 @@ def test_before_the_collector_made_the_schema_the_pages_say_so(tmp_path, monkeyp
         assert dashboard.status_code == 200 and (said in dashboard.text if said else "message-info" not in dashboard.text)
 
 
+def test_a_database_made_from_schema_sql_by_hand_is_not_waited_for(open_ds, db_path):
+    """(user_version 0, as schema.sql alone leaves it, but with its tables: no collector to wait for)"""
+    assert sqlite3.connect(db_path).execute("PRAGMA user_version").fetchone() == (0,)
+    dashboard = get(open_ds, "/-/dashboards/today?days=14&in=units")
+    assert dashboard.status_code == 200 and "message-info" not in dashboard.text
+
+
 def test_a_canned_query_s_tab_says_its_title(open_ds):
     """Datasette titles a canned query's page with its SQL: the tab read «mp: -- One row per alias»."""
     for name, query in load_metadata()["databases"]["mp"]["queries"].items():
