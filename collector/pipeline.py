@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import shutil
 import sqlite3
 import time
 import traceback
@@ -117,8 +118,19 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
     # alerts; today by group); then events into the outbox in one commit with the state that
     # detected them, then delivery. None of it raises, nor changes the pass's status or exit code.
     refresh_kept(settings, storage, clock())
+    warn_of_a_low_disk(settings)
     alerts.after_pass(settings, storage, run_id, clock)
     return PassResult(run_id, status, results)
+
+
+def warn_of_a_low_disk(settings: Settings) -> None:
+    """Every pass while the disk holding the database is below LOW_DISK_MB free, in the log,
+    alerts or not (the alert itself comes once: collector/alerts.py)."""
+    free = shutil.disk_usage(settings.database_path.parent).free
+    if settings.low_disk_mb > 0 and free < settings.low_disk_mb * alerts.MEGABYTE:
+        logs.event(logging.WARNING, f"the disk holding the database has {free // alerts.MEGABYTE} MB free, "
+                   f"under LOW_DISK_MB={settings.low_disk_mb}: when it is full, nothing is saved",
+                   event="disk", free_mb=free // alerts.MEGABYTE)
 
 
 def upgrade(settings: Settings, storage: Storage) -> None:

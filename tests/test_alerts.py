@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import shutil
 import sqlite3
@@ -303,7 +304,8 @@ def test_a_silent_source_is_alerted_after_stale_minutes_and_its_recovery_once(sa
     assert titles(sandbox) == ["Данные не загружаются", "Загрузка данных восстановлена"]
 
 
-def test_a_disk_running_out_of_room_is_alerted_once_and_its_recovery_once(sandbox, tmp_path, storage, clock):
+def test_a_disk_running_out_of_room_is_alerted_once_and_its_recovery_once(sandbox, tmp_path, storage, clock,
+                                                                        caplog):
     """Free space on the database's disk, as the system reports it, against LOW_DISK_MB: a real
     disk, the threshold moved past its free space and back (0 turns the check off)."""
     from collector.pipeline import run_pass
@@ -319,7 +321,11 @@ def test_a_disk_running_out_of_room_is_alerted_once_and_its_recovery_once(sandbo
 
     assert pass_with(1) == []
     above_the_free_space = free_mb + 10_000
-    assert pass_with(above_the_free_space) == ["Мало места на диске"]
+    with caplog.at_level(logging.WARNING):
+        assert pass_with(above_the_free_space) == ["Мало места на диске"]
+    assert any(r.getMessage().startswith("the disk holding the database has ") and
+               r.getMessage().endswith(f" MB free, under LOW_DISK_MB={above_the_free_space}: when it is full, "
+                                       "nothing is saved") for r in caplog.records)
     assert pass_with(above_the_free_space) == ["Мало места на диске"]  # (still low: no repeat)
     (low,) = sandbox.alerts.received
     assert low.message.startswith(f"На диске с базой ({tmp_path}) свободно ")
