@@ -92,6 +92,15 @@ FILLS: dict[int, str] = {
     # warehouse_month_now keeps «По складам» for the last 7 days too: what was kept is not vouched
     # for until the upgrade keeps the new page (pipeline.upgrade, at once)
     25: "UPDATE warehouse_month_basis SET in_step = 0;\n",
+    # every alert back, its id kept, and the sequence as it was (an id is never given twice)
+    30: """
+    INSERT INTO alert_outbox (id, key, kind, title, body, created_at, day, status, done_at)
+    SELECT id, key, kind, title, body, created_at, day, status, done_at FROM alert_outbox_v29;
+    DELETE FROM sqlite_sequence WHERE name = 'alert_outbox';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'alert_outbox', seq FROM sqlite_sequence
+    WHERE name = 'alert_outbox_v29';
+    DROP TABLE alert_outbox_v29;
+    """,
     # (26: restock_days_now, created by schema.sql and kept by the upgrade at once)
     # (27: marketplace_alias_warehouse_stock_days, likewise)
     # An order line is judged by units: a line partly returned is bought but for the units
@@ -274,34 +283,16 @@ MIGRATIONS: dict[int, str] = {
     DROP TABLE IF EXISTS restock_now_basis;
     """,
     # an alert learns the disk running out of room and its recovery (alert_outbox.kind's CHECK):
-    # the table made anew with its rows, ids and sequence; its index comes back with schema.sql
-    # (a database older than the alerts gets it empty)
+    # the table moves aside (its index with it, dropped), schema.sql makes it anew as it says, and
+    # FILLS[30] brings its rows back (a database older than the alerts has none to move)
     30: """
     CREATE TABLE IF NOT EXISTS alert_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT, kind TEXT,
         title TEXT, body TEXT, created_at TEXT, day TEXT, status TEXT, done_at TEXT);
-    CREATE TABLE alert_outbox_v30 (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
-        key         TEXT NOT NULL UNIQUE,
-        kind        TEXT NOT NULL CHECK (kind IN ('low_stock', 'sources_down', 'sources_up', 'digest',
-                                                  'disk_low', 'disk_ok')),
-        title       TEXT NOT NULL,
-        body        TEXT NOT NULL,
-        created_at  TEXT NOT NULL,
-        day         TEXT NOT NULL,
-        status      TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'expired')),
-        done_at     TEXT
-    );
-    INSERT INTO alert_outbox_v30 SELECT id, key, kind, title, body, created_at, day, status, done_at
-    FROM alert_outbox;
-    -- (the sequence as it was, past ids no row holds any more: an id is never given twice)
-    DELETE FROM sqlite_sequence WHERE name = 'alert_outbox_v30';
-    INSERT INTO sqlite_sequence (name, seq) SELECT 'alert_outbox_v30', seq FROM sqlite_sequence
-    WHERE name = 'alert_outbox';
-    DROP TABLE alert_outbox;
-    -- (legacy: the rename alone, not a check of every view, some of which name tables an old
-    -- database gets only from schema.sql after this)
+    DROP INDEX IF EXISTS alert_outbox_pending;
+    -- (legacy: the rename alone, the deliveries still naming alert_outbox, and no check of every
+    -- view, some of which name tables an old database gets only from schema.sql after this)
     PRAGMA legacy_alter_table = ON;
-    ALTER TABLE alert_outbox_v30 RENAME TO alert_outbox;
+    ALTER TABLE alert_outbox RENAME TO alert_outbox_v29;
     PRAGMA legacy_alter_table = OFF;
     """,
 }

@@ -291,21 +291,21 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
     steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 30: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 25)")] == [f"{n} of 25)" for n in range(1, 26)]
-    assert "upgrading the database from schema 6 to 30: schema 7: filling alias_warehouse_days, alias_warehouse_stock (12 of 25)" in said
-    assert "upgrading the database from schema 6 to 30: schema 8: filling marketplace_alias_days (13 of 25)" in said
-    assert "upgrading the database from schema 6 to 30: schema 9: filling account_warehouse_days (14 of 25)" in said
-    assert "upgrading the database from schema 6 to 30: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (15 of 25)" in said
-    assert "upgrading the database from schema 6 to 30: schema 11: filling alias_warehouse_months (16 of 25)" in said
-    assert "upgrading the database from schema 6 to 30: schema 12: filling alias_months (17 of 25)" in said
-    assert "upgrading the database from schema 6 to 30: schema 13: filling alias_warehouse_days (18 of 25)" in said
-    assert "upgrading the database from schema 6 to 30: schema 15: filling orders (19 of 25)" in said
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 26)")] == [f"{n} of 26)" for n in range(1, 27)]
+    assert "upgrading the database from schema 6 to 30: schema 7: filling alias_warehouse_days, alias_warehouse_stock (12 of 26)" in said
+    assert "upgrading the database from schema 6 to 30: schema 8: filling marketplace_alias_days (13 of 26)" in said
+    assert "upgrading the database from schema 6 to 30: schema 9: filling account_warehouse_days (14 of 26)" in said
+    assert "upgrading the database from schema 6 to 30: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (15 of 26)" in said
+    assert "upgrading the database from schema 6 to 30: schema 11: filling alias_warehouse_months (16 of 26)" in said
+    assert "upgrading the database from schema 6 to 30: schema 12: filling alias_months (17 of 26)" in said
+    assert "upgrading the database from schema 6 to 30: schema 13: filling alias_warehouse_days (18 of 26)" in said
+    assert "upgrading the database from schema 6 to 30: schema 15: filling orders (19 of 26)" in said
     assert ("upgrading the database from schema 6 to 30: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (20 of 25)") in said
-    assert "upgrading the database from schema 6 to 30: schema 20: filling marketplace_alias_warehouse_days (21 of 25)" in said
-    assert "upgrading the database from schema 6 to 30: schema 21: filling recent_minutes (22 of 25)" in said
-    assert "upgrading the database from schema 6 to 30: schema 22: filling marketplace_alias_warehouses (23 of 25)" in said
-    assert "upgrading the database from schema 6 to 30: schema 25: filling warehouse_month_basis (24 of 25)" in said
+            "account_warehouse_days (20 of 26)") in said
+    assert "upgrading the database from schema 6 to 30: schema 20: filling marketplace_alias_warehouse_days (21 of 26)" in said
+    assert "upgrading the database from schema 6 to 30: schema 21: filling recent_minutes (22 of 26)" in said
+    assert "upgrading the database from schema 6 to 30: schema 22: filling marketplace_alias_warehouses (23 of 26)" in said
+    assert "upgrading the database from schema 6 to 30: schema 25: filling warehouse_month_basis (24 of 26)" in said
     assert any(line.endswith(" s so far") for line in steps), said
     assert any(line.startswith("database upgraded from schema 6 to 30 in ") for line in said)
 
