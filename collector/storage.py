@@ -766,7 +766,9 @@ def minutes_kept_from(now: datetime, zone: ZoneInfo) -> str:
 
 
 def filled_tables(script: str) -> str:
-    return ", ".join(dict.fromkeys(re.findall(r"(?:INSERT (?:OR REPLACE )?INTO|UPDATE) (\w+)", script)))
+    """The tables a fill writes, for the log (not SQLite's own: the sequence set after a copy)."""
+    names = re.findall(r"(?:INSERT (?:OR REPLACE )?INTO|UPDATE) (\w+)", script)
+    return ", ".join(dict.fromkeys(name for name in names if not name.startswith("sqlite_")))
 
 
 def sql_statements(script: str) -> Iterator[str]:
