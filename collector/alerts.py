@@ -279,16 +279,13 @@ def latest_status(conn, account: str, dataset: str) -> str | None:
     return row[0] if row else None
 
 
-# -- the daily digest --------------------------------------------------------------------------
-
 # -- the disk ----------------------------------------------------------------------------------
 
 def disk_events(settings: Settings, conn, run_id: int, now: datetime) -> list[Event]:
     """The disk holding the database below LOW_DISK_MB free, once per crossing, and its recovery
     once. Sent while there is still room to queue it: on a full disk nothing can be written,
     this message included, and every pass fails to save (the database grows every day)."""
-    usage = shutil.disk_usage(settings.database_path.parent)
-    low = settings.low_disk_mb > 0 and usage.free < settings.low_disk_mb * MEGABYTE
+    usage, low = disk_space(settings)
     alerted = "disk:low" in state_keys(conn, "disk:")
     if low == alerted:
         return []
@@ -306,12 +303,21 @@ def disk_events(settings: Settings, conn, run_id: int, now: datetime) -> list[Ev
                   f"(порог — LOW_DISK_MB, {number(settings.low_disk_mb)} МБ).")]
 
 
+def disk_space(settings: Settings):
+    """The disk holding the database, as the system reports it, and whether it is below
+    LOW_DISK_MB free (0: never)."""
+    usage = shutil.disk_usage(settings.database_path.parent)
+    return usage, settings.low_disk_mb > 0 and usage.free < settings.low_disk_mb * MEGABYTE
+
+
 def size(count: int) -> str:
     """Bytes the Russian way: «812 МБ», «19,6 ГБ»."""
     if count < 1024 * MEGABYTE:
         return f"{number(count // MEGABYTE)} МБ"
     return f"{count / (1024 * MEGABYTE):.1f} ГБ".replace(".", ",")
 
+
+# -- the daily digest --------------------------------------------------------------------------
 
 def digest_events(settings: Settings, queries: CannedQueries, now: datetime) -> list[Event]:
     """The day's digest, once, at the first pass at or after DIGEST_TIME (local). A day whose

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import shutil
 import sqlite3
 import time
 import traceback
@@ -126,11 +125,11 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
 def warn_of_a_low_disk(settings: Settings) -> None:
     """Every pass while the disk holding the database is below LOW_DISK_MB free, in the log,
     alerts or not (the alert itself comes once: collector/alerts.py)."""
-    free = shutil.disk_usage(settings.database_path.parent).free
-    if settings.low_disk_mb > 0 and free < settings.low_disk_mb * alerts.MEGABYTE:
-        logs.event(logging.WARNING, f"the disk holding the database has {free // alerts.MEGABYTE} MB free, "
+    usage, low = alerts.disk_space(settings)
+    if low:
+        logs.event(logging.WARNING, f"the disk holding the database has {usage.free // alerts.MEGABYTE} MB free, "
                    f"under LOW_DISK_MB={settings.low_disk_mb}: when it is full, nothing is saved",
-                   event="disk", free_mb=free // alerts.MEGABYTE)
+                   event="disk", free_mb=usage.free // alerts.MEGABYTE)
 
 
 def upgrade(settings: Settings, storage: Storage) -> None:
