@@ -18,7 +18,7 @@ from collector.aliases import AliasFileError, read_aliases
 from collector.config import ConfigError, Settings, load_settings
 from collector.pipeline import DATASETS, AlreadyRunning, run_lock, upgrade
 from collector.runner import collect_once
-from collector.storage import Storage, StorageError
+from collector.storage import Storage, StorageError, make_database_folder
 
 EXIT_OK, EXIT_NOTHING_RAN, EXIT_PARTIAL = 0, 1, 2
 
@@ -395,10 +395,9 @@ def check_viewer_database(database: Path) -> None:
     made as the collector makes it (the viewer may start first); a folder or a file that is not a
     database in its place is refused. A missing file is fine: Datasette creates it empty."""
     try:
-        database.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise Failure(f"cannot open the database {database}: its folder {database.parent} "
-                      f"cannot be created ({exc.strerror or exc})") from None
+        make_database_folder(database)
+    except StorageError as exc:
+        raise Failure(str(exc)) from None
     if database.is_dir():
         raise Failure(f"cannot open the database {database}: it is a folder")
     if database.exists():

@@ -26,7 +26,7 @@ from collector.http import DEPRECATED, ApiClient, ApiError, RequestStats
 from collector.ozon import client as ozon_api
 from collector.ozon import datasets as ozon_datasets
 from collector.records import BadRecord
-from collector.storage import SCHEMA_VERSION, Storage, StorageError
+from collector.storage import SCHEMA_VERSION, Storage, StorageError, make_database_folder
 from collector.timeutil import iso, utc_now
 from collector.wb import client as wb_api
 from collector.wb import datasets as wb_datasets
@@ -69,12 +69,7 @@ class PassResult:
 def run_lock(database_path: Path):
     """One pass at a time per database, whoever starts it (timer, scheduler or a person)."""
     lock_path = Path(str(database_path) + ".lock")
-    # A path that cannot work (below a regular file, in a read-only place) gets a message, not a traceback.
-    try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(f"cannot open the database {database_path}: its folder {lock_path.parent} "
-                           f"cannot be created ({exc.strerror or exc})") from None
+    make_database_folder(database_path)
     try:
         handle = open(lock_path, "w")
     except OSError as exc:

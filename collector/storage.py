@@ -305,6 +305,16 @@ class StorageError(Exception):
     """The database cannot be opened or written, worded for the person running the collector."""
 
 
+def make_database_folder(path: Path) -> None:
+    """The database's folder, made where missing; where it cannot be (below a regular file, in a
+    read-only place), a message rather than a traceback."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot open the database {path}: its folder {path.parent} "
+                           f"cannot be created ({exc.strerror or exc})") from None
+
+
 class Storage:
     """The collector's view of the database: one SQLite connection per thread (a connection
     shared between threads would let one thread read inside another's transaction), and one

@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from html import unescape
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
@@ -722,7 +723,8 @@ def test_before_the_collector_made_the_schema_the_pages_say_so(tmp_path, monkeyp
 
 def test_a_database_made_from_schema_sql_by_hand_is_not_waited_for(open_ds, db_path):
     """(user_version 0, as schema.sql alone leaves it, but with its tables: no collector to wait for)"""
-    assert sqlite3.connect(db_path).execute("PRAGMA user_version").fetchone() == (0,)
+    with closing(sqlite3.connect(db_path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (0,)
     dashboard = get(open_ds, "/-/dashboards/today?days=14&in=units")
     assert dashboard.status_code == 200 and "message-info" not in dashboard.text
 
