@@ -465,6 +465,13 @@ def _export(options: Options, out: Path, report: Report, log) -> None:
                    f"{_ms(s.pages(True))}, last {_ms(s.pages(False))}",
                    f"every row, RSS within {_mb(EXPORT_MEMORY)}",
                    arrived and s.rss_peak - s.rss_before <= EXPORT_MEMORY, cmd)
+    for s, whole in result.queries:
+        report.add("6 export", f"{s.label}: a canned query's CSV, {year_label}", f"{s.rate:,.0f} rows/s",
+                   f"{s.rows:,} rows of {whole:,}, {_mb(s.bytes)} in {s.seconds:.1f} s (the first row after "
+                   f"{s.first_row_seconds:.1f} s)" + (f", ERROR: {s.error}" if s.error else "")
+                   + f"; server RSS {_mb(s.rss_before)} -> peak {_mb(s.rss_peak)}",
+                   f"every row (not max_returned_rows), RSS within {_mb(EXPORT_MEMORY)}",
+                   not s.error and s.complete and s.rows == whole and s.rss_peak - s.rss_before <= EXPORT_MEMORY, cmd)
     s = result.answered
     report.add("6 export", f"{s.label} (the view's «stream all rows»: the export answers), {year_label}",
                f"{s.rate:,.0f} rows/s", f"{s.rows:,} rows in {s.seconds:.0f} s" + (f", ERROR: {s.error}" if s.error else "")
@@ -492,6 +499,7 @@ def _export(options: Options, out: Path, report: Report, log) -> None:
                     (("daily", result.daily), ("stock", result.stock), ("stock_days", result.stock_days),
                      ("view", result.view), ("answered", result.answered),
                      ("view_stock", result.view_stock), ("small_view", result.small_view)) if s is not None},
+        "queries": [{**vars(s), "rate": s.rate, "expected_rows": whole} for s, whole in result.queries],
         "expected_rows": result.expected_rows, "view_page_seconds": result.view_page,
         "view_page_budget": result.view_page_budget,
         "checked_days": {day: {"same": same, "rows": rows} for day, (same, rows) in result.checked_days.items()}}

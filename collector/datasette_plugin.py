@@ -189,6 +189,7 @@ def extra_template_vars(datasette, request):
 # every row.
 
 LAST_PAGE = 10 ** 9
+EVERY_ROW = {"_page_rows": -1, "_page_offset": 0}  # the magic parameters of JSON, CSV: no page
 
 
 def page_of(datasette, request) -> dict | None:
@@ -208,11 +209,9 @@ def page_of(datasette, request) -> dict | None:
 def register_magic_parameters(datasette):
     def page(key, request):
         asked = page_of(datasette, request)
-        if key == "rows":
-            return -1 if asked is None else asked["rows"]
-        if key == "offset":
-            return 0 if asked is None else asked["offset"]
-        raise KeyError(key)
+        if key not in ("rows", "offset"):
+            raise KeyError(key)
+        return EVERY_ROW[f"_page_{key}"] if asked is None else asked[key]
 
     return [("page", page)]
 
@@ -649,9 +648,10 @@ class TablePage:
 
 @hookimpl
 def asgi_wrapper(datasette):
-    # Three requests are changed on their way in; every other passes as it came. Datasette's
+    # Four requests are changed on their way in; every other passes as it came. Datasette's
     # streamed CSV of the export views is served by the export that streams them
-    # (collector/export.py: instead_of_view). A page of a big table or of a view comes without
+    # (collector/export.py: instead_of_view), and a canned query's CSV by one that sends every
+    # row (instead_of_query_csv). A page of a big table or of a view comes without
     # its count, and a first page sorted by a column whose values repeat is asked for in the
     # order of the pages after it (both above); the streamed CSV of such a sort is sent from those
     # pages (collector/export.py: stream_in_key_order). A canned query's JSON skips Datasette's look for infinite
@@ -659,7 +659,7 @@ def asgi_wrapper(datasette):
     # finds none: the canned queries divide only through nullif() and add up whole numbers, and
     # SQLite gives NULL, not infinity, for a division by zero. It is answered from memory while
     # nothing was written since (collector/answer_cache.py).
-    from collector.export import instead_of_view, stream_in_key_order
+    from collector.export import instead_of_query_csv, instead_of_view, stream_in_key_order
 
     def wrap(app):
         async def adjusted(scope, receive, send):
@@ -667,9 +667,9 @@ def asgi_wrapper(datasette):
             path = scope.get("path", "") if scope.get("type") == "http" else ""
             if path.startswith(base + "/"):
                 query = scope.get("query_string", b"").decode("utf-8", "replace")
-                export = instead_of_view(path[len(base):], query)
                 table = page_of_table(path[len(base):])
                 queries = datasette.metadata("queries", database=DATABASE) or {}
+                export = instead_of_view(path[len(base):], query) or instead_of_query_csv(path[len(base):], query, queries)
                 if export:
                     path, query = export
                     scope = dict(scope, path=base + path, raw_path=(base + path).encode(), query_string=query.encode())
@@ -722,11 +722,12 @@ def answer_cache(datasette):
 @hookimpl
 def register_routes():
     # Imported here: collector/export.py builds on this module (DATABASE, mp_today).
-    from collector.export import export_csv
+    from collector.export import export_csv, query_csv
 
     return [
         (r"^/$", home),
         (r"^/-/help$", help_page),
         (r"^/-/health(\.json)?$", health),
         (r"^/-/export/(?P<name>daily|stock|stock_days)\.csv$", export_csv),
+        (r"^/-/query/(?P<name>[^/]+)\.csv$", query_csv),
     ]

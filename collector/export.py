@@ -29,7 +29,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import sqlite3
 import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode
@@ -37,7 +40,8 @@ from urllib.parse import parse_qs, parse_qsl, quote, urlencode
 from datasette.utils import LimitedWriter, sqlite_timelimit
 from datasette.utils.asgi import AsgiStream, Response
 
-from collector.datasette_plugin import DATABASE, before_every_row, mp_today
+from collector.datasette_plugin import DATABASE, EVERY_ROW, before_every_row, mp_today
+from collector.sqlfunctions import register_functions
 
 PAGE_ROWS = 5000  # rows a query; tests cross page boundaries with fewer
 
@@ -389,3 +393,109 @@ async def stream_in_key_order(datasette, scope, table: str, query: str) -> AsgiS
     download = bool(args.get("_dl", [""])[0])
     return AsgiStream(write, content_type=f"text/{'csv' if download else 'plain'}; charset=utf-8",
                       headers={"content-disposition": f'attachment; filename="{table}.csv"'} if download else {})
+
+
+# --------------------------------------------------------------------------------------------
+# A canned query's CSV, every row
+
+QUERY_CSV_PATH = "/-/query/{name}.csv"  # where instead_of_query_csv() sends /mp/<query>.csv
+SPOOL_BYTES = 4 * 1024 * 1024  # a CSV bigger than this waits on disk, not in memory
+CHUNK_CHARACTERS = 64 * 1024  # a write of the response
+
+
+def instead_of_query_csv(path: str, query: str, queries: dict) -> tuple[str, str] | None:
+    """(path, query string) of `query_csv`, which answers the CSV of a canned query
+    (`/mp/history.csv?days=90`, the CSV link of a query's page and of every dashboard chart);
+    None for any other request.
+
+    Datasette's CSV of a query ends at `max_returned_rows` (5,000) without a word: at the
+    reference seller `history` for 90 days (61,920 rows) came as its newest eight days, and
+    `restock` as 5,000 of 8,222 rows. Its JSON says `"truncated": true`, and is left to it.
+    A debug page (`_trace`) is left to Datasette too."""
+    name = path.removeprefix(f"/{DATABASE}/").removesuffix(".csv")
+    if (not path.startswith(f"/{DATABASE}/") or not path.endswith(".csv") or "/" in name
+            or name not in queries or queries[name].get("write")
+            or "_trace" in parse_qs(query, keep_blank_values=True)):
+        return None
+    return QUERY_CSV_PATH.format(name=name), query  # (a query's name is a plain word)
+
+
+async def query_csv(datasette, request):
+    """/-/query/<name>.csv: every row of a canned query as CSV, as Datasette writes its CSV
+    (`_header=off`, `_dl=1` to download), to whoever may see the query's page.
+
+    The query runs once, on a read-only connection of its own (not one of Datasette's three,
+    which the pages need meanwhile), under `sql_time_limit_ms` for each PAGE_ROWS rows, as the
+    exports' pages; its rows are written to a file that stays in memory up to SPOOL_BYTES, so
+    the snapshot it reads is let go as soon as the rows are out, however slowly the client
+    reads them. (Paging it with OFFSET would run it again for every page: `history` for a year
+    is 251,808 rows, ~5 s once, and its last pages alone would pass the time limit.)"""
+    from datasette.utils import derive_named_parameters
+    from datasette.views.base import DatasetteError
+
+    name = request.url_vars["name"]
+    database = [("view-database", DATABASE), "view-instance"]
+    canned = await datasette.get_canned_query(DATABASE, name, request.actor)
+    if canned is None or canned.get("write"):
+        await datasette.ensure_permissions(request.actor, database)
+        return Response.text(f"no query {name}\n", status=404)
+    await datasette.ensure_permissions(request.actor, [("view-query", (DATABASE, name)), *database])
+    db = datasette.get_database(DATABASE)
+    names = canned.get("params") or await derive_named_parameters(db, canned["sql"])
+    params = {**EVERY_ROW, **{key: request.args.get(key) or "" for key in names if not key.startswith("_")}}
+    header = request.args.get("_header") != "off"
+    try:
+        spool = await asyncio.to_thread(spool_csv, db.path, canned["sql"], params, header,
+                                        datasette.setting("sql_time_limit_ms"))
+    except QueryTooLong:
+        raise DatasetteError("SQL query took too long. The time limit is controlled by the "
+                             "sql_time_limit_ms configuration option.", title="SQL Interrupted", status=400)
+    except sqlite3.Error as error:
+        raise DatasetteError(str(error), title="Invalid SQL", status=400)
+    return spooled_response(spool, f"{name}.csv", download=bool(request.args.get("_dl")))
+
+
+class QueryTooLong(Exception):
+    """PAGE_ROWS rows of a query took longer than the time limit."""
+
+
+def spool_csv(path: str, sql: str, params: dict, header: bool, limit_ms: int):
+    """The CSV of `sql`'s rows in a temporary file, at its start. The time limit is for each
+    PAGE_ROWS rows: a long answer may take longer in all, but never stalls."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    deadline = time.perf_counter() + limit_ms / 1000
+    conn.set_progress_handler(lambda: time.perf_counter() > deadline, 1000)
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+", encoding="utf-8", newline="")
+    try:
+        register_functions(conn)
+        writer = csv.writer(spool)
+        cursor = conn.execute(sql, params)
+        if header:
+            writer.writerow(column[0] for column in cursor.description)
+        while rows := cursor.fetchmany(PAGE_ROWS):
+            writer.writerows(rows)
+            deadline = time.perf_counter() + limit_ms / 1000
+    except BaseException as error:
+        spool.close()
+        if isinstance(error, sqlite3.OperationalError) and str(error) == "interrupted":
+            raise QueryTooLong() from error
+        raise
+    finally:
+        conn.close()
+    spool.seek(0)
+    return spool
+
+
+def spooled_response(spool, filename: str, download: bool) -> AsgiStream:
+    """The spooled CSV as Datasette sends a CSV: `text/csv` as a download, else `text/plain`."""
+
+    async def write(response) -> None:
+        try:
+            while chunk := await asyncio.to_thread(spool.read, CHUNK_CHARACTERS):
+                await response.write(chunk)
+        finally:
+            spool.close()
+
+    headers = {"content-disposition": f'attachment; filename="{filename}"'} if download else {}
+    return AsgiStream(write, headers=headers,
+                      content_type=f"text/{'csv' if download else 'plain'}; charset=utf-8")

@@ -169,6 +169,8 @@ def test_the_export_streams_whole_and_has_the_view_s_rows(tmp_path):
     assert data["checked_days"] and all(day["same"] for day in data["checked_days"].values())
     assert data["streams"]["view"]["rows"] > 0  # the view at a tiny seller still answers within the limit
     assert data["streams"]["answered"]["rows"] == data["expected_rows"]  # the view's own link: every row
+    for query in data["queries"]:  # a canned query's CSV: every row it has
+        assert query["complete"] and query["rows"] == query["expected_rows"] > 0, query["path"]
     # What Datasette's streamed CSV ends with when a page of the view passes the time limit:
     cut = b"2026-12-04,wb,wb-1,A,A,1,W,1,0,0,1.0,0.0,0.0\r\n(OperationalError('interrupted'), 'select ...', {})"
     assert export.datasette_error(cut).startswith("(OperationalError")

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import sqlite3
+import time
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,8 @@ import pytest
 from datasette.database import QueryInterrupted
 
 import collector.export as export
-from test_queries import T, Y, build_database
+from collector.sqlfunctions import register_functions
+from test_queries import T, Y, build_database, load_metadata
 from test_viewer import PASSWORD_HASH, get, make_datasette
 
 MONEY = ("ordered_rub", "bought_rub", "returned_rub")
@@ -388,6 +390,8 @@ def test_the_views_streamed_csv_is_the_export_under_a_base_url(db_path, monkeypa
     streamed = get(ds, "/mp/export_daily.csv?_stream=on&marketplace=ozon")  # (the client adds the base)
     assert streamed.status_code == 200 and streamed.headers["content-disposition"].startswith("attachment")
     assert streamed.text == get(ds, "/-/export/daily.csv?marketplace=ozon").text
+    canned = get(ds, "/mp/history.csv?days=30&_dl=1")  # (a canned query's CSV too)
+    assert canned.status_code == 200 and canned.headers["content-disposition"] == 'attachment; filename="history.csv"'
 
 
 # What the views held when they added up alias_figures (before they read daily_figures and
@@ -414,3 +418,97 @@ def test_the_views_hold_what_the_figures_add_up_to_in_their_keys_order(db_path):
             assert rows == sorted(rows, key=lambda row: tuple("" if row[i] is None else row[i] for i in key)), view
             assert len(rows) > 10, view
 
+
+
+# --------------------------------------------------------------------------------------------
+# A canned query's CSV: every row (export.query_csv)
+
+CANNED = list(load_metadata()["databases"]["mp"]["queries"])
+# Each canned query with its defaults, and the longer answers of the list queries.
+ASKED = [(name, "") for name in CANNED] + [
+    ("history", "days=90"), ("history", "days=30&period=week&by=marketplace"), ("history", "days=30&warehouse=Коледино"),
+    ("restock_window", "days=21"), ("restock", "soon=1"), ("by_warehouse", "period=month"),
+    ("orders_by_warehouse", f"date={Y}"), ("today", f"date={Y}&alias=Кронштейны")]
+
+
+def as_datasette_writes_it(columns: list, rows: list) -> str:
+    """Datasette's CSV of a query's rows (its csv.writer: CRLF, None as empty, floats as Python
+    writes them)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([columns, *[["" if value is None else value for value in row] for row in rows]])
+    return buffer.getvalue()
+
+
+def test_a_canned_query_s_csv_is_every_row_of_it(db_path, monkeypatch):
+    """Datasette's CSV of a canned query stopped at max_returned_rows (5,000 as served; 3 here)
+    without a word: `history` for 90 days at a big seller was its newest eight days. The CSV is
+    now every row, byte for byte as Datasette writes the rows it gives as JSON with no cap."""
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    capped, roomy = make_datasette(db_path, max_returned_rows=3), make_datasette(db_path, max_returned_rows=100_000)
+    longer = 0
+    for name, query in ASKED:
+        answer = get(roomy, f"/mp/{name}.json?_shape=arrays&{query}").json()
+        assert answer["ok"] and not answer["truncated"], (name, query)
+        text = get(capped, f"/mp/{name}.csv?{query}").text
+        assert text == as_datasette_writes_it(answer["columns"], answer["rows"]), (name, query)
+        longer += len(answer["rows"]) > 3
+    assert longer >= 15  # (the cap was in the way of most of them)
+    assert get(capped, "/mp/history.json?days=90").json()["truncated"]  # (JSON still says where it stops)
+
+
+def test_a_canned_query_s_csv_as_a_download_and_without_its_header(ds):
+    download = get(ds, "/mp/history.csv?days=14&_dl=1")
+    assert download.headers["content-type"] == "text/csv; charset=utf-8"
+    assert download.headers["content-disposition"] == 'attachment; filename="history.csv"'
+    shown = get(ds, "/mp/history.csv?days=14&_header=off")
+    assert shown.headers["content-type"] == "text/plain; charset=utf-8" and "content-disposition" not in shown.headers
+    assert download.text.split("\r\n", 1)[0].startswith("day,alias,marketplace,")
+    assert shown.text == download.text.split("\r\n", 1)[1]
+
+
+def test_a_canned_query_s_csv_is_only_for_whoever_may_see_the_query(private_ds):
+    for path in ("/mp/history.csv?days=90", "/-/query/history.csv", "/-/query/no_such_query.csv"):
+        refused = get(private_ds, path)
+        assert refused.status_code == 403 and "Кронштейны" not in refused.text, path
+    cookies = {"ds_actor": private_ds.sign({"a": {"id": "seller"}}, "actor")}
+    assert "Кронштейны" in get(private_ds, "/mp/history.csv?days=90", cookies=cookies).text
+    assert get(private_ds, "/-/query/no_such_query.csv", cookies=cookies).status_code == 404
+
+
+def test_a_debug_page_and_the_json_are_left_to_datasette(ds):
+    assert get(ds, "/mp/history.csv?_trace=1").headers["content-type"].startswith("text/html")
+    assert get(ds, "/mp/history.json").json()["query_name"] == "history"
+
+
+FOREVER = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n WHERE i < 0"
+
+
+def test_a_query_that_would_never_end_is_stopped_with_the_viewer_s_words(db_path, monkeypatch):
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    metadata = load_metadata()
+    metadata["databases"]["mp"]["queries"]["forever"] = {"sql": FOREVER}
+    ds = make_datasette(db_path, sql_time_limit_ms=200)
+    ds._metadata_local = metadata
+    answer = get(ds, "/mp/forever.csv")
+    assert answer.status_code == 400 and "Запрос остановлен" in answer.text
+
+
+def test_the_time_limit_is_for_each_page_of_rows(db_path, monkeypatch):
+    """A long answer may take longer than the limit in all; no PAGE_ROWS rows of it may."""
+    def with_a_slow_function(conn):
+        register_functions(conn)
+        conn.create_function("slow", 1, lambda value: time.sleep(0.01) or value)
+
+    monkeypatch.setattr(export, "register_functions", with_a_slow_function)
+    monkeypatch.setattr(export, "PAGE_ROWS", 2)
+    # (each row also runs enough of SQLite's steps for the limit to be looked at)
+    sql = """WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30)
+             SELECT slow(i) AS i, (WITH RECURSIVE m(j) AS (SELECT 1 UNION ALL SELECT j + 1 FROM m WHERE j < 3000)
+                              SELECT count(*) FROM m) AS steps FROM n"""
+    spool = export.spool_csv(str(db_path), sql, {}, True, limit_ms=200)  # (30 rows, 0.3 s in all)
+    assert len(spool.read().splitlines()) == 31
+    spool.close()
+    with pytest.raises(export.QueryTooLong):
+        export.spool_csv(str(db_path), sql, {}, True, limit_ms=5)  # (each page 20 ms)
+    with pytest.raises(export.QueryTooLong):
+        export.spool_csv(str(db_path), FOREVER, {}, True, limit_ms=50)

@@ -705,6 +705,8 @@ def test_before_the_collector_made_the_schema_the_pages_say_so(tmp_path, monkeyp
             "older": f"База данных версии {SCHEMA_VERSION - 1}, а витрине нужна {SCHEMA_VERSION}"}.get(version)
     query = get(ds, "/mp/today")  # (a canned query's page shows its error, and why)
     assert query.status_code == 400 and (said in query.text if said else "message-info" not in query.text)
+    as_csv = get(ds, "/mp/today.csv")  # (its CSV: the 503 that says why, or the fault's 400)
+    assert as_csv.status_code == 503 and said in as_csv.text if said else as_csv.status_code == 400
     dashboard = get(ds, "/-/dashboards/today?days=14&in=units")
     if version == "none":  # (its filters read a table: the page cannot be drawn)
         for answer in (dashboard, get(ds, "/-/help")):
@@ -879,8 +881,9 @@ def test_full_exports_stream_past_max_returned_rows(db_path, monkeypatch):
         streamed = csv_rows(get(ds, f"/mp/{name}.csv?_stream=on").text)
         assert len(capped) == 5 and len(streamed) == expected, name
     conn.close()
-    # A canned query cannot stream: it stops at max_returned_rows, hence the views.
-    assert len(csv_rows(get(ds, "/mp/history.csv?days=90").text)) == 5
+    # A canned query's CSV is every row too (tests/test_export.py); its JSON stops at max_returned_rows.
+    assert len(csv_rows(get(ds, "/mp/history.csv?days=90").text)) > 5
+    assert len(get(ds, "/mp/history.json?days=90&_shape=array").json()) == 5
 
 
 def test_export_daily_adds_up_to_the_queries(open_ds):
