@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from unittest.mock import patch
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from datasette.app import Datasette
 from datasette.utils import parse_metadata
@@ -75,7 +75,9 @@ HTML_PAGES = ("today", "history", "restock", "restock soon=1", "history _page=40
 # A big table sorted as its column header sorts it (metadata.yml: only by what an index keeps in
 # order), and the stock history as it opens, on its newest rows.
 DATASETTE_PAGES = {"database page (HTML)": "", "table orders (HTML)": "/orders",
-                   "table orders _sort_desc=day (HTML)": "/orders?_sort_desc=day",
+                   # (a seller's filter: the busiest warehouse's newest order lines)
+                   "table orders warehouse={warehouse} (HTML)": "/orders?warehouse={warehouse}",
+                   "table orders _sort=day (HTML)": "/orders?_sort=day",
                    "table sales _sort=day (HTML)": "/sales?_sort=day",
                    "table stock (HTML)": "/stock",
                    # (the page that starts at yesterday and the one half a year back, newest first:
@@ -197,7 +199,7 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "", warehouse: str 
         if name in canned_queries(metadata):
             query = "?" + "&".join(params) if params else ""
             cases.append((f"{page} (HTML page)", f"/{DATABASE}/{name}{query}"))
-    cases += [(label, f"/{DATABASE}{path.format(half_a_year_ago=half_a_year_ago, yesterday=yesterday)}")
+    cases += [(label, f"/{DATABASE}{path.format(half_a_year_ago=half_a_year_ago, yesterday=yesterday, warehouse=quote(warehouse))}")
               for label, path in DATASETTE_PAGES.items()]
     return cases
 

@@ -296,6 +296,7 @@ NULL_DAYS = {"sales"}  # a sale counted as bought on no day (a return from WB's 
 
 @pytest.mark.parametrize("table, sort, order, undated", [
     ("orders", "&_sort_desc=day", "day DESC, account, order_id, sku", False),
+    ("orders", "", "day DESC, account, order_id, sku", False),  # (as it opens: the newest first)
     ("orders", "&_sort=day", "day, account, order_id, sku", False),
     ("marketplace_alias_warehouse_stock_days", "", "day DESC, warehouse, marketplace, alias", False),
     ("daily_figures", "&_sort_desc=day", "day DESC, account, sku, warehouse", False),
@@ -351,6 +352,7 @@ def test_a_table_page_by_page_holds_every_row_once_in_order(db_path, tmp_path, m
 @pytest.mark.parametrize("table, sort, order", [
     ("orders", "_sort_desc=day", "day DESC, account, order_id, sku"),
     ("orders", "_sort=day&account=wb-1", "day, account, order_id, sku"),
+    ("orders", "account=wb-1", "day DESC, account, order_id, sku"),  # (as it opens, filtered)
     ("daily_figures", "_sort_desc=day", "day DESC, account, sku, warehouse")])
 def test_a_table_streamed_as_csv_holds_every_row_once_in_order(db_path, monkeypatch, table, sort, order):
     """«Stream all rows» of a table sorted by `day`: Datasette streams it page by page, its first
