@@ -218,7 +218,7 @@ def register_magic_parameters(datasette):
 
 def page_links(datasette, request) -> dict | None:
     """The page asked for with the addresses of the one before and after it (relative: the same
-    path, whatever prefix a proxy serves it under), and how many rows JSON and CSV give at most."""
+    path, whatever prefix a proxy serves it under)."""
     asked = page_of(datasette, request)
     if asked is None:
         return None
@@ -228,7 +228,7 @@ def page_links(datasette, request) -> dict | None:
         return "?" + urlencode(args + ([("_page", str(number))] if number > 1 else []))
 
     return {**asked, "previous_url": url(asked["number"] - 1) if asked["number"] > 1 else None,
-            "next_url": url(asked["number"] + 1), "whole": datasette.setting("max_returned_rows")}
+            "next_url": url(asked["number"] + 1)}
 
 
 def datalist_options(options, labels) -> Markup:
@@ -650,8 +650,8 @@ class TablePage:
 def asgi_wrapper(datasette):
     # Four requests are changed on their way in; every other passes as it came. Datasette's
     # streamed CSV of the export views is served by the export that streams them
-    # (collector/export.py: instead_of_view), and a canned query's CSV by one that sends every
-    # row (instead_of_query_csv). A page of a big table or of a view comes without
+    # (collector/export.py: instead_of_view), and a canned query's CSV and JSON list by one that
+    # sends every row (instead_of_query_answer). A page of a big table or of a view comes without
     # its count, and a first page sorted by a column whose values repeat is asked for in the
     # order of the pages after it (both above); the streamed CSV of such a sort is sent from those
     # pages (collector/export.py: stream_in_key_order). A canned query's JSON skips Datasette's look for infinite
@@ -659,7 +659,7 @@ def asgi_wrapper(datasette):
     # finds none: the canned queries divide only through nullif() and add up whole numbers, and
     # SQLite gives NULL, not infinity, for a division by zero. It is answered from memory while
     # nothing was written since (collector/answer_cache.py).
-    from collector.export import instead_of_query_csv, instead_of_view, stream_in_key_order
+    from collector.export import instead_of_query_answer, instead_of_view, stream_in_key_order
 
     def wrap(app):
         async def adjusted(scope, receive, send):
@@ -669,7 +669,7 @@ def asgi_wrapper(datasette):
                 query = scope.get("query_string", b"").decode("utf-8", "replace")
                 table = page_of_table(path[len(base):])
                 queries = datasette.metadata("queries", database=DATABASE) or {}
-                export = instead_of_view(path[len(base):], query) or instead_of_query_csv(path[len(base):], query, queries)
+                export = instead_of_view(path[len(base):], query) or instead_of_query_answer(path[len(base):], query, queries)
                 if export:
                     path, query = export
                     scope = dict(scope, path=base + path, raw_path=(base + path).encode(), query_string=query.encode())
@@ -722,12 +722,12 @@ def answer_cache(datasette):
 @hookimpl
 def register_routes():
     # Imported here: collector/export.py builds on this module (DATABASE, mp_today).
-    from collector.export import export_csv, query_csv
+    from collector.export import export_csv, query_answer
 
     return [
         (r"^/$", home),
         (r"^/-/help$", help_page),
         (r"^/-/health(\.json)?$", health),
         (r"^/-/export/(?P<name>daily|stock|stock_days)\.csv$", export_csv),
-        (r"^/-/query/(?P<name>[^/]+)\.csv$", query_csv),
+        (r"^/-/query/(?P<name>[^/]+)\.(?P<format>csv|json)$", query_answer),
     ]

@@ -29,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
+import math
 import sqlite3
 import sys
 import tempfile
@@ -396,37 +398,40 @@ async def stream_in_key_order(datasette, scope, table: str, query: str) -> AsgiS
 
 
 # --------------------------------------------------------------------------------------------
-# A canned query's CSV, every row
+# A canned query's CSV and JSON list, every row
 
-QUERY_CSV_PATH = "/-/query/{name}.csv"  # where instead_of_query_csv() sends /mp/<query>.csv
-SPOOL_BYTES = 4 * 1024 * 1024  # a CSV bigger than this waits on disk, not in memory
+QUERY_ANSWER_PATH = "/-/query/{name}.{format}"  # where instead_of_query_answer() sends /mp/<query>.csv
+SPOOL_BYTES = 4 * 1024 * 1024  # an answer bigger than this waits on disk, not in memory
 CHUNK_CHARACTERS = 64 * 1024  # a write of the response
 
 
-def instead_of_query_csv(path: str, query: str, queries: dict) -> tuple[str, str] | None:
-    """(path, query string) of `query_csv`, which answers the CSV of a canned query
-    (`/mp/history.csv?days=90`, the CSV link of a query's page and of every dashboard chart);
+def instead_of_query_answer(path: str, query: str, queries: dict) -> tuple[str, str] | None:
+    """(path, query string) of `query_answer`, which answers the CSV of a canned query
+    (`/mp/history.csv?days=90`, the CSV link of a query's page and of every dashboard card)
+    and its JSON list (`.json?_shape=array`, the cards' JSON link; `&_nl=on`, a row a line);
     None for any other request.
 
-    Datasette's CSV of a query ends at `max_returned_rows` (5,000) without a word: at the
-    reference seller `history` for 90 days (61,920 rows) came as its newest eight days, and
-    `restock` as 5,000 of 8,222 rows. Its JSON says `"truncated": true`, and is left to it.
-    A debug page (`_trace`) is left to Datasette too."""
-    name = path.removeprefix(f"/{DATABASE}/").removesuffix(".csv")
-    if (not path.startswith(f"/{DATABASE}/") or not path.endswith(".csv") or "/" in name
-            or name not in queries or queries[name].get("write")
-            or "_trace" in parse_qs(query, keep_blank_values=True)):
+    Datasette's answer to a query ends at `max_returned_rows` (5,000) and these two forms say
+    nothing of it: at the reference seller `history` for 90 days (61,920 rows) came as its
+    newest eight days, and `restock` as 5,000 of its 8,222 rows. Datasette's other JSON forms
+    say `"truncated": true`, and are left to it, as is a debug page (`_trace`)."""
+    name, _, format = path.removeprefix(f"/{DATABASE}/").rpartition(".")
+    args = parse_qs(query, keep_blank_values=True)
+    whole = format == "csv" or format == "json" and args.get("_shape") == ["array"] and "_json" not in args
+    if (not path.startswith(f"/{DATABASE}/") or not whole or "/" in name or name not in queries
+            or queries[name].get("write") or "_trace" in args):
         return None
-    return QUERY_CSV_PATH.format(name=name), query  # (a query's name is a plain word)
+    return QUERY_ANSWER_PATH.format(name=name, format=format), query  # (a query's name is a plain word)
 
 
-async def query_csv(datasette, request):
-    """/-/query/<name>.csv: every row of a canned query as CSV, as Datasette writes its CSV
-    (`_header=off`, `_dl=1` to download), to whoever may see the query's page.
+async def query_answer(datasette, request):
+    """/-/query/<name>.csv or .json: every row of a canned query, as Datasette writes its CSV
+    (`_header=off`, `_dl=1` to download) or its JSON list (`_nl=on`: a row a line), to whoever
+    may see the query's page.
 
     The query runs once, on a read-only connection of its own (not one of Datasette's three,
     which the pages need meanwhile), under `sql_time_limit_ms` for each PAGE_ROWS rows, as the
-    exports' pages; its rows are written to a file that stays in memory up to SPOOL_BYTES, so
+    exports' pages; the answer is written to a file that stays in memory up to SPOOL_BYTES, so
     the snapshot it reads is let go as soon as the rows are out, however slowly the client
     reads them. (Paging it with OFFSET would run it again for every page: `history` for a year
     is 251,808 rows, ~5 s once, and its last pages alone would pass the time limit.)"""
@@ -443,38 +448,71 @@ async def query_csv(datasette, request):
     db = datasette.get_database(DATABASE)
     names = canned.get("params") or await derive_named_parameters(db, canned["sql"])
     params = {**EVERY_ROW, **{key: request.args.get(key) or "" for key in names if not key.startswith("_")}}
-    header = request.args.get("_header") != "off"
+    form = answer_form(request.url_vars["format"], request.args)
     try:
-        spool = await asyncio.to_thread(spool_csv, db.path, canned["sql"], params, header,
+        spool = await asyncio.to_thread(spool_answer, db.path, canned["sql"], params, form,
                                         datasette.setting("sql_time_limit_ms"))
     except QueryTooLong:
         raise DatasetteError("SQL query took too long. The time limit is controlled by the "
                              "sql_time_limit_ms configuration option.", title="SQL Interrupted", status=400)
     except sqlite3.Error as error:
         raise DatasetteError(str(error), title="Invalid SQL", status=400)
-    return spooled_response(spool, f"{name}.csv", download=bool(request.args.get("_dl")))
+    download = form.download and {"content-disposition": f'attachment; filename="{name}.csv"'}
+    return spooled_response(spool, form.content_type, download or {})
 
 
 class QueryTooLong(Exception):
     """PAGE_ROWS rows of a query took longer than the time limit."""
 
 
-def spool_csv(path: str, sql: str, params: dict, header: bool, limit_ms: int):
-    """The CSV of `sql`'s rows in a temporary file, at its start. The time limit is for each
-    PAGE_ROWS rows: a long answer may take longer in all, but never stalls."""
+@dataclass(frozen=True)
+class AnswerForm:
+    """How an answer is written, as Datasette writes it: its text before the rows (`head`
+    given the columns), a page of rows (`rows`: the columns, the rows, whether the first page)
+    and after them (`tail`)."""
+    content_type: str
+    head: callable
+    rows: callable
+    tail: str = ""
+    download: bool = False
+
+
+def answer_form(format: str, args) -> AnswerForm:
+    if format == "csv":
+        download = bool(args.get("_dl"))
+        header = args.get("_header") != "off"
+        return AnswerForm(f"text/{'csv' if download else 'plain'}; charset=utf-8",
+                          lambda columns: csv_text([columns], excel=False) if header else "",
+                          lambda columns, rows, first: csv_text(rows, excel=False), download=download)
+
+    def objects(columns, rows):  # (an infinity as Datasette writes one: null; the queries make none)
+        return (json.dumps({c: None if isinstance(v, float) and math.isinf(v) else v for c, v in zip(columns, row)})
+                for row in rows)
+
+    if args.get("_nl"):
+        return AnswerForm("text/plain", lambda columns: "",
+                          lambda columns, rows, first: ("" if first else "\n") + "\n".join(objects(columns, rows)))
+    return AnswerForm("application/json; charset=utf-8", lambda columns: "[",
+                      lambda columns, rows, first: ("" if first else ", ") + ", ".join(objects(columns, rows)), "]")
+
+
+def spool_answer(path: str, sql: str, params: dict, form: AnswerForm, limit_ms: int):
+    """`sql`'s rows written as `form` says in a temporary file, at its start. The time limit is
+    for each PAGE_ROWS rows: a long answer may take longer in all, but never stalls."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     deadline = time.perf_counter() + limit_ms / 1000
     conn.set_progress_handler(lambda: time.perf_counter() > deadline, 1000)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+", encoding="utf-8", newline="")
     try:
         register_functions(conn)
-        writer = csv.writer(spool)
         cursor = conn.execute(sql, params)
-        if header:
-            writer.writerow(column[0] for column in cursor.description)
+        columns = [column[0] for column in cursor.description]
+        spool.write(form.head(columns))
+        first = True
         while rows := cursor.fetchmany(PAGE_ROWS):
-            writer.writerows(rows)
-            deadline = time.perf_counter() + limit_ms / 1000
+            spool.write(form.rows(columns, rows, first))
+            first, deadline = False, time.perf_counter() + limit_ms / 1000
+        spool.write(form.tail)
     except BaseException as error:
         spool.close()
         if isinstance(error, sqlite3.OperationalError) and str(error) == "interrupted":
@@ -486,9 +524,7 @@ def spool_csv(path: str, sql: str, params: dict, header: bool, limit_ms: int):
     return spool
 
 
-def spooled_response(spool, filename: str, download: bool) -> AsgiStream:
-    """The spooled CSV as Datasette sends a CSV: `text/csv` as a download, else `text/plain`."""
-
+def spooled_response(spool, content_type: str, headers: dict) -> AsgiStream:
     async def write(response) -> None:
         try:
             while chunk := await asyncio.to_thread(spool.read, CHUNK_CHARACTERS):
@@ -496,6 +532,4 @@ def spooled_response(spool, filename: str, download: bool) -> AsgiStream:
         finally:
             spool.close()
 
-    headers = {"content-disposition": f'attachment; filename="{filename}"'} if download else {}
-    return AsgiStream(write, headers=headers,
-                      content_type=f"text/{'csv' if download else 'plain'}; charset=utf-8")
+    return AsgiStream(write, headers=headers, content_type=content_type)

@@ -421,7 +421,7 @@ def test_the_views_hold_what_the_figures_add_up_to_in_their_keys_order(db_path):
 
 
 # --------------------------------------------------------------------------------------------
-# A canned query's CSV: every row (export.query_csv)
+# A canned query's CSV and JSON list: every row (export.query_answer)
 
 CANNED = list(load_metadata()["databases"]["mp"]["queries"])
 # Each canned query with its defaults, and the longer answers of the list queries.
@@ -439,10 +439,11 @@ def as_datasette_writes_it(columns: list, rows: list) -> str:
     return buffer.getvalue()
 
 
-def test_a_canned_query_s_csv_is_every_row_of_it(db_path, monkeypatch):
-    """Datasette's CSV of a canned query stopped at max_returned_rows (5,000 as served; 3 here)
-    without a word: `history` for 90 days at a big seller was its newest eight days. The CSV is
-    now every row, byte for byte as Datasette writes the rows it gives as JSON with no cap."""
+def test_a_canned_query_s_csv_and_json_list_are_every_row_of_it(db_path, monkeypatch):
+    """Datasette's CSV and JSON list (`_shape=array`) of a canned query stopped at
+    max_returned_rows (5,000 as served; 3 here) without a word: `history` for 90 days at a big
+    seller was its newest eight days. They are now every row, byte for byte as Datasette writes
+    the rows it gives with no cap."""
     monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
     capped, roomy = make_datasette(db_path, max_returned_rows=3), make_datasette(db_path, max_returned_rows=100_000)
     longer = 0
@@ -451,9 +452,13 @@ def test_a_canned_query_s_csv_is_every_row_of_it(db_path, monkeypatch):
         assert answer["ok"] and not answer["truncated"], (name, query)
         text = get(capped, f"/mp/{name}.csv?{query}").text
         assert text == as_datasette_writes_it(answer["columns"], answer["rows"]), (name, query)
+        for shape in ("_shape=array", "_shape=array&_nl=on"):
+            listed = get(capped, f"/mp/{name}.json?{shape}&{query}")
+            assert listed.text == get(roomy, f"/mp/{name}.json?{shape}&{query}").text, (name, query, shape)
+            assert listed.headers["content-type"] == get(roomy, f"/mp/{name}.json?{shape}&{query}").headers["content-type"]
         longer += len(answer["rows"]) > 3
     assert longer >= 15  # (the cap was in the way of most of them)
-    assert get(capped, "/mp/history.json?days=90").json()["truncated"]  # (JSON still says where it stops)
+    assert get(capped, "/mp/history.json?days=90").json()["truncated"]  # (the other shapes say where they stop)
 
 
 def test_a_canned_query_s_csv_as_a_download_and_without_its_header(ds):
@@ -467,7 +472,8 @@ def test_a_canned_query_s_csv_as_a_download_and_without_its_header(ds):
 
 
 def test_a_canned_query_s_csv_is_only_for_whoever_may_see_the_query(private_ds):
-    for path in ("/mp/history.csv?days=90", "/-/query/history.csv", "/-/query/no_such_query.csv"):
+    for path in ("/mp/history.csv?days=90", "/-/query/history.csv", "/-/query/no_such_query.csv",
+                 "/mp/history.json?_shape=array", "/-/query/history.json"):
         refused = get(private_ds, path)
         assert refused.status_code == 403 and "Кронштейны" not in refused.text, path
     cookies = {"ds_actor": private_ds.sign({"a": {"id": "seller"}}, "actor")}
@@ -475,9 +481,11 @@ def test_a_canned_query_s_csv_is_only_for_whoever_may_see_the_query(private_ds):
     assert get(private_ds, "/-/query/no_such_query.csv", cookies=cookies).status_code == 404
 
 
-def test_a_debug_page_and_the_json_are_left_to_datasette(ds):
+def test_a_debug_page_and_the_other_json_shapes_are_left_to_datasette(ds):
     assert get(ds, "/mp/history.csv?_trace=1").headers["content-type"].startswith("text/html")
     assert get(ds, "/mp/history.json").json()["query_name"] == "history"
+    assert get(ds, "/mp/history.json?_shape=objects").json()["query_name"] == "history"
+    assert get(ds, "/mp/history.json?_shape=arrayfirst").json()
 
 
 FOREVER = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n WHERE i < 0"
@@ -491,6 +499,8 @@ def test_a_query_that_would_never_end_is_stopped_with_the_viewer_s_words(db_path
     ds._metadata_local = metadata
     answer = get(ds, "/mp/forever.csv")
     assert answer.status_code == 400 and "Запрос остановлен" in answer.text
+    listed = get(ds, "/mp/forever.json?_shape=array")
+    assert listed.status_code == 400 and "Запрос шёл дольше" in listed.json()["error"]
 
 
 def test_the_time_limit_is_for_each_page_of_rows(db_path, monkeypatch):
@@ -505,10 +515,11 @@ def test_the_time_limit_is_for_each_page_of_rows(db_path, monkeypatch):
     sql = """WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30)
              SELECT slow(i) AS i, (WITH RECURSIVE m(j) AS (SELECT 1 UNION ALL SELECT j + 1 FROM m WHERE j < 3000)
                               SELECT count(*) FROM m) AS steps FROM n"""
-    spool = export.spool_csv(str(db_path), sql, {}, True, limit_ms=200)  # (30 rows, 0.3 s in all)
+    form = export.answer_form("csv", {})
+    spool = export.spool_answer(str(db_path), sql, {}, form, limit_ms=200)  # (30 rows, 0.3 s in all)
     assert len(spool.read().splitlines()) == 31
     spool.close()
     with pytest.raises(export.QueryTooLong):
-        export.spool_csv(str(db_path), sql, {}, True, limit_ms=5)  # (each page 20 ms)
+        export.spool_answer(str(db_path), sql, {}, form, limit_ms=5)  # (each page 20 ms)
     with pytest.raises(export.QueryTooLong):
-        export.spool_csv(str(db_path), FOREVER, {}, True, limit_ms=50)
+        export.spool_answer(str(db_path), FOREVER, {}, form, limit_ms=50)

@@ -883,9 +883,12 @@ def test_full_exports_stream_past_max_returned_rows(db_path, monkeypatch):
         streamed = csv_rows(get(ds, f"/mp/{name}.csv?_stream=on").text)
         assert len(capped) == 5 and len(streamed) == expected, name
     conn.close()
-    # A canned query's CSV is every row too (tests/test_export.py); its JSON stops at max_returned_rows.
+    # A canned query's CSV and JSON list are every row too (tests/test_export.py); its other JSON
+    # shapes stop at max_returned_rows, and say so.
     assert len(csv_rows(get(ds, "/mp/history.csv?days=90").text)) > 5
-    assert len(get(ds, "/mp/history.json?days=90&_shape=array").json()) == 5
+    assert len(get(ds, "/mp/history.json?days=90&_shape=array").json()) > 5
+    capped = get(ds, "/mp/history.json?days=90&_shape=objects").json()
+    assert len(capped["rows"]) == 5 and capped["truncated"]
 
 
 def test_export_daily_adds_up_to_the_queries(open_ds):
