@@ -726,7 +726,7 @@ def answer_cache(datasette):
 @hookimpl
 def register_routes():
     # Imported here: collector/export.py builds on this module (DATABASE, mp_today).
-    from collector.export import export_csv, query_answer
+    from collector.export import export_csv, query_answer, sql_answer
 
     return [
         (r"^/$", home),
@@ -734,4 +734,5 @@ def register_routes():
         (r"^/-/health(\.json)?$", health),
         (r"^/-/export/(?P<name>daily|stock|stock_days)\.csv$", export_csv),
         (r"^/-/query/(?P<name>[^/]+)\.(?P<format>csv|json)$", query_answer),
+        (r"^/-/sql\.(?P<format>csv|json)$", sql_answer),
     ]

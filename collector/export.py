@@ -401,6 +401,7 @@ async def stream_in_key_order(datasette, scope, table: str, query: str) -> AsgiS
 # A canned query's CSV and JSON list, every row
 
 QUERY_ANSWER_PATH = "/-/query/{name}.{format}"  # where instead_of_query_answer() sends /mp/<query>.csv
+SQL_ANSWER_PATH = "/-/sql.{format}"  # and /mp.csv?sql=...
 SPOOL_BYTES = 4 * 1024 * 1024  # an answer bigger than this waits on disk, not in memory
 CHUNK_CHARACTERS = 64 * 1024  # a write of the response
 
@@ -414,12 +415,18 @@ def instead_of_query_answer(path: str, query: str, queries: dict) -> tuple[str, 
     Datasette's answer to a query ends at `max_returned_rows` (5,000) and these two forms say
     nothing of it: at the reference seller `history` for 90 days (61,920 rows) came as its
     newest eight days, and `restock` as 5,000 of its 8,222 rows. Datasette's other JSON forms
-    say `"truncated": true`, and are left to it, as is a debug page (`_trace`)."""
-    name, _, format = path.removeprefix(f"/{DATABASE}/").rpartition(".")
+    say `"truncated": true`, and are left to it, as is a debug page (`_trace`). The same for
+    the seller's own SQL (`/mp.csv?sql=...`), but for one with Datasette's magic parameters
+    (`:_now_epoch`...), which only Datasette knows."""
     args = parse_qs(query, keep_blank_values=True)
-    whole = format == "csv" or format == "json" and args.get("_shape") == ["array"] and "_json" not in args
-    if (not path.startswith(f"/{DATABASE}/") or not whole or "/" in name or name not in queries
-            or queries[name].get("write") or "_trace" in args):
+    name, _, format = path.rpartition(".")
+    if not (format == "csv" or format == "json" and args.get("_shape") == ["array"] and "_json" not in args) \
+            or "_trace" in args:
+        return None
+    if name == f"/{DATABASE}" and args.get("sql", [""])[0] and ":_" not in args["sql"][0]:
+        return SQL_ANSWER_PATH.format(format=format), query
+    name = name.removeprefix(f"/{DATABASE}/")
+    if not path.startswith(f"/{DATABASE}/") or "/" in name or name not in queries or queries[name].get("write"):
         return None
     return QUERY_ANSWER_PATH.format(name=name, format=format), query  # (a query's name is a plain word)
 
@@ -435,9 +442,6 @@ async def query_answer(datasette, request):
     the snapshot it reads is let go as soon as the rows are out, however slowly the client
     reads them. (Paging it with OFFSET would run it again for every page: `history` for a year
     is 251,808 rows, ~5 s once, and its last pages alone would pass the time limit.)"""
-    from datasette.utils import derive_named_parameters
-    from datasette.views.base import DatasetteError
-
     name = request.url_vars["name"]
     database = [("view-database", DATABASE), "view-instance"]
     canned = await datasette.get_canned_query(DATABASE, name, request.actor)
@@ -445,19 +449,43 @@ async def query_answer(datasette, request):
         await datasette.ensure_permissions(request.actor, database)
         return Response.text(f"no query {name}\n", status=404)
     await datasette.ensure_permissions(request.actor, [("view-query", (DATABASE, name)), *database])
+    return await every_row(datasette, request, canned["sql"], canned.get("params"), name)
+
+
+async def sql_answer(datasette, request):
+    """/-/sql.csv or .json: every row of the seller's own SQL (`/mp.csv?sql=...`), as
+    `query_answer` sends a canned query's, to whoever may run SQL; a statement Datasette would
+    refuse is refused in its words."""
+    from datasette.utils import InvalidSql, validate_sql_select
+    from datasette.views.base import DatasetteError
+
+    await datasette.ensure_permissions(request.actor, [("execute-sql", DATABASE), ("view-database", DATABASE),
+                                                       "view-instance"])
+    sql = request.args.get("sql") or ""
+    try:
+        validate_sql_select(sql)
+    except InvalidSql as error:
+        raise DatasetteError(str(error), title="Invalid SQL", status=400)
+    return await every_row(datasette, request, sql, None, DATABASE)
+
+
+async def every_row(datasette, request, sql: str, names: list | None, filename: str):
+    """The answer of `sql` with the request's parameters (`names`, else the ones it binds)."""
+    from datasette.utils import derive_named_parameters
+    from datasette.views.base import DatasetteError
+
     db = datasette.get_database(DATABASE)
-    names = canned.get("params") or await derive_named_parameters(db, canned["sql"])
+    names = names or await derive_named_parameters(db, sql)
     params = {**EVERY_ROW, **{key: request.args.get(key) or "" for key in names if not key.startswith("_")}}
     form = answer_form(request.url_vars["format"], request.args)
     try:
-        spool = await asyncio.to_thread(spool_answer, db.path, canned["sql"], params, form,
-                                        datasette.setting("sql_time_limit_ms"))
+        spool = await asyncio.to_thread(spool_answer, db.path, sql, params, form, datasette.setting("sql_time_limit_ms"))
     except QueryTooLong:
         raise DatasetteError("SQL query took too long. The time limit is controlled by the "
                              "sql_time_limit_ms configuration option.", title="SQL Interrupted", status=400)
     except sqlite3.Error as error:
         raise DatasetteError(str(error), title="Invalid SQL", status=400)
-    download = form.download and {"content-disposition": f'attachment; filename="{name}.csv"'}
+    download = form.download and {"content-disposition": f'attachment; filename="{filename}.csv"'}
     return spooled_response(spool, form.content_type, download or {})
 
 

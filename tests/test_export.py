@@ -16,6 +16,8 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+from urllib.parse import quote
+
 import pytest
 from datasette.database import QueryInterrupted
 
@@ -486,6 +488,36 @@ def test_a_debug_page_and_the_other_json_shapes_are_left_to_datasette(ds):
     assert get(ds, "/mp/history.json").json()["query_name"] == "history"
     assert get(ds, "/mp/history.json?_shape=objects").json()["query_name"] == "history"
     assert get(ds, "/mp/history.json?_shape=arrayfirst").json()
+
+
+def test_the_seller_s_own_sql_gives_every_row_as_csv_and_json_list(db_path, monkeypatch):
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    capped, roomy = make_datasette(db_path, max_returned_rows=3), make_datasette(db_path, max_returned_rows=100_000)
+    sql = "select * from orders where day >= :since order by day desc, order_id"
+    for query in (f"sql={quote(sql)}&since=2026-11-01", f"sql={quote(sql)}&since=2026-11-01&_dl=1&_header=off"):
+        answer = get(roomy, f"/mp.json?{query}").json()
+        assert len(answer["rows"]) > 3 and not answer["truncated"]
+        as_csv = get(capped, f"/mp.csv?{query}")
+        expected = as_datasette_writes_it(answer["columns"], answer["rows"])
+        assert as_csv.text == (expected.split("\r\n", 1)[1] if "_header=off" in query else expected)
+        listed = get(capped, f"/mp.json?{query}&_shape=array")
+        assert listed.text == get(roomy, f"/mp.json?{query}&_shape=array").text
+    download = get(capped, f"/mp.csv?sql={quote(sql)}&since=2026-11-01&_dl=1")
+    assert download.headers["content-disposition"] == 'attachment; filename="mp.csv"'
+    refused = get(capped, f"/mp.csv?sql={quote('delete from orders')}")
+    assert refused.status_code == 400 and "Statement must be a SELECT" in refused.text
+    # SQL with Datasette's magic parameters (`:_now_epoch`...) is Datasette's to answer
+    assert export.instead_of_query_answer("/mp.csv", f"sql={quote('select :_now_epoch')}", {}) is None
+    assert export.instead_of_query_answer("/mp.csv", f"sql={quote('select :now')}", {}) == ("/-/sql.csv", f"sql={quote('select :now')}")
+
+
+def test_the_seller_s_own_sql_is_only_for_whoever_may_run_sql(private_ds):
+    path = f"/mp.csv?sql={quote('select * from orders')}"
+    for url in (path, "/-/sql.csv?sql=select+1"):
+        refused = get(private_ds, url)
+        assert refused.status_code == 403 and "wb-1" not in refused.text, url
+    cookies = {"ds_actor": private_ds.sign({"a": {"id": "seller"}}, "actor")}
+    assert "wb-1" in get(private_ds, path, cookies=cookies).text
 
 
 FOREVER = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n WHERE i < 0"
