@@ -403,6 +403,10 @@ async def stream_in_key_order(datasette, scope, table: str, query: str) -> AsgiS
 QUERY_ANSWER_PATH = "/-/query/{name}.{format}"  # where instead_of_query_answer() sends /mp/<query>.csv
 SQL_ANSWER_PATH = "/-/sql.{format}"  # and /mp.csv?sql=...
 SPOOL_BYTES = 4 * 1024 * 1024  # an answer bigger than this waits on disk, not in memory
+# The most an answer may take on that disk (a year of `history`, the longest canned answer at
+# the reference seller, is 17 MB; `select * from orders` at a year would be ~3 GB, on the disk
+# that holds the database): past it, the request is refused with where to get such an answer.
+ANSWER_BYTES = 256 * 1024 * 1024
 CHUNK_CHARACTERS = 64 * 1024  # a write of the response
 
 
@@ -483,6 +487,8 @@ async def every_row(datasette, request, sql: str, names: list | None, filename: 
     except QueryTooLong:
         raise DatasetteError("SQL query took too long. The time limit is controlled by the "
                              "sql_time_limit_ms configuration option.", title="SQL Interrupted", status=400)
+    except AnswerTooBig:
+        raise DatasetteError(TOO_BIG, title="Слишком большой ответ", status=400)
     except sqlite3.Error as error:
         raise DatasetteError(str(error), title="Invalid SQL", status=400)
     download = form.download and {"content-disposition": f'attachment; filename="{filename}.csv"'}
@@ -491,6 +497,16 @@ async def every_row(datasette, request, sql: str, names: list | None, filename: 
 
 class QueryTooLong(Exception):
     """PAGE_ROWS rows of a query took longer than the time limit."""
+
+
+class AnswerTooBig(Exception):
+    """An answer past ANSWER_BYTES."""
+
+
+TOO_BIG = (f"Ответ больше {ANSWER_BYTES // 2 ** 20} МБ: столько витрина в один файл не собирает. "
+           "Таблицу целиком отдаёт «stream all rows» на её странице (CSV потоком), цифры по дням за всю "
+           "историю — полные выгрузки /-/export/daily.csv и /-/export/stock_days.csv; или сузьте запрос, "
+           "например фильтром по дню.")
 
 
 @dataclass(frozen=True)
@@ -539,6 +555,8 @@ def spool_answer(path: str, sql: str, params: dict, form: AnswerForm, limit_ms: 
         first = True
         while rows := cursor.fetchmany(PAGE_ROWS):
             spool.write(form.rows(columns, rows, first))
+            if spool.tell() > ANSWER_BYTES:
+                raise AnswerTooBig()
             first, deadline = False, time.perf_counter() + limit_ms / 1000
         spool.write(form.tail)
     except BaseException as error:

@@ -511,6 +511,15 @@ def test_the_seller_s_own_sql_gives_every_row_as_csv_and_json_list(db_path, monk
     assert export.instead_of_query_answer("/mp.csv", f"sql={quote('select :now')}", {}) == ("/-/sql.csv", f"sql={quote('select :now')}")
 
 
+def test_an_answer_past_its_size_is_refused_with_where_to_get_it(ds, monkeypatch):
+    """(`select * from orders` at a year would be ~3 GB on the disk that holds the database)"""
+    monkeypatch.setattr(export, "PAGE_ROWS", 2)
+    monkeypatch.setattr(export, "ANSWER_BYTES", 300)
+    refused = get(ds, f"/mp.csv?sql={quote('select * from orders')}")
+    assert refused.status_code == 400 and "Ответ больше" in refused.text and "stream all rows" in refused.text
+    assert get(ds, "/mp.csv?sql=select+1+as+one").text == "one\r\n1\r\n"  # (a short answer is let through)
+
+
 def test_the_seller_s_own_sql_is_only_for_whoever_may_run_sql(private_ds):
     path = f"/mp.csv?sql={quote('select * from orders')}"
     for url in (path, "/-/sql.csv?sql=select+1"):
