@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfoNotFoundError
 
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
-from datasette.filters import FilterArguments
+from datasette.filters import FilterArguments, Filters
 from datasette.utils import compound_keys_after_sql, escape_sqlite, tilde_encode, urlsafe_components
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
@@ -486,9 +486,11 @@ def said_to_a_seller(datasette, request, exception) -> Exception | None:
 # to `col = v` when no filter is set and more rows than the page takes are left of day v after the
 # key: SQLite then sorts the day's rows one account at a time (the index holds the account after
 # the day; with a range of days it sorted the whole day, 39,000 lines of `orders`: 110-220 ms).
-# Else to `col <= v`, and SQLite starts at v: when the column holds no NULL, or when no filter is
-# set and more rows than the page takes are older than v, so that no NULL, which would come after
-# them, is on it (`sales.day` is NULL for a sale on no day).
+# Else to `col <= v`, and SQLite starts at v: when the column holds no NULL, or when more rows than
+# the page takes, of those the filters leave, are older than v, so that no NULL, which would come
+# after them, is on it (`sales.day` is NULL for a sale on no day). Where neither is known, the first
+# page is Datasette's own: with "before every row" and no bound, SQLite chose to sort every row the
+# filter leaves (`sales` of one account at a year, 6.8 s; Datasette's own first page 0.6 ms).
 
 PAST_EVERY_TEXT = "\U0010ffff"  # sorts after any text that does not start with it, and after any number
 LOOK_MS = 20  # how long a look at the rows for a bound may take (past it: no bound)
@@ -519,7 +521,8 @@ async def before_every_row(datasette, table: str, args: dict[str, list[str]]) ->
     """The `_next` "before every row" of `table` sorted as `args` (parse_qs) ask: a first page
     asked for with it comes in the order of the pages after it. None where Datasette's own first
     page is in that order, or the sort is not one this applies to."""
-    page = TablePage(datasette, table, lambda name: (args.get(name) or [None])[0], list(args))
+    page = TablePage(datasette, table, lambda name: (args.get(name) or [None])[0],
+                     [(name, value) for name, values in args.items() for value in values])
     if page.sorted_by is None:
         return None
     column, descending = page.sorted_by
@@ -528,8 +531,12 @@ async def before_every_row(datasette, table: str, args: dict[str, list[str]]) ->
     pks = await page.keys()
     if pks == [column] or await page.is_rowid(column):
         return None  # (no two rows share a value)
-    if not (await page.holds_no_null() or descending and await page.starts_at_its_value(PAST_EVERY_TEXT)):
-        return None  # (a NULL among the rows: the page as Datasette makes it)
+    # A NULL among the rows (it comes last going down): from before every row, a page of a table
+    # small enough to show its count (under BIG_ROWS) has every row sorted at once; a big one's is
+    # bounded where it starts, or is the page as Datasette makes it.
+    if not (await page.holds_no_null()
+            or descending and (table not in await big_names(page.db) or await page.starts_at_its_value(PAST_EVERY_TEXT))):
+        return None  # (going up, a NULL comes first, before "$null": the page as Datasette makes it)
     return ",".join([tilde_encode(PAST_EVERY_TEXT) if descending else "$null"] + [""] * len(pks))
 
 
@@ -539,7 +546,8 @@ def filters_from_request(request, database, table, datasette):
         token = request.args.get("_next") or ""
         if database != DATABASE or "," not in token:
             return None
-        page = TablePage(datasette, table, request.args.get, list(request.args))
+        page = TablePage(datasette, table, request.args.get,
+                         [(name, value) for name in request.args for value in request.args.getlist(name)])
         if page.sorted_by is None:
             return None
         column, descending = page.sorted_by
@@ -555,11 +563,12 @@ def filters_from_request(request, database, table, datasette):
 
 
 class TablePage:
-    """A page of a table as Datasette reads its arguments (`arg(name)`: the first value), and
-    what the plugin looks up about the table for it, once."""
+    """A page of a table as Datasette reads its arguments (`arg(name)`: the first value;
+    `pairs`: every name and value), and what the plugin looks up about the table for it, once."""
 
-    def __init__(self, datasette, table: str, arg, names: list[str]):
-        self.datasette, self.table, self.arg, self.names = datasette, table, arg, names
+    def __init__(self, datasette, table: str, arg, pairs: list[tuple[str, str]]):
+        self.datasette, self.table, self.arg, self.pairs = datasette, table, arg, pairs
+        self.names = list(dict.fromkeys(name for name, _ in pairs))
         self.db = datasette.get_database(DATABASE)
         self.metadata = datasette.table_metadata(DATABASE, table)
         self._columns = None
@@ -591,6 +600,15 @@ class TablePage:
     def filtered(self) -> bool:
         return any(not name.startswith("_") or "__" in name or name in ("_where", "_through")
                    or name.startswith("_search") for name in self.names)
+
+    def filters_sql(self) -> tuple[str, dict] | None:
+        """The page's filters as Datasette makes them (`" AND ..."` and their parameters), or None
+        where it has others (`_where`, a search, `_through`)."""
+        if any(name in ("_where", "_through") or name.startswith("_search") for name in self.names):
+            return None
+        pairs = [(name, value) for name, value in self.pairs if not (name.startswith("_") and "__" not in name)]
+        clauses, params = Filters(sorted(pairs), self.metadata.get("units", {})).build_where_clauses(self.table)
+        return "".join(f" AND {clause}" for clause in clauses), params
 
     def rows(self) -> int:
         """The rows Datasette reads for the page: the page's size and one more, to know of a next page."""
@@ -638,16 +656,21 @@ class TablePage:
         return None
 
     async def starts_at_its_value(self, value: str) -> bool:
-        """Whether `column <= value` leaves this page, newest first from `value`, as it is. Not
-        where a count is shown (a big table's page shows none), as the count would be of the rows
-        from `value` on; but from past every value, of a column with no NULL, that is every row."""
+        """Whether `column <= value` leaves this page, newest first from `value`, as it is: the
+        column holds no NULL, or more rows than the page takes, of those its filters leave, are
+        older than `value` (a NULL comes after them). Not where a count is shown (a big table's
+        page shows none), as the count would be of the rows from `value` on; but from past every
+        value, of a column with no NULL, that is every row."""
         if value != PAST_EVERY_TEXT and not self.arg("_nocount"):
             return False
         if await self.holds_no_null():
             return True
-        if self.filtered() or not self.arg("_nocount"):
+        filters = self.filters_sql() if self.filtered() else ("", {})
+        if filters is None or not self.arg("_nocount"):
             return False
-        return bool(await self.at_least(self.rows(), f"{escape_sqlite(self.sorted_by[0])} < :value", {"value": value}))
+        where, params = filters
+        return bool(await self.at_least(self.rows(), f"{escape_sqlite(self.sorted_by[0])} < :value{where}",
+                                        {**params, "value": value}))
 
 
 @hookimpl
