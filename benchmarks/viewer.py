@@ -78,7 +78,7 @@ DATASETTE_PAGES = {"database page (HTML)": "", "table orders (HTML)": "/orders",
                    # (a seller's filter: the busiest warehouse's newest order lines)
                    "table orders warehouse={warehouse} (HTML)": "/orders?warehouse={warehouse}",
                    "table orders _sort=day (HTML)": "/orders?_sort=day",
-                   "table sales _sort=day (HTML)": "/sales?_sort=day",
+                   "table sales (HTML)": "/sales", "table sales _sort=day (HTML)": "/sales?_sort=day",
                    "table stock (HTML)": "/stock",
                    # (the page that starts at yesterday and the one half a year back, newest first:
                    # a next page reads the rows of its day, to sort them by the key, and no newer)

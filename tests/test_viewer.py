@@ -302,7 +302,8 @@ NULL_DAYS = {"sales"}  # a sale counted as bought on no day (a return from WB's 
     ("daily_figures", "&_sort_desc=day", "day DESC, account, sku, warehouse", False),
     ("stock", "", "id DESC", False),
     ("sales", "&_sort_desc=day", "day DESC, account, kind, sale_id, sku", True),
-    ("sales", "&_sort_desc=day", "day DESC, account, kind, sale_id, sku", False)])
+    ("sales", "&_sort_desc=day", "day DESC, account, kind, sale_id, sku", False),
+    ("sales", "", "day DESC, account, kind, sale_id, sku", True)])  # (as it opens: the newest first)
 def test_a_table_page_by_page_holds_every_row_once_in_order(db_path, tmp_path, monkeypatch, table, sort, order, undated):
     """Page after page of a table sorted by `day`, whose values repeat: every row once, in the
     order of the day and the key. Datasette orders the first page by the day alone and the pages
