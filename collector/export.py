@@ -35,6 +35,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode
@@ -515,13 +516,14 @@ class AnswerForm:
     given the columns), a page of rows (`rows`: the columns, the rows, whether the first page)
     and after them (`tail`)."""
     content_type: str
-    head: callable
-    rows: callable
+    head: Callable[[list], str]
+    rows: Callable[[list, list, bool], str]
     tail: str = ""
     download: bool = False
 
 
 def answer_form(format: str, args) -> AnswerForm:
+    """CSV (`_dl`, `_header=off`), or the JSON list (`_shape=array`; `_nl`: a row a line)."""
     if format == "csv":
         download = bool(args.get("_dl"))
         header = args.get("_header") != "off"
