@@ -170,12 +170,20 @@ def served_as_mp(datasette) -> None:
 
 
 @hookimpl
-def extra_template_vars(datasette, request):
+def extra_template_vars(datasette, request, view_name, database, table):
     # templates/base.html offers "Войти" only when signing in means something; query-mp.html
     # draws the links between a canned query's pages.
     # (mp_schema_note: called by the page only when its SQL failed)
-    return {"mp_password_required": password_required(datasette), "mp_datalist_options": datalist_options,
-            "mp_page": page_links(datasette, request), "mp_schema_note": lambda: schema_note(datasette)}
+    values = {"mp_password_required": password_required(datasette), "mp_datalist_options": datalist_options,
+              "mp_page": page_links(datasette, request), "mp_schema_note": lambda: schema_note(datasette)}
+    if view_name != "table" or database != DATABASE or request is None or not request.args.get("_next"):
+        return values
+
+    async def with_the_sql_a_seller_would_write():
+        query = await first_page_query(datasette, table, request)
+        return {**values, **({"query": query} if query else {})}
+
+    return with_the_sql_a_seller_would_write
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,6 +546,24 @@ async def before_every_row(datasette, table: str, args: dict[str, list[str]]) ->
             or descending and (table not in await big_names(page.db) or await page.starts_at_its_value(PAST_EVERY_TEXT))):
         return None  # (going up, a NULL comes first, before "$null": the page as Datasette makes it)
     return ",".join([tilde_encode(PAST_EVERY_TEXT) if descending else "$null"] + [""] * len(pks))
+
+
+async def first_page_query(datasette, table: str, request) -> dict | None:
+    """For «View and edit SQL» of a first page asked for from before every row: its SQL as a
+    seller would write it (its filters, its sort and the key), with none of the plugin's cursor
+    (`p1`.. blank, U+10FFFF) and bound; the same rows. None for any other page."""
+    page = TablePage(datasette, table, request.args.get,
+                     [(name, value) for name in request.args for value in request.args.getlist(name)])
+    token = request.args.get("_next").split(",")
+    if page.sorted_by is None or token[0] not in (tilde_encode(PAST_EVERY_TEXT), "$null") or any(token[1:]):
+        return None
+    pks, filters = await page.keys(), page.filters_sql()
+    if len(token) != len(pks) + 1 or filters is None:
+        return None
+    (column, descending), (where, params) = page.sorted_by, filters
+    order = ", ".join([escape_sqlite(column) + (" desc" if descending else ""), *map(escape_sqlite, pks)])
+    where = f" where {where.removeprefix(' AND ')}" if where else ""
+    return {"sql": f"select * from {escape_sqlite(table)}{where} order by {order} limit {page.rows()}", "params": params}
 
 
 @hookimpl
