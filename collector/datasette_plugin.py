@@ -529,8 +529,7 @@ async def before_every_row(datasette, table: str, args: dict[str, list[str]]) ->
     """The `_next` "before every row" of `table` sorted as `args` (parse_qs) ask: a first page
     asked for with it comes in the order of the pages after it. None where Datasette's own first
     page is in that order, or the sort is not one this applies to."""
-    page = TablePage(datasette, table, lambda name: (args.get(name) or [None])[0],
-                     [(name, value) for name, values in args.items() for value in values])
+    page = TablePage(datasette, table, [(name, value) for name, values in args.items() for value in values])
     if page.sorted_by is None:
         return None
     column, descending = page.sorted_by
@@ -545,6 +544,10 @@ async def before_every_row(datasette, table: str, args: dict[str, list[str]]) ->
     if not (await page.holds_no_null()
             or descending and (table not in await big_names(page.db) or await page.starts_at_its_value(PAST_EVERY_TEXT))):
         return None  # (going up, a NULL comes first, before "$null": the page as Datasette makes it)
+    return before_every_row_token(descending, pks)
+
+
+def before_every_row_token(descending: bool, pks: list[str]) -> str:
     return ",".join([tilde_encode(PAST_EVERY_TEXT) if descending else "$null"] + [""] * len(pks))
 
 
@@ -552,15 +555,12 @@ async def first_page_query(datasette, table: str, request) -> dict | None:
     """For «View and edit SQL» of a first page asked for from before every row: its SQL as a
     seller would write it (its filters, its sort and the key), with none of the plugin's cursor
     (`p1`.. blank, U+10FFFF) and bound; the same rows. None for any other page."""
-    page = TablePage(datasette, table, request.args.get,
-                     [(name, value) for name in request.args for value in request.args.getlist(name)])
-    token = request.args.get("_next").split(",")
-    if page.sorted_by is None or token[0] not in (tilde_encode(PAST_EVERY_TEXT), "$null") or any(token[1:]):
+    page = TablePage.of_request(datasette, table, request)
+    if page.sorted_by is None or (filters := page.filters_sql()) is None:
         return None
-    pks, filters = await page.keys(), page.filters_sql()
-    if len(token) != len(pks) + 1 or filters is None:
+    (column, descending), (where, params), pks = page.sorted_by, filters, await page.keys()
+    if request.args.get("_next") != before_every_row_token(descending, pks):
         return None
-    (column, descending), (where, params) = page.sorted_by, filters
     order = ", ".join([escape_sqlite(column) + (" desc" if descending else ""), *map(escape_sqlite, pks)])
     where = f" where {where.removeprefix(' AND ')}" if where else ""
     return {"sql": f"select * from {escape_sqlite(table)}{where} order by {order} limit {page.rows()}", "params": params}
@@ -572,8 +572,7 @@ def filters_from_request(request, database, table, datasette):
         token = request.args.get("_next") or ""
         if database != DATABASE or "," not in token:
             return None
-        page = TablePage(datasette, table, request.args.get,
-                         [(name, value) for name in request.args for value in request.args.getlist(name)])
+        page = TablePage.of_request(datasette, table, request)
         if page.sorted_by is None:
             return None
         column, descending = page.sorted_by
@@ -589,15 +588,26 @@ def filters_from_request(request, database, table, datasette):
 
 
 class TablePage:
-    """A page of a table as Datasette reads its arguments (`arg(name)`: the first value;
-    `pairs`: every name and value), and what the plugin looks up about the table for it, once."""
+    """A page of a table as Datasette reads its arguments (`pairs`: every name and value, in
+    order), and what the plugin looks up about the table for it, once."""
 
-    def __init__(self, datasette, table: str, arg, pairs: list[tuple[str, str]]):
-        self.datasette, self.table, self.arg, self.pairs = datasette, table, arg, pairs
-        self.names = list(dict.fromkeys(name for name, _ in pairs))
+    def __init__(self, datasette, table: str, pairs: list[tuple[str, str]]):
+        self.datasette, self.table, self.pairs = datasette, table, pairs
+        self._first = {}
+        for name, value in pairs:
+            self._first.setdefault(name, value)
+        self.names = list(self._first)
         self.db = datasette.get_database(DATABASE)
         self.metadata = datasette.table_metadata(DATABASE, table)
         self._columns = None
+
+    @classmethod
+    def of_request(cls, datasette, table: str, request) -> "TablePage":
+        return cls(datasette, table, [(name, value) for name in request.args for value in request.args.getlist(name)])
+
+    def arg(self, name: str) -> str | None:
+        """The first value of an argument, as Datasette reads one."""
+        return self._first.get(name)
 
     @property
     def sorted_by(self) -> tuple[str, bool] | None:

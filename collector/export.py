@@ -47,6 +47,7 @@ from collector.datasette_plugin import DATABASE, EVERY_ROW, before_every_row, mp
 from collector.sqlfunctions import register_functions
 
 PAGE_ROWS = 5000  # rows a query; tests cross page boundaries with fewer
+SEEING_THE_DATABASE = [("view-database", DATABASE), "view-instance"]  # what every page of it asks, after its own
 
 # As alias_figures names a SKU: its group from sku_names, else the SKU itself.
 ALIAS = "coalesce(nm.alias, CAST(f.sku AS TEXT))"
@@ -316,8 +317,7 @@ async def export_csv(datasette, request):
     """/-/export/daily.csv, stock.csv, stock_days.csv: readable to whoever may read the table it
     comes from (with a password, nobody anonymous: 403, as every CSV)."""
     export = EXPORTS[request.url_vars["name"]]
-    await datasette.ensure_permissions(request.actor, [("view-table", (DATABASE, export.table)),
-                                                       ("view-database", DATABASE), "view-instance"])
+    await datasette.ensure_permissions(request.actor, [("view-table", (DATABASE, export.table)), *SEEING_THE_DATABASE])
     if request.method != "GET":  # only ever a read: say so rather than answer a POST with data
         return Response.text("GET only\n", status=405, headers={"Allow": "GET"})
     if DATABASE not in datasette.databases:
@@ -399,7 +399,7 @@ async def stream_in_key_order(datasette, scope, table: str, query: str) -> AsgiS
 
 
 # --------------------------------------------------------------------------------------------
-# A canned query's CSV and JSON list, every row
+# A query's CSV and JSON list, every row: a canned query's and the seller's own SQL
 
 QUERY_ANSWER_PATH = "/-/query/{name}.{format}"  # where instead_of_query_answer() sends /mp/<query>.csv
 SQL_ANSWER_PATH = "/-/sql.{format}"  # and /mp.csv?sql=...
@@ -448,12 +448,11 @@ async def query_answer(datasette, request):
     reads them. (Paging it with OFFSET would run it again for every page: `history` for a year
     is 251,808 rows, ~5 s once, and its last pages alone would pass the time limit.)"""
     name = request.url_vars["name"]
-    database = [("view-database", DATABASE), "view-instance"]
     canned = await datasette.get_canned_query(DATABASE, name, request.actor)
     if canned is None or canned.get("write"):
-        await datasette.ensure_permissions(request.actor, database)
+        await datasette.ensure_permissions(request.actor, SEEING_THE_DATABASE)
         return Response.text(f"no query {name}\n", status=404)
-    await datasette.ensure_permissions(request.actor, [("view-query", (DATABASE, name)), *database])
+    await datasette.ensure_permissions(request.actor, [("view-query", (DATABASE, name)), *SEEING_THE_DATABASE])
     return await every_row(datasette, request, canned["sql"], canned.get("params"), name)
 
 
@@ -464,8 +463,7 @@ async def sql_answer(datasette, request):
     from datasette.utils import InvalidSql, validate_sql_select
     from datasette.views.base import DatasetteError
 
-    await datasette.ensure_permissions(request.actor, [("execute-sql", DATABASE), ("view-database", DATABASE),
-                                                       "view-instance"])
+    await datasette.ensure_permissions(request.actor, [("execute-sql", DATABASE), *SEEING_THE_DATABASE])
     sql = request.args.get("sql") or ""
     try:
         validate_sql_select(sql)
