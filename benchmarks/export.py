@@ -257,8 +257,8 @@ def measure(database: Path, out: Path, small_database: Path | None = None, max_r
         stock_days = stream(server, "/-/export/stock_days.csv", "/-/export/stock_days.csv", PAGE_ROWS)
         # (before the views' streams, which the client stops at view_seconds while the server
         # goes on with the page it is on)
-        queries = [(stream(server, f"/mp/{name}.csv?{urlencode(params)}", f"/mp/{name}.csv?{urlencode(params)}",
-                           PAGE_ROWS), canned_rows(database, name, params)) for name, params in LONG_QUERIES]
+        paths = {f"/mp/{name}.csv?{urlencode(params)}": (name, params) for name, params in LONG_QUERIES}
+        queries = [(stream(server, path, path, PAGE_ROWS), canned_rows(database, *asked)) for path, asked in paths.items()]
         view = stream(server, "export_daily ?_stream=on&_sort=day", "/mp/export_daily.csv?_stream=on&_sort=day",
                       VIEW_PAGE_ROWS, max_seconds=view_seconds)
         view_stock = stream(server, "export_stock ?_stream=on&_sort=account",
