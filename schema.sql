@@ -140,7 +140,10 @@ CREATE TABLE IF NOT EXISTS orders (
     returned_units INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, order_id, sku)
 );
-CREATE INDEX IF NOT EXISTS orders_day ON orders (day, account);
+-- By day, and within a day by SKU: a filter on one SKU (`orders?sku=`, a seller's usual one)
+-- is a skip-scan, a seek per day and account, instead of reading every line (16 s at a year for
+-- a SKU of a few lines). Schema 31 added sku: ~40 MB a year more.
+CREATE INDEX IF NOT EXISTS orders_day ON orders (day, account, sku);
 -- (orders_open, on account x status of lines not cancelled, served no query: 0.30 GB a year)
 DROP INDEX IF EXISTS orders_open;
 
@@ -163,7 +166,8 @@ CREATE TABLE IF NOT EXISTS sales (
     payout_kopecks INTEGER,                   -- «к перечислению»: WB forPay, Ozon posting payout
     PRIMARY KEY (account, kind, sale_id, sku)
 );
-CREATE INDEX IF NOT EXISTS sales_day ON sales (day, account);
+-- (by SKU within a day, as orders_day)
+CREATE INDEX IF NOT EXISTS sales_day ON sales (day, account, sku);
 -- the sales of an order line: what became of it (order_outcomes)
 CREATE INDEX IF NOT EXISTS sales_order ON sales (account, order_id, sku);
 

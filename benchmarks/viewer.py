@@ -78,7 +78,10 @@ DATASETTE_PAGES = {"database page (HTML)": "", "table orders (HTML)": "/orders",
                    # (a seller's filter: the busiest warehouse's newest order lines)
                    "table orders warehouse={warehouse} (HTML)": "/orders?warehouse={warehouse}",
                    "table orders _sort=day (HTML)": "/orders?_sort=day",
+                   # (a seller's filter on one SKU: the SKU of the fewest order lines, a seek per day)
+                   "table orders sku={rare_sku} (HTML)": "/orders?sku={rare_sku}",
                    "table sales (HTML)": "/sales", "table sales _sort=day (HTML)": "/sales?_sort=day",
+                   "table sales sku={rare_sku} (HTML)": "/sales?sku={rare_sku}",
                    "table stock (HTML)": "/stock",
                    # (the page that starts at yesterday and the one half a year back, newest first:
                    # a next page reads the rows of its day, to sort them by the key, and no newer)
@@ -181,7 +184,20 @@ def busiest_warehouse(database: Path) -> str:
     return row[0] if row else ""
 
 
-def query_cases(metadata: dict, yesterday: str, alias: str = "", warehouse: str = "") -> list[tuple[str, str]]:
+def rarest_sku(database: Path) -> str:
+    """The SKU of the fewest order lines that has any: a filter on it finds its lines only by
+    looking at every day."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT sku FROM sku_days GROUP BY sku HAVING sum(ordered_lines) > 0 "
+                           "ORDER BY sum(ordered_lines), sku LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    return str(row[0]) if row else ""
+
+
+def query_cases(metadata: dict, yesterday: str, alias: str = "", warehouse: str = "",
+                rare_sku: str = "") -> list[tuple[str, str]]:
     """(label, path) of every canned query with its defaults, then the heavier variants."""
     # (the middle of a year of history: a past day's stock from the changes after it, or up to
     # it, reads the most there)
@@ -199,8 +215,9 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "", warehouse: str 
         if name in canned_queries(metadata):
             query = "?" + "&".join(params) if params else ""
             cases.append((f"{page} (HTML page)", f"/{DATABASE}/{name}{query}"))
-    cases += [(label, f"/{DATABASE}{path.format(half_a_year_ago=half_a_year_ago, yesterday=yesterday, warehouse=quote(warehouse))}")
-              for label, path in DATASETTE_PAGES.items()]
+    filled = {"half_a_year_ago": half_a_year_ago, "yesterday": yesterday, "warehouse": quote(warehouse),
+              "rare_sku": rare_sku}
+    cases += [(label, f"/{DATABASE}{path.format(**filled)}") for label, path in DATASETTE_PAGES.items()]
     return cases
 
 
@@ -315,12 +332,12 @@ def time_viewer(database: Path, yesterday: str, repeats: int = 30, budget: float
     with `cold_repeats`, also that many requests of each with the file evicted before each."""
     ds = make_datasette(database)
     metadata = serve_options(database)["metadata"]
-    warehouse, alias = busiest_warehouse(database), first_alias(database)
+    warehouse, alias, rare_sku = busiest_warehouse(database), first_alias(database), rarest_sku(database)
 
     async def run() -> list[Timing]:
         await ds.invoke_startup()
         timings = [await _time_case(ds, label, path, repeats, budget)
-                   for label, path in query_cases(metadata, yesterday, alias, warehouse)]
+                   for label, path in query_cases(metadata, yesterday, alias, warehouse, rare_sku)]
         boards = []  # (dashboard, the page, the page and its charts)
         for dashboard, filters in tuple((name, {}) for name in DASHBOARDS) + FILTERED_DASHBOARDS:
             filled = {name: (label, label.format(warehouse=warehouse, alias=alias)) for name, label in filters.items()}

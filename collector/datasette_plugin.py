@@ -461,7 +461,7 @@ def said_to_a_seller(datasette, request, exception) -> Exception | None:
         return DatasetteError(
             f"<p>Запрос шёл дольше {seconds} с, и витрина его остановила. На большой истории так бывает с "
             f"фильтром по колонке без индекса: он читает таблицу целиком. Добавьте фильтр по дню (day) "
-            f"или откройте готовый запрос.</p>" + exception.message,
+            f"или SKU (sku) — их таблица находит сразу — или откройте готовый запрос.</p>" + exception.message,
             title="Запрос остановлен", status=400, message_is_html=True)
     message = str(exception)
     table = page_of_table(request.path[len(datasette.setting("base_url").rstrip("/")):])

@@ -22,7 +22,7 @@ from collector.cli import cli
 from collector.config import ConfigError, load_settings
 from collector.records import OrderLine, Product, StockLevel
 from collector.sandbox import Fault, SandboxClock
-from collector.storage import Storage
+from collector.storage import SCHEMA_VERSION, Storage
 from collector.timeutil import MOSCOW, iso, utc_now
 from tests.conftest import NOON_MSK, collector_environ, table
 
@@ -356,7 +356,7 @@ def test_an_upgrade_to_schema_30_keeps_every_alert_and_takes_the_disk_s(tmp_path
     before = table(quiet_storage, "SELECT * FROM alert_outbox ORDER BY id")
     with pytest.raises(sqlite3.IntegrityError):
         db.execute("INSERT INTO alert_outbox (key, kind, title, body, created_at, day) VALUES ('d', 'disk_low', 't', 'b', 'c', 'd')")
-    assert quiet_storage.migrate() == 29 and quiet_storage.schema_version == 30
+    assert quiet_storage.migrate() == 29 and quiet_storage.schema_version == SCHEMA_VERSION
     assert table(quiet_storage, "SELECT * FROM alert_outbox ORDER BY id") == before
     with quiet_storage.transaction():
         db.execute("INSERT INTO alert_outbox (key, kind, title, body, created_at, day) VALUES ('d', 'disk_low', 't', 'b', 'c', 'd')")

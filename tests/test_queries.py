@@ -1209,7 +1209,7 @@ YEAR_STATISTICS = [
     ("marketplace_alias_warehouse_days", "marketplace_alias_warehouse_days", "2340000 54419 54419 172 1"),
     ("daily_figures", "daily_figures", "15367544 41988 10497 6 1"),
     ("sales", "sales_order", "11611348 2902837 2 1"),
-    ("sales", "sales_day", "11611348 31812 7953"),
+    ("sales", "sales_day", "11611348 31812 7953 6"),
     ("sales", "sqlite_autoindex_sales_1", "11611348 2902837 1451419 1 1"),
     ("sku_days", "sku_days", "2663666 7278 1820 1"),
     ("stock", "stock_key_day", "14918950 3729738 1990 1421 126 3"),

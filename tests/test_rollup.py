@@ -247,7 +247,8 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     per warehouse; schema 19 keys alias_warehouse_days anew; schema 20 fills
     marketplace_alias_warehouse_days; schema 21 recent_minutes; schema 22
     marketplace_alias_warehouses; schema 23 makes today_now anew, with its week and month; schema 30
-    lets alert_outbox hold the disk's alerts), from what version 6 kept,
+    lets alert_outbox hold the disk's alerts; schema 31 adds the SKU
+    to orders_day and sales_day), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -287,27 +288,29 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 30
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 31
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 30: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 26)")] == [f"{n} of 26)" for n in range(1, 27)]
-    assert "upgrading the database from schema 6 to 30: schema 7: filling alias_warehouse_days, alias_warehouse_stock (12 of 26)" in said
-    assert "upgrading the database from schema 6 to 30: schema 8: filling marketplace_alias_days (13 of 26)" in said
-    assert "upgrading the database from schema 6 to 30: schema 9: filling account_warehouse_days (14 of 26)" in said
-    assert "upgrading the database from schema 6 to 30: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (15 of 26)" in said
-    assert "upgrading the database from schema 6 to 30: schema 11: filling alias_warehouse_months (16 of 26)" in said
-    assert "upgrading the database from schema 6 to 30: schema 12: filling alias_months (17 of 26)" in said
-    assert "upgrading the database from schema 6 to 30: schema 13: filling alias_warehouse_days (18 of 26)" in said
-    assert "upgrading the database from schema 6 to 30: schema 15: filling orders (19 of 26)" in said
-    assert ("upgrading the database from schema 6 to 30: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (20 of 26)") in said
-    assert "upgrading the database from schema 6 to 30: schema 20: filling marketplace_alias_warehouse_days (21 of 26)" in said
-    assert "upgrading the database from schema 6 to 30: schema 21: filling recent_minutes (22 of 26)" in said
-    assert "upgrading the database from schema 6 to 30: schema 22: filling marketplace_alias_warehouses (23 of 26)" in said
-    assert "upgrading the database from schema 6 to 30: schema 25: filling warehouse_month_basis (24 of 26)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 31: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 28)")] == [f"{n} of 28)" for n in range(1, 29)]
+    assert "upgrading the database from schema 6 to 31: schema 7: filling alias_warehouse_days, alias_warehouse_stock (13 of 28)" in said
+    assert "upgrading the database from schema 6 to 31: schema 8: filling marketplace_alias_days (14 of 28)" in said
+    assert "upgrading the database from schema 6 to 31: schema 9: filling account_warehouse_days (15 of 28)" in said
+    assert "upgrading the database from schema 6 to 31: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (16 of 28)" in said
+    assert "upgrading the database from schema 6 to 31: schema 11: filling alias_warehouse_months (17 of 28)" in said
+    assert "upgrading the database from schema 6 to 31: schema 12: filling alias_months (18 of 28)" in said
+    assert "upgrading the database from schema 6 to 31: schema 13: filling alias_warehouse_days (19 of 28)" in said
+    assert "upgrading the database from schema 6 to 31: schema 15: filling orders (20 of 28)" in said
+    assert ("upgrading the database from schema 6 to 31: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (21 of 28)") in said
+    assert "upgrading the database from schema 6 to 31: schema 20: filling marketplace_alias_warehouse_days (22 of 28)" in said
+    assert "upgrading the database from schema 6 to 31: schema 21: filling recent_minutes (23 of 28)" in said
+    assert "upgrading the database from schema 6 to 31: schema 22: filling marketplace_alias_warehouses (24 of 28)" in said
+    assert "upgrading the database from schema 6 to 31: schema 25: filling warehouse_month_basis (25 of 28)" in said
+    assert ("upgrading the database from schema 6 to 31: schema 31: filling the statistics of orders, "
+            "the statistics of sales (27 of 28)") in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 30 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 31 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
