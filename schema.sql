@@ -514,6 +514,20 @@ CREATE TABLE IF NOT EXISTS sku_names (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sku_names_article ON sku_names (article);
 DROP INDEX IF EXISTS sku_names_alias;
+-- The SKUs each article was written on, as the order lines and sales name them, with how many
+-- of them: a filter on one article of the raw lines (`orders?article=`, `sales?article=`) is
+-- given these SKUs too (collector/datasette_plugin.py), which orders_day and sales_day find by a
+-- seek per day; by the article alone SQLite read every line (past the 3 s limit at a year for an
+-- article of a few lines). Kept by the triggers on orders and sales below; a row whose lines
+-- went back to 0 counts as no row.
+CREATE TABLE IF NOT EXISTS article_skus (
+    article TEXT NOT NULL,
+    account TEXT NOT NULL,
+    sku     INTEGER NOT NULL,
+    lines   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (article, account, sku)
+) WITHOUT ROWID;
+
 -- Every day sku_days has rows for: how a SKU's days are found when its group changes (a key
 -- lookup per day). An index on sku_days (account, sku) would do it too, but SQLite then reads
 -- the windows of sku_days through that index, 7,500 seeks instead of one range.
@@ -855,6 +869,17 @@ DROP VIEW IF EXISTS sku_stock_recomputed;
 CREATE VIEW sku_stock_recomputed AS
 SELECT account, sku, sum(quantity) AS quantity FROM stock_current GROUP BY account, sku;
 
+-- What article_skus must hold: the order lines and sales of each article x account x SKU.
+DROP VIEW IF EXISTS article_skus_recomputed;
+CREATE VIEW article_skus_recomputed AS
+SELECT article, account, sku, sum(lines) AS lines
+FROM (SELECT article, account, sku, count(*) AS lines FROM orders WHERE article IS NOT NULL
+      GROUP BY article, account, sku
+      UNION ALL
+      SELECT article, account, sku, count(*) FROM sales WHERE article IS NOT NULL
+      GROUP BY article, account, sku)
+GROUP BY article, account, sku;
+
 -- What sku_names must hold, worked out from products and sku_aliases (the canned queries' rule
 -- before sku_names, and its triggers' contract).
 DROP VIEW IF EXISTS sku_names_recomputed;
@@ -1071,6 +1096,62 @@ BEGIN
     WHERE v.account = old.account AND v.order_id = old.order_id AND v.sku = old.sku
       AND orders.account = v.account AND orders.order_id = v.order_id AND orders.sku = v.sku
       AND (orders.outcome IS NOT v.outcome OR orders.returned_units IS NOT v.returned_units);
+END;
+
+-- article_skus: a line counted under its article on insert, moved when its article, account or
+-- SKU changes (an upsert that changes none of them does nothing here), taken back on delete.
+DROP TRIGGER IF EXISTS article_skus_order_added;
+CREATE TRIGGER article_skus_order_added AFTER INSERT ON orders
+WHEN new.article IS NOT NULL
+BEGIN
+    INSERT INTO article_skus (article, account, sku, lines) VALUES (new.article, new.account, new.sku, 1)
+    ON CONFLICT DO UPDATE SET lines = lines + 1;
+END;
+
+DROP TRIGGER IF EXISTS article_skus_order_changed;
+CREATE TRIGGER article_skus_order_changed AFTER UPDATE OF article, account, sku ON orders
+WHEN old.article IS NOT new.article OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+BEGIN
+    UPDATE article_skus SET lines = lines - 1
+    WHERE article = old.article AND account = old.account AND sku = old.sku;
+    INSERT INTO article_skus (article, account, sku, lines)
+    SELECT new.article, new.account, new.sku, 1 WHERE new.article IS NOT NULL
+    ON CONFLICT DO UPDATE SET lines = lines + 1;
+END;
+
+DROP TRIGGER IF EXISTS article_skus_order_removed;
+CREATE TRIGGER article_skus_order_removed AFTER DELETE ON orders
+WHEN old.article IS NOT NULL
+BEGIN
+    UPDATE article_skus SET lines = lines - 1
+    WHERE article = old.article AND account = old.account AND sku = old.sku;
+END;
+
+DROP TRIGGER IF EXISTS article_skus_sale_added;
+CREATE TRIGGER article_skus_sale_added AFTER INSERT ON sales
+WHEN new.article IS NOT NULL
+BEGIN
+    INSERT INTO article_skus (article, account, sku, lines) VALUES (new.article, new.account, new.sku, 1)
+    ON CONFLICT DO UPDATE SET lines = lines + 1;
+END;
+
+DROP TRIGGER IF EXISTS article_skus_sale_changed;
+CREATE TRIGGER article_skus_sale_changed AFTER UPDATE OF article, account, sku ON sales
+WHEN old.article IS NOT new.article OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+BEGIN
+    UPDATE article_skus SET lines = lines - 1
+    WHERE article = old.article AND account = old.account AND sku = old.sku;
+    INSERT INTO article_skus (article, account, sku, lines)
+    SELECT new.article, new.account, new.sku, 1 WHERE new.article IS NOT NULL
+    ON CONFLICT DO UPDATE SET lines = lines + 1;
+END;
+
+DROP TRIGGER IF EXISTS article_skus_sale_removed;
+CREATE TRIGGER article_skus_sale_removed AFTER DELETE ON sales
+WHEN old.article IS NOT NULL
+BEGIN
+    UPDATE article_skus SET lines = lines - 1
+    WHERE article = old.article AND account = old.account AND sku = old.sku;
 END;
 
 -- An order line's share of daily_figures is added on insert, moved on a change that counts

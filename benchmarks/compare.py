@@ -76,8 +76,8 @@ def compare(database: Path, rev: str, repeats: int = 20, budget: float = 20.0,
     sides = {name: datasette_with(database, meta, time_limit_ms) for name, meta in metadata.items()}
     alias = viewer.first_alias(database)
     warehouse = viewer.busiest_warehouse(database)
-    rare_sku = viewer.rarest_sku(database)
-    cases = {name: dict(viewer.query_cases(meta, yesterday, alias, warehouse, rare_sku)) for name, meta in metadata.items()}
+    rare = viewer.rare_values(database)
+    cases = {name: dict(viewer.query_cases(meta, yesterday, alias, warehouse, rare)) for name, meta in metadata.items()}
     labels = list(dict.fromkeys([*cases["before"], *cases["after"]]))
 
     async def run():

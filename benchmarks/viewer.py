@@ -78,8 +78,10 @@ DATASETTE_PAGES = {"database page (HTML)": "", "table orders (HTML)": "/orders",
                    # (a seller's filter: the busiest warehouse's newest order lines)
                    "table orders warehouse={warehouse} (HTML)": "/orders?warehouse={warehouse}",
                    "table orders _sort=day (HTML)": "/orders?_sort=day",
-                   # (a seller's filter on one SKU: the SKU of the fewest order lines, a seek per day)
+                   # (a seller's filter on one SKU or one article: that of the fewest order lines,
+                   # a seek per day)
                    "table orders sku={rare_sku} (HTML)": "/orders?sku={rare_sku}",
+                   "table orders article={rare_article} (HTML)": "/orders?article={rare_article}",
                    "table sales (HTML)": "/sales", "table sales _sort=day (HTML)": "/sales?_sort=day",
                    "table sales sku={rare_sku} (HTML)": "/sales?sku={rare_sku}",
                    "table stock (HTML)": "/stock",
@@ -184,20 +186,22 @@ def busiest_warehouse(database: Path) -> str:
     return row[0] if row else ""
 
 
-def rarest_sku(database: Path) -> str:
-    """The SKU of the fewest order lines that has any: a filter on it finds its lines only by
-    looking at every day."""
+def rare_values(database: Path) -> dict[str, str]:
+    """The SKU and the article of the fewest order lines that have any ({rare_sku},
+    {rare_article}): a filter on one finds its lines only by looking at every day."""
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        row = conn.execute("SELECT sku FROM sku_days GROUP BY sku HAVING sum(ordered_lines) > 0 "
+        sku = conn.execute("SELECT sku FROM sku_days GROUP BY sku HAVING sum(ordered_lines) > 0 "
                            "ORDER BY sum(ordered_lines), sku LIMIT 1").fetchone()
+        article = conn.execute("SELECT article FROM article_skus GROUP BY article HAVING sum(lines) > 0 "
+                               "ORDER BY sum(lines), article LIMIT 1").fetchone()
     finally:
         conn.close()
-    return str(row[0]) if row else ""
+    return {"rare_sku": str(sku[0]) if sku else "", "rare_article": quote(article[0]) if article else ""}
 
 
 def query_cases(metadata: dict, yesterday: str, alias: str = "", warehouse: str = "",
-                rare_sku: str = "") -> list[tuple[str, str]]:
+                rare: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """(label, path) of every canned query with its defaults, then the heavier variants."""
     # (the middle of a year of history: a past day's stock from the changes after it, or up to
     # it, reads the most there)
@@ -216,7 +220,7 @@ def query_cases(metadata: dict, yesterday: str, alias: str = "", warehouse: str 
             query = "?" + "&".join(params) if params else ""
             cases.append((f"{page} (HTML page)", f"/{DATABASE}/{name}{query}"))
     filled = {"half_a_year_ago": half_a_year_ago, "yesterday": yesterday, "warehouse": quote(warehouse),
-              "rare_sku": rare_sku}
+              "rare_sku": "", "rare_article": "", **(rare or {})}
     cases += [(label, f"/{DATABASE}{path.format(**filled)}") for label, path in DATASETTE_PAGES.items()]
     return cases
 
@@ -332,12 +336,12 @@ def time_viewer(database: Path, yesterday: str, repeats: int = 30, budget: float
     with `cold_repeats`, also that many requests of each with the file evicted before each."""
     ds = make_datasette(database)
     metadata = serve_options(database)["metadata"]
-    warehouse, alias, rare_sku = busiest_warehouse(database), first_alias(database), rarest_sku(database)
+    warehouse, alias, rare = busiest_warehouse(database), first_alias(database), rare_values(database)
 
     async def run() -> list[Timing]:
         await ds.invoke_startup()
         timings = [await _time_case(ds, label, path, repeats, budget)
-                   for label, path in query_cases(metadata, yesterday, alias, warehouse, rare_sku)]
+                   for label, path in query_cases(metadata, yesterday, alias, warehouse, rare)]
         boards = []  # (dashboard, the page, the page and its charts)
         for dashboard, filters in tuple((name, {}) for name in DASHBOARDS) + FILTERED_DASHBOARDS:
             filled = {name: (label, label.format(warehouse=warehouse, alias=alias)) for name, label in filters.items()}

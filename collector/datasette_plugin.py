@@ -460,8 +460,9 @@ def said_to_a_seller(datasette, request, exception) -> Exception | None:
     if isinstance(exception, DatasetteError) and exception.title == "SQL Interrupted":
         return DatasetteError(
             f"<p>Запрос шёл дольше {seconds} с, и витрина его остановила. На большой истории так бывает с "
-            f"фильтром по колонке без индекса: он читает таблицу целиком. Добавьте фильтр по дню (day) "
-            f"или SKU (sku) — их таблица находит сразу — или откройте готовый запрос.</p>" + exception.message,
+            f"фильтром по колонке без индекса: он читает таблицу целиком. Добавьте фильтр по дню (day), "
+            f"SKU (sku) или артикулу (article) — их таблица находит сразу — или откройте готовый "
+            f"запрос.</p>" + exception.message,
             title="Запрос остановлен", status=400, message_is_html=True)
     message = str(exception)
     table = page_of_table(request.path[len(datasette.setting("base_url").rstrip("/")):])
@@ -556,7 +557,7 @@ async def first_page_query(datasette, table: str, request) -> dict | None:
     seller would write it (its filters, its sort and the key), with none of the plugin's cursor
     (`p1`.. blank, U+10FFFF) and bound; the same rows. None for any other page."""
     page = TablePage.of_request(datasette, table, request)
-    if page.sorted_by is None or (filters := page.filters_sql()) is None:
+    if page.sorted_by is None or (filters := await page.filters_sql()) is None:
         return None
     (column, descending), (where, params), pks = page.sorted_by, filters, await page.keys()
     if request.args.get("_next") != before_every_row_token(descending, pks):
@@ -585,6 +586,17 @@ def filters_from_request(request, database, table, datasette):
         return await page.bound(after, key)
 
     return bound
+
+
+@hookimpl(specname="filters_from_request")
+def articles_found_by_sku(request, database, table, datasette):
+    async def by_sku():
+        if database != DATABASE:
+            return None
+        clauses, params = await TablePage.of_request(datasette, table, request).articles_by_sku()
+        return FilterArguments(clauses, params) if clauses else None
+
+    return by_sku
 
 
 class TablePage:
@@ -637,14 +649,28 @@ class TablePage:
         return any(not name.startswith("_") or "__" in name or name in ("_where", "_through")
                    or name.startswith("_search") for name in self.names)
 
-    def filters_sql(self) -> tuple[str, dict] | None:
-        """The page's filters as Datasette makes them (`" AND ..."` and their parameters), or None
-        where it has others (`_where`, a search, `_through`)."""
+    async def filters_sql(self) -> tuple[str, dict] | None:
+        """The page's filters as Datasette and this plugin make them (`" AND ..."` and their
+        parameters), or None where it has others (`_where`, a search, `_through`)."""
         if any(name in ("_where", "_through") or name.startswith("_search") for name in self.names):
             return None
         pairs = [(name, value) for name, value in self.pairs if not (name.startswith("_") and "__" not in name)]
         clauses, params = Filters(sorted(pairs), self.metadata.get("units", {})).build_where_clauses(self.table)
-        return "".join(f" AND {clause}" for clause in clauses), params
+        by_sku, sku_params = await self.articles_by_sku()
+        return "".join(f" AND {clause}" for clause in clauses + by_sku), {**params, **sku_params}
+
+    async def articles_by_sku(self) -> tuple[list[str], dict]:
+        """For each article the page's filters ask of the raw lines: the SKUs it was written on
+        (article_skus), as a clause that leaves the same rows and lets SQLite seek them by SKU,
+        day by day (orders_day, sales_day). By the article alone it read every line: an article
+        of a few lines took longer than the time limit at a year. None before the collector has
+        made article_skus (schema 32)."""
+        values = [value for name, value in self.pairs if name in ("article", "article__exact")]
+        if self.table not in ("orders", "sales") or not values or await schema_lag(self.datasette):
+            return [], {}
+        names = [f"mp_article_{i}" for i in range(len(values))]
+        return ([f"sku IN (SELECT sku FROM article_skus WHERE article = :{name} AND lines > 0)" for name in names],
+                dict(zip(names, values)))
 
     def rows(self) -> int:
         """The rows Datasette reads for the page: the page's size and one more, to know of a next page."""
@@ -701,7 +727,7 @@ class TablePage:
             return False
         if await self.holds_no_null():
             return True
-        filters = self.filters_sql() if self.filtered() else ("", {})
+        filters = await self.filters_sql() if self.filtered() else ("", {})
         if filters is None or not self.arg("_nocount"):
             return False
         where, params = filters

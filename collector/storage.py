@@ -27,7 +27,7 @@ from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 31
+SCHEMA_VERSION = 32
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -107,6 +107,8 @@ FILLS: dict[int, str] = {
     ANALYZE orders;
     ANALYZE sales;
     """,
+    # article_skus (created by schema.sql): every order line and sale counted under its article
+    32: refill_sql("article_skus"),
     # (26: restock_days_now, created by schema.sql and kept by the upgrade at once)
     # (27: marketplace_alias_warehouse_stock_days, likewise)
     # An order line is judged by units: a line partly returned is bought but for the units
@@ -145,7 +147,8 @@ SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku
              ("alias_months", "alias_months_recomputed", 3),
              ("marketplace_alias_warehouse_days", "marketplace_alias_warehouse_days_recomputed", 4),
              ("recent_minutes", "recent_minutes_recomputed", 5),
-             ("marketplace_alias_warehouses", "marketplace_alias_warehouses_recomputed", 3))
+             ("marketplace_alias_warehouses", "marketplace_alias_warehouses_recomputed", 3),
+             ("article_skus", "article_skus_recomputed", 3))
 
 
 def create_statement(table: str) -> str:
@@ -899,7 +902,8 @@ UPDATE stock_current SET first_day = (
 """ + refill_sql("sku_days", "sku_stock", "sku_names", "summary_days", "alias_days", "alias_stock",
                  "minute_totals", "alias_warehouse_stock", "alias_warehouse_first_days", "account_days", "alias_warehouse_days",
                  "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months", "alias_months",
-                 "marketplace_alias_warehouse_days", "recent_minutes", "marketplace_alias_warehouses") + """
+                 "marketplace_alias_warehouse_days", "recent_minutes", "marketplace_alias_warehouses",
+                 "article_skus") + """
 DELETE FROM today_now;
 DELETE FROM buyout_now;
 UPDATE restock_now_basis SET in_step = 0;

@@ -293,7 +293,8 @@ def as_old_version(database: Path) -> Path:
 def schema_objects(database: Path) -> set:
     conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        return set(conn.execute("SELECT type, name, sql FROM sqlite_master")) | {
+        # (not the planner's statistics, which an upgrade may gather and a new database has not yet)
+        return set(conn.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_stat%'")) | {
             ("user_version", conn.execute("PRAGMA user_version").fetchone()[0], None)}
     finally:
         conn.close()
