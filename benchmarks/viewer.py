@@ -77,6 +77,8 @@ HTML_PAGES = ("today", "history", "restock", "restock soon=1", "history _page=40
 DATASETTE_PAGES = {"database page (HTML)": "", "table orders (HTML)": "/orders",
                    # (a seller's filter: the busiest warehouse's newest order lines)
                    "table orders warehouse={warehouse} (HTML)": "/orders?warehouse={warehouse}",
+                   # (a warehouse no order names: an empty page, at once)
+                   "table orders warehouse=(none such) (HTML)": "/orders?warehouse=%D0%9D%D0%B5%D1%82",
                    "table orders _sort=day (HTML)": "/orders?_sort=day",
                    # (a seller's filter on one SKU or one article: that of the fewest order lines,
                    # a seek per day)

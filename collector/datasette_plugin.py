@@ -589,14 +589,14 @@ def filters_from_request(request, database, table, datasette):
 
 
 @hookimpl(specname="filters_from_request")
-def articles_found_by_sku(request, database, table, datasette):
-    async def by_sku():
+def found_by_an_index(request, database, table, datasette):
+    async def by_index():
         if database != DATABASE:
             return None
-        clauses, params = await TablePage.of_request(datasette, table, request).articles_by_sku()
+        clauses, params = await TablePage.of_request(datasette, table, request).index_sql()
         return FilterArguments(clauses, params) if clauses else None
 
-    return by_sku
+    return by_index
 
 
 class TablePage:
@@ -656,21 +656,31 @@ class TablePage:
             return None
         pairs = [(name, value) for name, value in self.pairs if not (name.startswith("_") and "__" not in name)]
         clauses, params = Filters(sorted(pairs), self.metadata.get("units", {})).build_where_clauses(self.table)
-        by_sku, sku_params = await self.articles_by_sku()
-        return "".join(f" AND {clause}" for clause in clauses + by_sku), {**params, **sku_params}
+        by_index, index_params = await self.index_sql()
+        return "".join(f" AND {clause}" for clause in clauses + by_index), {**params, **index_params}
 
-    async def articles_by_sku(self) -> tuple[list[str], dict]:
-        """For each article the page's filters ask of the raw lines: the SKUs it was written on
-        (article_skus), as a clause that leaves the same rows and lets SQLite seek them by SKU,
-        day by day (orders_day, sales_day). By the article alone it read every line: an article
-        of a few lines took longer than the time limit at a year. None before the collector has
+    async def index_sql(self) -> tuple[list[str], dict]:
+        """Clauses that leave the page's rows as its filters leave them, and let SQLite find them
+        by an index instead of reading every line (a value of a few lines, or of none, took
+        longer than the time limit at a year): for each article asked of `orders` or `sales`, the
+        SKUs it was written on (article_skus), which orders_day and sales_day seek day by day; for
+        each warehouse asked of `orders`, no day after the last that an order named it
+        (order_warehouses): none for a warehouse no order names. None before the collector has
         made article_skus (schema 32)."""
-        values = [value for name, value in self.pairs if name in ("article", "article__exact")]
-        if self.table not in ("orders", "sales") or not values or await schema_lag(self.datasette):
+        asked = [(name.split("__")[0], value) for name, value in self.pairs
+                 if name in ("article", "article__exact", "warehouse", "warehouse__exact")]
+        if self.table not in ("orders", "sales") or not asked or await schema_lag(self.datasette):
             return [], {}
-        names = [f"mp_article_{i}" for i in range(len(values))]
-        return ([f"sku IN (SELECT sku FROM article_skus WHERE article = :{name} AND lines > 0)" for name in names],
-                dict(zip(names, values)))
+        clauses, params = [], {}
+        for i, (column, value) in enumerate(asked):
+            if column == "article":
+                clauses.append(f"sku IN (SELECT sku FROM article_skus WHERE article = :mp_index_{i} AND lines > 0)")
+            elif self.table == "orders":
+                clauses.append(f"day <= (SELECT last_day FROM order_warehouses WHERE warehouse = :mp_index_{i})")
+            else:
+                continue
+            params[f"mp_index_{i}"] = value
+        return clauses, params
 
     def rows(self) -> int:
         """The rows Datasette reads for the page: the page's size and one more, to know of a next page."""

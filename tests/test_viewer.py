@@ -484,6 +484,37 @@ def test_a_filter_on_one_article_seeks_its_skus_day_by_day(db_path, tmp_path, mo
     conn.close()
 
 
+@pytest.mark.parametrize("sort", ["", "&_sort=day"])
+def test_a_warehouse_filter_of_orders_reads_no_day_after_the_last_order_there(db_path, tmp_path, monkeypatch, sort):
+    """`orders?warehouse=`: a warehouse no order names has no rows at once (it read every line,
+    past the time limit at a year), and one whose orders stopped is read from its last day
+    (order_warehouses, kept by triggers); the rows are the filter's, all of them."""
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    path = planned_as_at_a_year(db_path, tmp_path / "mp.db")
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    with conn:  # (a warehouse whose last orders were three weeks ago; one of them moves a day on)
+        conn.execute("UPDATE orders SET warehouse = 'Старый склад' WHERE order_id IN ('o9', '0006-1')")
+        conn.execute("UPDATE orders SET day = date(day, '+1 day') WHERE order_id = 'o9'")
+    ds = make_datasette(path)
+    for warehouse in ("Старый склад", "Нет такого склада"):
+        base = f"/mp/orders.json?warehouse={quote(warehouse)}&_size=1&_nocount=1&_shape=objects{sort}"
+        url, rows = base, []
+        while url:
+            answer = get(ds, url).json()
+            plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {answer['query']['sql']}",
+                                                             answer["query"]["params"]))
+            assert re.search(r"SEARCH orders USING INDEX orders_day \((day>\? AND )?day<\?\)", plan), plan
+            assert "SCAN orders" not in plan and "SEARCH order_warehouses" in plan, plan
+            rows += answer["rows"]
+            url = answer["next"] and f"{base}&_next={quote(answer['next'])}"
+        order = "day DESC" if not sort else "day"
+        assert rows == [dict(row) for row in conn.execute(
+            f"SELECT * FROM orders WHERE warehouse = ? ORDER BY {order}, account, order_id, sku", [warehouse])]
+        assert len(rows) == (2 if warehouse == "Старый склад" else 0)
+    conn.close()
+
+
 def test_an_article_filter_before_the_collector_made_article_skus_is_the_filter_alone(db_path, tmp_path, monkeypatch):
     """A viewer upgraded before its collector (schema 31: no article_skus yet): the filter on
     the article alone, as before, not a page that fails."""
