@@ -33,8 +33,8 @@ from datasette.utils import compound_keys_after_sql, escape_sqlite, tilde_encode
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
-from collector.sqlfunctions import (mp_low_stock_days, mp_now, mp_target_cover_days, mp_today, register_functions,
-                                     zone)
+from collector.sqlfunctions import (mp_date_add, mp_low_stock_days, mp_now, mp_target_cover_days, mp_today,
+                                     register_functions, zone)
 
 
 @hookimpl
@@ -381,6 +381,19 @@ def page_of_table(path: str) -> str | None:
     return unquote(parts[2].rsplit(".", 1)[0] if parts[2].endswith((".json", ".csv")) else parts[2])
 
 
+def last_week_link(request, table: str | None) -> str:
+    """For a page of orders or sales stopped at the time limit, with no day filter: a link to the
+    same page for the last 7 days, which SQLite reads by the day index (0.2-0.3 s at a year
+    whatever the other filters); else ''."""
+    if table not in ("orders", "sales") or any(name == "day" or name.startswith("day__") for name in request.args):
+        return ""
+    since = mp_date_add(mp_today(), -6)
+    args = [(name, value) for name, value in parse_qsl(request.query_string, keep_blank_values=True)
+            if name != "_next"]
+    href = f"{request.path}?{urlencode([*args, ('day__gte', since)])}"
+    return f' <a href="{escape(href)}">Те же строки за последние 7 дней, с {since}</a>.'
+
+
 UNSORTABLE = "Cannot sort table by "  # the start of Datasette's error for a sort it does not offer
 
 
@@ -457,15 +470,15 @@ def said_to_a_seller(datasette, request, exception) -> Exception | None:
     from datasette.views.base import DatasetteError
 
     seconds = f"{datasette.setting('sql_time_limit_ms') / 1000:g}"
+    table = page_of_table(request.path[len(datasette.setting("base_url").rstrip("/")):])
     if isinstance(exception, DatasetteError) and exception.title == "SQL Interrupted":
         return DatasetteError(
             f"<p>Запрос шёл дольше {seconds} с, и витрина его остановила. На большой истории так бывает с "
             f"фильтром по колонке без индекса: он читает таблицу целиком. Добавьте фильтр по дню (day), "
             f"SKU (sku) или артикулу (article) — их таблица находит сразу — или откройте готовый "
-            f"запрос.</p>" + exception.message,
+            f"запрос.{last_week_link(request, table)}</p>" + exception.message,
             title="Запрос остановлен", status=400, message_is_html=True)
     message = str(exception)
-    table = page_of_table(request.path[len(datasette.setting("base_url").rstrip("/")):])
     if not (message.startswith(UNSORTABLE) and table):
         return None
     sortable = datasette.table_metadata(DATABASE, table).get("sortable_columns", [])
