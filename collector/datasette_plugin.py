@@ -606,10 +606,31 @@ def found_by_an_index(request, database, table, datasette):
     async def by_index():
         if database != DATABASE:
             return None
-        clauses, params = await TablePage.of_request(datasette, table, request).index_sql()
+        pairs = [(name, value) for name in request.args for value in request.args.getlist(name)]
+        clauses, params = await index_sql(datasette, table, pairs)
         return FilterArguments(clauses, params) if clauses else None
 
     return by_index
+
+
+async def index_sql(datasette, table: str, pairs: list[tuple[str, str]]) -> tuple[list[str], dict]:
+    """Clauses that leave a page's rows as its filters (`pairs`) leave them, and let SQLite find
+    them by an index instead of reading every line (a value of a few lines, or of none, took
+    longer than the time limit at a year): for each article asked of `orders` or `sales`, the SKUs
+    it was written on (article_skus), which orders_day and sales_day seek day by day; for each
+    warehouse asked of `orders`, no day after the last that an order named it (order_warehouses):
+    none for a warehouse no order names. Nothing before the collector has made article_skus
+    (schema 32)."""
+    asked = [(name.split("__")[0], value) for name, value in pairs
+             if name in ("article", "article__exact")
+             or table == "orders" and name in ("warehouse", "warehouse__exact")]
+    if table not in ("orders", "sales") or not asked or await schema_lag(datasette):
+        return [], {}
+    names = [f"mp_index_{i}" for i in range(len(asked))]
+    clauses = [f"sku IN (SELECT sku FROM article_skus WHERE article = :{name} AND lines > 0)" if column == "article"
+               else f"day <= (SELECT last_day FROM order_warehouses WHERE warehouse = :{name})"
+               for name, (column, _) in zip(names, asked)]
+    return clauses, dict(zip(names, (value for _, value in asked)))
 
 
 class TablePage:
@@ -669,31 +690,8 @@ class TablePage:
             return None
         pairs = [(name, value) for name, value in self.pairs if not (name.startswith("_") and "__" not in name)]
         clauses, params = Filters(sorted(pairs), self.metadata.get("units", {})).build_where_clauses(self.table)
-        by_index, index_params = await self.index_sql()
+        by_index, index_params = await index_sql(self.datasette, self.table, self.pairs)
         return "".join(f" AND {clause}" for clause in clauses + by_index), {**params, **index_params}
-
-    async def index_sql(self) -> tuple[list[str], dict]:
-        """Clauses that leave the page's rows as its filters leave them, and let SQLite find them
-        by an index instead of reading every line (a value of a few lines, or of none, took
-        longer than the time limit at a year): for each article asked of `orders` or `sales`, the
-        SKUs it was written on (article_skus), which orders_day and sales_day seek day by day; for
-        each warehouse asked of `orders`, no day after the last that an order named it
-        (order_warehouses): none for a warehouse no order names. None before the collector has
-        made article_skus (schema 32)."""
-        asked = [(name.split("__")[0], value) for name, value in self.pairs
-                 if name in ("article", "article__exact", "warehouse", "warehouse__exact")]
-        if self.table not in ("orders", "sales") or not asked or await schema_lag(self.datasette):
-            return [], {}
-        clauses, params = [], {}
-        for i, (column, value) in enumerate(asked):
-            if column == "article":
-                clauses.append(f"sku IN (SELECT sku FROM article_skus WHERE article = :mp_index_{i} AND lines > 0)")
-            elif self.table == "orders":
-                clauses.append(f"day <= (SELECT last_day FROM order_warehouses WHERE warehouse = :mp_index_{i})")
-            else:
-                continue
-            params[f"mp_index_{i}"] = value
-        return clauses, params
 
     def rows(self) -> int:
         """The rows Datasette reads for the page: the page's size and one more, to know of a next page."""
