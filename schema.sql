@@ -514,18 +514,20 @@ CREATE TABLE IF NOT EXISTS sku_names (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sku_names_article ON sku_names (article);
 DROP INDEX IF EXISTS sku_names_alias;
--- The SKUs each article was written on, as the order lines and sales name them, with how many
--- of them: a filter on one article of the raw lines (`orders?article=`, `sales?article=`) is
--- given these SKUs too (collector/datasette_plugin.py), which orders_day and sales_day find by a
--- seek per day; by the article alone SQLite read every line (past the 3 s limit at a year for an
--- article of a few lines). Kept by the triggers on orders and sales below; a row whose lines
--- went back to 0 counts as no row.
-CREATE TABLE IF NOT EXISTS article_skus (
-    article TEXT NOT NULL,
+-- The SKUs each article and each barcode was written on, as the order lines and sales name
+-- them, with how many times: a filter on one article or barcode of the raw lines
+-- (`orders?article=`, `sales?barcode=`) is given these SKUs too (collector/datasette_plugin.py),
+-- which orders_day and sales_day find by a seek per day; by the name alone SQLite read every
+-- line (past the 3 s limit at a year for a name of a few lines). One table for both names: the
+-- SKUs of a name that is an article of some lines and a barcode of others are all kept, and the
+-- page's own filter keeps only its rows. Kept by the triggers on orders and sales below; a row
+-- whose lines went back to 0 counts as no row.
+CREATE TABLE IF NOT EXISTS named_skus (
+    name    TEXT NOT NULL,                -- an article or a barcode
     account TEXT NOT NULL,
     sku     INTEGER NOT NULL,
-    lines   INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (article, account, sku)
+    lines   INTEGER NOT NULL DEFAULT 0,   -- order lines and sales naming it, as article and as barcode
+    PRIMARY KEY (name, account, sku)
 ) WITHOUT ROWID;
 
 -- Every day sku_days has rows for: how a SKU's days are found when its group changes (a key
@@ -869,16 +871,19 @@ DROP VIEW IF EXISTS sku_stock_recomputed;
 CREATE VIEW sku_stock_recomputed AS
 SELECT account, sku, sum(quantity) AS quantity FROM stock_current GROUP BY account, sku;
 
--- What article_skus must hold: the order lines and sales of each article x account x SKU.
-DROP VIEW IF EXISTS article_skus_recomputed;
-CREATE VIEW article_skus_recomputed AS
-SELECT article, account, sku, sum(lines) AS lines
-FROM (SELECT article, account, sku, count(*) AS lines FROM orders WHERE article IS NOT NULL
+-- What named_skus must hold: the order lines and sales of each article and barcode x account x SKU.
+DROP VIEW IF EXISTS named_skus_recomputed;
+CREATE VIEW named_skus_recomputed AS
+SELECT name, account, sku, sum(lines) AS lines
+FROM (SELECT article AS name, account, sku, count(*) AS lines FROM orders WHERE article IS NOT NULL
       GROUP BY article, account, sku
       UNION ALL
-      SELECT article, account, sku, count(*) FROM sales WHERE article IS NOT NULL
-      GROUP BY article, account, sku)
-GROUP BY article, account, sku;
+      SELECT barcode, account, sku, count(*) FROM orders WHERE barcode IS NOT NULL GROUP BY barcode, account, sku
+      UNION ALL
+      SELECT article, account, sku, count(*) FROM sales WHERE article IS NOT NULL GROUP BY article, account, sku
+      UNION ALL
+      SELECT barcode, account, sku, count(*) FROM sales WHERE barcode IS NOT NULL GROUP BY barcode, account, sku)
+GROUP BY name, account, sku;
 
 -- What sku_names must hold, worked out from products and sku_aliases (the canned queries' rule
 -- before sku_names, and its triggers' contract).
@@ -1098,60 +1103,65 @@ BEGIN
       AND (orders.outcome IS NOT v.outcome OR orders.returned_units IS NOT v.returned_units);
 END;
 
--- article_skus: a line counted under its article on insert, moved when its article, account or
--- SKU changes (an upsert that changes none of them does nothing here), taken back on delete.
-DROP TRIGGER IF EXISTS article_skus_order_added;
-CREATE TRIGGER article_skus_order_added AFTER INSERT ON orders
-WHEN new.article IS NOT NULL
+-- named_skus: a line counted under its article and its barcode on insert, moved when either, its
+-- account or its SKU changes (an upsert that changes none of them does nothing here), taken back
+-- on delete.
+DROP TRIGGER IF EXISTS named_skus_order_added;
+CREATE TRIGGER named_skus_order_added AFTER INSERT ON orders
+WHEN new.article IS NOT NULL OR new.barcode IS NOT NULL
 BEGIN
-    INSERT INTO article_skus (article, account, sku, lines) VALUES (new.article, new.account, new.sku, 1)
+    INSERT INTO named_skus (name, account, sku, lines)
+    SELECT name, new.account, new.sku, 1 FROM (SELECT new.article AS name UNION ALL SELECT new.barcode) WHERE name IS NOT NULL
     ON CONFLICT DO UPDATE SET lines = lines + 1;
 END;
 
-DROP TRIGGER IF EXISTS article_skus_order_changed;
-CREATE TRIGGER article_skus_order_changed AFTER UPDATE OF article, account, sku ON orders
-WHEN old.article IS NOT new.article OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+DROP TRIGGER IF EXISTS named_skus_order_changed;
+CREATE TRIGGER named_skus_order_changed AFTER UPDATE OF article, barcode, account, sku ON orders
+WHEN old.article IS NOT new.article OR old.barcode IS NOT new.barcode OR old.account IS NOT new.account
+  OR old.sku IS NOT new.sku
 BEGIN
-    UPDATE article_skus SET lines = lines - 1
-    WHERE article = old.article AND account = old.account AND sku = old.sku;
-    INSERT INTO article_skus (article, account, sku, lines)
-    SELECT new.article, new.account, new.sku, 1 WHERE new.article IS NOT NULL
+    UPDATE named_skus SET lines = lines - (name IS old.article) - (name IS old.barcode)
+    WHERE account = old.account AND sku = old.sku AND name IN (old.article, old.barcode);
+    INSERT INTO named_skus (name, account, sku, lines)
+    SELECT name, new.account, new.sku, 1 FROM (SELECT new.article AS name UNION ALL SELECT new.barcode) WHERE name IS NOT NULL
     ON CONFLICT DO UPDATE SET lines = lines + 1;
 END;
 
-DROP TRIGGER IF EXISTS article_skus_order_removed;
-CREATE TRIGGER article_skus_order_removed AFTER DELETE ON orders
-WHEN old.article IS NOT NULL
+DROP TRIGGER IF EXISTS named_skus_order_removed;
+CREATE TRIGGER named_skus_order_removed AFTER DELETE ON orders
+WHEN old.article IS NOT NULL OR old.barcode IS NOT NULL
 BEGIN
-    UPDATE article_skus SET lines = lines - 1
-    WHERE article = old.article AND account = old.account AND sku = old.sku;
+    UPDATE named_skus SET lines = lines - (name IS old.article) - (name IS old.barcode)
+    WHERE account = old.account AND sku = old.sku AND name IN (old.article, old.barcode);
 END;
 
-DROP TRIGGER IF EXISTS article_skus_sale_added;
-CREATE TRIGGER article_skus_sale_added AFTER INSERT ON sales
-WHEN new.article IS NOT NULL
+DROP TRIGGER IF EXISTS named_skus_sale_added;
+CREATE TRIGGER named_skus_sale_added AFTER INSERT ON sales
+WHEN new.article IS NOT NULL OR new.barcode IS NOT NULL
 BEGIN
-    INSERT INTO article_skus (article, account, sku, lines) VALUES (new.article, new.account, new.sku, 1)
+    INSERT INTO named_skus (name, account, sku, lines)
+    SELECT name, new.account, new.sku, 1 FROM (SELECT new.article AS name UNION ALL SELECT new.barcode) WHERE name IS NOT NULL
     ON CONFLICT DO UPDATE SET lines = lines + 1;
 END;
 
-DROP TRIGGER IF EXISTS article_skus_sale_changed;
-CREATE TRIGGER article_skus_sale_changed AFTER UPDATE OF article, account, sku ON sales
-WHEN old.article IS NOT new.article OR old.account IS NOT new.account OR old.sku IS NOT new.sku
+DROP TRIGGER IF EXISTS named_skus_sale_changed;
+CREATE TRIGGER named_skus_sale_changed AFTER UPDATE OF article, barcode, account, sku ON sales
+WHEN old.article IS NOT new.article OR old.barcode IS NOT new.barcode OR old.account IS NOT new.account
+  OR old.sku IS NOT new.sku
 BEGIN
-    UPDATE article_skus SET lines = lines - 1
-    WHERE article = old.article AND account = old.account AND sku = old.sku;
-    INSERT INTO article_skus (article, account, sku, lines)
-    SELECT new.article, new.account, new.sku, 1 WHERE new.article IS NOT NULL
+    UPDATE named_skus SET lines = lines - (name IS old.article) - (name IS old.barcode)
+    WHERE account = old.account AND sku = old.sku AND name IN (old.article, old.barcode);
+    INSERT INTO named_skus (name, account, sku, lines)
+    SELECT name, new.account, new.sku, 1 FROM (SELECT new.article AS name UNION ALL SELECT new.barcode) WHERE name IS NOT NULL
     ON CONFLICT DO UPDATE SET lines = lines + 1;
 END;
 
-DROP TRIGGER IF EXISTS article_skus_sale_removed;
-CREATE TRIGGER article_skus_sale_removed AFTER DELETE ON sales
-WHEN old.article IS NOT NULL
+DROP TRIGGER IF EXISTS named_skus_sale_removed;
+CREATE TRIGGER named_skus_sale_removed AFTER DELETE ON sales
+WHEN old.article IS NOT NULL OR old.barcode IS NOT NULL
 BEGIN
-    UPDATE article_skus SET lines = lines - 1
-    WHERE article = old.article AND account = old.account AND sku = old.sku;
+    UPDATE named_skus SET lines = lines - (name IS old.article) - (name IS old.barcode)
+    WHERE account = old.account AND sku = old.sku AND name IN (old.article, old.barcode);
 END;
 
 -- An order line's share of daily_figures is added on insert, moved on a change that counts

@@ -195,8 +195,9 @@ def rare_values(database: Path) -> dict[str, str]:
     try:
         sku = conn.execute("SELECT sku FROM sku_days GROUP BY sku HAVING sum(ordered_lines) > 0 "
                            "ORDER BY sum(ordered_lines), sku LIMIT 1").fetchone()
-        article = conn.execute("SELECT article FROM article_skus GROUP BY article HAVING sum(lines) > 0 "
-                               "ORDER BY sum(lines), article LIMIT 1").fetchone()
+        # (of the names of named_skus, the articles: those the catalog knows)
+        article = conn.execute("SELECT name FROM named_skus n WHERE EXISTS (SELECT 1 FROM sku_names WHERE article = n.name) "
+                               "GROUP BY name HAVING sum(lines) > 0 ORDER BY sum(lines), name LIMIT 1").fetchone()
     finally:
         conn.close()
     return {"rare_sku": str(sku[0]) if sku else "", "rare_article": quote(article[0]) if article else ""}

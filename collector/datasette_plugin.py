@@ -475,8 +475,8 @@ def said_to_a_seller(datasette, request, exception) -> Exception | None:
         return DatasetteError(
             f"<p>Запрос шёл дольше {seconds} с, и витрина его остановила. На большой истории так бывает с "
             f"фильтром по колонке без индекса: он читает таблицу целиком. Добавьте фильтр по дню (day), "
-            f"SKU (sku) или артикулу (article) — их таблица находит сразу — или откройте готовый "
-            f"запрос.{last_week_link(request, table)}</p>" + exception.message,
+            f"SKU (sku), артикулу (article) или штрихкоду (barcode) — их таблица находит сразу — или "
+            f"откройте готовый запрос.{last_week_link(request, table)}</p>" + exception.message,
             title="Запрос остановлен", status=400, message_is_html=True)
     message = str(exception)
     if not (message.startswith(UNSORTABLE) and table):
@@ -616,19 +616,19 @@ def found_by_an_index(request, database, table, datasette):
 async def index_sql(datasette, table: str, pairs: list[tuple[str, str]]) -> tuple[list[str], dict]:
     """Clauses that leave a page's rows as its filters (`pairs`) leave them, and let SQLite find
     them by an index instead of reading every line (a value of a few lines, or of none, took
-    longer than the time limit at a year): for each article asked of `orders` or `sales`, the SKUs
-    it was written on (article_skus), which orders_day and sales_day seek day by day; for each
-    warehouse asked of `orders`, no day after the last that an order named it (order_warehouses):
-    none for a warehouse no order names. Nothing before the collector has made article_skus
-    (schema 32)."""
+    longer than the time limit at a year): for each article or barcode asked of `orders` or
+    `sales`, the SKUs it was written on (named_skus), which orders_day and sales_day seek day by
+    day; for each warehouse asked of `orders`, no day after the last that an order named it
+    (order_warehouses): none for a warehouse no order names. Nothing before the collector has
+    made named_skus (schema 33)."""
     asked = [(name.split("__")[0], value) for name, value in pairs
-             if name in ("article", "article__exact")
+             if name in ("article", "article__exact", "barcode", "barcode__exact")
              or table == "orders" and name in ("warehouse", "warehouse__exact")]
     if table not in ("orders", "sales") or not asked or await schema_lag(datasette):
         return [], {}
     names = [f"mp_index_{i}" for i in range(len(asked))]
-    clauses = [f"sku IN (SELECT sku FROM article_skus WHERE article = :{name} AND lines > 0)" if column == "article"
-               else f"day <= (SELECT last_day FROM order_warehouses WHERE warehouse = :{name})"
+    clauses = [f"day <= (SELECT last_day FROM order_warehouses WHERE warehouse = :{name})" if column == "warehouse"
+               else f"sku IN (SELECT sku FROM named_skus WHERE name = :{name} AND lines > 0)"
                for name, (column, _) in zip(names, asked)]
     return clauses, dict(zip(names, (value for _, value in asked)))
 

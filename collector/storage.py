@@ -27,7 +27,7 @@ from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 32
+SCHEMA_VERSION = 33
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -107,8 +107,10 @@ FILLS: dict[int, str] = {
     ANALYZE orders;
     ANALYZE sales;
     """,
-    # article_skus (created by schema.sql): every order line and sale counted under its article
-    32: refill_sql("article_skus"),
+    # (32: article_skus, counted by refill; schema 33 made it named_skus)
+    # named_skus (created by schema.sql): every order line and sale counted under its article and
+    # its barcode
+    33: refill_sql("named_skus"),
     # (26: restock_days_now, created by schema.sql and kept by the upgrade at once)
     # (27: marketplace_alias_warehouse_stock_days, likewise)
     # An order line is judged by units: a line partly returned is bought but for the units
@@ -148,7 +150,7 @@ SUMMARIES = (("daily_figures", "daily_figures_recomputed", 4), ("sku_days", "sku
              ("marketplace_alias_warehouse_days", "marketplace_alias_warehouse_days_recomputed", 4),
              ("recent_minutes", "recent_minutes_recomputed", 5),
              ("marketplace_alias_warehouses", "marketplace_alias_warehouses_recomputed", 3),
-             ("article_skus", "article_skus_recomputed", 3))
+             ("named_skus", "named_skus_recomputed", 3))
 
 
 def create_statement(table: str) -> str:
@@ -309,6 +311,18 @@ MIGRATIONS: dict[int, str] = {
     31: """
     DROP INDEX IF EXISTS orders_day;
     DROP INDEX IF EXISTS sales_day;
+    """,
+    # article_skus (schema 32) becomes named_skus, which counts the barcodes too: the table and its
+    # triggers go, schema.sql makes named_skus and FILLS[33] counts it
+    33: """
+    DROP TRIGGER IF EXISTS article_skus_order_added;
+    DROP TRIGGER IF EXISTS article_skus_order_changed;
+    DROP TRIGGER IF EXISTS article_skus_order_removed;
+    DROP TRIGGER IF EXISTS article_skus_sale_added;
+    DROP TRIGGER IF EXISTS article_skus_sale_changed;
+    DROP TRIGGER IF EXISTS article_skus_sale_removed;
+    DROP VIEW IF EXISTS article_skus_recomputed;
+    DROP TABLE IF EXISTS article_skus;
     """,
 }
 IN_BATCH = 500  # bound for "IN (?, ?, ...)" lists
@@ -903,7 +917,7 @@ UPDATE stock_current SET first_day = (
                  "minute_totals", "alias_warehouse_stock", "alias_warehouse_first_days", "account_days", "alias_warehouse_days",
                  "marketplace_alias_days", "account_warehouse_days", "alias_warehouse_months", "alias_months",
                  "marketplace_alias_warehouse_days", "recent_minutes", "marketplace_alias_warehouses",
-                 "article_skus") + """
+                 "named_skus") + """
 DELETE FROM today_now;
 DELETE FROM buyout_now;
 UPDATE restock_now_basis SET in_step = 0;

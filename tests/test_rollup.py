@@ -47,9 +47,11 @@ def random_order(rng: random.Random, n: int, days: list[str] = DAYS) -> OrderLin
                      day=day, status=status, is_cancelled=int(status == "cancelled"), cancelled_at=None,
                      quantity=rng.randint(1, 3), price_kopecks=rng.choice([None, 100, 12345]), changed_at=None,
                      payout_kopecks=rng.choice([None, 90]))
-    # (an article of its own, one that several SKUs share, or none: article_skus; by the step, so
-    # that the random draws, and the histories each seed gives, are those before articles)
-    return replace(line, article=[None, f"A-{line.sku}", "A-shared"][n % 3])
+    # (an article of its own, one that several SKUs share, or none, and a barcode of its own, one
+    # that is also an article, or none: named_skus; by the step, so that the random draws, and the
+    # histories each seed gives, are those before them)
+    return replace(line, article=[None, f"A-{line.sku}", "A-shared"][n % 3],
+                   barcode=[None, f"B-{line.sku}", "A-shared"][n // 3 % 3])
 
 
 def random_sale(rng: random.Random, order: OrderLine, n: int, days: list[str] = DAYS) -> SaleEvent:
@@ -62,7 +64,8 @@ def random_sale(rng: random.Random, order: OrderLine, n: int, days: list[str] = 
                      quantity=rng.randint(1, 2), amount_kopecks=rng.choice([None, 500, -500]),
                      return_type=rng.choice([None, "ClientReturn", "FullReturn"]), changed_at=None,
                      payout_kopecks=rng.choice([None, 400, -400]))
-    return replace(sale, article=[None, order.article, "A-shared"][n % 3])
+    return replace(sale, article=[None, order.article, "A-shared"][n % 3],
+                   barcode=[None, order.barcode, "B-other"][n // 3 % 3])
 
 
 def random_history(storage: Storage, rng: random.Random, steps: int = 300, days: list[str] = DAYS,
@@ -252,7 +255,7 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     marketplace_alias_warehouse_days; schema 21 recent_minutes; schema 22
     marketplace_alias_warehouses; schema 23 makes today_now anew, with its week and month; schema 30
     lets alert_outbox hold the disk's alerts; schema 31 adds the SKU
-    to orders_day and sales_day; schema 32 counts each article's SKUs), from what version 6 kept,
+    to orders_day and sales_day; schema 32 counts each article's SKUs and schema 33 each barcode's too), from what version 6 kept,
     statement by statement in one transaction, saying in the log what it is doing and, while a
     statement runs, how long it has taken so far."""
     import logging
@@ -292,30 +295,30 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 32
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 33
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 32: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 29)")] == [f"{n} of 29)" for n in range(1, 30)]
-    assert "upgrading the database from schema 6 to 32: schema 7: filling alias_warehouse_days, alias_warehouse_stock (13 of 29)" in said
-    assert "upgrading the database from schema 6 to 32: schema 8: filling marketplace_alias_days (14 of 29)" in said
-    assert "upgrading the database from schema 6 to 32: schema 9: filling account_warehouse_days (15 of 29)" in said
-    assert "upgrading the database from schema 6 to 32: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (16 of 29)" in said
-    assert "upgrading the database from schema 6 to 32: schema 11: filling alias_warehouse_months (17 of 29)" in said
-    assert "upgrading the database from schema 6 to 32: schema 12: filling alias_months (18 of 29)" in said
-    assert "upgrading the database from schema 6 to 32: schema 13: filling alias_warehouse_days (19 of 29)" in said
-    assert "upgrading the database from schema 6 to 32: schema 15: filling orders (20 of 29)" in said
-    assert ("upgrading the database from schema 6 to 32: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (21 of 29)") in said
-    assert "upgrading the database from schema 6 to 32: schema 20: filling marketplace_alias_warehouse_days (22 of 29)" in said
-    assert "upgrading the database from schema 6 to 32: schema 21: filling recent_minutes (23 of 29)" in said
-    assert "upgrading the database from schema 6 to 32: schema 22: filling marketplace_alias_warehouses (24 of 29)" in said
-    assert "upgrading the database from schema 6 to 32: schema 25: filling warehouse_month_basis (25 of 29)" in said
-    assert ("upgrading the database from schema 6 to 32: schema 31: filling the statistics of orders, "
-            "the statistics of sales (27 of 29)") in said
-    assert "upgrading the database from schema 6 to 32: schema 32: filling article_skus (28 of 29)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 33: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 30)")] == [f"{n} of 30)" for n in range(1, 31)]
+    assert "upgrading the database from schema 6 to 33: schema 7: filling alias_warehouse_days, alias_warehouse_stock (14 of 30)" in said
+    assert "upgrading the database from schema 6 to 33: schema 8: filling marketplace_alias_days (15 of 30)" in said
+    assert "upgrading the database from schema 6 to 33: schema 9: filling account_warehouse_days (16 of 30)" in said
+    assert "upgrading the database from schema 6 to 33: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (17 of 30)" in said
+    assert "upgrading the database from schema 6 to 33: schema 11: filling alias_warehouse_months (18 of 30)" in said
+    assert "upgrading the database from schema 6 to 33: schema 12: filling alias_months (19 of 30)" in said
+    assert "upgrading the database from schema 6 to 33: schema 13: filling alias_warehouse_days (20 of 30)" in said
+    assert "upgrading the database from schema 6 to 33: schema 15: filling orders (21 of 30)" in said
+    assert ("upgrading the database from schema 6 to 33: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (22 of 30)") in said
+    assert "upgrading the database from schema 6 to 33: schema 20: filling marketplace_alias_warehouse_days (23 of 30)" in said
+    assert "upgrading the database from schema 6 to 33: schema 21: filling recent_minutes (24 of 30)" in said
+    assert "upgrading the database from schema 6 to 33: schema 22: filling marketplace_alias_warehouses (25 of 30)" in said
+    assert "upgrading the database from schema 6 to 33: schema 25: filling warehouse_month_basis (26 of 30)" in said
+    assert ("upgrading the database from schema 6 to 33: schema 31: filling the statistics of orders, "
+            "the statistics of sales (28 of 30)") in said
+    assert "upgrading the database from schema 6 to 33: schema 33: filling named_skus (29 of 30)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 32 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 33 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")

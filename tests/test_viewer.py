@@ -458,30 +458,35 @@ def pages_seeking_skus(ds: Datasette, conn: sqlite3.Connection, table: str, quer
     return rows, pages
 
 
+@pytest.mark.parametrize("column", ["article", "barcode"])
 @pytest.mark.parametrize("table, sort, order", [
     ("orders", "", "day DESC, account, order_id, sku"), ("orders", "&_sort=day", "day, account, order_id, sku"),
     ("sales", "", "day DESC, account, kind, sale_id, sku")])
-def test_a_filter_on_one_article_seeks_its_skus_day_by_day(db_path, tmp_path, monkeypatch, table, sort, order):
-    """An article, the seller's own name of an item, on the raw lines: the page is also given
-    the SKUs the article was written on (article_skus, kept by triggers), which the day index
-    seeks; by the article alone SQLite read every line. The rows are the article's, all of
-    them, page after page, whatever SKUs carry it (one article on three SKUs of three
-    accounts, and a line whose article was changed since)."""
+def test_a_filter_on_one_article_or_barcode_seeks_its_skus_day_by_day(db_path, tmp_path, monkeypatch, table, sort,
+                                                                       order, column):
+    """An article, the seller's own name of an item, or a barcode, on the raw lines: the page is
+    also given the SKUs the name was written on (named_skus, kept by triggers), which the day
+    index seeks; by the name alone SQLite read every line. The rows are the name's, all of them,
+    page after page, whatever SKUs carry it (one name on three SKUs of three accounts, and a line
+    whose name was changed since)."""
     monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
     path = planned_as_at_a_year(db_path, tmp_path / "mp.db")
     conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
-    with conn:  # (the sales of the hand-made database name no article; the triggers count them now)
+    value = "KR-10" if column == "article" else "4601"
+    with conn:  # (the hand-made database's sales name no article and no line a barcode; the triggers count them now)
         conn.execute("UPDATE sales SET article = (SELECT min(o.article) FROM orders o "
                      "WHERE o.account = sales.account AND o.sku = sales.sku)")
-        conn.execute(f"UPDATE {table} SET article = 'KR-10' WHERE rowid = (SELECT max(rowid) FROM {table} "
-                     "WHERE article IS NOT 'KR-10')")
+        for named in ("orders", "sales"):  # (a barcode per item, the same on each account's SKU of it: 1001, 2001, 3001)
+            conn.execute(f"UPDATE {named} SET barcode = '460' || (sku % 1000)")
+        conn.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = (SELECT max(rowid) FROM {table} "
+                     f"WHERE {column} IS NOT ?)", [value, value])
     ds = make_datasette(path)
-    for article in ("KR-10", "no such article"):
-        expected = [dict(row) for row in conn.execute(f"SELECT * FROM {table} WHERE article = ? ORDER BY {order}",
-                                                      [article])]
-        rows, _ = pages_seeking_skus(ds, conn, table, f"article={quote(article)}{sort}")
-        assert rows == expected and (len({row["sku"] for row in rows}) >= 3 or article != "KR-10")
+    for asked in (value, "no such name"):
+        expected = [dict(row) for row in conn.execute(f"SELECT * FROM {table} WHERE {column} = ? ORDER BY {order}",
+                                                      [asked])]
+        rows, _ = pages_seeking_skus(ds, conn, table, f"{column}={quote(asked)}{sort}")
+        assert rows == expected and (len({row["sku"] for row in rows}) >= 3 or asked != value)
     conn.close()
 
 
@@ -535,30 +540,30 @@ def test_a_page_of_orders_stopped_at_the_time_limit_links_to_its_last_week(db_pa
     ds.sql_time_limit_ms = ds._settings["sql_time_limit_ms"] = 25
     since = sqlfunctions.mp_date_add(sqlfunctions.mp_today(), -6)
     # (on the real clock: Datasette's time limit reads time.perf_counter, which freezegun stops)
-    stopped = asyncio.run(ds.client.get("/mp/orders?barcode=none&_sort=day"))
+    stopped = asyncio.run(ds.client.get("/mp/orders?status=none&_sort=day"))
     assert stopped.status_code == 400 and "Запрос остановлен" in stopped.text
     link = re.search(rf'<a href="([^"]+)">Те же строки за последние 7 дней, с {since}</a>', stopped.text)
     assert link, stopped.text
     url = unescape(link.group(1))
     asked = parse_qs(urlsplit(url).query)
     asked.pop("_nocount", None)  # (as the plugin asks for every page of a big table)
-    assert asked == {"barcode": ["none"], "_sort": ["day"], "day__gte": [since]}  # (no `_next` of the page stopped)
+    assert asked == {"status": ["none"], "_sort": ["day"], "day__gte": [since]}  # (no `_next` of the page stopped)
     assert asyncio.run(ds.client.get(url)).status_code == 200
-    for other in ("/mp/orders?barcode=none&day__lte=2026-01-02", "/mp/stock?size=none"):
+    for other in ("/mp/orders?status=none&day__lte=2026-01-02", "/mp/stock?size=none"):
         answer = asyncio.run(ds.client.get(other))
         assert answer.status_code in (200, 400) and "последние 7 дней" not in answer.text, other
 
 
-def test_an_article_filter_before_the_collector_made_article_skus_is_the_filter_alone(db_path, tmp_path, monkeypatch):
-    """A viewer upgraded before its collector (schema 31: no article_skus yet): the filter on
+def test_an_article_filter_before_the_collector_made_named_skus_is_the_filter_alone(db_path, tmp_path, monkeypatch):
+    """A viewer upgraded before its collector (schema 32: no named_skus yet): the filter on
     the article alone, as before, not a page that fails."""
     monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
     path = planned_as_at_a_year(db_path, tmp_path / "mp.db")
     with closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("DROP TABLE article_skus")
-        conn.execute("PRAGMA user_version = 31")
+        conn.execute("DROP TABLE named_skus")
+        conn.execute("PRAGMA user_version = 32")
     answer = get(make_datasette(path), "/mp/orders.json?article=KR-10&_shape=objects&_size=max")
-    assert answer.status_code == 200 and "article_skus" not in answer.json()["query"]["sql"]
+    assert answer.status_code == 200 and "named_skus" not in answer.json()["query"]["sql"]
     assert sorted(row["order_id"] for row in answer.json()["rows"]) == sorted(
         order_id for _, order_id, _, article, *_ in ORDERS if article == "KR-10")
 
