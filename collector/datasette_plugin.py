@@ -601,13 +601,17 @@ def filters_from_request(request, database, table, datasette):
     return bound
 
 
+def arg_pairs(request) -> list[tuple[str, str]]:
+    """Every name and value of a request's query string, in order, as Datasette reads them."""
+    return [(name, value) for name in request.args for value in request.args.getlist(name)]
+
+
 @hookimpl(specname="filters_from_request")
 def found_by_an_index(request, database, table, datasette):
     async def by_index():
         if database != DATABASE:
             return None
-        pairs = [(name, value) for name in request.args for value in request.args.getlist(name)]
-        clauses, params = await index_sql(datasette, table, pairs)
+        clauses, params = await index_sql(datasette, table, arg_pairs(request))
         return FilterArguments(clauses, params) if clauses else None
 
     return by_index
@@ -649,7 +653,7 @@ class TablePage:
 
     @classmethod
     def of_request(cls, datasette, table: str, request) -> "TablePage":
-        return cls(datasette, table, [(name, value) for name in request.args for value in request.args.getlist(name)])
+        return cls(datasette, table, arg_pairs(request))
 
     def arg(self, name: str) -> str | None:
         """The first value of an argument, as Datasette reads one."""

@@ -35,7 +35,7 @@ from collector.cli import check_viewer_database
 from collector.config import PASSWORD_HASH as PASSWORD_HASH_SHAPE
 from collector.storage import SCHEMA_VERSION, Storage
 from collector.viewer import SETTINGS, datasette_command
-from test_queries import NOON, ORDERS, ROOT, build_database, load_metadata
+from test_queries import NOON, ORDERS, ROOT, build_database, load_metadata, plan_as_at_a_year
 
 PASSWORD = "correct horse battery staple"
 # Few iterations keep each check fast; the login reads the count from the hash itself.
@@ -401,23 +401,12 @@ def test_view_and_edit_sql_of_a_first_page_is_the_sql_a_seller_would_write(open_
     assert shown and edited[:len(shown)] == shown and len(edited) <= len(shown) + 1  # (as Datasette's: one more row)
 
 
-# The planner's statistics of the raw lines at the reference seller's year (`make bench`'s
-# database after schema 31's ANALYZE): a day holds tens of thousands of lines, a SKU a few of them.
-YEAR_LINES = [("orders", "orders_day", "13688138 37400 9350 6"),
-              ("orders", "sqlite_autoindex_orders_1", "13688138 3422035 1 1"),
-              ("sales", "sales_day", "11615331 31823 7956 6"), ("sales", "sales_order", "11615331 2903833 2 1"),
-              ("sales", "sqlite_autoindex_sales_1", "11615331 2903833 1451917 1 1")]
-
-
 def planned_as_at_a_year(db_path: Path, copy: Path) -> Path:
     """A copy of the module's database whose planner sees the year's numbers of lines."""
     built, copied = sqlite3.connect(db_path), sqlite3.connect(copy)
     built.backup(copied)
     built.close()
-    with copied:
-        copied.execute("ANALYZE")
-        copied.execute("DELETE FROM sqlite_stat1 WHERE tbl IN ('orders', 'sales')")
-        copied.executemany("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", YEAR_LINES)
+    plan_as_at_a_year(copied, ("orders", "sales"))
     copied.close()
     return copy
 
