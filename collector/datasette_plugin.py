@@ -18,6 +18,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -552,12 +553,18 @@ async def before_every_row(datasette, table: str, args: dict[str, list[str]]) ->
     pks = await page.keys()
     if pks == [column] or await page.is_rowid(column):
         return None  # (no two rows share a value)
-    # A NULL among the rows (it comes last going down): from before every row, a page of a table
-    # small enough to show its count (under BIG_ROWS) has every row sorted at once; a big one's is
-    # bounded where it starts, or is the page as Datasette makes it.
-    if not (await page.holds_no_null()
-            or descending and (table not in await big_names(page.db) or await page.starts_at_its_value(PAST_EVERY_TEXT))):
-        return None  # (going up, a NULL comes first, before "$null": the page as Datasette makes it)
+    # A NULL among the rows (last going down, first going up): from before every row, a page of
+    # a table small enough to show its count (under BIG_ROWS) has every row sorted at once; a big
+    # one's is bounded where it starts, or is the page as Datasette makes it. Going up, the page
+    # starts from "$null" and a blank key, which comes before every row's only where the key's
+    # first column is text.
+    if not await page.holds_no_null():
+        small = table not in await big_names(page.db)
+        if descending and not (small or await page.starts_at_its_value(PAST_EVERY_TEXT)):
+            return None
+        if not descending and not (await page.blank_key_comes_first()
+                                   and (small or await page.undated_bound(["" for _ in pks]) is not None)):
+            return None
     return before_every_row_token(descending, pks)
 
 
@@ -590,10 +597,14 @@ def filters_from_request(request, database, table, datasette):
         if page.sorted_by is None:
             return None
         column, descending = page.sorted_by
-        if token.startswith("$null,"):  # (the page after the NULLs going up: every row, if the column holds none)
-            return FilterArguments([f"{escape_sqlite(column)} IS NOT NULL"]) \
-                if not descending and await page.holds_no_null() else None
-        if not descending or any(name.startswith("_facet") for name in page.names):
+        faceted = any(name.startswith("_facet") for name in page.names)
+        if token.startswith("$null,"):
+            if await page.holds_no_null():  # (the page after the NULLs going up: every row)
+                return None if descending else FilterArguments([f"{escape_sqlite(column)} IS NOT NULL"])
+            if faceted or not page.arg("_nocount"):
+                return None  # (a facet or the count would be of the rows after the bound)
+            return await page.undated_bound(urlsafe_components(token)[1:])
+        if not descending or faceted:
             return None  # (Datasette counts a facet over the rows its filters leave, a bound among them)
         after, *key = urlsafe_components(token)
         return await page.bound(after, key)
@@ -713,12 +724,75 @@ class TablePage:
             return True
         return await self.at_least(1, f"{escape_sqlite(column)} IS NULL") is False
 
+    async def blank_key_comes_first(self) -> bool:
+        """Whether a blank key comes before every row's key (as Datasette compares keys): its first
+        column is text that is never NULL (a number comes before any text)."""
+        first = (await self.columns()).get((await self.keys())[0])
+        return first is not None and first.notnull and "TEXT" in first.type.upper()
+
     async def at_least(self, rows: int, where: str, params: dict | None = None) -> bool | None:
         """Whether `rows` rows of the table meet `where`; None when the look took too long."""
         sql = f"SELECT count(*) FROM (SELECT 1 FROM {escape_sqlite(self.table)} WHERE {where} LIMIT {int(rows)})"
+        found = await self.look(sql, params)
+        return None if found is None else found[0][0] == rows
+
+    async def look(self, sql: str, params: dict | None = None) -> list | None:
+        """The rows of a look at the table for a bound; None when it took longer than LOOK_MS."""
         with contextlib.suppress(QueryInterrupted):
-            return (await self.db.execute(sql, params or {}, custom_time_limit=LOOK_MS)).first()[0] == rows
+            return (await self.db.execute(sql, params or {}, custom_time_limit=LOOK_MS)).rows
         return None
+
+    async def undated_bound(self, key: list[str]):
+        """The bound that lets SQLite start a page from a NULL of the sorted column (`_next` "$null"
+        and the `key` of the row before it; blank on a first page going up) where its rows are,
+        or None: the keys of the next NULLs the page takes, read in the key's order (the partial
+        index sales_undated holds the sales with no day so; `+col` keeps SQLite off sales_day,
+        which holds them by SKU and would have them all sorted); going up, when fewer of them
+        are left than the page takes, with the rows from the least value to the page's last."""
+        pks, filters = await self.keys(), await self.filters_sql()
+        if len(key) != len(pks) or filters is None:
+            return None
+        # (the filters again in the bound's own query, under names of its own)
+        where, params = re.sub(r":p(\d+)\b", r":mp_filter_\1", filters[0]), \
+            {re.sub(r"^p(\d+)$", r"mp_filter_\1", name): value for name, value in filters[1].items()}
+        table = escape_sqlite(self.table)
+        column, keys = escape_sqlite(self.sorted_by[0]), ", ".join(map(escape_sqlite, pks))
+        after, after_params = self.keys_after(pks, key)
+        nulls = f"+{column} IS NULL{after}{where}"
+        bound = FilterArguments([f"({keys}) IN (SELECT {keys} FROM {table} WHERE {nulls} ORDER BY {keys} LIMIT {self.rows()})"],
+                                {**params, **after_params})
+        if self.sorted_by[1]:
+            return bound
+        enough = await self.at_least(self.rows(), nulls, {**params, **after_params})
+        if enough is None:
+            return None
+        # (from the least value, which SQLite finds at once: by `IS NOT NULL` it read every NULL first)
+        values = [] if enough else await self.look(
+            f"SELECT {column} FROM {table} WHERE {column} >= (SELECT min({column}) FROM {table}){where}"
+            f" ORDER BY {column} LIMIT {self.rows()}", params)
+        if values is None:
+            return None
+        if not values:
+            return bound
+        # (a range closed at both ends: SQLite takes it for the few rows it is, not a quarter of the table)
+        return FilterArguments([f"({bound.where_clauses[0]} OR {column} BETWEEN :mp_next_from AND :mp_next_to)"],
+                               {**bound.params, "mp_next_from": values[0][0], "mp_next_to": values[-1][0]})
+
+    def keys_after(self, pks: list[str], key: list[str]) -> tuple[str, dict]:
+        """`" AND (k, ...) > (:mp_key_0, ...)"`, the keys after `key` as one range SQLite reads an
+        index by; the first of them left out while an exact filter asks for the value the key
+        has there (else SQLite reads that range and sorts what it finds). Nothing after a blank
+        key, which comes before every row's (blank_key_comes_first)."""
+        if not any(key):
+            return "", {}
+        pinned = {name.removesuffix("__exact"): value for name, value in self.pairs
+                  if name.removesuffix("__exact") in pks and (name in pks or name.endswith("__exact"))}
+        start = 0
+        while start < len(pks) - 1 and pinned.get(pks[start]) == key[start]:
+            start += 1
+        names = [f"mp_key_{i}" for i in range(start, len(pks))]
+        return (f" AND ({', '.join(map(escape_sqlite, pks[start:]))}) > ({', '.join(':' + name for name in names)})",
+                dict(zip(names, key[start:])))
 
     async def bound(self, value: str, key: list[str]):
         """The bound that lets SQLite start the page after (`value`, `key`), newest first, where

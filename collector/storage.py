@@ -27,7 +27,7 @@ from collector.records import OrderLine, Product, SaleEvent, StockLevel, columns
 from collector.timeutil import local_day, parse_day
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 33
+SCHEMA_VERSION = 34
 # Versions after which the summaries (daily_figures, orders.outcome, ...) are recomputed from
 # the raw rows, because what they hold changed.
 REBUILD_AFTER = {2}
@@ -111,6 +111,11 @@ FILLS: dict[int, str] = {
     # named_skus (created by schema.sql): every order line and sale counted under its article and
     # its barcode
     33: refill_sql("named_skus"),
+    # sales_undated (created by schema.sql): the planner's statistics, with which it reads a page
+    # of the undated sales from the key it starts after instead of from the first
+    34: """
+    ANALYZE sales_undated;
+    """,
     # (26: restock_days_now, created by schema.sql and kept by the upgrade at once)
     # (27: marketplace_alias_warehouse_stock_days, likewise)
     # An order line is judged by units: a line partly returned is bought but for the units

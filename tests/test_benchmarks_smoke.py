@@ -93,11 +93,13 @@ def test_growth_compares_with_full_snapshots(config, tmp_path):
     result = growth.measure(config, tmp_path, AT, days=1, write_stock_days=0.1)
     assert result.file_bytes > 0 and result.stock_rows > 0
     assert result.ratio > 1 and result.year_estimate() > result.file_bytes
-    # every table is in the estimate with all of its indexes (sales with sales_order, sales_day, its key)
+    # every table is in the estimate with all of its indexes (sales with sales_order, sales_day,
+    # sales_undated, empty but a page, and its key)
     with sqlite3.connect(tmp_path / "growth.db") as conn:
         objects = dict(conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"))
     assert sum(result.tables.values()) == sum(objects.values())
-    assert result.tables["sales"] == sum(objects[n] for n in ("sales", "sales_order", "sales_day", "sqlite_autoindex_sales_1"))
+    assert result.tables["sales"] == sum(objects[n] for n in ("sales", "sales_order", "sales_day", "sales_undated",
+                                                                     "sqlite_autoindex_sales_1"))
     assert result.table_estimate("orders") == result.tables["orders"] * 365  # one day: a year is 365 of it
     first = result.tables["stock"] * result.stock_keys / result.stock_rows  # each key's first row, once
     assert 0 < result.stock_keys < result.stock_rows

@@ -295,30 +295,31 @@ def test_a_version_6_database_gains_the_later_summaries_in_steps_it_logs(storage
     monkeypatch.setattr(storage_module, "PROGRESS_EVERY", 0)
     monkeypatch.setattr(storage_module, "PROGRESS_CHECK", 1_000)  # a small database is quick
     with caplog.at_level(logging.INFO):
-        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 33
+        assert storage.migrate() == 6 and storage.schema_version == SCHEMA_VERSION == 34
     assert kept_and_recomputed(storage.db)[0] == kept
     said = [record.getMessage() for record in caplog.records]
-    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 33: ")]
-    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 30)")] == [f"{n} of 30)" for n in range(1, 31)]
-    assert "upgrading the database from schema 6 to 33: schema 7: filling alias_warehouse_days, alias_warehouse_stock (14 of 30)" in said
-    assert "upgrading the database from schema 6 to 33: schema 8: filling marketplace_alias_days (15 of 30)" in said
-    assert "upgrading the database from schema 6 to 33: schema 9: filling account_warehouse_days (16 of 30)" in said
-    assert "upgrading the database from schema 6 to 33: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (17 of 30)" in said
-    assert "upgrading the database from schema 6 to 33: schema 11: filling alias_warehouse_months (18 of 30)" in said
-    assert "upgrading the database from schema 6 to 33: schema 12: filling alias_months (19 of 30)" in said
-    assert "upgrading the database from schema 6 to 33: schema 13: filling alias_warehouse_days (20 of 30)" in said
-    assert "upgrading the database from schema 6 to 33: schema 15: filling orders (21 of 30)" in said
-    assert ("upgrading the database from schema 6 to 33: schema 18: filling alias_warehouse_days, "
-            "account_warehouse_days (22 of 30)") in said
-    assert "upgrading the database from schema 6 to 33: schema 20: filling marketplace_alias_warehouse_days (23 of 30)" in said
-    assert "upgrading the database from schema 6 to 33: schema 21: filling recent_minutes (24 of 30)" in said
-    assert "upgrading the database from schema 6 to 33: schema 22: filling marketplace_alias_warehouses (25 of 30)" in said
-    assert "upgrading the database from schema 6 to 33: schema 25: filling warehouse_month_basis (26 of 30)" in said
-    assert ("upgrading the database from schema 6 to 33: schema 31: filling the statistics of orders, "
-            "the statistics of sales (28 of 30)") in said
-    assert "upgrading the database from schema 6 to 33: schema 33: filling named_skus (29 of 30)" in said
+    steps = [line for line in said if line.startswith("upgrading the database from schema 6 to 34: ")]
+    assert [line.rsplit(" (", 1)[1] for line in steps if line.endswith(" of 31)")] == [f"{n} of 31)" for n in range(1, 32)]
+    assert "upgrading the database from schema 6 to 34: schema 7: filling alias_warehouse_days, alias_warehouse_stock (14 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 8: filling marketplace_alias_days (15 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 9: filling account_warehouse_days (16 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 10: filling alias_warehouse_stock, alias_warehouse_first_days (17 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 11: filling alias_warehouse_months (18 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 12: filling alias_months (19 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 13: filling alias_warehouse_days (20 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 15: filling orders (21 of 31)" in said
+    assert ("upgrading the database from schema 6 to 34: schema 18: filling alias_warehouse_days, "
+            "account_warehouse_days (22 of 31)") in said
+    assert "upgrading the database from schema 6 to 34: schema 20: filling marketplace_alias_warehouse_days (23 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 21: filling recent_minutes (24 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 22: filling marketplace_alias_warehouses (25 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 25: filling warehouse_month_basis (26 of 31)" in said
+    assert ("upgrading the database from schema 6 to 34: schema 31: filling the statistics of orders, "
+            "the statistics of sales (28 of 31)") in said
+    assert "upgrading the database from schema 6 to 34: schema 33: filling named_skus (29 of 31)" in said
+    assert "upgrading the database from schema 6 to 34: schema 34: filling the statistics of sales_undated (30 of 31)" in said
     assert any(line.endswith(" s so far") for line in steps), said
-    assert any(line.startswith("database upgraded from schema 6 to 33 in ") for line in said)
+    assert any(line.startswith("database upgraded from schema 6 to 34 in ") for line in said)
 
 
 COHORT = ("cohort_units", "cohort_bought", "cohort_not_bought")
