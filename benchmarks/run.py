@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from benchmarks import export, growth, history, ingest, load, passes, viewer
+from benchmarks import export, growth, history, ingest, load, passes, undated, viewer
 from benchmarks.reference import describe, reference_config
 from collector.config import load_settings
 from collector.pipeline import refresh_kept
 from collector.storage import Storage
 
-SECTIONS = ("ingest", "pass", "day", "growth", "viewer", "load", "export")
+SECTIONS = ("ingest", "pass", "day", "growth", "viewer", "undated", "load", "export")
 PERIOD_SECONDS = 600  # the collector's timer
 MOSCOW = timezone(timedelta(hours=3))  # the reference seller's TIMEZONE (no daylight saving)
 
@@ -415,6 +415,31 @@ def _viewer(options: Options, out: Path, report: Report, log) -> None:
                                             "cold_n": len(t.cold), "cold_error": t.cold_error}
                                     for label, t in ts.items()}
                              for name, ts in timings.items()}
+
+
+def _undated(options: Options, out: Path, report: Report, log) -> None:
+    cmd = "python -m benchmarks --only undated"
+    window = _viewer_database(options, out, "window", options.window_days, log)
+    log(f"  copying the {options.window_days}-day database, its first {undated.BACKFILLED_DAYS} days of Ozon sales "
+        f"undated as a backfill leaves them ...")
+    result = undated.measure(window, out / "undated", options.viewer_repeats, options.viewer_budget / 2)
+    report.add("4 viewer", f"sales with no day, {options.window_days} days' copy", f"{result.undated:,}",
+               f"sales_undated {_mb(result.index_bytes)}; copied and undated in {result.seconds_to_make:.0f} s",
+               "", None, cmd)
+    for page, dated in result.timings:
+        failed = page.error or dated.error
+        ratio = page.median / dated.median if not failed else float("nan")
+        unmet = "an error" if failed else f"warm over {WARM_MS} ms" if page.median * 1000 > WARM_MS else ""
+        report.add("4 viewer", f"  sales, {page.label}", "ERROR" if page.error else
+                   f"{_ms(page.median)} (p95 {_ms(page.p95)})",
+                   f"{dated.label}: " + ("ERROR" if dated.error else f"{_ms(dated.median)}; {ratio:.1f}x"),
+                   f"<= {WARM_MS} ms", not unmet, cmd, unmet=unmet)
+        if failed:
+            report.data.setdefault("undated_errors", {})[page.label] = failed
+    report.data["undated"] = {"sales": result.undated, "index_bytes": result.index_bytes,
+                              "pages": {page.label: {"median": page.median, "path": page.path, "error": page.error,
+                                                     "dated_median": dated.median, "dated_path": dated.path}
+                                        for page, dated in result.timings}}
 
 
 def _load(options: Options, out: Path, report: Report, log) -> None:

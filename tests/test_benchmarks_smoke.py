@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from benchmarks import export, growth, history, ingest, load, passes, sqlprofile, viewer
+from benchmarks import export, growth, history, ingest, load, passes, sqlprofile, undated, viewer
 from benchmarks.reference import reference_aliases, reference_config
 from benchmarks.run import Options, run
 from benchmarks.stocktrack import tracker_for
@@ -147,6 +147,21 @@ def test_a_bulk_history_counts_what_the_triggers_count(config, tmp_path):
         storage.close()
     assert tables[True] == tables[False] and tables[True][0] and tables[True][-1]
     assert {outcome for _, _, _, outcome in tables[True][2]} >= {"open", "bought"}
+
+
+def test_the_undated_sales_are_timed_against_dated_ones(config, tmp_path):
+    """The copy's first days of Ozon sales lose their day, as a backfill leaves them; every page
+    that shows them is timed, each beside a page of dated sales of the same copy."""
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    database = tmp_path / "mp.db"
+    history.generate(database, config, end - timedelta(days=12), end, processes=1)
+    result = undated.measure(database, tmp_path / "undated", repeats=1, budget=0.5)
+    assert result.undated > 0 and result.index_bytes > 0
+    assert len(result.timings) == 7 and not (tmp_path / "undated").exists()
+    for page, dated in result.timings:
+        assert not page.error and not dated.error, (page.path, dated.path)
+        assert ".json" not in page.path or page.rows and dated.rows, (page.path, dated.path)  # (an HTML page: no count)
+        assert page.median > 0 and dated.median > 0 and "_sort" in page.path
 
 
 def test_datasette_under_load(config, tmp_path):
