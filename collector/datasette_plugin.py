@@ -780,9 +780,9 @@ class TablePage:
 
     def keys_after(self, pks: list[str], key: list[str]) -> tuple[str, dict]:
         """`" AND (k, ...) > (:mp_key_0, ...)"`, the keys after `key` as one range SQLite reads an
-        index by; the first of them left out while an exact filter asks for the value the key
-        has there (else SQLite reads that range and sorts what it finds). Nothing after a blank
-        key, which comes before every row's (blank_key_comes_first)."""
+        index by; the leading ones left out where an exact filter asks for the value the key has
+        there (else SQLite reads that range and sorts what it finds). Nothing after a blank key,
+        which comes before every row's (blank_key_comes_first)."""
         if not any(key):
             return "", {}
         pinned = {name.removesuffix("__exact"): value for name, value in self.pairs
