@@ -1082,7 +1082,7 @@ def test_help_page_explains_every_figure_and_shows_freshness(open_ds):
     assert 'href="/-/export/daily.csv"' in page and 'href="/-/export/stock.csv?excel=1"' in page
     assert 'href="/mp/marketplace_alias_warehouse_stock_days"' in page and 'href="/-/export/stock_days.csv"' in page
     # The raw lines, and the filters that find them at once at any history.
-    assert 'href="/mp/orders"' in page and 'href="/mp/sales"' in page
+    assert 'href="/mp/orders"' in page and 'href="/mp/sales"' in page and "Выкупы без дня" in page
     assert all(f"<code>{name}</code>" in page for name in ("sku", "article", "barcode", "warehouse", "day__gte"))
     a_day = "/mp/marketplace_alias_warehouse_stock_days.csv?day=2026-11-25&_stream=on&_dl=1"
     assert get(open_ds, a_day).text.splitlines()[0] == "day,warehouse,marketplace,alias,stock"
