@@ -634,18 +634,35 @@ async def index_sql(datasette, table: str, pairs: list[tuple[str, str]]) -> tupl
     longer than the time limit at a year): for each article or barcode asked of `orders` or
     `sales`, the SKUs it was written on (named_skus), which orders_day and sales_day seek day by
     day; for each warehouse asked of `orders`, no day after the last that an order named it
-    (order_warehouses): none for a warehouse no order names. Nothing before the collector has
-    made named_skus (schema 33)."""
+    (order_warehouses): none for a warehouse no order names; for each account or warehouse asked
+    of `stock`, none when no key of stock_current has it. Nothing before the collector has made
+    named_skus (schema 33)."""
     asked = [(name.split("__")[0], value) for name, value in pairs
-             if name in ("article", "article__exact", "barcode", "barcode__exact")
-             or table == "orders" and name in ("warehouse", "warehouse__exact")]
-    if table not in ("orders", "sales") or not asked or await schema_lag(datasette):
+             if table in ("orders", "sales") and name in ("article", "article__exact", "barcode", "barcode__exact")
+             or table in ("orders", "stock") and name in ("warehouse", "warehouse__exact")
+             or table == "stock" and name in ("account", "account__exact")]
+    if not asked or await schema_lag(datasette):
         return [], {}
     names = [f"mp_index_{i}" for i in range(len(asked))]
-    clauses = [f"day <= (SELECT last_day FROM order_warehouses WHERE warehouse = :{name})" if column == "warehouse"
-               else f"sku IN (SELECT sku FROM named_skus WHERE name = :{name} AND lines > 0)"
-               for name, (column, _) in zip(names, asked)]
+    clauses = [index_clause(table, column, name) for name, (column, _) in zip(names, asked)]
     return clauses, dict(zip(names, (value for _, value in asked)))
+
+
+EVERY_ID = 2 ** 63 - 1  # the largest rowid: `id <=` it leaves every row
+
+
+def index_clause(table: str, column: str, name: str) -> str:
+    """The clause index_sql gives a page for a filter on `column` by the value `:name`."""
+    if table == "stock":
+        # Every row of stock is a change of a key of stock_current, written with it: an account
+        # or warehouse no key has has no row, and the bound on the rowid, worked out once, ends
+        # the page before it reads any (a value no row has read the table whole: 1.2-2.5 s at a
+        # year). A value some key has leaves the page as it was.
+        return (f"id <= (SELECT CASE WHEN EXISTS (SELECT 1 FROM stock_current WHERE {column} = :{name}) "
+                f"THEN {EVERY_ID} ELSE 0 END)")
+    if column == "warehouse":
+        return f"day <= (SELECT last_day FROM order_warehouses WHERE warehouse = :{name})"
+    return f"sku IN (SELECT sku FROM named_skus WHERE name = :{name} AND lines > 0)"
 
 
 class TablePage:
