@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from benchmarks import export, growth, history, ingest, load, passes, sqlprofile, undated, viewer
+from benchmarks import export, growth, history, ingest, load, passes, passwrites, sqlprofile, undated, viewer
 from benchmarks.reference import reference_aliases, reference_config
 from benchmarks.run import Options, run
 from benchmarks.stocktrack import tracker_for
@@ -87,6 +87,15 @@ def test_a_day_of_passes_measures_each_hour_s_steady_pass(config, tmp_path):
     assert [f"{when:%H:%M}" for when in day.written] == ["21:10", "22:10", "23:10"]  # 00:10-02:10 in Moscow
     assert all(size > 4096 for size in day.written.values())  # each pass wrote, through the WAL
     assert day.per_day == passes.PASSES_AN_HOUR * sum(day.written.values())
+
+
+def test_a_pass_s_writes_are_named_table_by_table(config, tmp_path):
+    config = replace(config, history_days=passes.SEEDED_DAYS + 4)
+    passes.measure_day(config, tmp_path, hours=1)
+    by_frame, by_page, page_size, written = passwrites.measure(config, tmp_path, hour=2)
+    assert by_frame["orders"] > 0 and by_frame["daily_figures"] > 0  # (the hour's orders, and their summary)
+    assert all(0 < by_page[name] <= frames for name, frames in by_frame.items())
+    assert sum(by_frame.values()) * page_size <= written  # (the WAL is written by the pass itself)
 
 
 def test_growth_compares_with_full_snapshots(config, tmp_path):
