@@ -335,6 +335,9 @@ PROGRESS_EVERY = 15  # seconds between "still upgrading" lines in the log
 PROGRESS_CHECK = 100_000  # SQLite instructions between two looks at the clock
 
 
+CACHE_KIB = 64 * 1024  # each connection's page cache
+
+
 class StorageError(Exception):
     """The database cannot be opened or written, worded for the person running the collector."""
 
@@ -376,6 +379,11 @@ class Storage:
             # can lose the last commit, and the next pass fetches it again.
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
+            # A pass's transactions change thousands of pages: in SQLite's default cache of 2 MB
+            # they were written to the WAL before each commit and again at it (the WAL's frame
+            # rewritten in place), a fifth of what a pass writes (benchmarks/passwrites.py).
+            # Pages are cached as they are read, up to this.
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
