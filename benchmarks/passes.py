@@ -181,7 +181,7 @@ class CallRecorder:
         return {key: tuple(value) for key, value in result.items()}
 
 
-def _environ(sandbox: Sandbox, database: Path, aliases: Path, factor: str) -> dict[str, str]:
+def collector_environ(sandbox: Sandbox, database: Path, aliases: Path, factor: str) -> dict[str, str]:
     return {**sandbox.env(), "DATABASE_PATH": str(database), "ALIASES_FILE": str(aliases),
             "RATE_LIMIT_FACTOR": factor, "TIMEZONE": "Europe/Moscow"}
 
@@ -220,12 +220,12 @@ def prepare(config, out: Path, at: datetime = PASS_AT) -> Path:
     with Sandbox(replace(config, rate_limit_factor=0), clock=clock) as sandbox:
         aliases = out / "aliases.csv"
         _write_aliases(sandbox.seller, aliases)
-        settings = load_settings(env_file=None, environ=_environ(sandbox, warm, aliases, "0.001"))
-        _written_by_a_pass(settings, warm, clock, "the warm-up pass")
+        settings = load_settings(env_file=None, environ=collector_environ(sandbox, warm, aliases, "0.001"))
+        written_by_a_pass(settings, warm, clock, "the warm-up pass")
     return warm
 
 
-def _fresh_copy(warm: Path, database: Path) -> None:
+def fresh_copy(warm: Path, database: Path) -> None:
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(str(database) + suffix).unlink(missing_ok=True)
     shutil.copyfile(warm, database)
@@ -235,11 +235,11 @@ def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PAS
     """`again`: then a second pass at the same minute, whose bytes are those of a pass that finds
     nothing changed (every row it reads is one it has: only its own log is new)."""
     database = out / f"pass-{latency_ms:g}ms.db"
-    _fresh_copy(warm, database)
+    fresh_copy(warm, database)
     clock = SandboxClock(at)
     with Sandbox(replace(config, rate_limit_factor=1.0, latency_ms=latency_ms), clock=clock) as sandbox:
         _warm_simulator(sandbox, at)
-        settings = load_settings(env_file=None, environ=_environ(sandbox, database, out / "aliases.csv", "1"))
+        settings = load_settings(env_file=None, environ=collector_environ(sandbox, database, out / "aliases.csv", "1"))
         storage = Storage(database)
         try:
             with CallRecorder() as recorder:
@@ -252,7 +252,7 @@ def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PAS
         served = Counter((r.account, DATASET_OF.get(f"{r.method} {r.path}", "?")) for r in sandbox.request_log)
         refused = Counter((r.account, DATASET_OF.get(f"{r.method} {r.path}", "?"))
                           for r in sandbox.request_log if r.status == 429)
-        written_again = _written_by_a_pass(settings, database, clock, "the pass again") if again else None
+        written_again = written_by_a_pass(settings, database, clock, "the pass again") if again else None
     fewest = recorder.fewest()
     measured = PassResult(latency_ms, seconds, result.status, written_bytes=written, written_again=written_again)
     for dataset in result.datasets:
@@ -283,21 +283,29 @@ def measure_day(config, out: Path, start: datetime = DAY_STARTS, hours: int = 24
     rate limits): the bytes do not depend on the pacing, and a day of passes takes minutes."""
     warm = prepare(config, out, at=start + timedelta(minutes=10))  # the history, then the pass at 00:00
     database = out / "day.db"
-    _fresh_copy(warm, database)
+    fresh_copy(warm, database)
     clock = SandboxClock(start)
     day = DayOfPasses()
     with Sandbox(replace(config, rate_limit_factor=0), clock=clock) as sandbox:
-        settings = load_settings(env_file=None, environ=_environ(sandbox, database, out / "aliases.csv", "0.001"))
-        for hour in range(hours):
-            if hour:
-                clock.set(start + timedelta(hours=hour))
-                _written_by_a_pass(settings, database, clock, f"the pass at {clock.now():%H:%M} UTC")
-            clock.set(start + timedelta(hours=hour, minutes=10))
-            day.written[clock.now()] = _written_by_a_pass(settings, database, clock, f"the pass at {clock.now():%H:%M} UTC")
+        settings = load_settings(env_file=None, environ=collector_environ(sandbox, database, out / "aliases.csv", "0.001"))
+        for at, measured in day_pass_times(start, hours):
+            clock.set(at)
+            written = written_by_a_pass(settings, database, clock, f"the pass at {at:%H:%M} UTC")
+            if measured:
+                day.written[at] = written
     return day
 
 
-def _written_by_a_pass(settings, database: Path, clock: SandboxClock, what: str) -> int:
+def day_pass_times(start: datetime, hours: int):
+    """(when, measured) of the day's passes after the warm-up's at `start`: each hour's on the
+    hour (catching up the hour, not measured) and its steady one ten minutes later."""
+    for hour in range(hours):
+        if hour:
+            yield start + timedelta(hours=hour), False
+        yield start + timedelta(hours=hour, minutes=10), True
+
+
+def written_by_a_pass(settings, database: Path, clock: SandboxClock, what: str) -> int:
     """One pass as the timer runs it (the collector opened, the pass, the collector closed with
     its last checkpoint); the bytes it wrote. An error unless it ended ok."""
     storage = Storage(database)

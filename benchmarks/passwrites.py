@@ -19,7 +19,6 @@ import struct
 import sqlite3
 from collections import Counter
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 from collector.config import load_settings
@@ -65,17 +64,16 @@ def measure(config, out: Path, hour: int) -> tuple[Counter, Counter, int, int]:
     """(frames by name, distinct pages by name, the page size, the bytes the pass wrote by
     /proc/self/io: the WAL and any temporary file, not the checkpoint after it)."""
     database = out / "passwrites.db"
-    passes._fresh_copy(out / "warm.db", database)
+    passes.fresh_copy(out / "warm.db", database)
     start = passes.DAY_STARTS
     clock = SandboxClock(start)
     with Sandbox(replace(config, rate_limit_factor=0), clock=clock) as sandbox:
-        settings = load_settings(env_file=None, environ=passes._environ(sandbox, database, out / "aliases.csv", "0.001"))
-        for at in [start + timedelta(hours=h, minutes=m) for h in range(hour) for m in (0, 10)][1:]:
+        settings = load_settings(env_file=None, environ=passes.collector_environ(sandbox, database, out / "aliases.csv", "0.001"))
+        *before, (measured_at, _) = passes.day_pass_times(start, hour + 1)
+        for at, _ in before:
             clock.set(at)
-            passes._written_by_a_pass(settings, database, clock, f"the pass at {at:%H:%M} UTC")
-        clock.set(start + timedelta(hours=hour))
-        passes._written_by_a_pass(settings, database, clock, "the pass on the hour")
-        clock.set(start + timedelta(hours=hour, minutes=10))
+            passes.written_by_a_pass(settings, database, clock, f"the pass at {at:%H:%M} UTC")
+        clock.set(measured_at)
         storage = UncheckpointedStorage(database)
         try:
             with storage.transaction():  # (the day's maintenance is one pass's in 144: not this one's)
