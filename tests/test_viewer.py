@@ -866,6 +866,18 @@ def test_datasette_command(tmp_path):
         assert (ROOT / "templates" / name).is_file()
 
 
+def test_each_connection_of_the_served_viewer_keeps_8_mb_of_pages(db_path):
+    """Datasette as its command line serves it (benchmarks/viewer.py reads the options off
+    datasette_command()) gives each connection the page cache of `cache_size_kb`, not SQLite's
+    2 MB: a page of thousands of rows reads the same summary pages again and again."""
+    from benchmarks.viewer import make_datasette as served
+
+    ds = served(db_path)
+    size = asyncio.run(ds.get_database("mp").execute_fn(lambda conn: conn.execute("PRAGMA cache_size").fetchone()[0]))
+    assert size == -SETTINGS["cache_size_kb"] == -8192  # (KiB; SQLite's own is -2000)
+    assert "--setting cache_size_kb 8192" in " ".join(datasette_command(db_path, 8123))
+
+
 def test_mp_collector_serve_is_what_systemd_runs(tmp_path):
     """`mp-collector serve` (the unit's ExecStart) starts Datasette from the env file: the
     database from DATABASE_PATH, sign-in from DATASETTE_PASSWORD_HASH, no marketplace token."""
