@@ -13,13 +13,11 @@ cost what a page of dated ones does.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from unittest.mock import patch
 from urllib.parse import quote
 
 from datasette.utils import tilde_encode
@@ -116,7 +114,7 @@ def measure(window: Path, work: Path, repeats: int = 30, budget: float = 10.0) -
                  await viewer._time_case(ds, dated_label, dated_path, repeats, budget))
                 for label, path, dated_path, dated_label in cases(copy)]
 
-    with patch.dict(os.environ, {"ANSWER_CACHE_MB": "0"}):
+    with viewer.as_served():
         timings = asyncio.run(run())
     shutil.rmtree(work, ignore_errors=True)  # (a 3 GB copy: made again by the next run)
     return UndatedResult(undated, size, made, timings)

@@ -34,6 +34,7 @@ from datasette.utils import compound_keys_after_sql, escape_sqlite, tilde_encode
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
+from collector import viewer
 from collector.sqlfunctions import (mp_date_add, mp_low_stock_days, mp_now, mp_target_cover_days, mp_today,
                                      register_functions, zone)
 
@@ -156,6 +157,8 @@ def startup(datasette):
         # Before the first request, which would otherwise wait for it.
         if DATABASE in datasette.databases:
             await find_big_names(datasette.get_database(DATABASE))
+        if viewer.serving:
+            viewer.freeze_what_start_up_loaded()
 
     return find_big_tables_now
 
