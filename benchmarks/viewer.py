@@ -163,7 +163,7 @@ def serve_options(database: Path) -> dict:
 @contextmanager
 def as_served():
     """The viewer's process as `mp-collector serve` runs it, after a pass has written: start-up's
-    objects frozen out of the garbage collector's passes (collector/viewer.py), and every request
+    objects frozen out of garbage collection (collector/viewer.py), and every request
     computed, as the first one after a write is (answers kept in memory between two writes,
     collector/answer_cache.py, would time the memory, not the page)."""
     with patch.object(collector.viewer, "serving", True), patch.dict(os.environ, {"ANSWER_CACHE_MB": "0"}):

@@ -46,11 +46,11 @@ serving = False
 
 def freeze_what_start_up_loaded() -> None:
     """Leave every object alive after start-up (modules, templates, the metadata: ~68,000) out of
-    the garbage collector's later passes (gc.freeze). A full pass walks them all again whenever
-    enough new objects have outlived younger passes, which answers of thousands of rows bring
-    about every few requests: a pause of up to 66 ms inside a request, the slowest twentieth of
-    the big pages (docs/PERFORMANCE.md, the thirty-sixth step). None of them would be freed
-    before the process ends anyway."""
+    Python's later garbage collections (gc.freeze). A full collection walks them all again
+    whenever enough new objects have outlived the younger ones, which answers of thousands of
+    rows bring about every few requests: a pause of up to 66 ms inside a request, the slowest
+    twentieth of the big pages (docs/PERFORMANCE.md, the thirty-sixth step). None of them would
+    be freed before the process ends anyway."""
     gc.collect()
     gc.freeze()
 

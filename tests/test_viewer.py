@@ -879,11 +879,11 @@ def test_each_connection_of_the_served_viewer_keeps_8_mb_of_pages(db_path):
     assert "--setting cache_size_kb 8192" in " ".join(datasette_command(db_path, 8123))
 
 
-def test_the_served_viewer_leaves_what_start_up_loaded_out_of_the_collector_s_passes(db_path, monkeypatch):
+def test_the_served_viewer_leaves_what_start_up_loaded_out_of_garbage_collection(db_path, monkeypatch):
     """As served (`python -m collector.viewer serve`, which sets viewer.serving), start-up ends by
-    freezing every object alive (gc.freeze): Python's full passes then walk only what came after,
-    not the ~68,000 objects of start-up (a pause of up to 66 ms in a request). A Datasette made
-    in another process, such as these tests, leaves the collector as it is."""
+    freezing every object alive (gc.freeze): Python's full garbage collections then walk only what
+    came after, not the ~68,000 objects of start-up (a pause of up to 66 ms in a request). A
+    Datasette made in another process, such as these tests', leaves garbage collection as it is."""
     assert gc.get_freeze_count() == 0
     monkeypatch.setattr(viewer, "serving", False)
     make_datasette(db_path)
