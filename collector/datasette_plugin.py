@@ -124,10 +124,12 @@ def remembered_answers(permission_allowed):
 @hookimpl
 def startup(datasette):
     served_as_mp(datasette)
-    # The database page counts every table (see big_names).
+    # The database page counts every table (see big_names), and asks each table's shape.
     if DATABASE in datasette.databases:
         database = datasette.get_database(DATABASE)
-        database.table_counts = functools.partial(counts_of_small_tables, database)
+        if database.path:  # (always, served: a file)
+            database.table_counts = functools.partial(counts_of_small_tables, database)
+            remember_table_shapes(database)
     # Datasette 0.65 copies the whole metadata (the dashboards' configuration is most of it) to
     # answer whether a table may be viewed, ~0.5 ms, and the database page asks it for each of its
     # ~75 tables and views: most of the page's time. The metadata does not change while it runs
@@ -161,6 +163,57 @@ def startup(datasette):
             viewer.freeze_what_start_up_loaded()
 
     return find_big_tables_now
+
+
+SHAPE_QUESTIONS = ("table_columns", "primary_keys", "fts_table")
+
+
+class FileVersions:
+    """SQLite's versions of the served file, read on a connection of this process's own (tens of
+    microseconds, in the request's own thread): `PRAGMA schema_version` moves when the collector
+    changes the schema (an upgrade), `PRAGMA data_version` with every commit it makes."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def _read(self, pragma: str) -> int:
+        if self._conn is None:
+            self._conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
+        return self._conn.execute(f"PRAGMA {pragma}").fetchone()[0]
+
+    def schema(self) -> int:
+        return self._read("schema_version")
+
+    def data(self) -> int:
+        return self._read("data_version")
+
+
+def remember_table_shapes(database) -> None:
+    """Keep Datasette's answers about a table's shape (its columns, its key, its full-text table)
+    while the schema is the same. Each is a trip to one of Datasette's SQL threads and back,
+    ~0.3 ms, and the database page asks all three of each of its ~70 tables: ~200 trips, most of
+    the page's time (docs/PERFORMANCE.md, the thirty-sixth step)."""
+    answers: dict[tuple[str, str], tuple[int, object]] = {}
+
+    def remembered(question: str, ask):
+        async def answer(table):
+            version = file_versions(database).schema()  # (before asking: a change after it is seen next time)
+            kept = answers.get((question, table))
+            if kept is None or kept[0] != version:
+                kept = answers[(question, table)] = (version, await ask(table))
+            return list(kept[1]) if isinstance(kept[1], list) else kept[1]  # (the caller's own list)
+
+        return answer
+
+    for question in SHAPE_QUESTIONS:
+        setattr(database, question, remembered(question, getattr(database, question)))
+
+
+def file_versions(database) -> FileVersions:
+    if not hasattr(database, "_mp_versions"):
+        database._mp_versions = FileVersions(database.path)
+    return database._mp_versions
 
 
 def served_as_mp(datasette) -> None:
@@ -366,7 +419,13 @@ async def big_names(db) -> frozenset[str]:
 
 
 async def counts_of_small_tables(db, limit: int = 10) -> dict[str, int | None]:
-    """Database.table_counts() for the database page: a big table's count is None ("Many rows")."""
+    """Database.table_counts() for the database page: a big table's count is None ("Many rows").
+    Counted again only after the collector has written (each count is a trip to an SQL thread:
+    ~50 of them)."""
+    version = file_versions(db).data()  # (before counting: a write after it is seen next time)
+    kept = getattr(db, "_mp_counts", None)
+    if kept is not None and kept[0] == version:
+        return dict(kept[1])
     big = await big_names(db)
     counts = {}
     for table in await db.table_names():
@@ -374,7 +433,8 @@ async def counts_of_small_tables(db, limit: int = 10) -> dict[str, int | None]:
         if table not in big:
             with contextlib.suppress(QueryInterrupted, sqlite3.DatabaseError):
                 counts[table] = (await db.execute(f"SELECT count(*) FROM [{table}]", custom_time_limit=limit)).first()[0]
-    return counts
+    db._mp_counts = (version, counts)
+    return dict(counts)
 
 
 def page_of_table(path: str) -> str | None:
