@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import json
 import os
@@ -165,7 +166,10 @@ def startup(datasette):
     return find_big_tables_now
 
 
-SHAPE_QUESTIONS = ("table_columns", "primary_keys", "fts_table")
+# What Datasette asks of the schema alone (Database's methods), on every page.
+SHAPE_QUESTIONS = ("table_names", "view_names", "table_exists", "hidden_table_names", "table_columns",
+                   "table_column_details", "primary_keys", "fts_table", "foreign_keys_for_table",
+                   "get_all_foreign_keys", "get_table_definition", "get_view_definition")
 
 
 class FileVersions:
@@ -190,19 +194,21 @@ class FileVersions:
 
 
 def remember_table_shapes(database) -> None:
-    """Keep Datasette's answers about a table's shape (its columns, its key, its full-text table)
-    while the schema is the same. Each is a trip to one of Datasette's SQL threads and back,
-    ~0.3 ms, and the database page asks all three of each of its ~70 tables: ~200 trips, most of
-    the page's time (docs/PERFORMANCE.md, the thirty-sixth step)."""
-    answers: dict[tuple[str, str], tuple[int, object]] = {}
+    """Keep Datasette's answers about the schema (the tables and views, each table's columns, key,
+    foreign keys and full-text table, their SQL) while it is the same. Each is a trip to one of
+    Datasette's SQL threads and back, ~0.3 ms, and the database page asked three of each of its
+    ~70 tables: ~200 trips, most of the page's time; a table's page asked ten (docs/PERFORMANCE.md,
+    the thirty-sixth step)."""
+    answers: dict[tuple, tuple[int, object]] = {}
 
     def remembered(question: str, ask):
-        async def answer(table):
+        async def answer(*args, **kwargs):
             version = file_versions(database).schema()  # (before asking: a change after it is seen next time)
-            kept = answers.get((question, table))
+            key = (question, args, tuple(sorted(kwargs.items())))
+            kept = answers.get(key)
             if kept is None or kept[0] != version:
-                kept = answers[(question, table)] = (version, await ask(table))
-            return list(kept[1]) if isinstance(kept[1], list) else kept[1]  # (the caller's own list)
+                kept = answers[key] = (version, await ask(*args, **kwargs))
+            return copy.deepcopy(kept[1])  # (the caller's own lists and dicts)
 
         return answer
 
