@@ -201,3 +201,33 @@ def test_the_database_page_asks_again_only_what_a_write_or_an_upgrade_changed(tm
     assert "note" in get(ds, "/mp/accounts.json?_shape=objects").json()["columns"]
     assert "added_later" in [table["name"] for table in get(ds, "/mp.json").json()["tables"]]
     assert get(ds, "/mp/added_later.json?_shape=objects").json()["columns"] == ["id", "name"]
+
+
+def test_datasette_refreshes_its_catalog_of_the_schema_only_when_it_changed(tmp_path, monkeypatch):
+    """Before every request Datasette reads each database's PRAGMA schema_version and its own
+    catalog's versions, three trips to SQL threads; the plugin lets it do so only when the served
+    file's schema has changed. A canned query's answer is then its one query, and a table an
+    upgrade adds still reaches the catalog."""
+    monkeypatch.delenv("DATASETTE_PASSWORD_HASH", raising=False)
+    path = tmp_path / "mp.db"
+    build_database(path)
+    ds = make_datasette(path)
+    trips = []
+    for database in ds.databases.values():
+        def counting(execute_fn, name=database.name):
+            async def counted(fn):
+                trips.append(name)
+                return await execute_fn(fn)
+            return counted
+        monkeypatch.setattr(database, "execute_fn", counting(database.execute_fn))
+    get(ds, "/mp/freshness.json")
+    trips.clear()
+    get(ds, "/mp/freshness.json")
+    assert trips == ["mp"]  # (the query itself)
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE added_later (id INTEGER PRIMARY KEY)")
+    get(ds, "/mp/freshness.json")
+    catalog = asyncio.run(ds.get_database("_internal").execute(
+        "SELECT table_name FROM tables WHERE database_name = 'mp' AND table_name = 'added_later'")).rows
+    assert len(catalog) == 1
