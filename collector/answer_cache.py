@@ -37,16 +37,36 @@ class Answer:
     body: bytes
 
 
+class FileVersions:
+    """SQLite's versions of the served file, read on a connection of this process's own (tens of
+    microseconds, in the request's own thread): `PRAGMA schema_version` moves when the collector
+    changes the schema (an upgrade), `PRAGMA data_version` with every commit it makes."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def _read(self, pragma: str) -> int:
+        if self._conn is None:
+            self._conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
+        return self._conn.execute(f"PRAGMA {pragma}").fetchone()[0]
+
+    def schema(self) -> int:
+        return self._read("schema_version")
+
+    def data(self) -> int:
+        return self._read("data_version")
+
+
 class AnswerCache:
-    def __init__(self, database_path: str, cacheable: set[str], prefix: str,
+    def __init__(self, versions: FileVersions, cacheable: set[str], prefix: str,
                  max_bytes: int = MAX_BYTES, max_answer_bytes: int = MAX_ANSWER_BYTES):
-        self._path = database_path
+        self._versions = versions
         self._cacheable = cacheable
         self._prefix = prefix  # "/mp/" under base_url
         self._max_bytes, self._max_answer_bytes = max_bytes, max_answer_bytes
         self._answers: OrderedDict[tuple, Answer] = OrderedDict()
         self._bytes = 0
-        self._conn: sqlite3.Connection | None = None
         self.hits = self.misses = 0
 
     def query_name(self, path: str) -> str | None:
@@ -56,16 +76,11 @@ class AnswerCache:
         name = path[len(self._prefix):-len(".json")]
         return name if name in self._cacheable else None
 
-    def data_version(self) -> int:
-        if self._conn is None:
-            self._conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
-        return self._conn.execute("PRAGMA data_version").fetchone()[0]
-
     async def serve(self, scope, receive, send, app, context: tuple) -> None:
         """Answer from memory when the kept answer is still exact; else let `app` answer and keep
         what it said."""
         key = (scope.get("path"), scope.get("query_string", b""), _who_asks(scope), *context)
-        version = self.data_version()  # before the answer is computed: a write after it misses
+        version = self._versions.data()  # before the answer is computed: a write after it misses
         answer = self._answers.get(key)
         if answer is not None and answer.version == version:
             self._answers.move_to_end(key)

@@ -36,6 +36,7 @@ from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
 from collector import viewer
+from collector.answer_cache import FileVersions
 from collector.sqlfunctions import (mp_date_add, mp_low_stock_days, mp_now, mp_target_cover_days, mp_today,
                                      register_functions, zone)
 
@@ -171,27 +172,6 @@ def startup(datasette):
 SHAPE_QUESTIONS = ("table_names", "view_names", "table_exists", "hidden_table_names", "table_columns",
                    "table_column_details", "primary_keys", "fts_table", "foreign_keys_for_table",
                    "get_all_foreign_keys", "get_table_definition", "get_view_definition")
-
-
-class FileVersions:
-    """SQLite's versions of the served file, read on a connection of this process's own (tens of
-    microseconds, in the request's own thread): `PRAGMA schema_version` moves when the collector
-    changes the schema (an upgrade), `PRAGMA data_version` with every commit it makes."""
-
-    def __init__(self, path: str):
-        self._path = path
-        self._conn: sqlite3.Connection | None = None
-
-    def _read(self, pragma: str) -> int:
-        if self._conn is None:
-            self._conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
-        return self._conn.execute(f"PRAGMA {pragma}").fetchone()[0]
-
-    def schema(self) -> int:
-        return self._read("schema_version")
-
-    def data(self) -> int:
-        return self._read("data_version")
 
 
 def remember_table_shapes(database) -> None:
@@ -1004,7 +984,7 @@ def answer_cache(datasette):
         cache = None
         if megabytes > 0 and database is not None and database.path:
             prefix = datasette.setting("base_url").rstrip("/") + f"/{DATABASE}/"
-            cache = AnswerCache(database.path, cacheable_queries(datasette.metadata("queries", database=DATABASE)),
+            cache = AnswerCache(file_versions(database), cacheable_queries(datasette.metadata("queries", database=DATABASE)),
                                 prefix, max_bytes=int(megabytes * 1024 * 1024))
         datasette._mp_answer_cache = cache
     return datasette._mp_answer_cache
