@@ -178,7 +178,7 @@ def remember_table_shapes(database) -> None:
     """Keep Datasette's answers about the schema (the tables and views, each table's columns, key,
     foreign keys and full-text table, their SQL) while it is the same. Each is a trip to one of
     Datasette's SQL threads and back, ~0.3 ms, and the database page asked three of each of its
-    ~70 tables: ~200 trips, most of the page's time; a table's page asked ten (docs/PERFORMANCE.md,
+    ~70 tables: ~200 trips, most of the page's time; a table's page asked ten (docs/performance-log.md,
     the thirty-sixth step)."""
     answers: dict[tuple, tuple[int, object]] = {}
 

@@ -9,7 +9,7 @@ query runs the whole view again (its GROUP BY over alias_figures, the sort) only
 pages before it sent. At a year of the reference seller one such query takes minutes (past the
 3 s `sql_time_limit_ms`, so the very first page fails), and a year is 116,000 pages; Datasette
 also stopped its streamed CSV at `max_csv_mb` (100 MB by default, a tenth of a year; served
-with 0 since, collector/viewer.py). docs/PERFORMANCE.md,
+with 0 since, collector/viewer.py). docs/performance-log.md,
 "Streaming a year's export", has the figures. So the views' own streamed CSV («stream all rows»
 on their pages, `/mp/export_daily.csv?_stream=on`) is answered here too (`instead_of_view`).
 

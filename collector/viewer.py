@@ -35,7 +35,7 @@ PR_SET_PDEATHSIG = 1
 # cache_size_kb: each of Datasette's connections (one per SQL thread, three) keeps 8 MB of pages
 # instead of SQLite's 2 MB, at most 24 MB in all. A page of thousands of rows looks up the same
 # summary pages again and again: `history` as JSON at a year, 5,000 rows, 83 -> 63 ms; larger
-# caches gained nothing more (docs/PERFORMANCE.md, the thirty-sixth step).
+# caches gained nothing more (docs/performance-log.md, the thirty-sixth step).
 SETTINGS = {"sql_time_limit_ms": 3000, "max_returned_rows": 5000, "suggest_facets": "off", "max_csv_mb": 0,
             "cache_size_kb": 8192}
 
@@ -49,7 +49,7 @@ def freeze_what_start_up_loaded() -> None:
     Python's later garbage collections (gc.freeze). A full collection walks them all again
     whenever enough new objects have outlived the younger ones, which answers of thousands of
     rows bring about every few requests: a pause of up to 66 ms inside a request, the slowest
-    twentieth of the big pages (docs/PERFORMANCE.md, the thirty-sixth step). None of them would
+    twentieth of the big pages (docs/performance-log.md, the thirty-sixth step). None of them would
     be freed before the process ends anyway."""
     gc.collect()
     gc.freeze()
