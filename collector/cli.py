@@ -149,7 +149,8 @@ def check(ctx: click.Context) -> None:
 
 @cli.command()
 @click.option("--every", "minutes", type=click.FloatRange(min=0.01), envvar="COLLECT_INTERVAL_MINUTES",
-              default=10, show_default=True, help="Minutes between passes (or COLLECT_INTERVAL_MINUTES).")
+              default=10, show_default=True,
+              help="Minutes between passes, counted from midnight in TIMEZONE (or COLLECT_INTERVAL_MINUTES).")
 @click.pass_context
 def schedule(ctx: click.Context, minutes: float) -> None:
     """Run passes on an interval in-process (APScheduler), for hosts without systemd."""

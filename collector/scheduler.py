@@ -41,8 +41,13 @@ def one_pass(settings: Settings, trigger: str) -> PassResult | None:
 
 def add_pass_job(scheduler: BaseScheduler, settings: Settings, minutes: float, trigger: str,
                  job: Callable[[Settings, str], object] = one_pass, run_now: bool = True) -> None:
+    """Passes every `minutes`, counted from midnight in TIMEZONE rather than from the start, as
+    the systemd timer's OnCalendar=*:0/10 is: with an interval that divides a day one pass falls
+    at 00:00, and keeps the pages of the new day ready (until a pass does, every page computes)."""
+    midnight = datetime.now(settings.timezone).replace(hour=0, minute=0, second=0, microsecond=0)
+    every = IntervalTrigger(minutes=minutes, start_date=midnight, timezone=settings.timezone)
     scheduler.add_job(
-        job, IntervalTrigger(minutes=minutes, timezone=settings.timezone), args=[settings, trigger],
+        job, every, args=[settings, trigger],
         id="collector-pass", name="collector pass",
         **({"next_run_time": datetime.now(settings.timezone)} if run_now else {}),
         max_instances=1, coalesce=True, misfire_grace_time=max(1, int(minutes * 60)),

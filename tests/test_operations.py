@@ -12,6 +12,7 @@ import time
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from freezegun import freeze_time
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from collector.backfill import backfill
@@ -182,6 +183,19 @@ def test_the_scheduler_never_overlaps_passes_and_coalesces_missed_ones(settings)
     assert 2 <= len(spans) <= 5  # 18 ticks fell due; only non-overlapping passes ran
     for (_, end), (start, _) in zip(spans, spans[1:]):
         assert start >= end
+
+
+@pytest.mark.parametrize("minutes", [10, 8])
+def test_scheduled_passes_count_from_midnight_in_timezone_so_one_keeps_the_new_days_pages(settings, minutes):
+    # (8 minutes do not divide the 3 hours between Moscow and UTC: ticks counted from UTC's
+    # midnight, as from the scheduler's start, would miss Moscow's)
+    moscow = settings.timezone
+    with freeze_time("2026-12-07 20:55:01"):  # 23:55:01 in Moscow, the machine's clock in UTC
+        scheduler = BackgroundScheduler(timezone=moscow)
+        add_pass_job(scheduler, settings, minutes=minutes, trigger="schedule", run_now=False)
+    trigger = scheduler.get_job("collector-pass").trigger
+    for now in (datetime(2026, 12, 7, 23, 55, 1, tzinfo=moscow), datetime(2026, 12, 7, 23, 59, 59, tzinfo=moscow)):
+        assert trigger.get_next_fire_time(None, now) == datetime(2026, 12, 8, tzinfo=moscow)
 
 
 def test_logs_are_one_json_line_per_dataset_and_one_per_pass_under_systemd(live_sandbox, tmp_path):
