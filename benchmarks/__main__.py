@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--year-days", type=int, help="days of history for the viewer's long database (default 365)")
     parser.add_argument("--growth-days", type=int, help="simulated days for the growth figure (default 30)")
     parser.add_argument("--reuse", action="store_true",
-                        help="keep the viewer's databases when they were generated today with the same settings")
+                        help="keep the viewer's databases when they were generated today (in Moscow) with the "
+                             "same settings")
     parser.add_argument("--export-rows", type=int, metavar="N",
                         help="stream only the first N rows of the year's export (default: all of them)")
     parser.add_argument("--baseline-rev", metavar="REV",

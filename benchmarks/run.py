@@ -302,35 +302,50 @@ def _growth_by_table(result: growth.GrowthResult, report: Report, cmd: str) -> N
                    f"{sum(size for size, _ in rest) / year:.0%}", "", None, cmd)
 
 
-def _viewer_database(options: Options, out: Path, name: str, days: float, log) -> Path:
+def _viewer_database(options: Options, out: Path, name: str, days: float, log) -> tuple[Path, datetime]:
+    """The database of `days` of history as the collector's last pass leaves it now, and that
+    moment in Moscow: the year takes an hour to write, and pages kept on the day it started are
+    not read after midnight (nor those of a database written on an earlier day, --reuse)."""
     path = out / f"viewer-{name}" / "mp.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     end = now_aligned()
     stamp = path.with_suffix(".json")
-    wanted = {"scale": options.scale, "days": days, "day": end.date().isoformat()}
+    wanted = {"scale": options.scale, "days": days, "day": end.astimezone(MOSCOW).date().isoformat()}
     if options.reuse and path.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
-        log(f"  reusing {path}: its schema and kept pages brought up to date, as the collector's next start "
-            f"and pass would")
-        _as_the_collector_leaves_it(path, end)
-        return path
-    log(f"  generating {days:g} days of history into {path} ...")
-    made = history.generate(path, options.config(history_days=int(days) + 12), end - timedelta(days=days), end,
-                            bulk=True)
-    log(f"  {made.rows['orders']:,} order lines, {made.rows['sales']:,} sales, {made.rows['stock']:,} stock rows "
-        f"in {made.seconds:.0f} s")
-    stamp.write_text(json.dumps(wanted))
+        log(f"  reusing {path}")
+    else:
+        log(f"  generating {days:g} days of history into {path} ...")
+        made = history.generate(path, options.config(history_days=int(days) + 12), end - timedelta(days=days), end,
+                                bulk=True)
+        log(f"  {made.rows['orders']:,} order lines, {made.rows['sales']:,} sales, {made.rows['stock']:,} stock rows "
+            f"in {made.seconds:.0f} s")
+        stamp.write_text(json.dumps(wanted))
+    return path, _as_the_collector_leaves_it(path, log)
+
+
+def _written_in_this_run(options: Options, out: Path, name: str, days: float, log) -> Path:
+    """The viewer section's database of `days` (written anew if there is none), as the
+    collector's last pass leaves it now."""
+    path = out / f"viewer-{name}" / "mp.db"
+    if not path.exists():
+        return _viewer_database(options, out, name, days, log)[0]
+    _as_the_collector_leaves_it(path, log)
     return path
 
 
-def _as_the_collector_leaves_it(path: Path, now: datetime) -> None:
+def _as_the_collector_leaves_it(path: Path, log) -> datetime:
     """Views and triggers of today's schema.sql, and the pages the collector keeps ready after a
-    pass (they and what vouches for them may be of an older schema)."""
+    pass now (they and what vouches for them may be of an older schema, or of a day before
+    today's, which no page reads); now, in Moscow."""
+    now = datetime.now(timezone.utc).astimezone(MOSCOW)
+    log(f"  {path}: its schema and kept pages brought up to {now:%Y-%m-%d %H:%M} Moscow, as a pass then would")
     storage = Storage(path)
     try:
         storage.migrate()
         refresh_kept(load_settings(None, {"DATABASE_PATH": str(path)}), storage, now)
     finally:
         storage.close()
+    return now
 
 
 # Issue #12's bar for every page of the viewer at a year of history, and for the file's growth.
@@ -366,11 +381,10 @@ def _units_ordered(database: Path, *days: str) -> list[int]:
 
 def _viewer(options: Options, out: Path, report: Report, log) -> None:
     cmd = "python -m benchmarks --only viewer"
-    moscow_now = now_aligned().astimezone(timezone(timedelta(hours=3)))
-    yesterday = (moscow_now - timedelta(days=1)).date().isoformat()
     timings = {}
     for name, days in (("day", 1), ("window", options.window_days), ("year", options.year_days)):
-        database = _viewer_database(options, out, name, days, log)
+        database, moscow_now = _viewer_database(options, out, name, days, log)
+        yesterday = (moscow_now - timedelta(days=1)).date().isoformat()
         cold = options.viewer_cold_repeats if name == "year" else 0
         timings[name] = {t.label: t for t in viewer.time_viewer(database, yesterday, options.viewer_repeats,
                                                                 options.viewer_budget, cold)}
@@ -419,7 +433,7 @@ def _viewer(options: Options, out: Path, report: Report, log) -> None:
 
 def _undated(options: Options, out: Path, report: Report, log) -> None:
     cmd = "python -m benchmarks --only undated"
-    window = _viewer_database(options, out, "window", options.window_days, log)
+    window = _written_in_this_run(options, out, "window", options.window_days, log)
     log(f"  copying the {options.window_days}-day database, its first {undated.BACKFILLED_DAYS} days of Ozon sales "
         f"undated as a backfill leaves them ...")
     result = undated.measure(window, out / "undated", options.viewer_repeats, options.viewer_budget / 2)
@@ -444,9 +458,7 @@ def _undated(options: Options, out: Path, report: Report, log) -> None:
 
 def _load(options: Options, out: Path, report: Report, log) -> None:
     cmd = "python -m benchmarks --only load"
-    database = out / "viewer-year" / "mp.db"
-    if not database.exists():
-        database = _viewer_database(options, out, "year", options.year_days, log)
+    database = _written_in_this_run(options, out, "year", options.year_days, log)
     results = load.measure(database, out / "load", options.load_clients, options.load_requests, options.load_seconds)
     versions, today, uncached, computed = results
     share = today.rate / versions.rate
@@ -472,9 +484,7 @@ EXPORT_MEMORY = 50e6
 
 def _export(options: Options, out: Path, report: Report, log) -> None:
     cmd = "python -m benchmarks --only export"
-    database = out / "viewer-year" / "mp.db"
-    if not database.exists():
-        database = _viewer_database(options, out, "year", options.year_days, log)
+    database = _written_in_this_run(options, out, "year", options.year_days, log)
     day = out / "viewer-day" / "mp.db"
     result = export.measure(database, out / "export", day if day.exists() else None, options.export_rows,
                             options.export_view_seconds, options.export_check_days)

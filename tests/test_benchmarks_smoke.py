@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import export, growth, history, ingest, load, passes, passwrites, sqlprofile, undated, viewer
 from benchmarks.reference import reference_aliases, reference_config
-from benchmarks.run import Options, run
+from benchmarks.run import Options, _viewer_database, run
 from benchmarks.stocktrack import tracker_for
 from collector.records import OrderLine
 from collector.sandbox.seller import Seller
@@ -133,6 +133,23 @@ def test_viewer_times_every_canned_query(config, tmp_path):
     sql, params = sqlprofile.canned_sql("restock_window")  # the computation the pass keeps ready
     steps = sqlprofile.profile(sqlprofile.connect(database), sql, {name: "" for name in params}, repeats=1)
     assert [name for name, _, _ in steps][-1] == "(whole query)" and len(steps) > 5
+
+
+def test_the_viewer_is_timed_on_the_pages_a_pass_keeps_for_the_day_it_is_timed(tmp_path):
+    """The year takes an hour to write: one begun before Moscow's midnight is timed after it,
+    when the pages it kept are of the day before, which no page reads; nor does a page read those
+    of a database kept from an earlier day (--reuse). Each is timed as a pass then leaves it."""
+    options = Options(scale=TINY, reuse=True, out=tmp_path)
+    database, _ = _viewer_database(options, tmp_path, "day", 1, log=lambda text: None)
+    kept_for = ("SELECT day, in_step FROM restock_now_basis UNION SELECT day, in_step FROM warehouse_month_basis")
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE restock_now_basis SET day = date(day, '-1 day')")
+        db.execute("UPDATE warehouse_month_basis SET day = date(day, '-1 day')")
+        yesterdays = set(db.execute(kept_for))
+    reused, timed_at = _viewer_database(options, tmp_path, "day", 1, log=lambda text: None)
+    with sqlite3.connect(reused) as db:
+        assert set(db.execute(kept_for)) == {(timed_at.date().isoformat(), 1)} != yesterdays
+    assert timed_at.utcoffset() == timedelta(hours=3)
 
 
 SUMMARIES = ("SELECT * FROM daily_figures", "SELECT * FROM order_warehouses",
