@@ -324,13 +324,18 @@ def _viewer_database(options: Options, out: Path, name: str, days: float, log) -
 
 
 def _written_in_this_run(options: Options, out: Path, name: str, days: float, log) -> Path:
-    """The viewer section's database of `days` (written anew if there is none), as the
-    collector's last pass leaves it now."""
+    """The viewer section's database of `days` at this scale, of any day (written anew if there
+    is none), as the collector's last pass leaves it now."""
     path = out / f"viewer-{name}" / "mp.db"
-    if not path.exists():
+    stamp = path.with_suffix(".json")
+    if not (path.exists() and stamp.exists() and _same_seller(json.loads(stamp.read_text()), options, days)):
         return _viewer_database(options, out, name, days, log)[0]
     _as_the_collector_leaves_it(path, log)
     return path
+
+
+def _same_seller(stamp: dict, options: Options, days: float) -> bool:
+    return stamp.get("scale") == options.scale and stamp.get("days") == days
 
 
 def _as_the_collector_leaves_it(path: Path, log) -> datetime:

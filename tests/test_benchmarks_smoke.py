@@ -2,6 +2,7 @@
 machine's speed says nothing): only that each part measures something, plus ratios loose enough
 to hold anywhere."""
 
+import json
 import sqlite3
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -10,7 +11,7 @@ import pytest
 
 from benchmarks import export, growth, history, ingest, load, passes, passwrites, sqlprofile, undated, viewer
 from benchmarks.reference import reference_aliases, reference_config
-from benchmarks.run import Options, _viewer_database, run
+from benchmarks.run import Options, _viewer_database, _written_in_this_run, run
 from benchmarks.stocktrack import tracker_for
 from collector.records import OrderLine
 from collector.sandbox.seller import Seller
@@ -150,6 +151,19 @@ def test_the_viewer_is_timed_on_the_pages_a_pass_keeps_for_the_day_it_is_timed(t
     with sqlite3.connect(reused) as db:
         assert set(db.execute(kept_for)) == {(timed_at.date().isoformat(), 1)} != yesterdays
     assert timed_at.utcoffset() == timedelta(hours=3)
+
+
+def test_undated_load_and_export_use_the_viewer_s_database_of_the_same_seller(tmp_path):
+    options = Options(scale=TINY, out=tmp_path)
+    database, _ = _viewer_database(options, tmp_path, "day", 1, log=lambda text: None)
+    stamp = database.with_suffix(".json")
+    written = stamp.read_text()
+    stamp.write_text(written.replace('"day": "', '"day": "1999-'))  # of another day: still the run's own
+    assert _written_in_this_run(options, tmp_path, "day", 1, log=lambda text: None) == database
+    assert '"day": "1999-' in stamp.read_text()  # not written anew
+    bigger = replace(options, scale=TINY * 2)  # another seller's: written anew
+    assert _written_in_this_run(bigger, tmp_path, "day", 1, log=lambda text: None) == database
+    assert json.loads(stamp.read_text())["scale"] == TINY * 2
 
 
 SUMMARIES = ("SELECT * FROM daily_figures", "SELECT * FROM order_warehouses",
