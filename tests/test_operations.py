@@ -12,8 +12,8 @@ import time
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from freezegun import freeze_time
 from apscheduler.schedulers.background import BackgroundScheduler
+from freezegun import freeze_time
 
 from collector.backfill import backfill
 from collector.config import load_settings
@@ -196,6 +196,8 @@ def test_scheduled_passes_count_from_midnight_in_timezone_so_one_keeps_the_new_d
     trigger = scheduler.get_job("collector-pass").trigger
     for now in (datetime(2026, 12, 7, 23, 55, 1, tzinfo=moscow), datetime(2026, 12, 7, 23, 59, 59, tzinfo=moscow)):
         assert trigger.get_next_fire_time(None, now) == datetime(2026, 12, 8, tzinfo=moscow)
+    after_midnight = datetime(2026, 12, 8, 0, 0, 1, tzinfo=moscow)
+    assert trigger.get_next_fire_time(None, after_midnight) == datetime(2026, 12, 8, 0, minutes, tzinfo=moscow)
 
 
 def test_logs_are_one_json_line_per_dataset_and_one_per_pass_under_systemd(live_sandbox, tmp_path):
