@@ -302,16 +302,21 @@ def _growth_by_table(result: growth.GrowthResult, report: Report, cmd: str) -> N
                    f"{sum(size for size, _ in rest) / year:.0%}", "", None, cmd)
 
 
-def _viewer_database(options: Options, out: Path, name: str, days: float, log) -> tuple[Path, datetime]:
+def _viewer_database(options: Options, out: Path, name: str, days: float, log,
+                     any_day: bool = False) -> tuple[Path, datetime]:
     """The database of `days` of history as the collector's last pass leaves it now, and that
     moment in Moscow: the year takes an hour to write, and pages kept on the day it started are
-    not read after midnight (nor those of a database written on an earlier day, --reuse)."""
+    not read after midnight (nor those of a database written on an earlier day, --reuse). Kept
+    if it is of this seller and written today with --reuse, or of any day with `any_day` (the
+    sections after the viewer's take the databases it wrote)."""
     path = out / f"viewer-{name}" / "mp.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     end = now_aligned()
     stamp = path.with_suffix(".json")
     wanted = {"scale": options.scale, "days": days, "day": end.astimezone(MOSCOW).date().isoformat()}
-    if options.reuse and path.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
+    written = json.loads(stamp.read_text()) if path.exists() and stamp.exists() else {}
+    same_seller = all(written.get(key) == wanted[key] for key in ("scale", "days"))
+    if same_seller and (any_day or (options.reuse and written.get("day") == wanted["day"])):
         log(f"  reusing {path}")
     else:
         log(f"  generating {days:g} days of history into {path} ...")
@@ -321,21 +326,6 @@ def _viewer_database(options: Options, out: Path, name: str, days: float, log) -
             f"in {made.seconds:.0f} s")
         stamp.write_text(json.dumps(wanted))
     return path, _as_the_collector_leaves_it(path, log)
-
-
-def _written_in_this_run(options: Options, out: Path, name: str, days: float, log) -> Path:
-    """The viewer section's database of `days` at this scale, of any day (written anew if there
-    is none), as the collector's last pass leaves it now."""
-    path = out / f"viewer-{name}" / "mp.db"
-    stamp = path.with_suffix(".json")
-    if not (path.exists() and stamp.exists() and _same_seller(json.loads(stamp.read_text()), options, days)):
-        return _viewer_database(options, out, name, days, log)[0]
-    _as_the_collector_leaves_it(path, log)
-    return path
-
-
-def _same_seller(stamp: dict, options: Options, days: float) -> bool:
-    return stamp.get("scale") == options.scale and stamp.get("days") == days
 
 
 def _as_the_collector_leaves_it(path: Path, log) -> datetime:
@@ -440,7 +430,7 @@ def _viewer(options: Options, out: Path, report: Report, log) -> None:
 
 def _undated(options: Options, out: Path, report: Report, log) -> None:
     cmd = "python -m benchmarks --only undated"
-    window = _written_in_this_run(options, out, "window", options.window_days, log)
+    window = _viewer_database(options, out, "window", options.window_days, log, any_day=True)[0]
     log(f"  copying the {options.window_days}-day database, its first {undated.BACKFILLED_DAYS} days of Ozon sales "
         f"undated as a backfill leaves them ...")
     result = undated.measure(window, out / "undated", options.viewer_repeats, options.viewer_budget / 2)
@@ -465,7 +455,7 @@ def _undated(options: Options, out: Path, report: Report, log) -> None:
 
 def _load(options: Options, out: Path, report: Report, log) -> None:
     cmd = "python -m benchmarks --only load"
-    database = _written_in_this_run(options, out, "year", options.year_days, log)
+    database = _viewer_database(options, out, "year", options.year_days, log, any_day=True)[0]
     results = load.measure(database, out / "load", options.load_clients, options.load_requests, options.load_seconds)
     versions, today, uncached, computed = results
     share = today.rate / versions.rate
@@ -491,7 +481,7 @@ EXPORT_MEMORY = 50e6
 
 def _export(options: Options, out: Path, report: Report, log) -> None:
     cmd = "python -m benchmarks --only export"
-    database = _written_in_this_run(options, out, "year", options.year_days, log)
+    database = _viewer_database(options, out, "year", options.year_days, log, any_day=True)[0]
     day = out / "viewer-day" / "mp.db"
     result = export.measure(database, out / "export", day if day.exists() else None, options.export_rows,
                             options.export_view_seconds, options.export_check_days)

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import export, growth, history, ingest, load, passes, passwrites, sqlprofile, undated, viewer
 from benchmarks.reference import reference_aliases, reference_config
-from benchmarks.run import Options, _viewer_database, _written_in_this_run, run
+from benchmarks.run import Options, _viewer_database, run
 from benchmarks.stocktrack import tracker_for
 from collector.records import OrderLine
 from collector.sandbox.seller import Seller
@@ -159,10 +159,10 @@ def test_undated_load_and_export_use_the_viewer_s_database_of_the_same_seller(tm
     stamp = database.with_suffix(".json")
     written = stamp.read_text()
     stamp.write_text(written.replace('"day": "', '"day": "1999-'))  # of another day: still the run's own
-    assert _written_in_this_run(options, tmp_path, "day", 1, log=lambda text: None) == database
+    assert _viewer_database(options, tmp_path, "day", 1, log=lambda text: None, any_day=True)[0] == database
     assert '"day": "1999-' in stamp.read_text()  # not written anew
     bigger = replace(options, scale=TINY * 2)  # another seller's: written anew
-    assert _written_in_this_run(bigger, tmp_path, "day", 1, log=lambda text: None) == database
+    assert _viewer_database(bigger, tmp_path, "day", 1, log=lambda text: None, any_day=True)[0] == database
     assert json.loads(stamp.read_text())["scale"] == TINY * 2
 
 
