@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -61,10 +61,13 @@ def settings_from(ctx: click.Context, need_accounts: bool = True) -> Settings:
 
 
 @contextmanager
-def open_storage(settings: Settings):
+def open_storage(settings: Settings, locked: bool = False):
+    """The database, created or upgraded. The upgrade writes (views and triggers at least):
+    unless the caller holds the run lock (`locked`), it waits for a pass in progress."""
     try:
         storage = Storage(settings.database_path)
-        upgrade(settings, storage)
+        with nullcontext() if locked else run_lock(settings.database_path, wait=True):
+            upgrade(settings, storage)
     except StorageError as exc:
         raise Failure(str(exc)) from None
     try:
@@ -116,7 +119,7 @@ def aliases_load(ctx: click.Context, file: Path) -> None:
         rows = read_aliases(file)
     except AliasFileError as exc:
         raise Failure(str(exc)) from None
-    with open_storage(settings) as storage:
+    with run_lock(settings.database_path, wait=True), open_storage(settings, locked=True) as storage:
         storage.replace_aliases(rows)
         keep_pages_ready(settings, storage)
     click.echo(f"{len(rows)} keys in {len({row[2] for row in rows})} aliases loaded from {file}")
@@ -176,7 +179,7 @@ def backfill(ctx: click.Context, days: int) -> None:
     settings = settings_from(ctx)
     progress = BackfillProgress(interactive=sys.stderr.isatty())
     try:
-        with run_lock(settings.database_path), open_storage(settings) as storage:
+        with run_lock(settings.database_path), open_storage(settings, locked=True) as storage:
             outcome = load_history(settings, storage, days, progress)
             keep_pages_ready(settings, storage)
     except (AlreadyRunning, StorageError) as exc:
@@ -211,7 +214,7 @@ def maintain(ctx: click.Context, keep_days: int) -> None:
 
     settings = settings_from(ctx, need_accounts=False)
     try:
-        with run_lock(settings.database_path), open_storage(settings) as storage:
+        with run_lock(settings.database_path), open_storage(settings, locked=True) as storage:
             deleted = prune(storage, utc_now(), keep_days)
             optimize(storage)
     except (AlreadyRunning, StorageError) as exc:
@@ -235,7 +238,7 @@ def rebuild(ctx: click.Context, check: bool) -> None:
         check_summaries(settings)
         return
     try:
-        with run_lock(settings.database_path), open_storage(settings) as storage:
+        with run_lock(settings.database_path), open_storage(settings, locked=True) as storage:
             counts = storage.rebuild_summaries()
             keep_pages_ready(settings, storage)
     except (AlreadyRunning, StorageError) as exc:

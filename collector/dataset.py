@@ -2,7 +2,10 @@
 collector hands back to be written in one transaction (collector/pipeline.py runs them).
 
 A collector (collector/wb/datasets.py, collector/ozon/datasets.py) fetches and normalises with no
-write; `Collected.write` is then called inside the dataset's own transaction.
+write, in its account's thread, reading what the passes before left; `Collected.write` is then
+called in the pass's own thread, in a savepoint of the pass's one transaction, where it reads
+what this pass wrote before it (collector/pipeline.py). What a later dataset of the same account
+must know at fetch time of an earlier one's outcome goes through `Context.memo`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ class Context:
     run_id: int
     now: datetime
     # What the datasets of one account in one pass share: the order feed answers orders and
-    # sales at once, and its 1-a-minute limit allows one fetch per pass.
+    # sales at once, and its 1-a-minute limit allows one fetch per pass; what the catalogue
+    # listed, or that it was refused; that the cabinet switched to the feed.
     memo: dict = field(default_factory=dict)
 
     @property

@@ -47,6 +47,11 @@ def _rest_key(account: str, dataset: str) -> str:
     return f"rest_until:{account}:{dataset}"
 
 
+def refused_key(dataset: str) -> str:
+    """In Context.memo: the dataset was refused in this pass (its rest is written at the pass's end)."""
+    return f"refused:{dataset}"
+
+
 def resting_until(storage: Storage, account: str, dataset: str, now: datetime) -> datetime | None:
     """When the rest of a refused dataset ends, if it has not yet."""
     value = storage.state(_rest_key(account, dataset))

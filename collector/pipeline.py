@@ -1,5 +1,6 @@
-"""One collector pass: every account x dataset, fetched in parallel across accounts, each
-written in its own transaction, each logged in `fetch_log`.
+"""One collector pass: every account x dataset, fetched in parallel across accounts, written by
+the pass's own thread as each arrives, each in a savepoint of its own inside the pass's one
+transaction, each logged in `fetch_log`.
 
 A failing account or dataset never stops the others and never leaves half of its rows. What each
 dataset fetches is each marketplace's business: collector/wb/datasets.py, collector/ozon/datasets.py.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import queue
 import sqlite3
 import time
 import traceback
@@ -17,9 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from collector import alerts, aliases, kept, logs, optional, rejects
+from collector import alerts, aliases, kept, logs, optional, rejects, stopping
 from collector.config import Account, Settings
 from collector.dataset import Context
 from collector.http import DEPRECATED, ApiClient, ApiError, RequestStats
@@ -66,8 +68,10 @@ class PassResult:
 
 
 @contextmanager
-def run_lock(database_path: Path):
-    """One pass at a time per database, whoever starts it (timer, scheduler or a person)."""
+def run_lock(database_path: Path, wait: bool = False):
+    """One pass at a time per database, whoever starts it (timer, scheduler or a person). A
+    command that writes outside a pass waits (`wait`) for the pass in progress to end: a pass
+    holds SQLite's write lock from its start to its commit, longer than SQLite's busy timeout."""
     lock_path = Path(str(database_path) + ".lock")
     make_database_folder(database_path)
     try:
@@ -79,8 +83,12 @@ def run_lock(database_path: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AlreadyRunning(f"another collector pass is running on {database_path}; "
-                                 f"this one exits without doing anything") from None
+            if not wait:
+                raise AlreadyRunning(f"another collector pass is running on {database_path}; "
+                                     f"this one exits without doing anything") from None
+            logs.event(logging.INFO, f"a collector pass is writing {database_path}: waiting for it to end",
+                       event="waiting")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 
@@ -88,33 +96,38 @@ def run_pass(settings: Settings, storage: Storage, trigger: str = "manual",
              datasets: tuple[str, ...] = DATASETS, clock: Callable[[], datetime] = utc_now) -> PassResult:
     started = clock()
     storage.save_accounts((a.account, a.marketplace, a.label) for a in settings.accounts)
-    sync_aliases(settings, storage, started)
-    storage.keep_recent_minutes(started, settings.timezone)
     run_id = storage.start_run(iso(started, settings.timezone), trigger)
-    with ThreadPoolExecutor(max_workers=max(1, len(settings.accounts)), thread_name_prefix="account") as pool:
-        per_account = pool.map(lambda account: collect_account(settings, storage, account, run_id, datasets, clock),
-                               settings.accounts)
-        results = [result for batch in per_account for result in batch]
-    status = pass_status(results)
+    # The pass lands at once: its rows, their summaries and the pages kept ready from them, in one
+    # transaction. Until it commits, the viewer reads the previous pass whole, its kept pages
+    # included, rather than computing every page from the moment the first dataset is written
+    # to the end (the whole pass, minutes against the marketplaces' limits). A stop commits the
+    # datasets written before it (collector/stopping.py).
+    with storage.one_transaction(commit_on=(stopping.Stopped,)):
+        sync_aliases(settings, storage, started)
+        storage.keep_recent_minutes(started, settings.timezone)
+        results = collect_accounts(settings, storage, run_id, datasets, clock)
+        status = pass_status(results)
+        storage.finish_run(run_id, iso(clock(), settings.timezone), status)
+        log_pass(run_id, status, trigger, results, (clock() - started).total_seconds())
+        refresh_kept(settings, storage, clock())
+    # After the commit: events into the outbox in one commit with the state that detected them,
+    # then delivery. None of it raises, nor changes the pass's status or exit code.
+    warn_of_a_low_disk(settings)
+    alerts.after_pass(settings, storage, run_id, clock)
+    return PassResult(run_id, status, results)
+
+
+def log_pass(run_id: int, status: str, trigger: str, results: list[DatasetResult], seconds: float) -> None:
     failed = sum(result.status == "failed" for result in results)
     required = [result for result in results if result.dataset not in optional.OPTIONAL]
     saved = sum(result.status == "ok" for result in required)
-    storage.finish_run(run_id, iso(clock(), settings.timezone), status)
     logs.event(logging.INFO if status == "ok" else logging.WARNING,
                f"pass {run_id} {status}: {saved} of {len(required)} datasets saved"
                f"{optional_summary(results)}",
                event="pass", run_id=run_id, status=status, trigger=trigger,
                datasets=len(results), failed=failed,
                rows=sum(r.rows for r in results), requests=sum(r.requests for r in results),
-               retries=sum(r.retries for r in results),
-               duration_ms=int((clock() - started).total_seconds() * 1000))
-    # After the writes: the pages kept ready (what to ship, computed once for the page and the
-    # alerts; today by group); then events into the outbox in one commit with the state that
-    # detected them, then delivery. None of it raises, nor changes the pass's status or exit code.
-    refresh_kept(settings, storage, clock())
-    warn_of_a_low_disk(settings)
-    alerts.after_pass(settings, storage, run_id, clock)
-    return PassResult(run_id, status, results)
+               retries=sum(r.retries for r in results), duration_ms=int(seconds * 1000))
 
 
 def warn_of_a_low_disk(settings: Settings) -> None:
@@ -138,11 +151,15 @@ def upgrade(settings: Settings, storage: Storage) -> None:
 
 def refresh_kept(settings: Settings, storage: Storage, now: datetime) -> None:
     # (each place's days first: the windows of restock_now are then read from them, 0.6 s rather
-    # than 1.8 s at a big seller's year)
+    # than 1.8 s at a big seller's year). A stop skips what is left: the pass's rows are
+    # committed without it, and the queries compute those pages until the next pass keeps them.
     for name, refresh in (("restock days", kept.refresh_restock_days), ("restock", kept.refresh_restock),
                           ("today", kept.refresh_today),
                           ("buyout", kept.refresh_buyout), ("warehouse month", kept.refresh_warehouse_month),
                           ("stock days", kept.refresh_stock_days)):
+        if stopping.STOP.is_set():
+            logs.event(logging.WARNING, f"{name} not recomputed: the pass is stopping", event=name, status="stopped")
+            continue
         started = time.monotonic()
         try:
             rows = refresh(settings, storage, now)
@@ -170,66 +187,142 @@ def pass_status(results: list[DatasetResult]) -> str:
     return "ok" if not failed else ("failed" if failed == len(required) else "partial")
 
 
-def collect_account(settings: Settings, storage: Storage, account: Account, run_id: int,
-                    datasets: tuple[str, ...], clock: Callable[[], datetime]) -> list[DatasetResult]:
+@dataclass
+class Fetched:
+    """What an account's thread hands the pass's thread: a dataset's result, and what to write
+    for it there (its rows, or what its failure leaves: a note, a rest)."""
+    ctx: Context
+    result: DatasetResult
+    started_at: str
+    write: Callable[[], None]
+
+
+_ACCOUNT_DONE = object()
+
+
+def collect_accounts(settings: Settings, storage: Storage, run_id: int, datasets: tuple[str, ...],
+                     clock: Callable[[], datetime]) -> list[DatasetResult]:
+    """Each account fetches in a thread of its own (the marketplaces' limits are per account),
+    reading what the passes before left; this thread writes each dataset as it arrives, inside
+    the pass's transaction (Storage.one_transaction: SQLite has one writer, and a transaction
+    is one connection's). Results in the order of the accounts and the datasets."""
+    arrived: queue.Queue = queue.Queue()
+
+    def fetch_account(account: Account) -> None:
+        try:
+            for fetched in fetch_datasets(settings, storage, account, run_id, datasets, clock):
+                arrived.put(fetched)
+        except BaseException as exc:  # noqa: BLE001 - a stop: handed over, raised by the pass's thread
+            arrived.put(exc)
+        finally:
+            arrived.put(_ACCOUNT_DONE)
+
+    results, stop = [], None
+    with ThreadPoolExecutor(max_workers=max(1, len(settings.accounts)), thread_name_prefix="account") as pool:
+        for account in settings.accounts:
+            pool.submit(fetch_account, account)
+        for _ in settings.accounts:
+            while (item := arrived.get()) is not _ACCOUNT_DONE:
+                if isinstance(item, BaseException):
+                    stop = stop or item
+                else:
+                    results.append(write_dataset(item))
+    if stop is not None:
+        raise stop
+    accounts = [account.account for account in settings.accounts]
+    return sorted(results, key=lambda r: (accounts.index(r.account), datasets.index(r.dataset)))
+
+
+def fetch_datasets(settings: Settings, storage: Storage, account: Account, run_id: int,
+                   datasets: tuple[str, ...], clock: Callable[[], datetime]) -> Iterator[Fetched]:
     make = wb_api.make_client if account.marketplace == "wb" else ozon_api.make_client
     api = make(account, settings)
     memo: dict = {}
     try:
         # Datasets named by hand (`run --dataset balance`) run now, due or resting.
         by_hand = tuple(datasets) != DATASETS
-        results = (collect_dataset(Context(settings, storage, account, api, run_id, clock(), memo), dataset,
-                                   by_hand) for dataset in datasets)
-        return [result for result in results if result is not None]
+        for dataset in datasets:
+            fetched = fetch_dataset(Context(settings, storage, account, api, run_id, clock(), memo), dataset, by_hand)
+            if fetched is not None:
+                yield fetched
     finally:
         api.close()
 
 
-def collect_dataset(ctx: Context, dataset: str, by_hand: bool = False) -> DatasetResult | None:
-    """Fetch, normalise and write one dataset; None when an optional one is not due this pass."""
+def fetch_dataset(ctx: Context, dataset: str, by_hand: bool = False) -> Fetched | None:
+    """Fetch and normalise one dataset, writing nothing; None when an optional one is not due."""
     ctx.api.stats = RequestStats()
     started, started_at = time.monotonic(), ctx.now_iso
     result = DatasetResult(ctx.account.account, dataset, "ok")
+    account = ctx.account.account
     is_optional = dataset in optional.OPTIONAL
     if is_optional and (note := optional.unset_host(ctx.settings, ctx.account.marketplace, dataset)):
         result.status = "skipped"
-        with ctx.storage.transaction():
-            ctx.storage.set_source_note(ctx.account.account, dataset, note, ctx.now_iso)
-        _finish(ctx, result, started, started_at, separate_transaction=True)
-        return result
+        return _fetched(ctx, result, started, started_at,
+                        lambda: ctx.storage.set_source_note(account, dataset, note, ctx.now_iso))
     # The account's datasets share one client: each sets its own attempts.
     ctx.api.max_attempts = optional.ATTEMPTS if is_optional else ApiClient.max_attempts
-    if is_optional and not by_hand and optional.resting_until(ctx.storage, ctx.account.account, dataset, ctx.now):
+    if is_optional and not by_hand and optional.resting_until(ctx.storage, account, dataset, ctx.now):
         result.status = "skipped"  # refused its category lately: the note on the freshness page says so
-        _finish(ctx, result, started, started_at, separate_transaction=True)
-        return result
-    if is_optional and not by_hand and not optional.due(ctx.storage, ctx.account.account, dataset, ctx.now):
+        return _fetched(ctx, result, started, started_at, lambda: None)
+    if is_optional and not by_hand and not optional.due(ctx.storage, account, dataset, ctx.now):
         return None
     try:
         collected = COLLECTORS[ctx.account.marketplace][dataset](ctx)
-        result.rows, result.rejected = collected.rows, len(collected.rejected)
-        with ctx.storage.transaction():
-            collected.write(ctx.storage)
-            keep_rejected(ctx, dataset, collected.rejected)
-            ctx.storage.replace_note(ctx.account.account, dataset, None, ctx.now_iso, REFUSAL_MARK)
-            if is_optional:
-                optional.end_rest(ctx.storage, ctx.account.account, dataset, ctx.now_iso)
-            _finish(ctx, result, started, started_at)
     except Exception as exc:  # noqa: BLE001 - one dataset's failure must not stop the others
-        result.status, result.error = "failed", ctx.api.redact(describe_failure(ctx, dataset, exc))
-        if not isinstance(exc, (ApiError, BadRecord)):
-            logs.get_logger().debug(ctx.api.redact(traceback.format_exc()))
-        if is_optional and optional.refused(exc):
-            with ctx.storage.transaction():
-                optional.start_rest(ctx.storage, ctx.account.account, ctx.account.marketplace, dataset,
-                                    exc.status, ctx.now, ctx.now_iso, ctx.zone)
-        elif optional.refused(exc) and (note := refusal_note(ctx.account.marketplace, exc)):
-            with ctx.storage.transaction():
-                ctx.storage.replace_note(ctx.account.account, dataset, note, ctx.now_iso, REFUSAL_MARK)
-        _finish(ctx, result, started, started_at, separate_transaction=True)
+        return _fetched(ctx, result, started, started_at, failure(ctx, result, exc))
+    result.rows, result.rejected = collected.rows, len(collected.rejected)
+
+    def write() -> None:
+        collected.write(ctx.storage)
+        keep_rejected(ctx, dataset, collected.rejected)
+        ctx.storage.replace_note(account, dataset, None, ctx.now_iso, REFUSAL_MARK)
+        if is_optional:
+            optional.end_rest(ctx.storage, account, dataset, ctx.now_iso)
+    return _fetched(ctx, result, started, started_at, write)
+
+
+def failure(ctx: Context, result: DatasetResult, exc: Exception) -> Callable[[], None]:
+    """Mark `result` failed; what its failure leaves to write."""
+    account, dataset = ctx.account.account, result.dataset
+    result.status, result.error = "failed", ctx.api.redact(describe_failure(ctx, dataset, exc))
+    if not isinstance(exc, (ApiError, BadRecord)):
+        logs.get_logger().debug(ctx.api.redact(traceback.format_exc()))
+    if dataset in optional.OPTIONAL and optional.refused(exc):
+        ctx.memo[optional.refused_key(dataset)] = True  # (the rest is written at the pass's end)
+        return lambda: optional.start_rest(ctx.storage, account, ctx.account.marketplace, dataset,
+                                           exc.status, ctx.now, ctx.now_iso, ctx.zone)
+    if optional.refused(exc) and (note := refusal_note(ctx.account.marketplace, exc)):
+        return lambda: ctx.storage.replace_note(account, dataset, note, ctx.now_iso, REFUSAL_MARK)
+    return lambda: None
+
+
+def _fetched(ctx: Context, result: DatasetResult, started: float, started_at: str,
+             write: Callable[[], None]) -> Fetched:
+    result.requests, result.retries = ctx.api.stats.requests, ctx.api.stats.retries
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    return Fetched(ctx, result, started_at, write)
+
+
+def write_dataset(fetched: Fetched) -> DatasetResult:
+    """Write what a dataset fetched, with its fetch_log row, in a savepoint of its own: a write
+    that fails leaves none of its rows, and the dataset is failed with what failed."""
+    ctx, result = fetched.ctx, fetched.result
+    try:
+        with ctx.storage.transaction():
+            fetched.write()
+            log_fetch(ctx, result, fetched.started_at)
+    except Exception as exc:  # noqa: BLE001 - one dataset's failure must not stop the others
+        if result.status == "failed":
+            raise  # (what its failure leaves could not be written either: the database is the matter)
+        undone = failure(ctx, result, exc)
+        with ctx.storage.transaction():
+            undone()
+            log_fetch(ctx, result, fetched.started_at)
     logs.event(logging.INFO if result.status == "ok" else logging.ERROR,
-               f"{result.account} {dataset}: ok, {result.rows} rows" if result.status == "ok" else result.error,
-               event="dataset", run_id=ctx.run_id, account=result.account, dataset=dataset,
+               f"{result.account} {result.dataset}: ok, {result.rows} rows" if result.status == "ok"
+               else result.error,
+               event="dataset", run_id=ctx.run_id, account=result.account, dataset=result.dataset,
                status=result.status, rows=result.rows, requests=result.requests,
                retries=result.retries, duration_ms=result.duration_ms)
     return result
@@ -238,6 +331,14 @@ def collect_dataset(ctx: Context, dataset: str, by_hand: bool = False) -> Datase
 def keep_rejected(ctx: Context, dataset: str, rejected: list) -> None:
     """Rows set aside go to rejected_rows and the freshness note; none clears that note."""
     rejects.keep(ctx.storage, ctx.account.account, dataset, rejected, ctx.now_iso)
+
+
+def log_fetch(ctx: Context, result: DatasetResult, started_at: str) -> None:
+    ctx.storage.log_fetch(dict(
+        run_id=ctx.run_id, account=result.account, dataset=result.dataset, status=result.status,
+        started_at=started_at, finished_at=iso(utc_now(), ctx.zone), rows=result.rows,
+        requests=result.requests, retries=result.retries, duration_ms=result.duration_ms,
+        error=result.error, rejected=result.rejected))
 
 
 def describe_failure(ctx: Context, dataset: str, exc: Exception) -> str:
@@ -274,21 +375,6 @@ def refusal_note(marketplace: str, exc: ApiError) -> str | None:
     if marketplace == "ozon" and exc.status == 403:
         return f"у API-ключа Ozon нет доступа к этому методу; {REFUSAL_MARK} выдайте ключу роль с доступом к FBO"
     return None
-
-
-def _finish(ctx: Context, result: DatasetResult, started: float, started_at: str,
-            separate_transaction: bool = False) -> None:
-    stats = ctx.api.stats
-    result.requests, result.retries = stats.requests, stats.retries
-    result.duration_ms = int((time.monotonic() - started) * 1000)
-    entry = dict(run_id=ctx.run_id, account=result.account, dataset=result.dataset, status=result.status,
-                 started_at=started_at, finished_at=iso(utc_now(), ctx.zone), rows=result.rows,
-                 requests=result.requests, retries=result.retries, duration_ms=result.duration_ms,
-                 error=result.error, rejected=result.rejected)
-    if separate_transaction:
-        ctx.storage.log_fetch(entry)
-    else:
-        ctx.storage.db["fetch_log"].insert(entry)
 
 
 # Each marketplace's collectors, by dataset: a function from a Context to what to write.

@@ -3,15 +3,17 @@ group), systemd or `kill` (the main process alone).
 
 A signal sets STOP and nothing else: the code that was running decides where to stop. A pass looks
 at STOP at its checkpoints (before each HTTP request and in every wait between requests) and raises
-Stopped there. A dataset's transaction opens only after its last request, so the dataset in progress
-has written nothing when Stopped leaves it; the datasets saved before stay saved, with their
-fetch_log rows, and the run is closed as failed (runner.run_or_close). A command's main thread
-waits on STOP, then stops its parts in order (scheduler, children, sandbox).
+Stopped there. A dataset's savepoint opens only after its last request, so the dataset in progress
+has written nothing when Stopped leaves it; the pass's transaction then commits the datasets written
+before, with their fetch_log rows, without the pages kept ready, and the run is closed as failed
+(runner.run_or_close). A command's main thread waits on STOP, then stops its parts in order
+(scheduler, children, sandbox).
 
 A stop never takes longer than GRACE_SECONDS: a watchdog started by the first signal kills the
 registered children and exits when the orderly stop has not finished by then (a request stuck on a
 slow network, a database locked by another process). SQLite rolls back a transaction whose process
-is gone, so even that exit leaves no dataset half-written.
+is gone, so even that exit leaves no dataset half-written: it leaves the pass unwritten, and the next
+pass fetches it again.
 
 A stop on a signal, orderly or by the watchdog, exits with EXIT_STOPPED (0): systemd and a
 terminal both count it as a clean stop.

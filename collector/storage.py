@@ -1,8 +1,10 @@
 """The database: schema and migrations, and every write the collector makes.
 
-Each account x dataset is written in one transaction: a failure leaves none of its rows and
-the previous data as it was. Writers in one process share a lock (SQLite has one writer at a
-time anyway); readers such as Datasette never wait thanks to WAL.
+A collector pass lands in one transaction (`Storage.one_transaction`), each account x dataset
+inside it in a savepoint of its own: a failing dataset leaves none of its rows, and a reader sees
+the previous pass whole until the pass, its summaries and its kept pages are all there. Writers
+in one process share a lock (SQLite has one writer at a time anyway); readers such as Datasette
+never wait thanks to WAL.
 """
 
 from __future__ import annotations
@@ -362,6 +364,9 @@ class Storage:
         self._local = threading.local()
         self._connections: list[sqlite_utils.Database] = []
         self._lock = threading.RLock()
+        self._writer: int | None = None  # the thread whose `one_transaction` is open
+        self._undone: BaseException | None = None  # what made SQLite undo that transaction
+        self._savepoints = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db.enable_wal()
@@ -514,7 +519,9 @@ class Storage:
 
     @contextmanager
     def transaction(self):
-        """BEGIN IMMEDIATE takes the write lock up front, so two writers never deadlock.
+        """BEGIN IMMEDIATE takes the write lock up front, so two writers never deadlock. Inside
+        `one_transaction`, a savepoint of it instead: what fails inside is undone, and the rest
+        of the outer transaction goes on.
 
         SQLite's temporary files are kept in memory inside. An upsert fires triggers into a dozen
         summaries and journals, for its own rollback, the pages it changes that the transaction
@@ -524,6 +531,15 @@ class Storage:
         they wrote ~400 MB a pass). A rebuild, an upgrade and the drift check, which sort millions
         of rows, run outside it and keep theirs on disk."""
         with self._lock:
+            if self._writer is not None:
+                if self._writer != threading.get_ident():
+                    raise StorageError("a write from another thread while a pass's transaction is open: "
+                                       "a pass writes from its own thread only (collector/pipeline.py)")
+                if self._undone is not None:  # (a write after SQLite undid the pass: fails as that one did)
+                    raise type(self._undone)(str(self._undone))
+                with self._savepoint():
+                    yield self.db
+                return
             self.db.execute("PRAGMA temp_store = MEMORY")
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -535,6 +551,68 @@ class Storage:
                 self.db.execute("COMMIT")
             finally:
                 self.db.execute("PRAGMA temp_store = DEFAULT")
+
+    @contextmanager
+    def _savepoint(self):
+        self._savepoints += 1
+        name = f"part_{self._savepoints}"
+        self.db.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException as exc:
+            if not self.db.conn.in_transaction:
+                # SQLite undid the whole transaction itself (a full disk while it spilled pages)
+                self._undone = exc
+                raise
+            self.db.execute(f"ROLLBACK TO {name}")
+            self.db.execute(f"RELEASE {name}")
+            raise
+        else:
+            self.db.execute(f"RELEASE {name}")
+
+    @contextmanager
+    def one_transaction(self, commit_on: tuple[type[BaseException], ...] = ()):
+        """Every write of this thread, until the block ends, in one transaction committed at the
+        end: a reader sees all of it or none. `transaction()` inside it is a savepoint. An
+        exception undoes the whole, but one of `commit_on`, which commits what was written
+        before it went on. When SQLite undoes the whole itself (a full disk), or the commit
+        fails, StorageError says that nothing of it was saved."""
+        with self._lock:
+            self.db.execute("PRAGMA temp_store = MEMORY")
+            self.db.execute("BEGIN IMMEDIATE")
+            self._writer, self._undone = threading.get_ident(), None
+        try:
+            yield self.db
+        except commit_on:
+            self._end_one("COMMIT")
+            raise
+        except BaseException:
+            self._end_one("ROLLBACK")
+            raise
+        else:
+            self._end_one("COMMIT")
+
+    def _end_one(self, how: str) -> None:
+        with self._lock:
+            db, undone = self.db, self._undone
+            self._writer = self._undone = None
+            cause = undone
+            if cause is None:
+                try:
+                    db.execute(how)
+                except sqlite3.Error as exc:  # a COMMIT that failed (a full disk): nothing of it stays
+                    cause = exc
+            if cause is not None and db.conn.in_transaction:
+                db.conn.rollback()
+            db.execute("PRAGMA temp_store = DEFAULT")
+            if cause is not None:
+                raise self._nothing_saved(cause) from None
+
+    def _nothing_saved(self, exc: BaseException) -> StorageError:
+        if "disk is full" in str(exc):
+            return StorageError(f"the disk holding the database is full ({self.path.parent}): nothing of this pass "
+                                f"was saved, and the next pass fetches it again once there is space")
+        return StorageError(f"cannot write the database {self.path}: {exc}: nothing of this pass was saved")
 
     # -- bookkeeping -------------------------------------------------------------------------
 

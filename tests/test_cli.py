@@ -125,6 +125,28 @@ def test_aliases_load_regroups_the_pages_kept_ready_at_once(live_sandbox, tmp_pa
             ("Новая группа",)]
 
 
+def test_aliases_load_waits_for_the_pass_in_progress_then_loads(tmp_path):
+    """A pass holds SQLite's write lock from its start to its commit (Storage.one_transaction),
+    longer than SQLite's busy timeout: a command that writes waits for it, and says so."""
+    env = {"DATABASE_PATH": str(tmp_path / "mp.db")}
+    assert mp("init-db", env=env, cwd=tmp_path).returncode == 0
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("WB_", "OZON_"))}
+    with run_lock(tmp_path / "mp.db"):
+        loading = subprocess.Popen([sys.executable, "-m", "collector", "--log-format", "text", "aliases", "load",
+                                    str(PROJECT / "data" / "aliases.example.csv")], env={**clean, **env},
+                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                loading.wait(timeout=4)  # (it starts in ~1 s, then waits)
+        except BaseException:
+            loading.kill()
+            raise
+    out, err = loading.communicate(timeout=60)
+    assert loading.returncode == 0, err
+    assert "a collector pass is writing" in err and "waiting for it to end" in err
+    assert out.strip() == f"28 keys in 5 aliases loaded from {PROJECT / 'data' / 'aliases.example.csv'}"
+
+
 def test_init_db_and_aliases_load(tmp_path):
     env = {"DATABASE_PATH": str(tmp_path / "mp.db")}
     assert mp("init-db", env=env, cwd=tmp_path).returncode == 0

@@ -1,6 +1,8 @@
 """The collector against the sandbox over real HTTP: what a pass saves, and what it never does."""
 
+import sqlite3
 from collections import Counter
+from contextlib import closing
 from datetime import date
 
 import pytest
@@ -9,7 +11,7 @@ from collector.config import load_settings
 from collector.pipeline import DATASETS, run_pass
 from collector.sandbox import Fault, SandboxConfig
 from collector.sandbox.clock import to_us
-from collector.storage import Storage
+from collector.storage import Storage, StorageError
 from tests.conftest import SMALL_SELLER, collector_environ, table
 
 TODAY = date(2026, 11, 26)
@@ -161,24 +163,44 @@ class FullDisk(Storage):
         return db
 
 
-def test_a_full_disk_fails_what_it_could_not_save_says_so_and_loses_nothing(sandbox, settings, storage,
-                                                                             collect, clock):
+def test_a_full_disk_fails_the_pass_says_so_and_loses_nothing(sandbox, settings, storage, collect, clock):
+    """SQLite undoes the whole pass when the disk fills as it spills pages: the pass says that
+    nothing of it was saved, the data before it is whole, and the next pass saves it all."""
+    collect()
+    before = table(storage, "SELECT count(*), sum(quantity) FROM orders")
+    clock.advance(hours=2)
     storage.close()
-    full = FullDisk(settings.database_path, pages=40)
-    result = run_pass(settings, full, clock=clock.now)
+    full = FullDisk(settings.database_path, pages=2)
+    with pytest.raises(StorageError) as raised:
+        run_pass(settings, full, clock=clock.now)
     full.close()
-    failed = [r for r in result.datasets if r.status == "failed"]
-    assert result.status == "partial" and failed
-    labels = {account.account: account.label for account in settings.accounts}
-    for r in failed:
-        assert r.error == (f"{r.account} ({labels[r.account]}) "
-                           f"{r.dataset}: the disk holding the database is full ({settings.database_path.parent}): "
-                           f"nothing of this dataset was saved, and the next pass fetches it again once there is space")
+    assert str(raised.value) == (f"the disk holding the database is full ({settings.database_path.parent}): "
+                                 f"nothing of this pass was saved, and the next pass fetches it again once there "
+                                 f"is space")
     assert table(storage, "PRAGMA integrity_check") == [("ok",)]
+    assert table(storage, "SELECT count(*), sum(quantity) FROM orders") == before
     assert collect().status == "ok"  # (space again: the next pass)
     for account in ACCOUNTS:
         truth = sandbox.seller.ordered_units(account, TODAY, clock.now())
         assert ordered_today(storage, account) == {k: v for k, v in truth.items() if v}, account
+
+
+def test_a_dataset_that_fails_to_write_leaves_the_others_of_the_pass_saved(sandbox, settings, storage, collect,
+                                                                         monkeypatch):
+    """Each dataset writes in a savepoint of the pass's transaction: one that fails is undone
+    alone, and the pass commits the rest."""
+    def broken(*args, **kwargs):
+        raise sqlite3.IntegrityError("a write the schema refuses")
+
+    monkeypatch.setattr(Storage, "write_stock", broken)
+    result = collect()
+    failed = {(r.account, r.dataset) for r in result.datasets if r.status == "failed"}
+    assert result.status == "partial" and failed == {(a, "stocks") for a in ACCOUNTS}
+    assert table(storage, "SELECT count(*) FROM stock") == [(0,)]
+    assert table(storage, "SELECT count(*) FROM orders")[0][0] > 0
+    assert {(a, d) for a, d in table(storage, "SELECT account, dataset FROM fetch_log WHERE status = 'ok'"
+                                              " AND dataset IN ('stocks', 'orders', 'sales')")} == \
+        {(a, d) for a in ACCOUNTS for d in ("orders", "sales")}
 
 
 def test_ozon_buyouts_are_dated_by_the_pass_that_sees_delivery(sandbox, storage, collect, clock):
@@ -272,3 +294,36 @@ def test_days_follow_the_configured_zone(sandbox, tmp_path, storage, clock):
     # "Today" started at Vladivostok midnight (14:00 Moscow the day before), not Moscow's.
     first_today = table(storage, "SELECT min(ordered_at) FROM orders WHERE account = 'ozon-1' AND day = '2026-11-26'")
     assert first_today[0][0] >= "2026-11-26T00:00:00+10:00"
+
+
+def test_a_reader_sees_the_previous_pass_whole_until_the_next_lands_with_its_kept_pages(
+        storage, settings, collect, clock, monkeypatch):
+    """A pass commits once, after its pages kept ready: until then the viewer reads the
+    previous pass's rows and the pages kept from them, never rows whose pages are not kept."""
+    import collector.pipeline as pipeline
+
+    def seen() -> tuple:
+        with closing(sqlite3.connect(f"file:{settings.database_path}?mode=ro", uri=True)) as reader:
+            return reader.execute(
+                "SELECT (SELECT count(*) || ':' || total(quantity) FROM orders),"
+                " (SELECT count(*) FROM stock), (SELECT count(*) FROM fetch_log),"
+                " (SELECT group_concat(in_step) FROM restock_now_basis),"
+                " (SELECT count(*) FROM today_now)").fetchone()
+
+    collect()
+    after_first = seen()
+    assert set(after_first[3].split(",")) == {"1"} and after_first[4] > 0  # (kept, and vouched for)
+    during = []
+    keep = pipeline.refresh_kept
+
+    def refresh_kept_and_look(*args):
+        during.append(seen())  # every dataset written, the pages not yet kept
+        keep(*args)
+        during.append(seen())  # kept, not yet committed
+    monkeypatch.setattr(pipeline, "refresh_kept", refresh_kept_and_look)
+    clock.advance(hours=3)
+    assert collect().status == "ok"
+    after_second = seen()
+    assert during == [after_first, after_first]
+    assert after_second[:3] != after_first[:3]  # (the second pass did bring rows)
+    assert set(after_second[3].split(",")) == {"1"} and after_second[4] > 0

@@ -26,8 +26,10 @@ def ozon_stocks(ctx: Context) -> Collected:
     recent stock or orders."""
     account: OzonAccount = ctx.account
     catalog = None
-    listed = ctx.storage.state(listed_key(account.account))
+    # (the catalogue of this very pass, written only at its end, else the one a pass before left)
+    listed = ctx.memo.get(LISTED) or ctx.storage.state(listed_key(account.account))
     if (not account.skus and listed is None
+            and not ctx.memo.get(optional.refused_key("catalog"))
             and not optional.resting_until(ctx.storage, account.account, "catalog", ctx.now)):
         catalog = ozon_catalog_records(ctx)
     listed_skus = catalog[1] if catalog else json.loads(listed or "[]")
@@ -126,6 +128,9 @@ def ozon_balance(ctx: Context) -> Collected:
     return Collected(1, lambda storage: storage.write_balance(balance, ctx.now_iso))
 
 
+LISTED = "catalog_skus"  # in Context.memo: the SKUs the catalogue listed in this pass
+
+
 def listed_key(account: str) -> str:
     return f"catalog_skus:{account}"
 
@@ -144,6 +149,7 @@ def write_ozon_catalog(ctx: Context, storage: Storage, products: list, skus: lis
 
 def ozon_catalog(ctx: Context) -> Collected:
     products, skus, rejected = ozon_catalog_records(ctx)
+    ctx.memo[LISTED] = json.dumps(skus)
     return Collected(len(products) + len(rejected),
                      lambda storage: write_ozon_catalog(ctx, storage, products, skus), rejected)
 

@@ -74,10 +74,13 @@ class WbBatch:
 
 def wb_stocks(ctx: Context) -> Collected:
     items = wb_api.fetch_stock_items(ctx.api, ctx.settings)
-    levels = wb_norm.named_sizes(wb_norm.stock_levels(items, ctx.account.account),
-                                 ctx.storage.size_names(ctx.account.account))
-    return Collected(len(items), lambda storage: storage.write_stock(
-        ctx.account.account, levels, ctx.now_iso, ctx.today, ctx.run_id))
+    levels = wb_norm.stock_levels(items, ctx.account.account)
+
+    def write(storage: Storage) -> None:
+        # (named by the cards as they are written: the catalogue of this very pass included)
+        named = wb_norm.named_sizes(levels, storage.size_names(ctx.account.account))
+        storage.write_stock(ctx.account.account, named, ctx.now_iso, ctx.today, ctx.run_id)
+    return Collected(len(items), write)
 
 
 
@@ -97,6 +100,9 @@ METHOD_GONE = (404, 410)
 FEED_REACH = timedelta(days=31) - timedelta(minutes=10)
 
 
+SWITCHED = "switched to the feed"  # in Context.memo: this pass switched the cabinet to the feed
+
+
 def feed_state_key(account: str) -> str:
     return f"wb_orders_source:{account}"
 
@@ -108,7 +114,8 @@ def feed_sales_key(account: str) -> str:
 
 def wb_orders_source(ctx: Context, dataset: str) -> Collected:
     source = ctx.settings.wb_orders_source
-    if source == FEED or (source == "auto" and ctx.storage.state(feed_state_key(ctx.account.account))):
+    if source == FEED or (source == "auto" and (ctx.memo.get(SWITCHED)
+                                                or ctx.storage.state(feed_state_key(ctx.account.account)))):
         return wb_feed(ctx, dataset)
     try:
         return wb_statistics(ctx, dataset)
@@ -123,6 +130,7 @@ def wb_switch_to_feed(ctx: Context, dataset: str, gone: ApiError) -> Collected:
     switch is saved in the dataset's own transaction, so a failed write leaves it untried."""
     try:
         collected = wb_feed(ctx, dataset)
+        ctx.memo[SWITCHED] = True  # (the switch is written at the pass's end: the next dataset knows now)
     except ApiError as exc:
         raise ApiError(exc.endpoint, exc.status, f"{exc.detail} (the order feed was tried because "
                        f"{gone.endpoint} answered HTTP {gone.status}: the method is gone)", exc.reason) from None

@@ -85,9 +85,20 @@ class RecordingStorage(Storage):
     @contextmanager
     def transaction(self):
         with self._lock:  # held until the state is noted: no other write can come between
+            nested = self.db.conn.in_transaction  # (a savepoint of the pass: nothing committed)
             with super().transaction() as db:
                 yield db
-            self.note()
+            if not nested:
+                self.note()
+
+    @contextmanager
+    def one_transaction(self, **options):
+        try:
+            with super().one_transaction(**options) as db:
+                yield db
+        finally:
+            with self._lock:
+                self.note()  # (the pass's commit, or what a rollback left: both committed states)
 
     def note(self) -> None:
         conn = self.db.conn
