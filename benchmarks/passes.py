@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+import sqlite3
 import threading
 import time
 from collections import Counter, defaultdict
@@ -90,6 +91,7 @@ class PassResult:
     written_bytes: int = 0  # what the pass wrote to files: SQLite's WAL frames and checkpoints
     # what a second pass at the same minute wrote, when asked: nothing changed at the marketplaces
     written_again: int | None = None
+    kept: "KeptWatch | None" = None  # what a reader beside the pass saw of the pages kept ready
 
 
 def written_bytes() -> int:
@@ -100,6 +102,59 @@ def written_bytes() -> int:
         if line.startswith("wchar:"):
             return int(line.split()[1])
     raise RuntimeError("/proc/self/io has no wchar")
+
+
+class KeptWatch:
+    """What a reader (the viewer) beside a pass finds of the pages kept ready, looking every
+    POLL seconds: whether `restock_now_basis` vouches for every window and `today_now` holds its
+    rows. While it does not, every canned query computes its answer (`restock_window` up to a
+    second at a year). `unkept_seconds`: the time from a look that found them not kept to the next."""
+
+    POLL = 0.02
+
+    def __init__(self, database: Path):
+        self.database = database
+        self.looks = 0
+        self.unkept_looks = 0
+        self.unkept_seconds = 0.0
+        self.kept_at_start: bool | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="kept-watch", daemon=True)
+
+    def __enter__(self):
+        self.kept_at_start = self._kept_now(self._connect())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, check_same_thread=False)
+
+    @staticmethod
+    def _kept_now(reader: sqlite3.Connection) -> bool:
+        return bool(reader.execute("SELECT NOT EXISTS (SELECT 1 FROM restock_now_basis WHERE NOT in_step)"
+                                   " AND EXISTS (SELECT 1 FROM restock_now_basis)"
+                                   " AND EXISTS (SELECT 1 FROM today_now)").fetchone()[0])
+
+    def _watch(self) -> None:
+        reader = self._connect()
+        try:
+            last, kept = time.perf_counter(), True
+            while not self._stop.wait(self.POLL):
+                now = time.perf_counter()
+                if not kept:
+                    self.unkept_seconds += now - last
+                kept = self._kept_now(reader)
+                self.looks += 1
+                self.unkept_looks += not kept
+                last = now
+            if not kept:
+                self.unkept_seconds += time.perf_counter() - last
+        finally:
+            reader.close()
 
 
 class CallRecorder:
@@ -242,7 +297,7 @@ def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PAS
         settings = load_settings(env_file=None, environ=collector_environ(sandbox, database, out / "aliases.csv", "1"))
         storage = Storage(database)
         try:
-            with CallRecorder() as recorder:
+            with CallRecorder() as recorder, KeptWatch(database) as kept:
                 began, written = time.perf_counter(), written_bytes()
                 result = run_pass(settings, storage, "bench", clock=clock.now)
                 seconds = time.perf_counter() - began
@@ -254,7 +309,8 @@ def measure(config, warm: Path, out: Path, latency_ms: float, at: datetime = PAS
                           for r in sandbox.request_log if r.status == 429)
         written_again = written_by_a_pass(settings, database, clock, "the pass again") if again else None
     fewest = recorder.fewest()
-    measured = PassResult(latency_ms, seconds, result.status, written_bytes=written, written_again=written_again)
+    measured = PassResult(latency_ms, seconds, result.status, written_bytes=written, written_again=written_again,
+                          kept=kept)
     for dataset in result.datasets:
         key = (dataset.account, dataset.dataset)
         least, rows = fewest.get(key, (0, 0))

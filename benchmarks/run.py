@@ -232,6 +232,14 @@ def _pass(options: Options, out: Path, report: Report, log) -> None:
         report.add("2 pass", f"wall time, sandbox latency {m.latency_ms:g} ms", f"{m.seconds:.1f} s",
                    f"{sum(d.requests for d in m.datasets)} requests, status {m.status}",
                    f"well inside {PERIOD_SECONDS // 60} min", m.status == "ok" and m.seconds < PERIOD_SECONDS / 4, cmd)
+    for m in measured:
+        k = m.kept
+        report.add("2 pass", f"pages not kept ready during the pass, sandbox latency {m.latency_ms:g} ms",
+                   f"{k.unkept_seconds:.1f} s of {m.seconds:.1f} s",
+                   f"{k.unkept_looks} of {k.looks} looks by a reader every {k.POLL * 1000:g} ms found "
+                   f"restock_now or today_now not vouched for (kept before the pass: {'yes' if k.kept_at_start else 'no'})",
+                   "0 s: the viewer reads the previous pass whole until this one lands",
+                   k.kept_at_start and k.unkept_looks == 0, cmd)
     # Bytes written: the busiest pass of the day (23:50, every posting of the day re-read); a day
     # of 144 passes writes at most 144 times that.
     report.add("2 pass", "bytes written by the busiest pass (WAL + checkpoint)", _mb(first.written_bytes),
@@ -242,6 +250,8 @@ def _pass(options: Options, out: Path, report: Report, log) -> None:
                f"<= {_mb(UNCHANGED_PASS_BYTES)}", first.written_again <= UNCHANGED_PASS_BYTES, cmd)
     report.data["pass"] = [{"latency_ms": m.latency_ms, "seconds": m.seconds, "status": m.status,
                             "written_bytes": m.written_bytes, "written_again": m.written_again,
+                            "unkept_seconds": m.kept.unkept_seconds, "looks": m.kept.looks,
+                            "unkept_looks": m.kept.unkept_looks, "kept_at_start": m.kept.kept_at_start,
                             "datasets": [vars(d) for d in m.datasets]} for m in measured]
 
 
