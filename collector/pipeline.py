@@ -206,7 +206,9 @@ def collect_accounts(settings: Settings, storage: Storage, run_id: int, datasets
     reading what the passes before left; this thread writes each dataset as it arrives, inside
     the pass's transaction (Storage.one_transaction: SQLite has one writer, and a transaction
     is one connection's). Results in the order of the accounts and the datasets."""
-    arrived: queue.Queue = queue.Queue()
+    # (bounded: an account fetches ahead of the writer by one dataset at most, so a pass holds in
+    # memory about what it did when each account wrote its own)
+    arrived: queue.Queue = queue.Queue(maxsize=max(1, len(settings.accounts)))
 
     def fetch_account(account: Account) -> None:
         try:
@@ -217,7 +219,7 @@ def collect_accounts(settings: Settings, storage: Storage, run_id: int, datasets
         finally:
             arrived.put(_ACCOUNT_DONE)
 
-    results, stop = [], None
+    results, stop, broken = [], None, None
     with ThreadPoolExecutor(max_workers=max(1, len(settings.accounts)), thread_name_prefix="account") as pool:
         for account in settings.accounts:
             pool.submit(fetch_account, account)
@@ -225,10 +227,13 @@ def collect_accounts(settings: Settings, storage: Storage, run_id: int, datasets
             while (item := arrived.get()) is not _ACCOUNT_DONE:
                 if isinstance(item, BaseException):
                     stop = stop or item
-                else:
-                    results.append(write_dataset(item))
-    if stop is not None:
-        raise stop
+                elif broken is None:
+                    try:
+                        results.append(write_dataset(item))
+                    except BaseException as exc:  # noqa: BLE001 - the database failed: raised once all have ended
+                        broken = exc  # (the rest is taken and dropped, so that no fetch waits on a full queue)
+    if broken is not None or stop is not None:
+        raise broken or stop
     accounts = [account.account for account in settings.accounts]
     return sorted(results, key=lambda r: (accounts.index(r.account), datasets.index(r.dataset)))
 
