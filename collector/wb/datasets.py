@@ -127,7 +127,7 @@ def wb_orders_source(ctx: Context, dataset: str) -> Collected:
 
 def wb_switch_to_feed(ctx: Context, dataset: str, gone: ApiError) -> Collected:
     """Statistics says its method is gone: this dataset comes from the feed from now on. The
-    switch is saved in the dataset's own transaction, so a failed write leaves it untried."""
+    switch is saved with the dataset's rows (its savepoint), so a failed write leaves it untried."""
     try:
         collected = wb_feed(ctx, dataset)
         ctx.memo[SWITCHED] = True  # (the switch is written at the pass's end: the next dataset knows now)
