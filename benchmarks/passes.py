@@ -20,6 +20,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter, defaultdict
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -122,7 +123,8 @@ class KeptWatch:
         self._thread = threading.Thread(target=self._watch, name="kept-watch", daemon=True)
 
     def __enter__(self):
-        self.kept_at_start = self._kept_now(self._connect())
+        with closing(self._connect()) as reader:
+            self.kept_at_start = self._kept_now(reader)
         self._thread.start()
         return self
 

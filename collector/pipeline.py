@@ -314,16 +314,11 @@ def write_dataset(fetched: Fetched) -> DatasetResult:
     that fails leaves none of its rows, and the dataset is failed with what failed."""
     ctx, result = fetched.ctx, fetched.result
     try:
-        with ctx.storage.transaction():
-            fetched.write()
-            log_fetch(ctx, result, fetched.started_at)
+        write_logged(fetched, fetched.write)
     except Exception as exc:  # noqa: BLE001 - one dataset's failure must not stop the others
         if result.status == "failed":
             raise  # (what its failure leaves could not be written either: the database is the matter)
-        undone = failure(ctx, result, exc)
-        with ctx.storage.transaction():
-            undone()
-            log_fetch(ctx, result, fetched.started_at)
+        write_logged(fetched, failure(ctx, result, exc))
     logs.event(logging.INFO if result.status == "ok" else logging.ERROR,
                f"{result.account} {result.dataset}: ok, {result.rows} rows" if result.status == "ok"
                else result.error,
@@ -338,12 +333,16 @@ def keep_rejected(ctx: Context, dataset: str, rejected: list) -> None:
     rejects.keep(ctx.storage, ctx.account.account, dataset, rejected, ctx.now_iso)
 
 
-def log_fetch(ctx: Context, result: DatasetResult, started_at: str) -> None:
-    ctx.storage.log_fetch(dict(
-        run_id=ctx.run_id, account=result.account, dataset=result.dataset, status=result.status,
-        started_at=started_at, finished_at=iso(utc_now(), ctx.zone), rows=result.rows,
-        requests=result.requests, retries=result.retries, duration_ms=result.duration_ms,
-        error=result.error, rejected=result.rejected))
+def write_logged(fetched: Fetched, write: Callable[[], None]) -> None:
+    """`write` and the dataset's fetch_log row, in one savepoint."""
+    ctx, result = fetched.ctx, fetched.result
+    with ctx.storage.transaction():
+        write()
+        ctx.storage.log_fetch(dict(
+            run_id=ctx.run_id, account=result.account, dataset=result.dataset, status=result.status,
+            started_at=fetched.started_at, finished_at=iso(utc_now(), ctx.zone), rows=result.rows,
+            requests=result.requests, retries=result.retries, duration_ms=result.duration_ms,
+            error=result.error, rejected=result.rejected))
 
 
 def describe_failure(ctx: Context, dataset: str, exc: Exception) -> str:

@@ -640,7 +640,7 @@ class Storage:
                             [finished_at, status, run_id])
 
     def log_fetch(self, entry: dict) -> None:
-        """One fetch_log row; part of the dataset's own transaction when the dataset succeeded."""
+        """One fetch_log row; in a pass, in the savepoint of the dataset it logs."""
         with self.transaction():
             self.db["fetch_log"].insert(entry)
 
